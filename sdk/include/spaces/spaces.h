@@ -1,0 +1,126 @@
+/* spaces.h - the C API of the Spaces memory allocator.
+ *
+ * Valid C99 and C++. Every function here may be called from any thread unless its comment says
+ * otherwise. Nothing in this header allocates or depends on anything but <stddef.h>.
+ *
+ * The malloc family is always available under the spaces_ names; the override library
+ * (libspaces.a / libspaces.so) additionally exports malloc, free, operator new/delete and
+ * friends as one-line forwarders onto these functions.
+ */
+#ifndef SPACES_SPACES_H
+#define SPACES_SPACES_H
+
+#include <stddef.h>
+
+#define SPACES_VERSION_MAJOR 0
+#define SPACES_VERSION_MINOR 1
+#define SPACES_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH */
+#define SPACES_VERSION (SPACES_VERSION_MAJOR * 10000 + SPACES_VERSION_MINOR * 100 + SPACES_VERSION_PATCH)
+
+#if defined(SPACES_BUILDING_LIBRARY)
+#define SPACES_API __attribute__((visibility("default")))
+#else
+#define SPACES_API
+#endif
+
+#if defined(__GNUC__)
+#define SPACES_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#else
+#define SPACES_MALLOC_ATTR
+#endif
+
+#ifdef __cplusplus
+#define SPACES_NOEXCEPT noexcept
+extern "C" {
+#else
+#define SPACES_NOEXCEPT
+#endif
+
+/* ---- The malloc family ------------------------------------------------------------------------
+ * Contracts are those of C17/POSIX: a size that cannot be satisfied returns NULL with
+ * errno = ENOMEM (never a crash); a zero size returns a unique, freeable pointer; every block of
+ * 16 bytes or more is at least 16-byte aligned. spaces_free(NULL) is a no-op. Freeing a pointer
+ * Spaces does not own, freeing twice, or a corrupted free list goes to the error handler. */
+SPACES_API void *spaces_malloc(size_t size) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+SPACES_API void *spaces_calloc(size_t count, size_t size) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+SPACES_API void *spaces_realloc(void *p, size_t size) SPACES_NOEXCEPT;
+/* reallocarray: realloc(p, count * size) with overflow check (ENOMEM). */
+SPACES_API void *spaces_reallocarray(void *p, size_t count, size_t size) SPACES_NOEXCEPT;
+SPACES_API void spaces_free(void *p) SPACES_NOEXCEPT;
+/* Free with the size (or alignment) the block was requested with; a wrong size is reported. */
+SPACES_API void spaces_free_sized(void *p, size_t size) SPACES_NOEXCEPT;
+SPACES_API void spaces_free_aligned_sized(void *p, size_t alignment, size_t size) SPACES_NOEXCEPT;
+/* Any power-of-two alignment (1 B up to 1 GiB). Not a power of two: NULL, errno = EINVAL. */
+SPACES_API void *spaces_aligned_alloc(size_t alignment, size_t size) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+/* POSIX: alignment must be a power of two and a multiple of sizeof(void*), else EINVAL
+ * (returned, errno untouched). */
+SPACES_API int spaces_posix_memalign(void **out, size_t alignment, size_t size) SPACES_NOEXCEPT;
+/* Bytes usable at p (>= the size requested); 0 for NULL. p must be a live block. */
+SPACES_API size_t spaces_usable_size(const void *p) SPACES_NOEXCEPT;
+/* 1 if p points into memory Spaces manages (a live slab, a large block, or an arena reserved
+ * by Spaces), else 0. Never faults, whatever p is. Lock-free. */
+SPACES_API int spaces_owns(const void *p) SPACES_NOEXCEPT;
+
+/* ---- Knobs and diagnostics -------------------------------------------------------------------
+ * Options are listed in docs/options.md; each is also read once, at initialisation, from the
+ * environment variable SPACES_<NAME> (upper case). spaces_option_set returns 0, or -1 with
+ * errno = EINVAL for an unknown name or a value out of range. spaces_option_get returns -1 with
+ * errno = EINVAL for an unknown name. */
+SPACES_API int spaces_option_set(const char *name, long long value) SPACES_NOEXCEPT;
+SPACES_API long long spaces_option_get(const char *name) SPACES_NOEXCEPT;
+
+/* Return free memory to the OS now. force = 0: the calling thread's cached slabs and every
+ * arena slab past its purge delay; force != 0: also every cached slab whatever its age, and the
+ * heaps of exited threads are collected. */
+SPACES_API void spaces_collect(int force) SPACES_NOEXCEPT;
+
+#define SPACES_STATS_VERSION 1
+/* Process-wide figures. Set .size = sizeof(struct spaces_stats) before the call (or 0 for the
+ * size this header was compiled with); the library fills at most that many bytes, so an old
+ * binary linked against a newer library stays safe. Returns 0, or -1 with EINVAL. */
+struct spaces_stats {
+  size_t size;                /* in: sizeof(struct spaces_stats); out: bytes filled */
+  unsigned version;           /* out: SPACES_STATS_VERSION of the library */
+  unsigned reserved0;
+  size_t reserved_bytes;      /* virtual memory reserved from the OS (arenas + large mappings) */
+  size_t committed_bytes;     /* of which possibly backed by RAM (in use or not yet purged) */
+  size_t peak_committed_bytes;
+  size_t slabs_in_use;        /* slabs owned by a heap (including each heap's empty-slab cache) */
+  size_t slabs_cached;        /* free slabs in arenas, not yet returned to the OS */
+  size_t arenas;              /* 4 MiB arenas mapped */
+  size_t large_blocks;        /* live blocks over 8 KiB */
+  size_t large_bytes;         /* bytes mapped for them */
+  size_t heaps;               /* thread heaps ever created */
+  size_t heaps_abandoned;     /* heaps of exited threads waiting for a new thread */
+  size_t purges;              /* madvise calls that returned memory */
+  size_t mmap_calls;          /* mappings requested from the OS */
+  size_t threads_started;     /* threads that have allocated */
+};
+SPACES_API int spaces_stats(struct spaces_stats *out) SPACES_NOEXCEPT;
+/* Write the stats as text to fd. Allocation-free; safe from a signal handler only if no other
+ * thread is inside Spaces' arena lock. */
+SPACES_API void spaces_stats_print(int fd) SPACES_NOEXCEPT;
+
+/* Error codes passed to the error handler. */
+#define SPACES_ERROR_INVALID_FREE 1   /* free of a pointer Spaces does not own */
+#define SPACES_ERROR_DOUBLE_FREE 2    /* block freed twice */
+#define SPACES_ERROR_CORRUPTED 3      /* free list or header damaged (a write after free?) */
+#define SPACES_ERROR_SIZE_MISMATCH 4  /* free_sized with a size the block cannot have */
+#define SPACES_ERROR_OUT_OF_MEMORY 5  /* reported only when the option `abort_on_oom` is set */
+
+/* Called for every detected misuse. The default handler writes one line to stderr naming the
+ * fault and the address, then calls abort(). A handler that returns makes Spaces ignore the
+ * offending call (the block is neither freed nor reused). fn = NULL restores the default.
+ * The handler may be called from any thread, with no Spaces lock held. */
+typedef void (*spaces_error_fn)(int error, void *addr, const char *message, void *arg);
+SPACES_API void spaces_set_error_handler(spaces_error_fn fn, void *arg) SPACES_NOEXCEPT;
+
+/* "0.1.0": the library's version at run time (compare with SPACES_VERSION_* at build time). */
+SPACES_API const char *spaces_version(void) SPACES_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPACES_SPACES_H */

@@ -1,0 +1,400 @@
+// api.cpp - the spaces_* functions: the malloc family's fast paths, initialisation, fork,
+// errors and statistics.
+//
+// The fast paths (spaces_malloc, spaces_free) read one thread-local pointer and the first cache
+// line of one slab; they take no lock and do no atomic read-modify-write. Everything else is a
+// call to a slow path in heap.cpp or large.cpp. Initialisation happens on the first slow path
+// (there are no static constructors), is safe before main and from any thread, and never
+// recurses: what it calls that may allocate (pthread_atfork, atexit) runs after the core is
+// usable, and re-entry from the initialising thread is let through.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+#include <stdlib.h>
+#include <unistd.h>
+
+namespace spaces_core {
+
+void heap_init_key();
+void heap_mark_aligned(Slab* s);
+void heap_collect_abandoned();
+
+namespace {
+
+std::atomic<int> g_init_state{0};  // 0 not started, 1 running, 2 done, 3 failed
+SPACES_TLS bool t_initializing = false;
+
+spaces_error_fn g_error_fn = nullptr;
+void* g_error_arg = nullptr;
+
+void fork_prepare() {
+  heap_fork_lock();
+  g_arena_lock.lock();
+}
+void fork_parent() {
+  g_arena_lock.unlock();
+  heap_fork_unlock();
+}
+void fork_child() {
+  arena_after_fork_child();
+  heap_after_fork_child();
+}
+
+void print_stats_at_exit() { spaces_stats_print(2); }
+
+}  // namespace
+
+bool ensure_init() {
+  int st = g_init_state.load(std::memory_order_acquire);
+  if (SPACES_LIKELY(st == 2)) return true;
+  if (st == 3) return false;
+  if (t_initializing) return true;  // re-entered from something init calls: the core is ready
+  int expected = 0;
+  if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    t_initializing = true;
+    options_init_from_env();
+    if (!pagemap_init()) {
+      g_init_state.store(3, std::memory_order_release);
+      t_initializing = false;
+      return false;
+    }
+    heap_init_key();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (option(kOpt_show_stats)) atexit(print_stats_at_exit);
+    if (option(kOpt_verbose)) {
+      write_str(2, "spaces: version ");
+      write_str(2, spaces_version());
+      write_str(2, " initialised (pid ");
+      char buf[24];
+      char* e = buf + sizeof buf;
+      *--e = 0;
+      unsigned long v = (unsigned long)getpid();
+      do *--e = char('0' + v % 10), v /= 10; while (v);
+      write_str(2, e);
+      write_str(2, ")\n");
+      options_print(2);
+    }
+    t_initializing = false;
+    g_init_state.store(2, std::memory_order_release);
+    return true;
+  }
+  while ((st = g_init_state.load(std::memory_order_acquire)) == 1) sched_yield();
+  return st == 2;
+}
+
+void write_str(int fd, const char* s) {
+  size_t n = strlen(s);
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= size_t(w);
+  }
+}
+
+char* format_hex(char* out, uintptr_t v) {  // out: at least 19 bytes
+  static const char digits[] = "0123456789abcdef";
+  char tmp[16];
+  int n = 0;
+  do tmp[n++] = digits[v & 15], v >>= 4; while (v);
+  *out++ = '0';
+  *out++ = 'x';
+  while (n) *out++ = tmp[--n];
+  *out = 0;
+  return out;
+}
+
+void write_num(int fd, const char* label, unsigned long long v) {
+  char buf[32];
+  char* e = buf + sizeof buf;
+  *--e = 0;
+  *--e = '\n';
+  do *--e = char('0' + v % 10), v /= 10; while (v);
+  write_str(fd, label);
+  write_str(fd, e);
+}
+
+void report_error(int code, const void* addr, const char* what) {
+  spaces_error_fn fn = __atomic_load_n(&g_error_fn, __ATOMIC_ACQUIRE);
+  if (fn) {
+    fn(code, const_cast<void*>(addr), what, __atomic_load_n(&g_error_arg, __ATOMIC_ACQUIRE));
+    return;
+  }
+  char line[256];
+  char hex[24];
+  format_hex(hex, reinterpret_cast<uintptr_t>(addr));
+  line[0] = 0;
+  strncat(line, "spaces: error: ", sizeof line - 1);
+  strncat(line, what, sizeof line - strlen(line) - 1);
+  strncat(line, " at ", sizeof line - strlen(line) - 1);
+  strncat(line, hex, sizeof line - strlen(line) - 1);
+  strncat(line, "\n", sizeof line - strlen(line) - 1);
+  write_str(2, line);
+  abort();
+}
+
+void* out_of_memory() {
+  if (option(kOpt_abort_on_oom)) report_error(SPACES_ERROR_OUT_OF_MEMORY, nullptr, "out of memory");
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// Shared by realloc and usable_size: the slab of a pointer that must be a live block, or NULL
+// after reporting.
+static Slab* checked_slab(const void* p, const char* what) {
+  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
+  if (!pagemap_is_head(q)) {
+    report_error(pagemap_in_region(reinterpret_cast<uintptr_t>(p)) ? SPACES_ERROR_DOUBLE_FREE
+                                                                   : SPACES_ERROR_INVALID_FREE,
+                 p, what);
+    return nullptr;
+  }
+  Slab* s = slab_of(p);
+  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, what);
+    return nullptr;
+  }
+  return s;
+}
+
+static size_t small_usable(Slab* s, const void* p) {
+  if (SPACES_LIKELY(!s->has_aligned)) return s->block_size;
+  Block* b = slab_block_start(s, p);
+  return b ? s->block_size - size_t(static_cast<const uint8_t*>(p) - reinterpret_cast<uint8_t*>(b)) : 0;
+}
+
+}  // namespace spaces_core
+
+using namespace spaces_core;
+
+extern "C" {
+
+SPACES_API void* spaces_malloc(size_t size) noexcept {
+  Heap* h = t_heap;
+  if (SPACES_LIKELY(size <= kSmallMax)) {
+    Slab* s = h->cur[class_of(size)];
+    Block* b = static_cast<Block*>(s->free);
+    if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
+      uintptr_t off = b->link ^ s->key;
+      if (SPACES_LIKELY(off < kSlabSize)) {
+        s->free = reinterpret_cast<uint8_t*>(s) + off;
+        s->used++;
+        b->link = 0;
+        return b;
+      }
+    }
+  }
+  return heap_malloc_slow(h, size, false);
+}
+
+SPACES_API void spaces_free(void* p) noexcept {
+  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
+  if (SPACES_LIKELY(pagemap_is_head(q))) {
+    Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
+    Heap* h = t_heap;
+    if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == h)) {
+      Block* b = static_cast<Block*>(p);
+      uintptr_t key = s->key;
+      if (SPACES_LIKELY(((b->link ^ key) >> kSlabShift) != 0)) {  // does not look freed already
+        b->link = (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ key;
+        s->free = b;
+        if (SPACES_LIKELY(--s->used != 0)) return;
+        heap_slab_emptied(h, s);
+        return;
+      }
+    }
+  }
+  heap_free_slow(p);
+}
+
+SPACES_API void* spaces_calloc(size_t count, size_t size) noexcept {
+  size_t total;
+  if (SPACES_UNLIKELY(__builtin_mul_overflow(count, size, &total))) return out_of_memory();
+  if (total > kSmallMax) {
+    Heap* h = t_heap;
+    return heap_malloc_slow(h, total, true);
+  }
+  void* p = spaces_malloc(total);
+  if (p) memset(p, 0, total);
+  return p;
+}
+
+SPACES_API size_t spaces_usable_size(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
+  if (s == nullptr) return 0;
+  if (s->kind == kSlabSmall) return small_usable(s, p);
+  return large_usable(s, p);
+}
+
+SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
+  if (p == nullptr) return spaces_malloc(size);
+  if (size == 0) {  // glibc's behaviour, which programs preloading us were written against
+    spaces_free(p);
+    return nullptr;
+  }
+  Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
+  if (s == nullptr) return nullptr;
+  if (s->kind != kSlabSmall) return large_realloc(s, p, size);
+  size_t usable = small_usable(s, p);
+  if (size <= usable && size >= usable / 2) return p;  // shrink in place unless it wastes half
+  void* n = spaces_malloc(size);
+  if (n == nullptr) return nullptr;
+  memcpy(n, p, size < usable ? size : usable);
+  spaces_free(p);
+  return n;
+}
+
+SPACES_API void* spaces_reallocarray(void* p, size_t count, size_t size) noexcept {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return out_of_memory();
+  return spaces_realloc(p, total);
+}
+
+SPACES_API void* spaces_aligned_alloc(size_t align, size_t size) noexcept {
+  if (align == 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (align <= 16) return spaces_malloc(size < align ? align : size);
+  if (align > kMaxAlign || size > kMaxRequest) return out_of_memory();  // also: no overflow below
+  // Slots are naturally aligned when the slab's first block (offset 192 = 3 * 64) and the
+  // class size are both multiples of the alignment.
+  size_t rounded = (size + align - 1) & ~(align - 1);
+  if (rounded == 0) rounded = align;
+  if (align <= 64 && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
+    return spaces_malloc(rounded);
+  if (size + align <= kSmallMax) {
+    uint8_t* b = static_cast<uint8_t*>(spaces_malloc(size + align - 1));
+    if (b == nullptr) return nullptr;
+    uintptr_t a = (reinterpret_cast<uintptr_t>(b) + align - 1) & ~(uintptr_t)(align - 1);
+    if (a != reinterpret_cast<uintptr_t>(b)) heap_mark_aligned(slab_of(b));
+    return reinterpret_cast<void*>(a);
+  }
+  if (size < kSmallMax + 1) size = kSmallMax + 1;  // force the large path
+  return large_alloc(size, align, false);
+}
+
+SPACES_API int spaces_posix_memalign(void** out, size_t align, size_t size) noexcept {
+  if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
+  int saved = errno;
+  void* p = spaces_aligned_alloc(align, size);
+  if (p == nullptr) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
+  if (p != nullptr && pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) {
+    Slab* s = slab_of(p);
+    bool ok = true;
+    if (s->kind == kSlabSmall)
+      ok = size <= s->block_size && (s->has_aligned || size > kSmallMax || class_of(size) == s->cls);
+    else if (s->kind == kSlabLargeRun || s->kind == kSlabDirect)
+      ok = size <= s->user_size;
+    if (!ok) {
+      report_error(SPACES_ERROR_SIZE_MISMATCH, p, "free_sized with a size the block cannot have");
+      return;
+    }
+  }
+  spaces_free(p);
+}
+
+SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
+  (void)align;
+  if (p != nullptr && pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) {
+    Slab* s = slab_of(p);
+    if ((s->kind == kSlabSmall && size > s->block_size) ||
+        ((s->kind == kSlabLargeRun || s->kind == kSlabDirect) && size > s->user_size)) {
+      report_error(SPACES_ERROR_SIZE_MISMATCH, p, "free_aligned_sized with a size the block cannot have");
+      return;
+    }
+  }
+  spaces_free(p);
+}
+
+SPACES_API int spaces_owns(const void* p) noexcept {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a == 0 || a >= __atomic_load_n(&g_map.limit, __ATOMIC_ACQUIRE)) return 0;
+  return pagemap_in_region(a) ? 1 : 0;
+}
+
+SPACES_API void spaces_collect(int force) noexcept {
+  if (!ensure_init()) return;
+  Heap* h = t_heap;
+  if (h->state == kHeapActive) heap_collect(h, force != 0);
+  if (force) heap_collect_abandoned();
+  arena_collect(force != 0);
+}
+
+SPACES_API int spaces_stats(struct spaces_stats* out) noexcept {
+  if (out == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t want = out->size == 0 ? sizeof(struct spaces_stats) : out->size;
+  if (want < sizeof(size_t)) {
+    errno = EINVAL;
+    return -1;
+  }
+  ensure_init();
+  struct spaces_stats s;
+  memset(&s, 0, sizeof s);
+  ArenaTotals a = arena_totals();
+  HeapTotals h = heap_totals();
+  LargeTotals l = large_totals();
+  s.version = SPACES_STATS_VERSION;
+  s.reserved_bytes = a.reserved + (size_t(1) << 28) / 1;  // + the pagemap reservation
+  s.reserved_bytes = a.reserved;
+  s.committed_bytes = a.committed;
+  s.peak_committed_bytes = a.peak_committed;
+  s.slabs_in_use = h.slabs_in_use;
+  s.slabs_cached = a.slabs_cached;
+  s.arenas = a.arenas;
+  s.large_blocks = l.blocks;
+  s.large_bytes = l.bytes;
+  s.heaps = h.heaps;
+  s.heaps_abandoned = h.abandoned;
+  s.purges = a.purges;
+  s.mmap_calls = a.mmaps;
+  s.threads_started = h.threads_started;
+  size_t n = want < sizeof s ? want : sizeof s;
+  s.size = n;
+  memcpy(out, &s, n);
+  return 0;
+}
+
+SPACES_API void spaces_stats_print(int fd) noexcept {
+  struct spaces_stats s;
+  s.size = sizeof s;
+  spaces_stats(&s);
+  write_str(fd, "spaces: statistics (version ");
+  write_str(fd, spaces_version());
+  write_str(fd, ")\n");
+  write_num(fd, "  reserved bytes        ", s.reserved_bytes);
+  write_num(fd, "  committed bytes       ", s.committed_bytes);
+  write_num(fd, "  peak committed bytes  ", s.peak_committed_bytes);
+  write_num(fd, "  slabs in use          ", s.slabs_in_use);
+  write_num(fd, "  slabs cached (dirty)  ", s.slabs_cached);
+  write_num(fd, "  arenas                ", s.arenas);
+  write_num(fd, "  large blocks          ", s.large_blocks);
+  write_num(fd, "  large bytes           ", s.large_bytes);
+  write_num(fd, "  heaps                 ", s.heaps);
+  write_num(fd, "  heaps abandoned       ", s.heaps_abandoned);
+  write_num(fd, "  threads started       ", s.threads_started);
+  write_num(fd, "  purges                ", s.purges);
+  write_num(fd, "  mmap calls            ", s.mmap_calls);
+}
+
+SPACES_API void spaces_set_error_handler(spaces_error_fn fn, void* arg) noexcept {
+  __atomic_store_n(&g_error_arg, arg, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_error_fn, fn, __ATOMIC_RELEASE);
+}
+
+SPACES_API const char* spaces_version(void) noexcept { return "0.1.0"; }
+
+}  // extern "C"

@@ -1,0 +1,507 @@
+// heap.cpp - per-thread heaps: the malloc/free slow paths and the thread life cycle.
+//
+// A Heap belongs to at most one thread at a time (t_heap). It tracks, per size class, the slab
+// it allocates from (`cur`) and a list of other slabs with room (`partial`). A slab that ran out
+// is *detached*: the heap forgets it, marks it kStateFull and sets fast_owner = NULL, so
+//   - a local free into it takes the slow path and re-attaches it;
+//   - the first remote free into it flips it to kStateNotified and queues it on `notify`, which
+//     the owner drains on its next refill.
+// So every slab with free blocks is reachable from its heap, and no list is ever scanned for
+// room.
+//
+// Threads come and go; heaps do not. A thread's first allocation takes a heap from the pool of
+// abandoned heaps (or makes one); its exit (pthread key destructor) returns emptied slabs to the
+// arenas and puts the heap, with its remaining slabs, back in the pool. A new thread thus starts
+// with warm slabs, which keeps thousands of short-lived threads fast. So that memory is never
+// stranded in a heap nobody adopts, a living thread that needs a fresh slab first merges one
+// abandoned heap into its own (heap_merge), and spaces_collect(1) collects them all.
+//
+// Heap structs are never freed (they are recycled), so a remote thread may always dereference
+// slab->owner. A slab's owner changes only while it is attached and kStateNormal, when no
+// remote thread reads `owner` (remote frees read it only after seeing kStateFull).
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+#include <sys/mman.h>
+#include <utility>
+
+namespace spaces_core {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+// Constant-initialised (no constructor runs): free == itself marks "no block".
+Slab g_empty_slab = {&g_empty_slab};
+
+namespace {
+template <size_t... I>
+constexpr Heap make_empty_heap(std::index_sequence<I...>) {
+  return Heap{{((void)I, &g_empty_slab)...}};
+}
+}  // namespace
+
+Heap g_empty_heap = make_empty_heap(std::make_index_sequence<kNumClasses>());
+#pragma GCC diagnostic pop
+SPACES_TLS Heap* t_heap = &g_empty_heap;
+
+namespace {
+
+SpinLock g_heap_lock;          // guards the pool, the registry and heap-struct allocation
+Heap* g_pool = nullptr;        // abandoned heaps
+Heap* g_all_heaps = nullptr;   // every heap ever made
+size_t g_heap_count = 0;
+std::atomic<size_t> g_abandoned{0};
+std::atomic<size_t> g_threads_started{0};
+std::atomic<ptrdiff_t> g_slabs_in_use{0};
+uint8_t* g_meta_cursor = nullptr;  // bump area for Heap structs
+uint8_t* g_meta_end = nullptr;
+
+// ---- list helpers (owner only) ----
+void list_push(SlabList* l, Slab* s) {
+  s->prev = nullptr;
+  s->next = l->head;
+  if (l->head) l->head->prev = s;
+  l->head = s;
+}
+void list_remove(SlabList* l, Slab* s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    l->head = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+}
+Slab* list_pop(SlabList* l) {
+  Slab* s = l->head;
+  if (s) list_remove(l, s);
+  return s;
+}
+
+SPACES_INLINE uintptr_t slab_state(const Slab* s) {
+  return s->thread_free.load(std::memory_order_acquire) & kStateMask;
+}
+
+// Change the state bits, keeping the list. Used by the owner for Normal<->Full and
+// Notified->Normal; only the owner ever leaves kStateNotified.
+void slab_set_state(Slab* s, uintptr_t from, uintptr_t to) {
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  while ((tf & kStateMask) == from &&
+         !s->thread_free.compare_exchange_weak(tf, (tf & ~kStateMask) | to, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed)) {
+  }
+}
+
+// Stop tracking a full slab. Fails (returns false) if remote frees are already waiting, in which
+// case the caller should collect them instead.
+bool slab_try_detach(Slab* s) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((tf & ~kStateMask) != base) return false;
+    uintptr_t st = tf & kStateMask;
+    if (st == kStateNotified) break;  // already queued: the notify drain will see it
+    if (s->thread_free.compare_exchange_weak(tf, base | kStateFull, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+      break;
+  }
+  s->attached = 0;
+  __atomic_store_n(&s->fast_owner, nullptr, __ATOMIC_RELAXED);
+  return true;
+}
+
+void slab_attach(Heap* h, Slab* s) {
+  s->attached = 1;
+  if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h, __ATOMIC_RELAXED);
+  list_push(&h->partial[s->cls], s);
+  slab_set_state(s, kStateFull, kStateNormal);
+}
+
+// Give an empty slab back: to the heap's cache, or to its arena.
+void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
+  s->kind = kSlabEmpty;
+  __atomic_store_n(&s->fast_owner, nullptr, __ATOMIC_RELAXED);
+  s->attached = 0;
+  if (!to_arena && h->empty_count < uint32_t(option(kOpt_slab_cache))) {
+    s->next = h->empty;
+    h->empty = s;
+    h->empty_count++;
+    return;
+  }
+  s->kind = kSlabFree;
+  s->owner = nullptr;
+  pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
+  g_slabs_in_use.fetch_sub(1, std::memory_order_relaxed);
+  arena_free_slabs(s, 1);
+}
+
+void heap_drain_notify(Heap* h) {
+  Slab* s = h->notify.exchange(nullptr, std::memory_order_acquire);
+  while (s) {
+    Slab* next = s->notify_next;
+    slab_set_state(s, kStateNotified, kStateNormal);
+    slab_collect_remote(s);
+    if (s->used == 0 && h->cur[s->cls] != s) {
+      if (s->attached) list_remove(&h->partial[s->cls], s);
+      heap_release_slab(h, s, false);
+    } else if (!s->attached) {
+      slab_attach(h, s);
+    }
+    s = next;
+  }
+}
+
+Heap* heap_alloc_struct() {  // g_heap_lock held
+  size_t need = (sizeof(Heap) + 63) & ~size_t(63);
+  if (g_meta_cursor == nullptr || g_meta_cursor + need > g_meta_end) {
+    size_t chunk = 256 * 1024;
+    uint8_t* m = static_cast<uint8_t*>(os_map(chunk, false));
+    if (m == nullptr) return nullptr;
+    g_meta_cursor = m;
+    g_meta_end = m + chunk;
+  }
+  Heap* h = reinterpret_cast<Heap*>(g_meta_cursor);
+  g_meta_cursor += need;
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    h->cur[c] = &g_empty_slab;
+    h->partial[c].head = nullptr;
+  }
+  h->notify.store(nullptr, std::memory_order_relaxed);
+  h->empty = nullptr;
+  h->empty_count = 0;
+  h->state = kHeapAbandoned;
+  h->pool_next = nullptr;
+  h->all_next = g_all_heaps;
+  g_all_heaps = h;
+  g_heap_count++;
+  return h;
+}
+
+Heap* pool_take() {  // g_heap_lock held
+  Heap* h = g_pool;
+  if (h) {
+    g_pool = h->pool_next;
+    h->pool_next = nullptr;
+    g_abandoned.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return h;
+}
+
+void pool_put(Heap* h) {  // g_heap_lock held
+  h->state = kHeapAbandoned;
+  h->pool_next = g_pool;
+  g_pool = h;
+  g_abandoned.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Visit every tracked slab: collect remote frees, release the empty ones (but keep `cur` unless
+// `all`), to the heap cache or to the arenas.
+void heap_sweep(Heap* h, bool all, bool to_arena) {
+  heap_drain_notify(h);
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    Slab* s = h->partial[c].head;
+    while (s) {
+      Slab* next = s->next;
+      slab_collect_remote(s);
+      if (s->used == 0 && slab_state(s) != kStateNotified) {
+        list_remove(&h->partial[c], s);
+        heap_release_slab(h, s, to_arena);
+      }
+      s = next;
+    }
+    Slab* cur = h->cur[c];
+    if (cur != &g_empty_slab) {
+      slab_collect_remote(cur);
+      if (all && cur->used == 0 && slab_state(cur) != kStateNotified) {
+        h->cur[c] = &g_empty_slab;
+        heap_release_slab(h, cur, to_arena);
+      }
+    }
+  }
+  if (to_arena) {
+    while (h->empty) {
+      Slab* s = h->empty;
+      h->empty = s->next;
+      h->empty_count--;
+      heap_release_slab(h, s, true);
+    }
+  }
+}
+
+// Move what can move from an abandoned heap `a` (held exclusively) into `h`.
+void heap_merge(Heap* h, Heap* a) {
+  heap_sweep(a, true, true);
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    Slab* cur = a->cur[c];
+    if (cur != &g_empty_slab) {  // becomes an ordinary tracked slab of `a`, then may move
+      a->cur[c] = &g_empty_slab;
+      list_push(&a->partial[c], cur);
+    }
+    Slab* s = a->partial[c].head;
+    while (s) {
+      Slab* next = s->next;
+      if (slab_state(s) == kStateNormal) {
+        list_remove(&a->partial[c], s);
+        s->owner = h;
+        if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h, __ATOMIC_RELAXED);
+        list_push(&h->partial[c], s);
+      }
+      s = next;
+    }
+  }
+}
+
+Slab* heap_new_slab(Heap* h, unsigned cls) {
+  Slab* s = h->empty;
+  if (s) {
+    h->empty = s->next;
+    h->empty_count--;
+  } else {
+    bool dirty;
+    s = arena_alloc_slabs(1, &dirty);
+    if (s == nullptr) return nullptr;
+    g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
+    pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+  }
+  slab_init(s, h, cls);
+  return s;
+}
+
+// Adopt slabs of an exited thread before asking the arenas for fresh memory.
+bool heap_try_adopt(Heap* h, unsigned cls) {
+  if (g_abandoned.load(std::memory_order_relaxed) == 0) return false;
+  if (!g_heap_lock.try_lock()) return false;
+  Heap* a = pool_take();
+  g_heap_lock.unlock();
+  if (a == nullptr) return false;
+  heap_merge(h, a);
+  LockGuard g(g_heap_lock);
+  pool_put(a);
+  return h->partial[cls].head != nullptr;
+}
+
+// Find a slab of class `cls` with a free block, make it h->cur[cls]. NULL: out of memory.
+Slab* heap_refill(Heap* h, unsigned cls) {
+  Slab* s = h->cur[cls];
+  if (s != &g_empty_slab) {
+    if (slab_collect_remote(s)) return s;
+    if (s->bump < slab_end(s)) {
+      slab_extend(s);
+      return s;
+    }
+    h->cur[cls] = &g_empty_slab;
+    if (!slab_try_detach(s)) {  // remote frees arrived just now
+      h->cur[cls] = s;
+      slab_collect_remote(s);
+      return s;
+    }
+  }
+  heap_drain_notify(h);
+  for (int round = 0; round < 2; round++) {
+    while ((s = list_pop(&h->partial[cls])) != nullptr) {
+      if (!slab_has_free(s)) slab_collect_remote(s);
+      if (!slab_has_free(s) && s->bump < slab_end(s)) slab_extend(s);
+      if (slab_has_free(s)) {
+        h->cur[cls] = s;
+        return s;
+      }
+      if (!slab_try_detach(s)) {
+        slab_collect_remote(s);
+        h->cur[cls] = s;
+        return s;
+      }
+    }
+    if (round == 0 && !heap_try_adopt(h, cls)) break;
+  }
+  s = heap_new_slab(h, cls);
+  if (s == nullptr) return nullptr;
+  s->attached = 1;
+  h->cur[cls] = s;
+  slab_extend(s);
+  return s;
+}
+
+}  // namespace
+
+void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
+  if (SPACES_UNLIKELY(h->state != kHeapActive)) {
+    h = heap_thread_init();
+    if (h == nullptr) return out_of_memory();
+  }
+  if (size > kSmallMax) return large_alloc(size, 0, zero);
+  h->slow_calls++;
+  unsigned cls = class_of(size);
+  for (;;) {
+    Slab* s = h->cur[cls];
+    if (!slab_has_free(s)) {
+      s = heap_refill(h, cls);
+      if (s == nullptr) return out_of_memory();
+    }
+    Block* b = static_cast<Block*>(s->free);
+    uintptr_t off = b->link ^ s->key;
+    if (SPACES_UNLIKELY(off >= kSlabSize)) {
+      report_error(SPACES_ERROR_CORRUPTED, b, "corrupted free list (write after free?)");
+      s->free = s;  // drop the damaged list (its blocks leak), never follow it
+      continue;
+    }
+    s->free = reinterpret_cast<uint8_t*>(s) + off;
+    s->used++;
+    b->link = 0;
+    if (zero) memset(b, 0, s->block_size);
+    return b;
+  }
+}
+
+// The fast free path found the slab empty (used == 0) after a local free.
+void heap_slab_emptied(Heap* h, Slab* s) {
+  if (h->cur[s->cls] == s || !s->attached || slab_state(s) == kStateNotified) return;
+  list_remove(&h->partial[s->cls], s);
+  heap_release_slab(h, s, false);
+}
+
+static void free_local_slow(Heap* h, Slab* s, Block* b) {
+  if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
+    return;
+  }
+  b->link = slab_encode(s, s->free);
+  s->free = b;
+  s->used--;
+  if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
+  if (s->used == 0) heap_slab_emptied(h, s);
+}
+
+void heap_free_slow(void* p) {
+  if (p == nullptr) return;
+  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
+  if (!pagemap_is_head(q)) {
+    if (pagemap_in_region(reinterpret_cast<uintptr_t>(p)))
+      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (or free of a pointer inside a freed block)");
+    else
+      report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer not allocated by Spaces)");
+    return;
+  }
+  Slab* s = slab_of(p);
+  switch (s->kind) {
+    case kSlabSmall: {
+      Block* b = static_cast<Block*>(p);
+      if (SPACES_UNLIKELY(s->has_aligned)) b = slab_block_start(s, p);
+      uintptr_t first = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
+      if (b == nullptr || reinterpret_cast<uintptr_t>(b) < first ||
+          (reinterpret_cast<uintptr_t>(b) - first) % s->block_size != 0) {
+        report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a block)");
+        return;
+      }
+      Heap* h = t_heap;
+      if (s->owner == h) {
+        free_local_slow(h, s, b);
+        return;
+      }
+      if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+        report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
+        return;
+      }
+      if (slab_remote_push(s, b)) {
+        Heap* o = s->owner;
+        Slab* head = o->notify.load(std::memory_order_relaxed);
+        do {
+          s->notify_next = head;
+        } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+      }
+      return;
+    }
+    case kSlabLargeRun:
+    case kSlabDirect:
+      large_free(s, p);
+      return;
+    default:
+      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (block's slab is already free)");
+      return;
+  }
+}
+
+// Mark a block handed out at an offset inside its slot (aligned allocation): frees of this slab
+// must take the slow path, which finds the slot start.
+void heap_mark_aligned(Slab* s) {
+  s->has_aligned = 1;
+  __atomic_store_n(&s->fast_owner, nullptr, __ATOMIC_RELAXED);
+}
+
+static pthread_key_t g_thread_key;
+static bool g_key_ready = false;
+
+void heap_init_key() {
+  g_key_ready = pthread_key_create(&g_thread_key, heap_thread_done) == 0;
+}
+
+Heap* heap_thread_init() {
+  if (!ensure_init()) return nullptr;
+  Heap* h;
+  {
+    LockGuard g(g_heap_lock);
+    h = pool_take();
+    if (h == nullptr) h = heap_alloc_struct();
+  }
+  if (h == nullptr) return nullptr;
+  h->state = kHeapActive;
+  t_heap = h;  // before pthread_setspecific, which may itself allocate
+  g_threads_started.fetch_add(1, std::memory_order_relaxed);
+  if (g_key_ready) pthread_setspecific(g_thread_key, h);
+  return h;
+}
+
+// pthread key destructor: the thread is exiting.
+void heap_thread_done(void* arg) {
+  Heap* h = static_cast<Heap*>(arg);
+  if (h == nullptr || h->state != kHeapActive) return;
+  if (t_heap == h) t_heap = &g_empty_heap;
+  heap_sweep(h, false, false);
+  LockGuard g(g_heap_lock);
+  pool_put(h);
+}
+
+void heap_collect(Heap* h, bool force) {
+  if (h->state != kHeapActive) return;
+  heap_sweep(h, force, true);
+}
+
+// Collect every abandoned heap: release its empty slabs to the arenas. The pool is taken whole
+// for the pass; a thread starting meanwhile simply makes a new heap.
+void heap_collect_abandoned() {
+  Heap* list;
+  {
+    LockGuard g(g_heap_lock);
+    list = g_pool;
+    g_pool = nullptr;
+  }
+  Heap* last = nullptr;
+  for (Heap* a = list; a; a = a->pool_next) {
+    heap_sweep(a, true, true);
+    last = a;
+  }
+  if (list == nullptr) return;
+  LockGuard g(g_heap_lock);
+  last->pool_next = g_pool;
+  g_pool = list;
+}
+
+void heap_fork_lock() { g_heap_lock.lock(); }
+void heap_fork_unlock() { g_heap_lock.unlock(); }
+
+// In the child of fork() only the forking thread survives: every other active heap is
+// abandoned so its slabs can be adopted.
+void heap_after_fork_child() {
+  g_heap_lock.reset();
+  for (Heap* h = g_all_heaps; h; h = h->all_next) {
+    if (h->state == kHeapActive && h != t_heap) pool_put(h);
+  }
+  if (g_key_ready && t_heap != &g_empty_heap) pthread_setspecific(g_thread_key, t_heap);
+}
+
+HeapTotals heap_totals() {
+  LockGuard g(g_heap_lock);
+  ptrdiff_t in_use = g_slabs_in_use.load(std::memory_order_relaxed);
+  return HeapTotals{g_heap_count, g_abandoned.load(std::memory_order_relaxed),
+                    g_threads_started.load(std::memory_order_relaxed), size_t(in_use < 0 ? 0 : in_use)};
+}
+
+}  // namespace spaces_core

@@ -1,0 +1,293 @@
+// internal.h - the types, constants and cross-file declarations of the Spaces core.
+//
+// Layering (who may include/call whom; see docs/design.md):
+//   os      : the kernel (mmap, madvise, clock). Knows nothing above it.
+//   options : the option table. Calls nothing.
+//   pagemap : ownership bitmaps (which 64 KiB granules hold a live slab/large head). Uses os.
+//   arena   : 4 MiB arenas cut into 64 KiB slabs and slab runs, purge, direct mappings. Uses
+//             os, pagemap, options.
+//   slab    : one slab's free lists (local, remote), carving. Uses nothing but its own memory.
+//   heap    : per-thread heaps, thread life cycle, malloc/free slow paths. Uses arena, slab.
+//   large   : blocks over 8 KiB (arena runs and direct mappings). Uses arena.
+//   api     : the spaces_* functions, init, fork, errors, stats. Uses everything.
+// This header is included only by those files, through spaces.cpp (one translation unit).
+#ifndef SPACES_INTERNAL_H
+#define SPACES_INTERNAL_H
+#ifndef SPACES_CORE_TU
+#error "internal.h is part of the Spaces core: compile sdk/src/spaces.cpp, not this file"
+#endif
+
+#define SPACES_BUILDING_LIBRARY 1
+#include "spaces/spaces.h"
+
+#include <atomic>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SPACES_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SPACES_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SPACES_NOINLINE __attribute__((noinline))
+#define SPACES_INLINE inline __attribute__((always_inline))
+#define SPACES_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#ifdef SPACES_DEBUG
+#include <assert.h>
+#define SPACES_ASSERT(x) assert(x)
+#else
+#define SPACES_ASSERT(x) ((void)0)
+#endif
+
+namespace spaces_core {
+
+// ---- geometry -------------------------------------------------------------------------------
+constexpr uintptr_t kSlabShift = 16;
+constexpr uintptr_t kSlabSize = uintptr_t(1) << kSlabShift;  // 64 KiB
+constexpr uintptr_t kSlabMask = kSlabSize - 1;
+constexpr uintptr_t kArenaShift = 22;
+constexpr uintptr_t kArenaSize = uintptr_t(1) << kArenaShift;  // 4 MiB = 64 granules
+constexpr unsigned kSlabsPerArena = unsigned(kArenaSize / kSlabSize);  // 64; granule 0 = arena header
+constexpr uintptr_t kAddressLimit = uintptr_t(1) << 47;  // user space on x86-64 (4-level paging)
+constexpr size_t kSmallMax = 8192;                        // largest size-class block
+constexpr size_t kSlabHeader = 192;                       // first block offset in a slab
+constexpr size_t kMaxRunSlabs = kSlabsPerArena - 1;       // longest run inside one arena
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kMaxRequest = size_t(1) << 46;           // anything larger is ENOMEM at once
+constexpr size_t kMaxAlign = size_t(1) << 30;
+
+// ---- size classes (sizeclass.h) -------------------------------------------------------------
+// 8, 16..128 in steps of 16, then 8 classes per power of two up to 8 KiB: 57 classes.
+constexpr unsigned kNumClasses = 57;
+struct ClassTables {
+  uint32_t size[kNumClasses];
+  uint8_t of[kSmallMax / 8 + 1];  // index (size + 7) >> 3
+};
+extern const ClassTables g_classes;
+SPACES_INLINE unsigned class_of(size_t size) { return g_classes.of[(size + 7) >> 3]; }
+SPACES_INLINE uint32_t class_size(unsigned cls) { return g_classes.size[cls]; }
+
+// ---- blocks and slabs (slab.cpp) ------------------------------------------------------------
+// A free block's first word is its link: the offset of the next free block inside the same
+// slab XOR the slab's key (offset 0, the slab header itself, ends a list). A word whose value
+// XOR key is below 64 KiB therefore marks a block that is (almost certainly) free; malloc clears
+// it, so a live block only looks free if the program wrote that exact secret-dependent value.
+struct Block {
+  uintptr_t link;
+};
+
+struct Heap;
+struct Chunk;
+
+enum SlabKind : uint8_t {
+  kSlabFree = 0,     // in an arena's free set (header may be stale or purged)
+  kSlabSmall = 1,    // size-class slab owned by a heap
+  kSlabEmpty = 2,    // owned by a heap's empty-slab cache, no class
+  kSlabLargeRun = 3, // head of a run of slabs holding one large block
+  kSlabDirect = 4,   // head of a direct mmap holding one large block
+};
+
+// thread_free word: pointer to the newest remotely freed block (slab address = empty) | state.
+enum SlabState : uintptr_t {
+  kStateNormal = 0,    // owner tracks the slab (cur or partial list): remote frees only push
+  kStateFull = 1,      // owner stopped tracking it: the first remote free must notify the owner
+  kStateNotified = 2,  // a remote free queued it on owner->notify; only the owner clears this
+};
+constexpr uintptr_t kStateMask = 3;
+
+struct alignas(64) Slab {
+  // -- line 0: the fast paths read only this line --
+  void* free;             // next block to hand out; the slab itself when none (so the empty test
+                          // is a register compare and the static empty slab needs no constructor)
+  uintptr_t key;          // link encoding secret, bit 63 set, new per slab initialisation
+  uint32_t used;          // blocks handed out and not yet freed back to `free`
+  uint32_t block_size;
+  Heap* fast_owner;       // == owner while the owner tracks the slab and it has no special block;
+                          // anything else sends free() to the slow path
+  Heap* owner;            // heap owning the slab (NULL for large blocks)
+  Chunk* chunk;           // owning chunk (regions), NULL for thread heaps
+  uint8_t kind;           // SlabKind
+  uint8_t cls;
+  uint8_t attached;       // owner-only: in owner's cur[] or partial list
+  uint8_t has_aligned;    // blocks handed out at an offset inside their slot (aligned alloc)
+  uint32_t capacity;      // blocks that fit
+  uintptr_t bump;         // first never-carved block (address)
+  // -- line 1: written by other threads --
+  alignas(64) std::atomic<uintptr_t> thread_free;
+  // -- line 2: owner-private links and large-block data --
+  alignas(64) Slab* next; // partial list / empty cache
+  Slab* prev;
+  Slab* notify_next;      // link in owner->notify while kStateNotified
+  uintptr_t map_base;     // large: start of the mapping (direct) or run (== this)
+  size_t map_size;        // large: bytes mapped (direct) or run length (run)
+  size_t user_size;       // large: usable bytes from the user pointer
+  uintptr_t user_ptr;     // large: the pointer handed out
+  uint64_t reserved;
+};
+static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
+
+SPACES_INLINE Slab* slab_of(const void* p) {
+  return reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
+}
+SPACES_INLINE bool slab_has_free(const Slab* s) { return s->free != static_cast<const void*>(s); }
+SPACES_INLINE uintptr_t slab_end(const Slab* s) {
+  return reinterpret_cast<uintptr_t>(s) + kSlabHeader + uintptr_t(s->capacity) * s->block_size;
+}
+SPACES_INLINE uintptr_t slab_encode(const Slab* s, const void* next) {
+  return (reinterpret_cast<uintptr_t>(next) - reinterpret_cast<uintptr_t>(s)) ^ s->key;
+}
+SPACES_INLINE bool slab_block_looks_free(const Slab* s, const Block* b) {
+  return ((b->link ^ s->key) >> kSlabShift) == 0;
+}
+
+void slab_init(Slab* s, Heap* owner, unsigned cls);
+void slab_extend(Slab* s);                 // carve a batch from the bump area into `free`
+unsigned slab_collect_remote(Slab* s);     // move thread_free into free; returns blocks moved
+bool slab_remote_push(Slab* s, Block* b);  // true if the owner must be notified
+bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (double-free check)
+Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
+
+// ---- pagemap (pagemap.cpp) -------------------------------------------------------------------
+// g_headmap: one bit per 64 KiB granule of user space, set while the granule holds the header
+// of a live slab or large block. One 64-bit word covers one 4 MiB arena, so arena code updates
+// whole words under the arena lock; direct mappings use atomic or/and.
+struct PageMap {
+  uintptr_t limit;                  // 0 until initialised, then kAddressLimit
+  std::atomic<uint64_t>* heads;     // kAddressLimit >> 22 words
+  std::atomic<uint64_t>* arenas;    // one bit per 4 MiB: an arena (or direct mapping) lives here
+};
+extern PageMap g_map;
+bool pagemap_init();
+void pagemap_set_head(uintptr_t granule_addr, bool on);
+void pagemap_set_region(uintptr_t start, size_t size, bool on);  // arena-level bits
+SPACES_INLINE bool pagemap_is_head(uintptr_t q) {  // q = pointer - 1
+  if (SPACES_UNLIKELY(q >= g_map.limit)) return false;
+  uint64_t w = g_map.heads[q >> kArenaShift].load(std::memory_order_relaxed);
+  return (w >> ((q >> kSlabShift) & 63)) & 1;
+}
+bool pagemap_in_region(uintptr_t p);
+
+// ---- os (os.cpp) ----------------------------------------------------------------------------
+void* os_map(size_t size, bool huge_tlb);            // NULL on failure
+void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
+void os_unmap(void* p, size_t size);
+void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
+void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
+uint64_t os_now_ns();
+uint64_t os_random();
+size_t os_page_size();
+
+// ---- options (options.cpp) ------------------------------------------------------------------
+// name, default, min, max, doc. The table, the env variables SPACES_<NAME> and docs/options.md
+// all come from this list.
+#define SPACES_OPTION_LIST(X)                                                                    \
+  X(show_stats, 0, 0, 1, "print the statistics to stderr at exit")                               \
+  X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
+  X(purge_delay_ms, 100, -1, 3600000, "ms a free slab stays committed before madvise (-1: never)")\
+  X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
+  X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
+  X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
+  X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
+  X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")
+
+enum OptionId {
+#define SPACES_X(name, def, lo, hi, doc) kOpt_##name,
+  SPACES_OPTION_LIST(SPACES_X)
+#undef SPACES_X
+  kNumOptions
+};
+extern long long g_options[kNumOptions];
+SPACES_INLINE long long option(OptionId id) { return g_options[id]; }
+void options_init_from_env();
+void options_print(int fd);
+
+// ---- locks ------------------------------------------------------------------------------------
+// A test-and-test-and-set spin lock that yields: never allocates, fork-safe by reset.
+struct SpinLock {
+  std::atomic<int> v{0};
+  void lock();
+  bool try_lock() { return v.load(std::memory_order_relaxed) == 0 && !v.exchange(1, std::memory_order_acquire); }
+  void unlock() { v.store(0, std::memory_order_release); }
+  void reset() { v.store(0, std::memory_order_relaxed); }
+};
+struct LockGuard {
+  SpinLock& l;
+  explicit LockGuard(SpinLock& x) : l(x) { l.lock(); }
+  ~LockGuard() { l.unlock(); }
+};
+
+// ---- arena (arena.cpp) ----------------------------------------------------------------------
+// A run of `count` contiguous slabs (head bits are the caller's job); *dirty tells whether any of
+// it may hold old data (else it is fresh or purged, hence zero).
+Slab* arena_alloc_slabs(size_t count, bool* dirty);
+void arena_free_slabs(Slab* s, size_t count);
+void arena_collect(bool force);          // purge what is due (or everything)
+void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
+void arena_unmap_direct(uintptr_t base, size_t mapped);
+void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta);
+struct ArenaTotals {
+  size_t arenas, reserved, committed, peak_committed, slabs_cached, purges, mmaps;
+};
+ArenaTotals arena_totals();
+extern SpinLock g_arena_lock;
+void arena_after_fork_child();
+
+// ---- heap (heap.cpp) ------------------------------------------------------------------------
+struct SlabList {
+  Slab* head;
+};
+
+struct alignas(64) Heap {
+  Slab* cur[kNumClasses];            // the slab each class allocates from (never NULL)
+  SlabList partial[kNumClasses];     // other tracked slabs of the class
+  alignas(64) std::atomic<Slab*> notify;  // slabs that got a remote free while kStateFull
+  alignas(64) Slab* empty;           // cache of empty slabs, linked by next
+  uint32_t empty_count;
+  uint32_t state;                    // HeapState
+  Heap* pool_next;                   // abandoned pool
+  Heap* all_next;                    // registry of every heap
+  uint64_t slow_calls;
+};
+enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2 };
+
+extern Heap g_empty_heap;      // what a thread sees before its first allocation
+extern Slab g_empty_slab;      // cur[] of the empty heap: free == itself, so malloc goes slow
+extern SPACES_TLS Heap* t_heap;
+
+void* heap_malloc_slow(Heap* h, size_t size, bool zero);
+void heap_free_slow(void* p);
+void heap_slab_emptied(Heap* h, Slab* s);
+Heap* heap_thread_init();
+void heap_thread_done(void* h);
+void heap_collect(Heap* h, bool force);
+void heap_collect_abandoned(bool all);
+void heap_after_fork_child();
+void heap_fork_lock();
+void heap_fork_unlock();
+struct HeapTotals {
+  size_t heaps, abandoned, threads_started, slabs_in_use;
+};
+HeapTotals heap_totals();
+
+// ---- large (large.cpp) ----------------------------------------------------------------------
+void* large_alloc(size_t size, size_t align, bool zero);
+void large_free(Slab* head, void* p);
+void* large_realloc(Slab* head, void* p, size_t size);
+size_t large_usable(const Slab* head, const void* p);
+struct LargeTotals {
+  size_t blocks, bytes;
+};
+LargeTotals large_totals();
+
+// ---- api (api.cpp) --------------------------------------------------------------------------
+bool ensure_init();
+void report_error(int code, const void* addr, const char* what);
+void* out_of_memory();   // sets ENOMEM (or reports), returns NULL
+void write_str(int fd, const char* s);
+void write_num(int fd, const char* label, unsigned long long v);
+char* format_hex(char* out, uintptr_t v);
+
+}  // namespace spaces_core
+
+#endif  // SPACES_INTERNAL_H

@@ -1,0 +1,192 @@
+// large.cpp - blocks over 8 KiB.
+//
+// A large block is a run of whole slabs inside an arena when it fits in one (up to ~4 MiB with
+// its alignment), else a direct mapping (4 MiB-aligned; >= 2 MiB gets huge pages, see
+// options). Either way a Slab header sits at H = (p - 1) & ~0xFFFF, the granule just before or
+// containing the user pointer p, so free() finds it exactly as it finds a small block's slab:
+//   align <= 64 KiB : p = run/mapping start + 192 (the header) rounded up to align; H = start.
+//   align >  64 KiB : p = the first align-aligned address at least 64 KiB into the run/mapping;
+//                     H = p - 64 KiB, which records where the run/mapping really starts.
+// Large blocks have no owner heap (fast_owner = NULL), so every free of one comes here, from any
+// thread. Runs go back to their arena (cached, purged after the delay); direct mappings are
+// unmapped at once. realloc of a direct mapping grows in place inside its 4 MiB rounding, then
+// with mremap (in place if the kernel can, else moved page tables, never copied bytes).
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+#include <sys/mman.h>
+
+namespace spaces_core {
+
+namespace {
+std::atomic<size_t> g_large_blocks{0};
+std::atomic<size_t> g_large_bytes{0};
+
+constexpr size_t kPage = 4096;
+SPACES_INLINE size_t page_round(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
+
+// Where the user pointer goes in a span starting at `start` (64 KiB aligned).
+SPACES_INLINE uintptr_t user_ptr_in(uintptr_t start, size_t align) {
+  if (align <= kSlabSize) return start + ((kSlabHeader + align - 1) & ~(uintptr_t)(align - 1));
+  return (start + kSlabSize + align - 1) & ~(uintptr_t)(align - 1);
+}
+
+Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, size_t user_size) {
+  Slab* h = slab_of(reinterpret_cast<void*>(p));
+  h->free = h;
+  h->key = 0;
+  h->used = 1;
+  h->block_size = 0;
+  __atomic_store_n(&h->fast_owner, nullptr, __ATOMIC_RELAXED);
+  h->owner = nullptr;
+  h->chunk = nullptr;
+  h->kind = kind;
+  h->cls = 0;
+  h->attached = 0;
+  h->has_aligned = 0;
+  h->capacity = 0;
+  h->bump = 0;
+  h->map_base = base;
+  h->map_size = map_size;
+  h->user_size = user_size;
+  h->user_ptr = p;
+  pagemap_set_head(reinterpret_cast<uintptr_t>(h), true);
+  return h;
+}
+}  // namespace
+
+void* large_alloc(size_t size, size_t align, bool zero) {
+  if (!ensure_init()) return out_of_memory();
+  if (size > kMaxRequest || align > kMaxAlign) return out_of_memory();
+  if (align < 16) align = 16;
+  size_t span = (align <= kSlabSize ? ((kSlabHeader + align - 1) & ~(align - 1)) : align) + size;
+  size_t slabs = (span + kSlabSize - 1) >> kSlabShift;
+  if (slabs <= kMaxRunSlabs) {
+    bool dirty = false;
+    Slab* run = arena_alloc_slabs(slabs, &dirty);
+    if (run == nullptr) return out_of_memory();
+    uintptr_t start = reinterpret_cast<uintptr_t>(run);
+    uintptr_t p = user_ptr_in(start, align);
+    uintptr_t end = start + slabs * kSlabSize;
+    init_header(p, kSlabLargeRun, start, slabs, end - p);
+    g_large_blocks.fetch_add(1, std::memory_order_relaxed);
+    g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
+    if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
+    return reinterpret_cast<void*>(p);
+  }
+  size_t mapped;
+  size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
+  void* m = arena_map_direct(lead + size, align, &mapped);
+  if (m == nullptr) return out_of_memory();
+  uintptr_t start = reinterpret_cast<uintptr_t>(m);
+  uintptr_t p = user_ptr_in(start, align);
+  size_t usable = page_round(p + size) - p;
+  init_header(p, kSlabDirect, start, mapped, usable);
+  arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(page_round(p + size - start)));
+  g_large_blocks.fetch_add(1, std::memory_order_relaxed);
+  g_large_bytes.fetch_add(mapped, std::memory_order_relaxed);
+  return reinterpret_cast<void*>(p);  // fresh mapping: already zero
+}
+
+void large_free(Slab* h, void* p) {
+  if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p))) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a large block)");
+    return;
+  }
+  // Claim the block: of two racing frees only one sees its own kind here.
+  uint8_t kind = __atomic_exchange_n(&h->kind, uint8_t(kSlabFree), __ATOMIC_ACQ_REL);
+  if (kind != kSlabLargeRun && kind != kSlabDirect) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");
+    return;
+  }
+  pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
+  g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
+  if (kind == kSlabLargeRun) {
+    g_large_bytes.fetch_sub(h->map_size * kSlabSize, std::memory_order_relaxed);
+    arena_free_slabs(reinterpret_cast<Slab*>(h->map_base), h->map_size);
+  } else {
+    uintptr_t base = h->map_base;
+    size_t mapped = h->map_size;
+    size_t committed = page_round(h->user_ptr + h->user_size - base);
+    g_large_bytes.fetch_sub(mapped, std::memory_order_relaxed);
+    arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(committed));
+    arena_unmap_direct(base, mapped);
+  }
+}
+
+size_t large_usable(const Slab* h, const void* p) {
+  (void)p;
+  return h->user_size;
+}
+
+// Grow or shrink a direct mapping; NULL if it must be copied instead.
+static void* direct_resize(Slab* h, void* p, size_t size) {
+  uintptr_t base = h->map_base;
+  size_t mapped = h->map_size;
+  uintptr_t up = reinterpret_cast<uintptr_t>(p);
+  size_t old_commit = page_round(up + h->user_size - base);
+  size_t need = page_round(up + size - base);
+  if (need <= mapped) {  // inside the mapping's rounding: just move the end
+    h->user_size = page_round(up + size) - up;
+    if (need < old_commit) os_purge(reinterpret_cast<void*>(base + need), old_commit - need);
+    arena_direct_account(0, ptrdiff_t(need) - ptrdiff_t(old_commit));
+    return p;
+  }
+  size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
+  if (total < need) return nullptr;
+  void* r = mremap(reinterpret_cast<void*>(base), mapped, total, 0);  // grow in place?
+  uintptr_t nbase = base;
+  if (r == MAP_FAILED) {
+    // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
+    void* dst = os_map_aligned(total, kArenaSize, false);
+    if (dst == nullptr) return nullptr;
+    r = mremap(reinterpret_cast<void*>(base), mapped, total, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    if (r == MAP_FAILED) {
+      os_unmap(dst, total);
+      return nullptr;
+    }
+    nbase = reinterpret_cast<uintptr_t>(r);
+    pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
+    pagemap_set_region(base, mapped, false);
+  }
+  pagemap_set_region(nbase, total, true);
+  uintptr_t np = nbase + (up - base);
+  Slab* nh = slab_of(reinterpret_cast<void*>(np));
+  nh->map_base = nbase;
+  nh->map_size = total;
+  nh->user_ptr = np;
+  nh->user_size = page_round(np + size) - np;
+  pagemap_set_head(reinterpret_cast<uintptr_t>(nh), true);
+  g_large_bytes.fetch_add(total - mapped, std::memory_order_relaxed);
+  arena_direct_account(ptrdiff_t(total) - ptrdiff_t(mapped), ptrdiff_t(need) - ptrdiff_t(old_commit));
+  return reinterpret_cast<void*>(np);
+}
+
+void* large_realloc(Slab* h, void* p, size_t size) {
+  if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p) ||
+                      (h->kind != kSlabLargeRun && h->kind != kSlabDirect))) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, "invalid realloc (not a live block)");
+    return nullptr;
+  }
+  size_t usable = h->user_size;
+  if (h->kind == kSlabLargeRun) {
+    // Fits and is not less than half used: keep it.
+    if (size <= usable && size > usable / 2 && size > kSmallMax) return p;
+  } else if (size > (size_t(4) << 20) && reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
+    // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)
+    void* r = direct_resize(h, p, size);
+    if (r) return r;
+  }
+  void* n = spaces_malloc(size);
+  if (n == nullptr) return nullptr;
+  memcpy(n, p, size < usable ? size : usable);
+  large_free(h, p);
+  return n;
+}
+
+LargeTotals large_totals() {
+  return LargeTotals{g_large_blocks.load(std::memory_order_relaxed), g_large_bytes.load(std::memory_order_relaxed)};
+}
+
+}  // namespace spaces_core

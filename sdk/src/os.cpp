@@ -1,0 +1,96 @@
+// os.cpp - the primitive layer: everything Spaces asks of the kernel.
+//
+// Contract: every function either succeeds or returns NULL/does nothing; none allocates, none
+// takes a lock, none sets errno visibly to the caller except os_map (which callers turn into
+// ENOMEM). Everything above this file is OS-free.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+
+namespace spaces_core {
+
+void* os_map(size_t size, bool huge_tlb) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (huge_tlb) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
+    if (p != MAP_FAILED) return p;
+    // no reserved huge pages: fall back to normal pages
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+// Map `size` bytes aligned to `align` (a power of two >= page size) by over-mapping and trimming.
+void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
+  if (huge_tlb && align <= kHugePage && (size & (kHugePage - 1)) == 0) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_HUGETLB, -1, 0);
+    if (p != MAP_FAILED) return p;  // huge TLB mappings are 2 MiB aligned
+  }
+  if (size + align < size) return nullptr;
+  uint8_t* raw = static_cast<uint8_t*>(os_map(size + align, false));
+  if (raw == nullptr) return nullptr;
+  uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t)(align - 1);
+  size_t front = start - reinterpret_cast<uintptr_t>(raw);
+  size_t back = align - front;
+  if (front) munmap(raw, front);
+  if (back) munmap(reinterpret_cast<uint8_t*>(start) + size, back);
+  return reinterpret_cast<void*>(start);
+}
+
+void os_unmap(void* p, size_t size) { munmap(p, size); }
+
+void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+
+void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
+
+uint64_t os_now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+// Not cryptographic: keys only need to be unguessable by accident. Seeded from the kernel's
+// AT_RANDOM bytes, the clock and ASLR, mixed by splitmix64.
+uint64_t os_random() {
+  static std::atomic<uint64_t> state{0};
+  uint64_t s = state.load(std::memory_order_relaxed);
+  if (SPACES_UNLIKELY(s == 0)) {
+    uint64_t seed = os_now_ns() ^ reinterpret_cast<uintptr_t>(&state);
+    const uint64_t* r = reinterpret_cast<const uint64_t*>(getauxval(AT_RANDOM));
+    if (r) seed ^= r[0] ^ (r[1] << 1);
+    state.compare_exchange_strong(s, seed | 1, std::memory_order_relaxed);
+  }
+  uint64_t z = state.fetch_add(0x9e3779b97f4a7c15ull, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+size_t os_page_size() { return 4096; }
+
+void SpinLock::lock() {
+  for (;;) {
+    if (!v.exchange(1, std::memory_order_acquire)) return;
+    for (int spins = 0; v.load(std::memory_order_relaxed) != 0; spins++) {
+      if (spins < 64)
+        __builtin_ia32_pause();
+      else
+        sched_yield();
+    }
+  }
+}
+
+}  // namespace spaces_core

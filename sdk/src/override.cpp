@@ -1,0 +1,87 @@
+// override.cpp - the malloc & operator new/delete symbols of the override library.
+//
+// Only one-line forwarders onto spaces_* live here: every semantic is in the core, where tests
+// reach it without replacing libc. This file includes the core (spaces.cpp) so the override
+// build is still one translation unit and the forwarders compile to the fast paths themselves.
+// The only logic of its own is operator new's std::new_handler loop, which must throw.
+#include "spaces.cpp"
+
+#include <new>
+
+#define SPACES_EXPORT extern "C" __attribute__((visibility("default")))
+
+SPACES_EXPORT void* malloc(size_t n) noexcept { return spaces_malloc(n); }
+SPACES_EXPORT void free(void* p) noexcept { spaces_free(p); }
+SPACES_EXPORT void* calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
+SPACES_EXPORT void* realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
+SPACES_EXPORT void* reallocarray(void* p, size_t n, size_t s) noexcept { return spaces_reallocarray(p, n, s); }
+SPACES_EXPORT int posix_memalign(void** out, size_t a, size_t n) noexcept { return spaces_posix_memalign(out, a, n); }
+SPACES_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
+SPACES_EXPORT void* memalign(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
+SPACES_EXPORT void* valloc(size_t n) noexcept { return spaces_aligned_alloc(4096, n); }
+SPACES_EXPORT void* pvalloc(size_t n) noexcept { return spaces_aligned_alloc(4096, n == 0 ? 4096 : (n + 4095) & ~size_t(4095)); }
+SPACES_EXPORT size_t malloc_usable_size(void* p) noexcept { return spaces_usable_size(p); }
+SPACES_EXPORT void free_sized(void* p, size_t n) noexcept { spaces_free_sized(p, n); }
+SPACES_EXPORT void free_aligned_sized(void* p, size_t a, size_t n) noexcept { spaces_free_aligned_sized(p, a, n); }
+SPACES_EXPORT void cfree(void* p) noexcept { spaces_free(p); }
+SPACES_EXPORT int malloc_trim(size_t) noexcept { return spaces_collect(1), 1; }
+// glibc-internal names some programs and libraries call directly
+SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_malloc(n); }
+SPACES_EXPORT void __libc_free(void* p) noexcept { spaces_free(p); }
+SPACES_EXPORT void* __libc_calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
+SPACES_EXPORT void* __libc_realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
+SPACES_EXPORT void* __libc_memalign(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
+
+namespace {
+// std::new_handler semantics: retry after each handler call; no handler: throw (or nullptr).
+SPACES_NOINLINE void* new_slow(size_t n, size_t align, bool nothrow) {
+  for (;;) {
+    void* p = align ? spaces_aligned_alloc(align, n) : spaces_malloc(n);
+    if (p) return p;
+    std::new_handler h = std::get_new_handler();
+    if (h == nullptr) {
+      if (nothrow) return nullptr;
+      throw std::bad_alloc();
+    }
+    if (!nothrow) {
+      h();
+      continue;
+    }
+    try {
+      h();
+    } catch (...) {
+      return nullptr;
+    }
+  }
+}
+SPACES_INLINE void* new_impl(size_t n) {
+  void* p = spaces_malloc(n);
+  return SPACES_LIKELY(p != nullptr) ? p : new_slow(n, 0, false);
+}
+SPACES_INLINE void* new_aligned(size_t n, std::align_val_t a) {
+  void* p = spaces_aligned_alloc(size_t(a), n);
+  return SPACES_LIKELY(p != nullptr) ? p : new_slow(n, size_t(a), false);
+}
+}  // namespace
+
+#define SPACES_NEW __attribute__((visibility("default")))
+SPACES_NEW void* operator new(size_t n) { return new_impl(n); }
+SPACES_NEW void* operator new[](size_t n) { return new_impl(n); }
+SPACES_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }
+SPACES_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }
+SPACES_NEW void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a); }
+SPACES_NEW void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a); }
+SPACES_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { void* p = spaces_aligned_alloc(size_t(a), n); return p ? p : new_slow(n, size_t(a), true); }
+SPACES_NEW void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { void* p = spaces_aligned_alloc(size_t(a), n); return p ? p : new_slow(n, size_t(a), true); }
+SPACES_NEW void operator delete(void* p) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete[](void* p) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, const std::nothrow_t&) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, size_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete[](void* p, size_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, std::align_val_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete[](void* p, std::align_val_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, size_t, std::align_val_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete[](void* p, size_t, std::align_val_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { spaces_free(p); }

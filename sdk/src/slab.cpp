@@ -1,0 +1,122 @@
+// slab.cpp - one 64 KiB slab of equal-sized blocks.
+//
+// A slab holds `capacity` blocks of `block_size` bytes after a 192-byte header. Blocks are handed
+// out from `free` (owner thread only, no atomics); blocks never handed out yet sit past `bump`
+// and are carved into `free` a batch at a time so that a fresh slab costs page faults only for
+// what is used. Other threads free onto `thread_free`, a lock-free stack: they only ever push,
+// and the owner takes the whole list with one compare-and-swap, so no ABA can arise (a node is
+// never popped alone). The two low bits of `thread_free` carry the SlabState (internal.h).
+//
+// Who touches what: `free`, `used`, `bump`, `attached`, list links: the owner thread (or whoever
+// holds an abandoned heap exclusively). `thread_free`: anyone, atomically. `key`, `block_size`,
+// `cls`, `capacity`: written at initialisation, before the slab is published.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+namespace spaces_core {
+
+void slab_init(Slab* s, Heap* owner, unsigned cls) {
+  uint32_t bs = class_size(cls);
+  s->free = s;
+  s->key = os_random() | (uint64_t(1) << 63);
+  s->used = 0;
+  s->block_size = bs;
+  __atomic_store_n(&s->fast_owner, owner, __ATOMIC_RELAXED);
+  s->owner = owner;
+  s->chunk = nullptr;
+  s->kind = kSlabSmall;
+  s->cls = uint8_t(cls);
+  s->attached = 0;
+  s->has_aligned = 0;
+  s->capacity = uint32_t((kSlabSize - kSlabHeader) / bs);
+  s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
+  s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
+  s->next = s->prev = s->notify_next = nullptr;
+}
+
+// Carve up to ~8 KiB of never-used blocks (at least one) in address order in front of `free`.
+void slab_extend(Slab* s) {
+  uintptr_t end = slab_end(s);
+  uintptr_t bs = s->block_size;
+  uintptr_t start = s->bump;
+  if (start >= end) return;
+  uintptr_t n = bs >= 8192 ? 1 : 8192 / bs;
+  if (start + n * bs > end) n = (end - start) / bs;
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t key = s->key;
+  uintptr_t last = start + (n - 1) * bs;
+  for (uintptr_t p = start; p < last; p += bs) reinterpret_cast<Block*>(p)->link = (p + bs - base) ^ key;
+  reinterpret_cast<Block*>(last)->link = slab_encode(s, s->free);
+  s->free = reinterpret_cast<void*>(start);
+  s->bump = last + bs;
+}
+
+// Owner only. Moves every remotely freed block in front of `free`; the state bits are kept.
+unsigned slab_collect_remote(Slab* s) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  do {
+    if ((tf & ~kStateMask) == base) return 0;
+  } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
+                                                 std::memory_order_relaxed));
+  Block* head = reinterpret_cast<Block*>(tf & ~kStateMask);
+  Block* b = head;
+  unsigned n = 1;
+  uintptr_t key = s->key;
+  for (;;) {
+    uintptr_t off = b->link ^ key;
+    if (off == 0) break;
+    if (SPACES_UNLIKELY(off >= kSlabSize || n > s->capacity)) {
+      report_error(SPACES_ERROR_CORRUPTED, b, "corrupted remote free list");
+      break;  // keep what was verified; the rest is lost (leaked), never followed
+    }
+    b = reinterpret_cast<Block*>(base + off);
+    n++;
+  }
+  b->link = slab_encode(s, s->free);
+  s->free = head;
+  s->used -= n;
+  return n;
+}
+
+// Any thread but the owner. Returns true when the slab was kStateFull: the caller must queue
+// the slab on its owner's notify list (this push is the only one that sees kStateFull).
+bool slab_remote_push(Slab* s, Block* b) {
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    uintptr_t st = tf & kStateMask;
+    b->link = slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask));
+    uintptr_t nw = reinterpret_cast<uintptr_t>(b) | (st == kStateFull ? kStateNotified : st);
+    if (s->thread_free.compare_exchange_weak(tf, nw, std::memory_order_acq_rel, std::memory_order_relaxed))
+      return st == kStateFull;
+  }
+}
+
+// Is b on one of the slab's free lists? A bounded walk that follows only in-slab offsets, so it
+// is memory-safe even when another thread is changing the lists (it may then miss b).
+bool slab_contains_free(Slab* s, Block* b) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t key = s->key;
+  const void* heads[2] = {s->free, reinterpret_cast<void*>(s->thread_free.load(std::memory_order_acquire) & ~kStateMask)};
+  for (const void* h : heads) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(h);
+    for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
+      if (p == reinterpret_cast<uintptr_t>(b)) return true;
+      uintptr_t off = __atomic_load_n(&reinterpret_cast<Block*>(p)->link, __ATOMIC_RELAXED) ^ key;
+      if (off >= kSlabSize || off < kSlabHeader) break;
+      p = base + off;
+    }
+  }
+  return false;
+}
+
+Block* slab_block_start(Slab* s, const void* p) {
+  uintptr_t first = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a < first || a >= first + uintptr_t(s->capacity) * s->block_size) return nullptr;
+  uintptr_t idx = (a - first) / s->block_size;
+  return reinterpret_cast<Block*>(first + idx * s->block_size);
+}
+
+}  // namespace spaces_core

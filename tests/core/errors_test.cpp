@@ -1,0 +1,115 @@
+// Misuse reaches the error handler with the right code (the default handler's abort is tested
+// by tests/stress/invalid_free_death).
+#include "test_internal.h"
+
+#include <sys/mman.h>
+#include <thread>
+
+namespace {
+struct Caught {
+  int code = 0;
+  void* addr = nullptr;
+  int count = 0;
+};
+Caught g_caught;
+void record(int code, void* addr, const char*, void*) {
+  g_caught.code = code;
+  g_caught.addr = addr;
+  g_caught.count++;
+}
+struct HandlerScope {
+  HandlerScope() {
+    g_caught = Caught();
+    spaces_set_error_handler(record, nullptr);
+  }
+  ~HandlerScope() { spaces_set_error_handler(nullptr, nullptr); }
+};
+}  // namespace
+
+TEST(Errors, DoubleFreeOfASmallBlock) {
+  HandlerScope h;
+  void* p = spaces_malloc(32);
+  void* keep = spaces_malloc(32);  // keeps the slab alive
+  spaces_free(p);
+  spaces_free(p);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.addr, p);
+  void* q = spaces_malloc(32);
+  void* r = spaces_malloc(32);
+  EXPECT_NE(q, r) << "a reported double free must not corrupt the free list";
+  spaces_free(q);
+  spaces_free(r);
+  spaces_free(keep);
+}
+
+TEST(Errors, DoubleFreeFromAnotherThread) {
+  HandlerScope h;
+  void* p = spaces_malloc(48);
+  void* keep = spaces_malloc(48);
+  spaces_free(p);
+  std::thread([&] { spaces_free(p); }).join();
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  spaces_free(keep);
+}
+
+TEST(Errors, DoubleFreeOfALargeBlock) {
+  HandlerScope h;
+  void* p = spaces_malloc(1 << 20);
+  spaces_free(p);
+  spaces_free(p);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+}
+
+TEST(Errors, ForeignPointersAreInvalidFrees) {
+  HandlerScope h;
+  int local;
+  spaces_free(&local);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  EXPECT_EQ(g_caught.addr, &local);
+  void* m = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  g_caught = Caught();
+  spaces_free(static_cast<char*>(m) + 16);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  munmap(m, 1 << 16);
+  g_caught = Caught();
+  spaces_free(reinterpret_cast<void*>(~uintptr_t(0) - 100));
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+}
+
+TEST(Errors, InteriorPointers) {
+  HandlerScope h;
+  char* big = static_cast<char*>(spaces_malloc(100000));
+  spaces_free(big + 64);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  spaces_free(big);
+  g_caught = Caught();
+  // small interior pointers are caught on the slow path (other thread)
+  char* s = static_cast<char*>(spaces_malloc(128));
+  std::thread([&] { spaces_free(s + 8); }).join();
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  spaces_free(s);
+}
+
+TEST(Errors, CorruptedFreeListIsReportedNotFollowed) {
+  HandlerScope h;
+  // a private class so the slab holds only our blocks
+  void* a = spaces_malloc(6000);
+  void* b = spaces_malloc(6000);
+  spaces_free(b);
+  spaces_free(a);                                   // free list: a -> b
+  *static_cast<uintptr_t*>(a) = 0x4141414141414141;  // write after free
+  void* x = spaces_malloc(6000);
+  (void)x;
+  void* y = spaces_malloc(6000);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_CORRUPTED);
+  EXPECT_NE(y, nullptr);
+}
+
+TEST(Errors, FreeSizedMismatch) {
+  HandlerScope h;
+  void* p = spaces_malloc(100);
+  spaces_free_sized(p, 5000);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
+  spaces_free_sized(p, 100);
+  EXPECT_EQ(g_caught.count, 1);
+}

@@ -1,0 +1,91 @@
+#include "test_internal.h"
+
+#include <set>
+#include <thread>
+#include <vector>
+
+TEST(Heap, FirstAllocationGivesTheThreadAHeap) {
+  std::thread([] {
+    EXPECT_EQ(t_heap, &g_empty_heap);
+    void* p = spaces_malloc(24);
+    ASSERT_NE(p, nullptr);
+    EXPECT_NE(t_heap, &g_empty_heap);
+    EXPECT_EQ(slab_of(p)->owner, t_heap);
+    spaces_free(p);
+  }).join();
+}
+
+TEST(Heap, SameThreadFreeIsReusedFirst) {
+  void* a = spaces_malloc(100);
+  spaces_free(a);
+  void* b = spaces_malloc(100);
+  EXPECT_EQ(a, b);
+  spaces_free(b);
+}
+
+TEST(Heap, FullSlabsComeBackThroughRemoteFrees) {
+  // Fill several slabs of one class, free everything from another thread, and check the owner
+  // reuses those blocks instead of taking new slabs.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 20000; i++) blocks.push_back(spaces_malloc(200));
+  std::set<void*> first(blocks.begin(), blocks.end());
+  std::thread([&] {
+    for (void* p : blocks) spaces_free(p);
+  }).join();
+  size_t reused = 0;
+  std::vector<void*> again;
+  for (int i = 0; i < 20000; i++) {
+    void* p = spaces_malloc(200);
+    reused += first.count(p);
+    again.push_back(p);
+  }
+  EXPECT_GT(reused, 19000u) << "remotely freed blocks must be reused by the owner";
+  for (void* p : again) spaces_free(p);
+}
+
+TEST(Heap, ExitedThreadHeapIsReusedByTheNextThread) {
+  Heap* first = nullptr;
+  std::thread([&] {
+    spaces_free(spaces_malloc(16));
+    first = t_heap;
+  }).join();
+  Heap* second = nullptr;
+  std::thread([&] {
+    spaces_free(spaces_malloc(16));
+    second = t_heap;
+  }).join();
+  EXPECT_EQ(first, second);
+}
+
+TEST(Heap, BlocksOfExitedThreadsCanBeFreedAnywhere) {
+  std::vector<void*> blocks;
+  std::thread([&] {
+    for (int i = 0; i < 5000; i++) {
+      void* p = spaces_malloc(size_t(i % 300) + 1);
+      memset(p, 0x5a, size_t(i % 300) + 1);
+      blocks.push_back(p);
+    }
+  }).join();
+  for (void* p : blocks) spaces_free(p);
+  spaces_collect(1);
+  struct spaces_stats st;
+  st.size = sizeof st;
+  ASSERT_EQ(spaces_stats(&st), 0);
+  EXPECT_GE(st.heaps, 1u);
+}
+
+TEST(Heap, EmptySlabsGoBackToTheArenas) {
+  spaces_collect(1);
+  struct spaces_stats before;
+  before.size = sizeof before;
+  spaces_stats(&before);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 100000; i++) blocks.push_back(spaces_malloc(64));
+  for (void* p : blocks) spaces_free(p);
+  spaces_collect(1);
+  struct spaces_stats after;
+  after.size = sizeof after;
+  spaces_stats(&after);
+  EXPECT_LE(after.slabs_in_use, before.slabs_in_use + 2);
+  EXPECT_LE(after.committed_bytes, before.committed_bytes + 4 * kSlabSize);
+}

@@ -1,0 +1,118 @@
+#include "test_internal.h"
+
+#include <set>
+#include <thread>
+
+namespace {
+// A slab-aligned scratch region from the OS (not from a heap) so slab functions run alone.
+struct ScratchSlab {
+  Slab* s;
+  ScratchSlab() { s = static_cast<Slab*>(os_map_aligned(kSlabSize, kSlabSize, false)); }
+  ~ScratchSlab() { os_unmap(s, kSlabSize); }
+};
+Block* pop(Slab* s) {
+  if (!slab_has_free(s)) return nullptr;
+  Block* b = static_cast<Block*>(s->free);
+  uintptr_t off = b->link ^ s->key;
+  EXPECT_LT(off, kSlabSize);
+  s->free = reinterpret_cast<uint8_t*>(s) + off;
+  s->used++;
+  b->link = 0;
+  return b;
+}
+}  // namespace
+
+TEST(Slab, InitCarvesLazilyAndHandsOutEveryBlockOnce) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  unsigned cls = class_of(48);
+  slab_init(s, nullptr, cls);
+  EXPECT_FALSE(slab_has_free(s));
+  EXPECT_EQ(s->capacity, (kSlabSize - kSlabHeader) / 48);
+  std::set<Block*> seen;
+  for (;;) {
+    if (!slab_has_free(s)) {
+      if (s->bump >= slab_end(s)) break;
+      slab_extend(s);
+    }
+    Block* b = pop(s);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(seen.insert(b).second) << "block handed out twice";
+    ASSERT_EQ((reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(s) - kSlabHeader) % 48, 0u);
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
+  }
+  EXPECT_EQ(seen.size(), s->capacity);
+  EXPECT_EQ(s->used, s->capacity);
+}
+
+TEST(Slab, KeyHasTopBitAndDiffersPerInit) {
+  ScratchSlab m;
+  slab_init(m.s, nullptr, 3);
+  uintptr_t k1 = m.s->key;
+  slab_init(m.s, nullptr, 3);
+  EXPECT_NE(k1, m.s->key);
+  EXPECT_TRUE(m.s->key >> 63);
+}
+
+TEST(Slab, RemotePushAndCollectMovesAllBlocks) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  slab_init(s, nullptr, class_of(64));
+  slab_extend(s);
+  std::vector<Block*> blocks;
+  while (slab_has_free(s)) blocks.push_back(pop(s));
+  ASSERT_GT(blocks.size(), 10u);
+  unsigned used = s->used;
+  std::thread t([&] {
+    for (size_t i = 0; i < blocks.size(); i += 2) EXPECT_FALSE(slab_remote_push(s, blocks[i]));
+  });
+  t.join();
+  unsigned n = slab_collect_remote(s);
+  EXPECT_EQ(n, (blocks.size() + 1) / 2);
+  EXPECT_EQ(s->used, used - n);
+  std::set<Block*> back;
+  while (Block* b = pop(s)) back.insert(b);
+  EXPECT_EQ(back.size(), n);
+  EXPECT_EQ(slab_collect_remote(s), 0u);
+}
+
+TEST(Slab, RemotePushOnFullSlabAsksForNotifyOnce) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  slab_init(s, nullptr, 0);
+  slab_extend(s);
+  Block* a = pop(s);
+  Block* b = pop(s);
+  s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateFull);
+  EXPECT_TRUE(slab_remote_push(s, a));
+  EXPECT_EQ(s->thread_free.load() & kStateMask, kStateNotified);
+  EXPECT_FALSE(slab_remote_push(s, b));
+  EXPECT_EQ(slab_collect_remote(s), 2u);
+  EXPECT_EQ(s->thread_free.load() & kStateMask, kStateNotified) << "collect keeps the state";
+}
+
+TEST(Slab, FreedBlocksLookFreeAndLiveOnesDoNot) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  slab_init(s, nullptr, class_of(32));
+  slab_extend(s);
+  Block* a = pop(s);
+  Block* b = pop(s);
+  EXPECT_FALSE(slab_block_looks_free(s, a));
+  memset(a, 0, 32);
+  EXPECT_FALSE(slab_block_looks_free(s, a)) << "zeroed user data must not look free";
+  a->link = slab_encode(s, s->free);
+  s->free = a;
+  EXPECT_TRUE(slab_block_looks_free(s, a));
+  EXPECT_TRUE(slab_contains_free(s, a));
+  EXPECT_FALSE(slab_contains_free(s, b));
+}
+
+TEST(Slab, BlockStartOfInteriorPointers) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  slab_init(s, nullptr, class_of(96));
+  uint8_t* first = reinterpret_cast<uint8_t*>(s) + kSlabHeader;
+  EXPECT_EQ(slab_block_start(s, first + 96 * 3 + 17), reinterpret_cast<Block*>(first + 96 * 3));
+  EXPECT_EQ(slab_block_start(s, reinterpret_cast<uint8_t*>(s) + 10), nullptr);
+}
