@@ -173,7 +173,7 @@ extern "C" {
 SPACES_API void* spaces_malloc(size_t size) noexcept {
   Heap* h = t_heap;
   if (SPACES_LIKELY(size <= kSmallMax)) {
-    Slab* s = h->cur[class_of(size)];
+    Slab* s = h->direct[(size + 7) >> 3];
     Block* b = static_cast<Block*>(s->free);
     if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
       uintptr_t off = b->link ^ s->key;
@@ -192,15 +192,21 @@ SPACES_API void spaces_free(void* p) noexcept {
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
   if (SPACES_LIKELY(pagemap_is_head(q))) {
     Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
-    Heap* h = t_heap;
-    if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == h)) {
+    if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == thread_self())) {
       Block* b = static_cast<Block*>(p);
-      uintptr_t key = s->key;
-      if (SPACES_LIKELY(((b->link ^ key) >> kSlabShift) != 0)) {  // does not look freed already
-        b->link = (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ key;
+#ifdef SPACES_DEBUG
+      // Debug builds also refuse pointers inside a block (a division: too dear for release).
+      if ((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s) - kSlabHeader) % s->block_size != 0 ||
+          s->has_aligned) {
+        heap_free_slow(p);
+        return;
+      }
+#endif
+      if (SPACES_LIKELY(!slab_block_looks_free(s, b))) {
+        b->link = (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key;
         s->free = b;
         if (SPACES_LIKELY(--s->used != 0)) return;
-        heap_slab_emptied(h, s);
+        heap_slab_emptied(t_heap, s);
         return;
       }
     }

@@ -34,13 +34,14 @@ namespace spaces_core {
 Slab g_empty_slab = {&g_empty_slab};
 
 namespace {
-template <size_t... I>
-constexpr Heap make_empty_heap(std::index_sequence<I...>) {
-  return Heap{{((void)I, &g_empty_slab)...}};
+template <size_t... D, size_t... C>
+constexpr Heap make_empty_heap(std::index_sequence<D...>, std::index_sequence<C...>) {
+  return Heap{{((void)D, &g_empty_slab)...}, {((void)C, &g_empty_slab)...}};
 }
 }  // namespace
 
-Heap g_empty_heap = make_empty_heap(std::make_index_sequence<kNumClasses>());
+Heap g_empty_heap =
+    make_empty_heap(std::make_index_sequence<kDirectSlots>(), std::make_index_sequence<kNumClasses>());
 #pragma GCC diagnostic pop
 SPACES_TLS Heap* t_heap = &g_empty_heap;
 
@@ -81,6 +82,34 @@ SPACES_INLINE uintptr_t slab_state(const Slab* s) {
   return s->thread_free.load(std::memory_order_acquire) & kStateMask;
 }
 
+// Make `s` the slab class `cls` allocates from. The current slab carries one phantom count in
+// `used`, so a local free can never drive it to zero: the free fast path's "slab emptied" exit
+// is taken only by slabs that are not current (a malloc/free ping-pong never leaves the fast
+// path). The previous current slab loses its phantom; callers handle it if that empties it.
+void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
+  Slab* old = h->cur[cls];
+  if (old == s) return;
+  if (old != &g_empty_slab) old->used--;
+  if (s != &g_empty_slab) s->used++;
+  h->cur[cls] = s;
+  size_t lo = cls == 0 ? 0 : class_size(cls - 1) / 8 + 1;
+  size_t hi = class_size(cls) / 8;
+  for (size_t i = lo; i <= hi; i++) h->direct[i] = s;
+}
+
+// Give every slab the heap tracks the fast-free tag of thread pointer `tp` (0: none). Called
+// when a thread takes the heap and when it lets it go, so a thread that later reuses a dead
+// thread's TCB address can never match a slab it does not own.
+void heap_bind_slabs(Heap* h, uintptr_t tp) {
+  h->tp = tp;
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    Slab* cur = h->cur[c];
+    if (cur != &g_empty_slab && !cur->has_aligned) __atomic_store_n(&cur->fast_owner, tp, __ATOMIC_RELAXED);
+    for (Slab* s = h->partial[c].head; s; s = s->next)
+      if (!s->has_aligned) __atomic_store_n(&s->fast_owner, tp, __ATOMIC_RELAXED);
+  }
+}
+
 // Change the state bits, keeping the list. Used by the owner for Normal<->Full and
 // Notified->Normal; only the owner ever leaves kStateNotified.
 void slab_set_state(Slab* s, uintptr_t from, uintptr_t to) {
@@ -105,13 +134,13 @@ bool slab_try_detach(Slab* s) {
       break;
   }
   s->attached = 0;
-  __atomic_store_n(&s->fast_owner, nullptr, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   return true;
 }
 
 void slab_attach(Heap* h, Slab* s) {
   s->attached = 1;
-  if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h, __ATOMIC_RELAXED);
+  if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->tp, __ATOMIC_RELAXED);
   list_push(&h->partial[s->cls], s);
   slab_set_state(s, kStateFull, kStateNormal);
 }
@@ -119,7 +148,7 @@ void slab_attach(Heap* h, Slab* s) {
 // Give an empty slab back: to the heap's cache, or to its arena.
 void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
   s->kind = kSlabEmpty;
-  __atomic_store_n(&s->fast_owner, nullptr, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   s->attached = 0;
   if (!to_arena && h->empty_count < uint32_t(option(kOpt_slab_cache))) {
     s->next = h->empty;
@@ -165,6 +194,8 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
     h->cur[c] = &g_empty_slab;
     h->partial[c].head = nullptr;
   }
+  for (size_t i = 0; i < kDirectSlots; i++) h->direct[i] = &g_empty_slab;
+  h->tp = 0;
   h->notify.store(nullptr, std::memory_order_relaxed);
   h->empty = nullptr;
   h->empty_count = 0;
@@ -211,8 +242,8 @@ void heap_sweep(Heap* h, bool all, bool to_arena) {
     Slab* cur = h->cur[c];
     if (cur != &g_empty_slab) {
       slab_collect_remote(cur);
-      if (all && cur->used == 0 && slab_state(cur) != kStateNotified) {
-        h->cur[c] = &g_empty_slab;
+      if (all && cur->used == 1 && slab_state(cur) != kStateNotified) {  // 1: the phantom
+        heap_set_cur(h, c, &g_empty_slab);
         heap_release_slab(h, cur, to_arena);
       }
     }
@@ -233,7 +264,7 @@ void heap_merge(Heap* h, Heap* a) {
   for (unsigned c = 0; c < kNumClasses; c++) {
     Slab* cur = a->cur[c];
     if (cur != &g_empty_slab) {  // becomes an ordinary tracked slab of `a`, then may move
-      a->cur[c] = &g_empty_slab;
+      heap_set_cur(a, c, &g_empty_slab);  // not empty: the sweep above released empty ones
       list_push(&a->partial[c], cur);
     }
     Slab* s = a->partial[c].head;
@@ -242,7 +273,7 @@ void heap_merge(Heap* h, Heap* a) {
       if (slab_state(s) == kStateNormal) {
         list_remove(&a->partial[c], s);
         s->owner = h;
-        if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h, __ATOMIC_RELAXED);
+        if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->tp, __ATOMIC_RELAXED);
         list_push(&h->partial[c], s);
       }
       s = next;
@@ -288,12 +319,11 @@ Slab* heap_refill(Heap* h, unsigned cls) {
       slab_extend(s);
       return s;
     }
-    h->cur[cls] = &g_empty_slab;
     if (!slab_try_detach(s)) {  // remote frees arrived just now
-      h->cur[cls] = s;
       slab_collect_remote(s);
       return s;
     }
+    heap_set_cur(h, cls, &g_empty_slab);  // full, so losing the phantom cannot empty it
   }
   heap_drain_notify(h);
   for (int round = 0; round < 2; round++) {
@@ -301,12 +331,13 @@ Slab* heap_refill(Heap* h, unsigned cls) {
       if (!slab_has_free(s)) slab_collect_remote(s);
       if (!slab_has_free(s) && s->bump < slab_end(s)) slab_extend(s);
       if (slab_has_free(s)) {
-        h->cur[cls] = s;
+        heap_set_cur(h, cls, s);
         return s;
       }
       if (!slab_try_detach(s)) {
         slab_collect_remote(s);
-        h->cur[cls] = s;
+        s->attached = 1;
+        heap_set_cur(h, cls, s);
         return s;
       }
     }
@@ -315,7 +346,7 @@ Slab* heap_refill(Heap* h, unsigned cls) {
   s = heap_new_slab(h, cls);
   if (s == nullptr) return nullptr;
   s->attached = 1;
-  h->cur[cls] = s;
+  heap_set_cur(h, cls, s);
   slab_extend(s);
   return s;
 }
@@ -370,14 +401,35 @@ static void free_local_slow(Heap* h, Slab* s, Block* b) {
   if (s->used == 0) heap_slab_emptied(h, s);
 }
 
+// free() of a pointer whose granule holds no live header: say which mistake it most likely is.
+static void report_unowned_free(void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (!pagemap_in_region(a)) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer not allocated by Spaces)");
+    return;
+  }
+  // Inside Spaces' memory: look back (up to 64 MiB) for the large block that may contain p.
+  uintptr_t g = (a & ~kSlabMask);
+  for (int i = 0; i < 1024 && g >= kSlabSize && pagemap_in_region(g); i++, g -= kSlabSize) {
+    if (!pagemap_is_head(g)) continue;
+    Slab* h = reinterpret_cast<Slab*>(g);
+    uintptr_t end = h->kind == kSlabLargeRun ? h->map_base + h->map_size * kSlabSize
+                    : h->kind == kSlabDirect ? h->map_base + h->map_size
+                                             : g + kSlabSize;
+    if (a < end) {
+      report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a live block)");
+      return;
+    }
+    break;
+  }
+  report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (or free of a pointer into freed memory)");
+}
+
 void heap_free_slow(void* p) {
   if (p == nullptr) return;
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
   if (!pagemap_is_head(q)) {
-    if (pagemap_in_region(reinterpret_cast<uintptr_t>(p)))
-      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (or free of a pointer inside a freed block)");
-    else
-      report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer not allocated by Spaces)");
+    report_unowned_free(p);
     return;
   }
   Slab* s = slab_of(p);
@@ -423,7 +475,7 @@ void heap_free_slow(void* p) {
 // must take the slow path, which finds the slot start.
 void heap_mark_aligned(Slab* s) {
   s->has_aligned = 1;
-  __atomic_store_n(&s->fast_owner, nullptr, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
 }
 
 static pthread_key_t g_thread_key;
@@ -442,6 +494,7 @@ Heap* heap_thread_init() {
     if (h == nullptr) h = heap_alloc_struct();
   }
   if (h == nullptr) return nullptr;
+  heap_bind_slabs(h, thread_self());
   h->state = kHeapActive;
   t_heap = h;  // before pthread_setspecific, which may itself allocate
   g_threads_started.fetch_add(1, std::memory_order_relaxed);
@@ -455,6 +508,7 @@ void heap_thread_done(void* arg) {
   if (h == nullptr || h->state != kHeapActive) return;
   if (t_heap == h) t_heap = &g_empty_heap;
   heap_sweep(h, false, false);
+  heap_bind_slabs(h, 0);
   LockGuard g(g_heap_lock);
   pool_put(h);
 }
@@ -492,7 +546,10 @@ void heap_fork_unlock() { g_heap_lock.unlock(); }
 void heap_after_fork_child() {
   g_heap_lock.reset();
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
-    if (h->state == kHeapActive && h != t_heap) pool_put(h);
+    if (h->state == kHeapActive && h != t_heap) {
+      heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
+      pool_put(h);
+    }
   }
   if (g_key_ready && t_heap != &g_empty_heap) pthread_setspecific(g_thread_key, t_heap);
 }

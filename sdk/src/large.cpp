@@ -38,7 +38,7 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
   h->key = 0;
   h->used = 1;
   h->block_size = 0;
-  __atomic_store_n(&h->fast_owner, nullptr, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   h->owner = nullptr;
   h->chunk = nullptr;
   h->kind = kind;

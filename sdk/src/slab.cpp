@@ -19,10 +19,10 @@ namespace spaces_core {
 void slab_init(Slab* s, Heap* owner, unsigned cls) {
   uint32_t bs = class_size(cls);
   s->free = s;
-  s->key = os_random() | (uint64_t(1) << 63);
+  s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
   s->used = 0;
   s->block_size = bs;
-  __atomic_store_n(&s->fast_owner, owner, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->fast_owner, owner ? owner->tp : 0, __ATOMIC_RELAXED);
   s->owner = owner;
   s->chunk = nullptr;
   s->kind = kSlabSmall;
