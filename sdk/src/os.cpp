@@ -69,8 +69,12 @@ uint64_t os_random() {
   uint64_t s = state.load(std::memory_order_relaxed);
   if (SPACES_UNLIKELY(s == 0)) {
     uint64_t seed = os_now_ns() ^ reinterpret_cast<uintptr_t>(&state);
-    const uint64_t* r = reinterpret_cast<const uint64_t*>(getauxval(AT_RANDOM));
-    if (r) seed ^= r[0] ^ (r[1] << 1);
+    const void* r = reinterpret_cast<const void*>(getauxval(AT_RANDOM));  // 16 unaligned bytes
+    if (r) {
+      uint64_t w[2];
+      memcpy(w, r, sizeof w);
+      seed ^= w[0] ^ (w[1] << 1);
+    }
     state.compare_exchange_strong(s, seed | 1, std::memory_order_relaxed);
   }
   uint64_t z = state.fetch_add(0x9e3779b97f4a7c15ull, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ull;
