@@ -30,6 +30,7 @@ int main() {
   std::printf("Spaces %s serves malloc: %s\n", spaces_version(), spaces_owns(probe) ? "yes" : "no");
   free(probe);
   std::printf("distinct words: %zu, work took %.1f ms\n", freq.size(), ms);
+  std::fflush(stdout);  // spaces_stats_print writes to the fd directly
   spaces_stats_print(1);
   freq.clear();
   spaces_collect(1);

@@ -11,6 +11,7 @@
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,7 +42,10 @@ void fork_child() {
   heap_after_fork_child();
 }
 
-void print_stats_at_exit() { spaces_stats_print(2); }
+// A private copy of stderr: programs such as coreutils close fd 2 in their own atexit handler,
+// which runs before ours when Spaces initialised first.
+int g_stats_fd = 2;
+void print_stats_at_exit() { spaces_stats_print(g_stats_fd); }
 
 }  // namespace
 
@@ -61,7 +65,11 @@ bool ensure_init() {
     }
     heap_init_key();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    if (option(kOpt_show_stats)) atexit(print_stats_at_exit);
+    if (option(kOpt_show_stats)) {
+      int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+      if (fd >= 0) g_stats_fd = fd;
+      atexit(print_stats_at_exit);
+    }
     if (option(kOpt_verbose)) {
       write_str(2, "spaces: version ");
       write_str(2, spaces_version());

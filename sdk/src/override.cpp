@@ -3,7 +3,7 @@
 // Only one-line forwarders onto spaces_* live here: every semantic is in the core, where tests
 // reach it without replacing libc. This file includes the core (spaces.cpp) so the override
 // build is still one translation unit and the forwarders compile to the fast paths themselves.
-// The only logic of its own is operator new's std::new_handler loop, which must throw.
+// The only logic of its own is operator new's std::new_handler loop.
 #include "spaces.cpp"
 
 #include <new>
@@ -32,26 +32,29 @@ SPACES_EXPORT void* __libc_calloc(size_t n, size_t s) noexcept { return spaces_c
 SPACES_EXPORT void* __libc_realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
 SPACES_EXPORT void* __libc_memalign(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
 
+// libstdc++ is referenced weakly, so a C program links libspaces.a with --whole-archive and
+// -lpthread alone; in a C++ program these resolve to the real functions.
+namespace std {
+extern new_handler get_new_handler() noexcept __attribute__((weak));
+extern void __throw_bad_alloc() __attribute__((weak, noreturn));
+}  // namespace std
+
 namespace {
-// std::new_handler semantics: retry after each handler call; no handler: throw (or nullptr).
+// std::new_handler semantics: retry after each handler call; no handler: throw bad_alloc (or
+// return nullptr for the nothrow forms). This file is built without exception tables, so a
+// handler that throws propagates straight to the caller of new (for the nothrow forms too: a
+// deviation from the standard, which would return nullptr).
 SPACES_NOINLINE void* new_slow(size_t n, size_t align, bool nothrow) {
   for (;;) {
     void* p = align ? spaces_aligned_alloc(align, n) : spaces_malloc(n);
     if (p) return p;
-    std::new_handler h = std::get_new_handler();
+    std::new_handler h = &std::get_new_handler ? std::get_new_handler() : nullptr;
     if (h == nullptr) {
       if (nothrow) return nullptr;
-      throw std::bad_alloc();
+      if (&std::__throw_bad_alloc) std::__throw_bad_alloc();
+      abort();
     }
-    if (!nothrow) {
-      h();
-      continue;
-    }
-    try {
-      h();
-    } catch (...) {
-      return nullptr;
-    }
+    h();
   }
 }
 SPACES_INLINE void* new_impl(size_t n) {
