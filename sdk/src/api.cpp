@@ -142,8 +142,10 @@ void report_error(int code, const void* addr, const char* what) {
   abort();
 }
 
+bool chunk_suppress_oom_report();
+
 void* out_of_memory() {
-  if (option(kOpt_abort_on_oom)) report_error(SPACES_ERROR_OUT_OF_MEMORY, nullptr, "out of memory");
+  if (option(kOpt_abort_on_oom) && !chunk_suppress_oom_report()) report_error(SPACES_ERROR_OUT_OF_MEMORY, nullptr, "out of memory");
   errno = ENOMEM;
   return nullptr;
 }
@@ -170,6 +172,30 @@ static size_t small_usable(Slab* s, const void* p) {
   if (SPACES_LIKELY(!s->has_aligned)) return s->block_size;
   Block* b = slab_block_start(s, p);
   return b ? s->block_size - size_t(static_cast<const uint8_t*>(p) - reinterpret_cast<uint8_t*>(b)) : 0;
+}
+
+// Alignment above 16 (a power of two) from heap h (a thread heap or a chunk's).
+void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
+  if (align > kMaxAlign || size > kMaxRequest) return out_of_memory();  // also: no overflow below
+  if (h->state == kHeapStatic) {
+    h = heap_thread_init();
+    if (h == nullptr) return out_of_memory();
+  }
+  // Slots are naturally aligned when the slab's first block (offset 256) and the class size
+  // are both multiples of the alignment.
+  size_t rounded = (size + align - 1) & ~(align - 1);
+  if (rounded == 0) rounded = align;
+  if (align <= kSlabHeader && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
+    return heap_malloc_slow(h, rounded, false);
+  if (size + align <= kSmallMax) {
+    uint8_t* b = static_cast<uint8_t*>(heap_malloc_slow(h, size + align - 1, false));
+    if (b == nullptr) return nullptr;
+    uintptr_t a = (reinterpret_cast<uintptr_t>(b) + align - 1) & ~(uintptr_t)(align - 1);
+    if (a != reinterpret_cast<uintptr_t>(b)) heap_mark_aligned(slab_of(b));
+    return reinterpret_cast<void*>(a);
+  }
+  if (size < kSmallMax + 1) size = kSmallMax + 1;  // force the large path
+  return large_alloc(size, align, false, h->chunk);
 }
 
 }  // namespace spaces_core
@@ -214,7 +240,7 @@ SPACES_API void spaces_free(void* p) noexcept {
         b->link = (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key;
         s->free = b;
         if (SPACES_LIKELY(--s->used != 0)) return;
-        heap_slab_emptied(t_heap, s);
+        heap_slab_emptied(s->owner, s);
         return;
       }
     }
@@ -250,6 +276,7 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
   }
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
+  if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
   if (s->kind != kSlabSmall) return large_realloc(s, p, size);
   size_t usable = small_usable(s, p);
   if (size <= usable && size >= usable / 2) return p;  // shrink in place unless it wastes half
@@ -272,22 +299,7 @@ SPACES_API void* spaces_aligned_alloc(size_t align, size_t size) noexcept {
     return nullptr;
   }
   if (align <= 16) return spaces_malloc(size < align ? align : size);
-  if (align > kMaxAlign || size > kMaxRequest) return out_of_memory();  // also: no overflow below
-  // Slots are naturally aligned when the slab's first block (offset 192 = 3 * 64) and the
-  // class size are both multiples of the alignment.
-  size_t rounded = (size + align - 1) & ~(align - 1);
-  if (rounded == 0) rounded = align;
-  if (align <= 64 && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
-    return spaces_malloc(rounded);
-  if (size + align <= kSmallMax) {
-    uint8_t* b = static_cast<uint8_t*>(spaces_malloc(size + align - 1));
-    if (b == nullptr) return nullptr;
-    uintptr_t a = (reinterpret_cast<uintptr_t>(b) + align - 1) & ~(uintptr_t)(align - 1);
-    if (a != reinterpret_cast<uintptr_t>(b)) heap_mark_aligned(slab_of(b));
-    return reinterpret_cast<void*>(a);
-  }
-  if (size < kSmallMax + 1) size = kSmallMax + 1;  // force the large path
-  return large_alloc(size, align, false);
+  return heap_aligned_alloc(t_heap, align, size);
 }
 
 SPACES_API int spaces_posix_memalign(void** out, size_t align, size_t size) noexcept {

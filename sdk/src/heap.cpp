@@ -44,6 +44,7 @@ Heap g_empty_heap =
     make_empty_heap(std::make_index_sequence<kDirectSlots>(), std::make_index_sequence<kNumClasses>());
 #pragma GCC diagnostic pop
 SPACES_TLS Heap* t_heap = &g_empty_heap;
+SPACES_TLS Heap* t_home_heap = &g_empty_heap;
 
 namespace {
 
@@ -82,6 +83,8 @@ SPACES_INLINE uintptr_t slab_state(const Slab* s) {
   return s->thread_free.load(std::memory_order_acquire) & kStateMask;
 }
 
+}  // namespace
+
 // Make `s` the slab class `cls` allocates from. The current slab carries one phantom count in
 // `used`, so a local free can never drive it to zero: the free fast path's "slab emptied" exit
 // is taken only by slabs that are not current (a malloc/free ping-pong never leaves the fast
@@ -101,7 +104,7 @@ void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
 // when a thread takes the heap and when it lets it go, so a thread that later reuses a dead
 // thread's TCB address can never match a slab it does not own.
 void heap_bind_slabs(Heap* h, uintptr_t tp) {
-  h->tp = tp;
+  __atomic_store_n(&h->tp, tp, __ATOMIC_RELAXED);
   for (unsigned c = 0; c < kNumClasses; c++) {
     Slab* cur = h->cur[c];
     if (cur != &g_empty_slab && !cur->has_aligned) __atomic_store_n(&cur->fast_owner, tp, __ATOMIC_RELAXED);
@@ -109,6 +112,8 @@ void heap_bind_slabs(Heap* h, uintptr_t tp) {
       if (!s->has_aligned) __atomic_store_n(&s->fast_owner, tp, __ATOMIC_RELAXED);
   }
 }
+
+namespace {
 
 // Change the state bits, keeping the list. Used by the owner for Normal<->Full and
 // Notified->Normal; only the owner ever leaves kStateNotified.
@@ -145,23 +150,30 @@ void slab_attach(Heap* h, Slab* s) {
   slab_set_state(s, kStateFull, kStateNormal);
 }
 
+}  // namespace
+
 // Give an empty slab back: to the heap's cache, or to its arena.
 void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
   s->kind = kSlabEmpty;
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   s->attached = 0;
-  if (!to_arena && h->empty_count < uint32_t(option(kOpt_slab_cache))) {
+  uint32_t limit = h->chunk ? h->cache_limit_override : uint32_t(option(kOpt_slab_cache));
+  if (!to_arena && h->empty_count < limit) {
     s->next = h->empty;
     h->empty = s;
     h->empty_count++;
     return;
   }
+  if (h->chunk) chunk_slab_removed(h->chunk, s);
   s->kind = kSlabFree;
   s->owner = nullptr;
+  s->chunk = nullptr;
   pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
   g_slabs_in_use.fetch_sub(1, std::memory_order_relaxed);
   arena_free_slabs(s, 1);
 }
+
+namespace {
 
 void heap_drain_notify(Heap* h) {
   Slab* s = h->notify.exchange(nullptr, std::memory_order_acquire);
@@ -179,6 +191,24 @@ void heap_drain_notify(Heap* h) {
   }
 }
 
+void heap_init_fields(Heap* h, Chunk* c) {
+  for (unsigned i = 0; i < kNumClasses; i++) {
+    h->cur[i] = &g_empty_slab;
+    h->partial[i].head = nullptr;
+  }
+  for (size_t i = 0; i < kDirectSlots; i++) h->direct[i] = &g_empty_slab;
+  h->notify.store(nullptr, std::memory_order_relaxed);
+  h->empty = nullptr;
+  h->empty_count = 0;
+  h->state = c ? kHeapChunk : kHeapAbandoned;
+  h->pool_next = nullptr;
+  h->all_next = nullptr;
+  h->slow_calls = 0;
+  h->tp = 0;
+  h->chunk = c;
+  h->cache_limit_override = 0;
+}
+
 Heap* heap_alloc_struct() {  // g_heap_lock held
   size_t need = (sizeof(Heap) + 63) & ~size_t(63);
   if (g_meta_cursor == nullptr || g_meta_cursor + need > g_meta_end) {
@@ -190,17 +220,7 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   }
   Heap* h = reinterpret_cast<Heap*>(g_meta_cursor);
   g_meta_cursor += need;
-  for (unsigned c = 0; c < kNumClasses; c++) {
-    h->cur[c] = &g_empty_slab;
-    h->partial[c].head = nullptr;
-  }
-  for (size_t i = 0; i < kDirectSlots; i++) h->direct[i] = &g_empty_slab;
-  h->tp = 0;
-  h->notify.store(nullptr, std::memory_order_relaxed);
-  h->empty = nullptr;
-  h->empty_count = 0;
-  h->state = kHeapAbandoned;
-  h->pool_next = nullptr;
+  heap_init_fields(h, nullptr);
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   g_heap_count++;
@@ -287,11 +307,16 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
     h->empty = s->next;
     h->empty_count--;
   } else {
+    if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
     bool dirty;
     s = arena_alloc_slabs(1, &dirty);
-    if (s == nullptr) return nullptr;
+    if (s == nullptr) {
+      if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
+      return nullptr;
+    }
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
     pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+    if (h->chunk) chunk_slab_added(h->chunk, s);
   }
   slab_init(s, h, cls);
   return s;
@@ -299,7 +324,7 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
 
 // Adopt slabs of an exited thread before asking the arenas for fresh memory.
 bool heap_try_adopt(Heap* h, unsigned cls) {
-  if (g_abandoned.load(std::memory_order_relaxed) == 0) return false;
+  if (h->chunk || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
   if (!g_heap_lock.try_lock()) return false;
   Heap* a = pool_take();
   g_heap_lock.unlock();
@@ -354,11 +379,11 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 }  // namespace
 
 void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
-  if (SPACES_UNLIKELY(h->state != kHeapActive)) {
+  if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory();
   }
-  if (size > kSmallMax) return large_alloc(size, 0, zero);
+  if (size > kSmallMax) return large_alloc(size, 0, zero, h->chunk);
   h->slow_calls++;
   unsigned cls = class_of(size);
   for (;;) {
@@ -443,8 +468,8 @@ void heap_free_slow(void* p) {
         report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a block)");
         return;
       }
-      Heap* h = t_heap;
-      if (s->owner == h) {
+      Heap* h = s->owner;
+      if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
         free_local_slow(h, s, b);
         return;
       }
@@ -452,6 +477,7 @@ void heap_free_slow(void* p) {
         report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
         return;
       }
+      if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
       if (slab_remote_push(s, b)) {
         Heap* o = s->owner;
         Slab* head = o->notify.load(std::memory_order_relaxed);
@@ -497,6 +523,7 @@ Heap* heap_thread_init() {
   heap_bind_slabs(h, thread_self());
   h->state = kHeapActive;
   t_heap = h;  // before pthread_setspecific, which may itself allocate
+  t_home_heap = h;
   g_threads_started.fetch_add(1, std::memory_order_relaxed);
   if (g_key_ready) pthread_setspecific(g_thread_key, h);
   return h;
@@ -507,6 +534,7 @@ void heap_thread_done(void* arg) {
   Heap* h = static_cast<Heap*>(arg);
   if (h == nullptr || h->state != kHeapActive) return;
   if (t_heap == h) t_heap = &g_empty_heap;
+  t_home_heap = &g_empty_heap;
   heap_sweep(h, false, false);
   heap_bind_slabs(h, 0);
   LockGuard g(g_heap_lock);
@@ -536,6 +564,13 @@ void heap_collect_abandoned() {
   LockGuard g(g_heap_lock);
   last->pool_next = g_pool;
   g_pool = list;
+}
+
+void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }
+
+void heap_collect_slab(Heap* h, Slab* s) {
+  slab_collect_remote(s);
+  if (!s->attached && h->cur[s->cls] != s && slab_has_free(s)) slab_attach(h, s);
 }
 
 void heap_fork_lock() { g_heap_lock.lock(); }

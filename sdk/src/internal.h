@@ -51,7 +51,7 @@ constexpr uintptr_t kArenaSize = uintptr_t(1) << kArenaShift;  // 4 MiB = 64 gra
 constexpr unsigned kSlabsPerArena = unsigned(kArenaSize / kSlabSize);  // 64; granule 0 = arena header
 constexpr uintptr_t kAddressLimit = uintptr_t(1) << 47;  // user space on x86-64 (4-level paging)
 constexpr size_t kSmallMax = 8192;                        // largest size-class block
-constexpr size_t kSlabHeader = 192;                       // first block offset in a slab
+constexpr size_t kSlabHeader = 256;                       // first block offset in a slab
 constexpr size_t kMaxRunSlabs = kSlabsPerArena - 1;       // longest run inside one arena
 constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kMaxRequest = size_t(1) << 46;           // anything larger is ENOMEM at once
@@ -126,6 +126,9 @@ struct alignas(64) Slab {
   size_t user_size;       // large: usable bytes from the user pointer
   uintptr_t user_ptr;     // large: the pointer handed out
   uint64_t reserved;
+  // -- line 3: chunk bookkeeping (owner side of the chunk) --
+  alignas(64) Slab* chunk_next;  // every small slab of a chunk, for walk/reset/destroy
+  Slab* chunk_prev;
 };
 static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
 
@@ -199,7 +202,8 @@ size_t os_page_size();
   X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
-  X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")
+  X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
+  X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")
 
 enum OptionId {
 #define SPACES_X(name, def, lo, hi, doc) kOpt_##name,
@@ -262,8 +266,10 @@ struct alignas(64) Heap {
   Heap* all_next;                    // registry of every heap
   uint64_t slow_calls;
   uintptr_t tp;                      // thread pointer of the owning thread, 0 while abandoned
+  Chunk* chunk;                      // the chunk this heap is (NULL for thread heaps)
+  uint32_t cache_limit_override;     // chunk heaps: empty slabs kept (0: use option slab_cache)
 };
-enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2 };
+enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
 
 extern Heap g_empty_heap;      // what a thread sees before its first allocation
 extern Slab g_empty_slab;      // cur[] of the empty heap: free == itself, so malloc goes slow
@@ -284,8 +290,27 @@ struct HeapTotals {
 };
 HeapTotals heap_totals();
 
+void heap_release_slab(Heap* h, Slab* s, bool to_arena);
+void* heap_aligned_alloc(Heap* h, size_t align, size_t size);
+void heap_mark_aligned(Slab* s);
+extern SPACES_TLS Heap* t_home_heap;   // the thread's own heap (t_heap may be a captured chunk's)
+void heap_init_chunk(Heap* h, Chunk* c);
+void heap_bind_slabs(Heap* h, uintptr_t tp);
+void heap_set_cur(Heap* h, unsigned cls, Slab* s);
+void heap_collect_slab(Heap* h, Slab* s);  // owner side: take remote frees, re-track if detached
+
+// ---- chunk (chunk.cpp) ----------------------------------------------------------------------
+bool chunk_reserve(Chunk* c, size_t bytes);     // false: the ceiling blocks it
+void chunk_unreserve(Chunk* c, size_t bytes);
+void chunk_slab_added(Chunk* c, Slab* s);
+void chunk_slab_removed(Chunk* c, Slab* s);
+void chunk_large_added(Chunk* c, Slab* h);
+void chunk_large_removed(Chunk* c, Slab* h);
+void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes);  // +/-: pending remote frees
+void* chunk_realloc_block(Chunk* c, void* p, size_t size);
+
 // ---- large (large.cpp) ----------------------------------------------------------------------
-void* large_alloc(size_t size, size_t align, bool zero);
+void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk = nullptr);
 void large_free(Slab* head, void* p);
 void* large_realloc(Slab* head, void* p, size_t size);
 size_t large_usable(const Slab* head, const void* p);

@@ -4,7 +4,7 @@
 // its alignment), else a direct mapping (4 MiB-aligned; >= 2 MiB gets huge pages, see
 // options). Either way a Slab header sits at H = (p - 1) & ~0xFFFF, the granule just before or
 // containing the user pointer p, so free() finds it exactly as it finds a small block's slab:
-//   align <= 64 KiB : p = run/mapping start + 192 (the header) rounded up to align; H = start.
+//   align <= 64 KiB : p = run/mapping start + 256 (the header) rounded up to align; H = start.
 //   align >  64 KiB : p = the first align-aligned address at least 64 KiB into the run/mapping;
 //                     H = p - 64 KiB, which records where the run/mapping really starts.
 // Large blocks have no owner heap (fast_owner = NULL), so every free of one comes here, from any
@@ -56,36 +56,61 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
 }
 }  // namespace
 
-void* large_alloc(size_t size, size_t align, bool zero) {
+// The footprint a large block of `size` at `align` costs (what a chunk's ceiling counts).
+static size_t large_footprint(size_t size, size_t align, size_t* slabs_out) {
+  size_t span = (align <= kSlabSize ? ((kSlabHeader + align - 1) & ~(align - 1)) : align) + size;
+  size_t slabs = (span + kSlabSize - 1) >> kSlabShift;
+  *slabs_out = slabs;
+  if (slabs <= kMaxRunSlabs) return slabs * kSlabSize;
+  size_t lead = align <= kSlabSize ? kSlabSize : align;
+  return (lead + size + kArenaSize - 1) & ~(kArenaSize - 1);
+}
+
+void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   if (!ensure_init()) return out_of_memory();
   if (size > kMaxRequest || align > kMaxAlign) return out_of_memory();
   if (align < 16) align = 16;
-  size_t span = (align <= kSlabSize ? ((kSlabHeader + align - 1) & ~(align - 1)) : align) + size;
-  size_t slabs = (span + kSlabSize - 1) >> kSlabShift;
+  size_t slabs;
+  size_t cost = large_footprint(size, align, &slabs);
+  if (chunk && !chunk_reserve(chunk, cost)) return out_of_memory();
+  uintptr_t p;
   if (slabs <= kMaxRunSlabs) {
     bool dirty = false;
     Slab* run = arena_alloc_slabs(slabs, &dirty);
-    if (run == nullptr) return out_of_memory();
+    if (run == nullptr) {
+      if (chunk) chunk_unreserve(chunk, cost);
+      return out_of_memory();
+    }
     uintptr_t start = reinterpret_cast<uintptr_t>(run);
-    uintptr_t p = user_ptr_in(start, align);
+    p = user_ptr_in(start, align);
     uintptr_t end = start + slabs * kSlabSize;
-    init_header(p, kSlabLargeRun, start, slabs, end - p);
+    Slab* h = init_header(p, kSlabLargeRun, start, slabs, end - p);
+    h->chunk = chunk;
     g_large_blocks.fetch_add(1, std::memory_order_relaxed);
     g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
     if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
+    if (chunk) chunk_large_added(chunk, h);
     return reinterpret_cast<void*>(p);
   }
   size_t mapped;
   size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
   void* m = arena_map_direct(lead + size, align, &mapped);
-  if (m == nullptr) return out_of_memory();
+  if (m == nullptr) {
+    if (chunk) chunk_unreserve(chunk, cost);
+    return out_of_memory();
+  }
   uintptr_t start = reinterpret_cast<uintptr_t>(m);
-  uintptr_t p = user_ptr_in(start, align);
+  p = user_ptr_in(start, align);
   size_t usable = page_round(p + size) - p;
-  init_header(p, kSlabDirect, start, mapped, usable);
+  Slab* h = init_header(p, kSlabDirect, start, mapped, usable);
+  h->chunk = chunk;
   arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(page_round(p + size - start)));
   g_large_blocks.fetch_add(1, std::memory_order_relaxed);
   g_large_bytes.fetch_add(mapped, std::memory_order_relaxed);
+  if (chunk) {
+    if (mapped != cost) chunk_reserve(chunk, mapped - cost);  // (only if the kernel rounded more)
+    chunk_large_added(chunk, h);
+  }
   return reinterpret_cast<void*>(p);  // fresh mapping: already zero
 }
 
@@ -102,6 +127,10 @@ void large_free(Slab* h, void* p) {
   }
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
   g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
+  if (Chunk* c = h->chunk) {
+    chunk_large_removed(c, h);
+    chunk_unreserve(c, kind == kSlabLargeRun ? h->map_size * kSlabSize : h->map_size);
+  }
   if (kind == kSlabLargeRun) {
     g_large_bytes.fetch_sub(h->map_size * kSlabSize, std::memory_order_relaxed);
     arena_free_slabs(reinterpret_cast<Slab*>(h->map_base), h->map_size);
@@ -173,7 +202,8 @@ void* large_realloc(Slab* h, void* p, size_t size) {
   if (h->kind == kSlabLargeRun) {
     // Fits and is not less than half used: keep it.
     if (size <= usable && size > usable / 2 && size > kSmallMax) return p;
-  } else if (size > (size_t(4) << 20) && reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
+  } else if (h->chunk == nullptr && size > (size_t(4) << 20) &&
+             reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
     // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)
     void* r = direct_resize(h, p, size);
     if (r) return r;

@@ -1,6 +1,6 @@
 // slab.cpp - one 64 KiB slab of equal-sized blocks.
 //
-// A slab holds `capacity` blocks of `block_size` bytes after a 192-byte header. Blocks are handed
+// A slab holds `capacity` blocks of `block_size` bytes after a 256-byte header. Blocks are handed
 // out from `free` (owner thread only, no atomics); blocks never handed out yet sit past `bump`
 // and are carved into `free` a batch at a time so that a fresh slab costs page faults only for
 // what is used. Other threads free onto `thread_free`, a lock-free stack: they only ever push,
@@ -33,6 +33,7 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
+  s->chunk = owner ? owner->chunk : nullptr;
 }
 
 // Carve up to ~8 KiB of never-used blocks (at least one) in address order in front of `free`.
@@ -77,6 +78,7 @@ unsigned slab_collect_remote(Slab* s) {
   b->link = slab_encode(s, s->free);
   s->free = head;
   s->used -= n;
+  if (s->chunk) chunk_remote_freed(s->chunk, 0 - size_t(n), 0 - size_t(n) * s->block_size);
   return n;
 }
 

@@ -14,3 +14,4 @@
 #include "heap.cpp"
 #include "large.cpp"
 #include "api.cpp"
+#include "chunk.cpp"

@@ -62,6 +62,73 @@ SPACES_API size_t spaces_usable_size(const void *p) SPACES_NOEXCEPT;
  * by Spaces), else 0. Never faults, whatever p is. Lock-free. */
 SPACES_API int spaces_owns(const void *p) SPACES_NOEXCEPT;
 
+/* ---- Regions ("chunks") -----------------------------------------------------------------------
+ * A chunk is a heap of its own: its blocks live in its own slabs, so spaces_free()/free() of a
+ * chunk block works from any thread, and the whole chunk can be walked, reset or destroyed at
+ * once. Semantics (ceiling, walk, destroy) are in docs/regions.md. */
+typedef struct spaces_chunk *SpacesChunk;
+
+#define SPACES_CHUNK_EXCLUSIVE 1u  /* one thread allocates: no synchronisation on its alloc path */
+#define SPACES_ZERO 1u             /* spaces_chunk_alloc flag: zero the block */
+
+/* NULL + errno (EINVAL for unknown flags, ENOMEM). Any thread. */
+SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) SPACES_NOEXCEPT;
+/* Frees every block of c at once (time proportional to slabs and large blocks, not blocks) and
+ * returns its memory. NULL is a no-op. No other thread may use c during or after the call. */
+SPACES_API void spaces_chunk_destroy(SpacesChunk c) SPACES_NOEXCEPT;
+/* Frees every block, keeps c and up to the option `chunk_keep_slabs` empty slabs for reuse. */
+SPACES_API void spaces_chunk_reset(SpacesChunk c) SPACES_NOEXCEPT;
+/* NULL + ENOMEM at the ceiling (after the pressure handler, if any, had its one chance). For an
+ * EXCLUSIVE chunk only one thread may allocate at a time; otherwise any thread may. */
+SPACES_API void *spaces_chunk_alloc(SpacesChunk c, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+SPACES_API void *spaces_chunk_aligned_alloc(SpacesChunk c, size_t alignment, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+/* p must be a block of c (or NULL). size 0 frees p and returns NULL. */
+SPACES_API void *spaces_chunk_realloc(SpacesChunk c, void *p, size_t size) SPACES_NOEXCEPT;
+/* Cap the chunk's footprint (bytes of slabs and large mappings held for it). 0 removes the cap;
+ * a cap below the current footprint only blocks growth. Returns 0, or -1 + EINVAL. */
+SPACES_API int spaces_chunk_set_ceiling(SpacesChunk c, size_t bytes) SPACES_NOEXCEPT;
+SPACES_API size_t spaces_chunk_ceiling(SpacesChunk c) SPACES_NOEXCEPT;
+/* The chunk owning p; NULL for blocks of the thread heaps, NULL for foreign pointers. */
+SPACES_API SpacesChunk spaces_chunk_of(const void *p) SPACES_NOEXCEPT;
+
+#define SPACES_CHUNK_STATS_VERSION 1
+struct spaces_chunk_stats {
+  size_t size;             /* in: sizeof(struct spaces_chunk_stats) (0: this header's); out: filled */
+  unsigned version;        /* out: SPACES_CHUNK_STATS_VERSION */
+  unsigned flags;          /* the chunk's creation flags */
+  size_t live_blocks;      /* blocks allocated and not freed */
+  size_t live_bytes;       /* their usable sizes */
+  size_t footprint;        /* bytes of slabs and large mappings held for the chunk */
+  size_t peak_footprint;
+  size_t ceiling;          /* 0 = none */
+  size_t ceiling_hits;     /* allocations refused at the ceiling */
+  size_t slabs;            /* 64 KiB slabs held */
+  size_t large_blocks;     /* live blocks over 8 KiB */
+};
+/* 0, or -1 + EINVAL. Exact when no other thread is allocating or freeing in c. */
+SPACES_API int spaces_chunk_stats(SpacesChunk c, struct spaces_chunk_stats *out) SPACES_NOEXCEPT;
+
+/* Visit every live block of c once with its usable size; stop when fn returns non-zero (that
+ * value is returned; 0 after a full walk, -1 + EINVAL for bad arguments). Blocks freed before the
+ * walk began are not visited; fn may free the block it is given. No thread may allocate in c
+ * during the walk. */
+typedef int (*spaces_walk_fn)(void *block, size_t size, void *arg);
+SPACES_API int spaces_chunk_walk(SpacesChunk c, spaces_walk_fn fn, void *arg) SPACES_NOEXCEPT;
+
+/* Called (once per failing allocation, with no Spaces lock held) when an allocation of `request`
+ * bytes would take c past its ceiling. Free memory of c in it and return non-zero to have the
+ * allocation retried once; return 0 to fail it. fn = NULL removes the handler. */
+typedef int (*spaces_pressure_fn)(SpacesChunk c, size_t request, void *arg);
+SPACES_API void spaces_chunk_set_pressure_handler(SpacesChunk c, spaces_pressure_fn fn, void *arg) SPACES_NOEXCEPT;
+
+/* Route the calling thread's malloc, operator new (and the fast free of c's blocks) to the
+ * EXCLUSIVE chunk c, until the previous routing is restored; c = NULL routes back to the thread's
+ * own heap. Returns the previous target (NULL: the thread's own heap), so scopes nest:
+ *   SpacesChunk prev = spaces_thread_set_chunk(c); ... ; spaces_thread_set_chunk(prev);
+ * Hazard: every block allocated meanwhile, by any code on this thread, belongs to c and dies
+ * with it. Restore before the thread exits. EINVAL (routing unchanged) if c is not EXCLUSIVE. */
+SPACES_API SpacesChunk spaces_thread_set_chunk(SpacesChunk c) SPACES_NOEXCEPT;
+
 /* ---- Knobs and diagnostics -------------------------------------------------------------------
  * Options are listed in docs/options.md; each is also read once, at initialisation, from the
  * environment variable SPACES_<NAME> (upper case). spaces_option_set returns 0, or -1 with

@@ -1,0 +1,508 @@
+// chunk.cpp - regions ("chunks"): heaps of their own with a ceiling, a walk and one-call destroy.
+//
+// A Chunk embeds a Heap (state kHeapChunk) and allocates through the same slab machinery as the
+// thread heaps, so its blocks are found by free() through the slab header like any other, and
+// freed from any thread by the lock-free remote push. What a chunk adds:
+//   - `slabs`: every slab it holds (tracked, detached or cached), for walk, reset and destroy;
+//     `large`: every live large block. Destroy and reset touch these lists, never the blocks.
+//   - `footprint`: bytes of slabs and large mappings held, reserved by compare-and-swap *before*
+//     memory is taken, so the ceiling is never overshot, however many threads allocate.
+//   - live counts computed from the slabs' `used` counters minus `pending` (blocks freed by
+//     other threads and not yet collected), so allocation pays no counter.
+// Who touches what: the allocating side (the one thread of an EXCLUSIVE chunk, or whoever holds
+// `lock` for a shared one) owns the heap, `slabs`, `ceiling_blocked`; `large` is guarded by
+// `large_lock` because large blocks are unlinked by whichever thread frees them; the counters
+// are atomics.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+namespace spaces_core {
+
+constexpr uint32_t kChunkMagic = 0x4b435053;  // "SPCK"
+
+struct Chunk {
+  Heap heap;  // first: a Chunk* is also its Heap*
+  uint32_t magic;
+  unsigned flags;
+  SpinLock lock;
+  SpinLock large_lock;
+  std::atomic<size_t> footprint;
+  std::atomic<size_t> peak;
+  std::atomic<size_t> ceiling;
+  std::atomic<size_t> ceiling_hits;
+  std::atomic<size_t> pending_blocks;
+  std::atomic<size_t> pending_bytes;
+  Slab* slabs;
+  size_t nslabs;
+  Slab* large;
+  size_t nlarge;
+  size_t large_bytes;
+  spaces_pressure_fn pressure;
+  void* pressure_arg;
+  bool ceiling_blocked;
+  uintptr_t walker_tp;  // thread walking the large list (it already holds large_lock)
+  Chunk* free_next;
+};
+
+namespace {
+
+SpinLock g_chunk_lock;  // the pool of Chunk structs
+Chunk* g_chunk_free = nullptr;
+uint8_t* g_chunk_cursor = nullptr;
+uint8_t* g_chunk_end = nullptr;
+SPACES_TLS bool t_chunk_alloc = false;  // suppresses abort_on_oom for ceiling refusals
+
+Chunk* chunk_struct_alloc() {
+  LockGuard g(g_chunk_lock);
+  if (g_chunk_free) {
+    Chunk* c = g_chunk_free;
+    g_chunk_free = c->free_next;
+    return c;
+  }
+  size_t need = (sizeof(Chunk) + 63) & ~size_t(63);
+  if (g_chunk_cursor == nullptr || g_chunk_cursor + need > g_chunk_end) {
+    size_t bytes = 512 * 1024;
+    uint8_t* m = static_cast<uint8_t*>(os_map(bytes, false));
+    if (m == nullptr) return nullptr;
+    g_chunk_cursor = m;
+    g_chunk_end = m + bytes;
+  }
+  Chunk* c = reinterpret_cast<Chunk*>(g_chunk_cursor);
+  g_chunk_cursor += need;
+  return c;
+}
+
+void chunk_struct_free(Chunk* c) {
+  c->magic = 0;
+  LockGuard g(g_chunk_lock);
+  c->free_next = g_chunk_free;
+  g_chunk_free = c;
+}
+
+Chunk* chunk_checked(SpacesChunk h) {
+  Chunk* c = reinterpret_cast<Chunk*>(h);
+  if (c == nullptr || __atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != kChunkMagic) return nullptr;
+  return c;
+}
+
+// The allocating side: a lock for shared chunks, nothing for exclusive ones.
+struct AllocSide {
+  Chunk* c;
+  bool locked;
+  explicit AllocSide(Chunk* x) : c(x), locked(!(x->flags & SPACES_CHUNK_EXCLUSIVE)) {
+    if (locked) c->lock.lock();
+  }
+  void release() {
+    if (locked) c->lock.unlock();
+    locked = false;
+  }
+  ~AllocSide() { release(); }
+};
+
+void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero) {
+  Heap* h = &c->heap;
+  if (align <= 16 && size <= kSmallMax) {
+    if (size < align) size = align;
+    Slab* s = h->direct[(size + 7) >> 3];
+    Block* b = static_cast<Block*>(s->free);
+    if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
+      uintptr_t off = b->link ^ s->key;
+      if (SPACES_LIKELY(off < kSlabSize)) {
+        s->free = reinterpret_cast<uint8_t*>(s) + off;
+        s->used++;
+        b->link = 0;
+        if (zero) memset(b, 0, size);
+        return b;
+      }
+    }
+    return heap_malloc_slow(h, size, zero);
+  }
+  if (align <= 16) return large_alloc(size, 0, zero, c);
+  void* p = heap_aligned_alloc(h, align, size);
+  if (p && zero) memset(p, 0, size);
+  return p;
+}
+
+void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags) {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr || (flags & ~SPACES_ZERO) != 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (size > kMaxRequest || align > kMaxAlign) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  for (int attempt = 0;; attempt++) {
+    AllocSide side(c);
+    c->ceiling_blocked = false;
+    t_chunk_alloc = true;
+    void* p = chunk_alloc_inner(c, align, size, (flags & SPACES_ZERO) != 0);
+    t_chunk_alloc = false;
+    bool blocked = c->ceiling_blocked;
+    side.release();
+    if (p != nullptr) return p;
+    if (!blocked) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    spaces_pressure_fn fn = __atomic_load_n(&c->pressure, __ATOMIC_ACQUIRE);
+    if (attempt == 0 && fn != nullptr && fn(handle, size, __atomic_load_n(&c->pressure_arg, __ATOMIC_ACQUIRE)))
+      continue;  // the handler freed memory: one retry
+    c->ceiling_hits.fetch_add(1, std::memory_order_relaxed);
+    errno = ENOMEM;
+    return nullptr;
+  }
+}
+
+// Return every slab and large block; keep up to `keep` empty slabs cached (reset) or none.
+void chunk_release_all(Chunk* c, uint32_t keep) {
+  Heap* h = &c->heap;
+  Slab* s = c->slabs;
+  heap_init_chunk(h, c);
+  h->cache_limit_override = keep;
+  while (s) {
+    Slab* next = s->chunk_next;
+    s->used = 0;
+    heap_release_slab(h, s, false);  // cached up to `keep`, else to the arena (unlinks it)
+    s = next;
+  }
+  for (;;) {
+    Slab* l;
+    {
+      LockGuard g(c->large_lock);
+      l = c->large;
+    }
+    if (l == nullptr) break;
+    large_free(l, reinterpret_cast<void*>(l->user_ptr));
+  }
+  c->pending_blocks.store(0, std::memory_order_relaxed);
+  c->pending_bytes.store(0, std::memory_order_relaxed);
+}
+
+// A slab's live blocks: everything carved minus what is on its free list (remote frees must
+// have been collected). Calls fn(slot, size) for each; stops on non-zero.
+int walk_slab(Slab* s, spaces_walk_fn fn, void* arg) {
+  uint64_t freebits[(kSlabSize / 8 + 63) / 64];
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t first = base + kSlabHeader;
+  uintptr_t bs = s->block_size;
+  uintptr_t carved = (s->bump - first) / bs;
+  memset(freebits, 0, (carved + 63) / 64 * 8);
+  uintptr_t p = reinterpret_cast<uintptr_t>(s->free);
+  for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
+    uintptr_t idx = (p - first) / bs;
+    freebits[idx / 64] |= uint64_t(1) << (idx % 64);
+    uintptr_t off = reinterpret_cast<Block*>(p)->link ^ s->key;
+    if (off >= kSlabSize) break;
+    p = base + off;
+  }
+  for (uintptr_t i = 0; i < carved; i++) {
+    if (freebits[i / 64] >> (i % 64) & 1) continue;
+    int r = fn(reinterpret_cast<void*>(first + i * bs), bs, arg);
+    if (r) return r;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool chunk_reserve(Chunk* c, size_t bytes) {
+  size_t cur = c->footprint.load(std::memory_order_relaxed);
+  for (;;) {
+    size_t ceil = c->ceiling.load(std::memory_order_relaxed);
+    if (ceil != 0 && (cur + bytes > ceil || cur + bytes < cur)) {
+      c->ceiling_blocked = true;
+      return false;
+    }
+    if (c->footprint.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed)) break;
+  }
+  size_t now = cur + bytes;
+  size_t pk = c->peak.load(std::memory_order_relaxed);
+  while (now > pk && !c->peak.compare_exchange_weak(pk, now, std::memory_order_relaxed)) {
+  }
+  return true;
+}
+
+void chunk_unreserve(Chunk* c, size_t bytes) { c->footprint.fetch_sub(bytes, std::memory_order_relaxed); }
+
+void chunk_slab_added(Chunk* c, Slab* s) {
+  s->chunk_prev = nullptr;
+  s->chunk_next = c->slabs;
+  if (c->slabs) c->slabs->chunk_prev = s;
+  c->slabs = s;
+  c->nslabs++;
+}
+
+void chunk_slab_removed(Chunk* c, Slab* s) {
+  if (s->chunk_prev)
+    s->chunk_prev->chunk_next = s->chunk_next;
+  else
+    c->slabs = s->chunk_next;
+  if (s->chunk_next) s->chunk_next->chunk_prev = s->chunk_prev;
+  c->nslabs--;
+  chunk_unreserve(c, kSlabSize);
+}
+
+void chunk_large_added(Chunk* c, Slab* h) {
+  LockGuard g(c->large_lock);
+  h->prev = nullptr;
+  h->next = c->large;
+  if (c->large) c->large->prev = h;
+  c->large = h;
+  c->nlarge++;
+  c->large_bytes += h->user_size;
+}
+
+void chunk_large_removed(Chunk* c, Slab* h) {
+  bool walker = c->walker_tp == thread_self();  // the walk's callback freeing its block
+  if (!walker) c->large_lock.lock();
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    c->large = h->next;
+  if (h->next) h->next->prev = h->prev;
+  c->nlarge--;
+  c->large_bytes -= h->user_size;
+  if (!walker) c->large_lock.unlock();
+}
+
+void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes) {
+  c->pending_blocks.fetch_add(blocks, std::memory_order_relaxed);
+  c->pending_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+bool chunk_suppress_oom_report() { return t_chunk_alloc; }
+
+void* chunk_realloc_block(Chunk* c, void* p, size_t size) {
+  return spaces_chunk_realloc(reinterpret_cast<SpacesChunk>(c), p, size);
+}
+
+}  // namespace spaces_core
+
+using namespace spaces_core;
+
+extern "C" {
+
+SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
+  if ((flags & ~SPACES_CHUNK_EXCLUSIVE) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (!ensure_init()) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  Chunk* c = chunk_struct_alloc();
+  if (c == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  heap_init_chunk(&c->heap, c);
+  c->heap.cache_limit_override = uint32_t(option(kOpt_chunk_keep_slabs));
+  c->flags = flags;
+  c->lock.reset();
+  c->large_lock.reset();
+  c->footprint.store(0, std::memory_order_relaxed);
+  c->peak.store(0, std::memory_order_relaxed);
+  c->ceiling.store(0, std::memory_order_relaxed);
+  c->ceiling_hits.store(0, std::memory_order_relaxed);
+  c->pending_blocks.store(0, std::memory_order_relaxed);
+  c->pending_bytes.store(0, std::memory_order_relaxed);
+  c->slabs = nullptr;
+  c->nslabs = 0;
+  c->large = nullptr;
+  c->nlarge = 0;
+  c->large_bytes = 0;
+  c->pressure = nullptr;
+  c->pressure_arg = nullptr;
+  c->ceiling_blocked = false;
+  c->walker_tp = 0;
+  c->free_next = nullptr;
+  __atomic_store_n(&c->magic, kChunkMagic, __ATOMIC_RELEASE);
+  return reinterpret_cast<SpacesChunk>(c);
+}
+
+SPACES_API void spaces_chunk_destroy(SpacesChunk handle) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr) {
+    if (handle != nullptr) report_error(SPACES_ERROR_INVALID_FREE, handle, "destroy of an invalid or destroyed chunk");
+    return;
+  }
+  if (t_heap == &c->heap) spaces_thread_set_chunk(nullptr);  // captured by this thread: release
+  __atomic_store_n(&c->magic, 0u, __ATOMIC_RELEASE);
+  chunk_release_all(c, 0);
+  chunk_struct_free(c);
+}
+
+SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr) return;
+  AllocSide side(c);
+  bool captured = t_heap == &c->heap;
+  chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
+  if (captured) heap_bind_slabs(&c->heap, thread_self());
+}
+
+SPACES_API void* spaces_chunk_alloc(SpacesChunk c, size_t size, unsigned flags) noexcept {
+  return chunk_alloc(c, 0, size, flags);
+}
+
+SPACES_API void* spaces_chunk_aligned_alloc(SpacesChunk c, size_t align, size_t size, unsigned flags) noexcept {
+  if (align == 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return chunk_alloc(c, align, size, flags);
+}
+
+SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (p == nullptr) return chunk_alloc(handle, 0, size, 0);
+  if (size == 0) {
+    spaces_free(p);
+    return nullptr;
+  }
+  if (spaces_chunk_of(p) != handle) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, "chunk_realloc of a block of another chunk");
+    errno = EINVAL;
+    return nullptr;
+  }
+  size_t usable = spaces_usable_size(p);
+  Slab* s = slab_of(p);
+  if (s->kind == kSlabSmall && size <= usable && size >= usable / 2) return p;
+  if (s->kind == kSlabLargeRun && size <= usable && size > usable / 2 && size > kSmallMax) return p;
+  void* n = chunk_alloc(handle, 0, size, 0);
+  if (n == nullptr) return nullptr;
+  memcpy(n, p, size < usable ? size : usable);
+  spaces_free(p);
+  return n;
+}
+
+SPACES_API int spaces_chunk_set_ceiling(SpacesChunk handle, size_t bytes) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  c->ceiling.store(bytes, std::memory_order_relaxed);
+  return 0;
+}
+
+SPACES_API size_t spaces_chunk_ceiling(SpacesChunk handle) noexcept {
+  Chunk* c = chunk_checked(handle);
+  return c ? c->ceiling.load(std::memory_order_relaxed) : 0;
+}
+
+SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
+  if (p == nullptr || !pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) return nullptr;
+  Slab* s = slab_of(p);
+  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect) return nullptr;
+  return reinterpret_cast<SpacesChunk>(s->chunk);
+}
+
+SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats* out) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr || out == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  size_t want = out->size == 0 ? sizeof(struct spaces_chunk_stats) : out->size;
+  if (want < sizeof(size_t)) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct spaces_chunk_stats st;
+  memset(&st, 0, sizeof st);
+  size_t blocks = 0, bytes = 0;
+  {
+    AllocSide side(c);
+    for (Slab* s = c->slabs; s; s = s->chunk_next) {
+      if (s->kind != kSlabSmall) continue;
+      size_t used = s->used - (c->heap.cur[s->cls] == s ? 1 : 0);
+      blocks += used;
+      bytes += used * s->block_size;
+    }
+    LockGuard g(c->large_lock);
+    blocks += c->nlarge;
+    bytes += c->large_bytes;
+    st.slabs = c->nslabs;
+    st.large_blocks = c->nlarge;
+  }
+  st.version = SPACES_CHUNK_STATS_VERSION;
+  st.flags = c->flags;
+  st.live_blocks = blocks - c->pending_blocks.load(std::memory_order_relaxed);
+  st.live_bytes = bytes - c->pending_bytes.load(std::memory_order_relaxed);
+  st.footprint = c->footprint.load(std::memory_order_relaxed);
+  st.peak_footprint = c->peak.load(std::memory_order_relaxed);
+  st.ceiling = c->ceiling.load(std::memory_order_relaxed);
+  st.ceiling_hits = c->ceiling_hits.load(std::memory_order_relaxed);
+  size_t n = want < sizeof st ? want : sizeof st;
+  st.size = n;
+  memcpy(out, &st, n);
+  return 0;
+}
+
+SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* arg) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr || fn == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  AllocSide side(c);
+  Heap* h = &c->heap;
+  Slab* s = c->slabs;
+  while (s) {
+    Slab* next = s->chunk_next;  // fn may free the last live block of s, which releases s
+    if (s->kind == kSlabSmall) {
+      heap_collect_slab(h, s);
+      int r = walk_slab(s, fn, arg);
+      if (r) return r;
+    }
+    s = next;
+  }
+  LockGuard g(c->large_lock);
+  c->walker_tp = thread_self();
+  int r = 0;
+  for (Slab* l = c->large; l && r == 0;) {
+    Slab* next = l->next;
+    r = fn(reinterpret_cast<void*>(l->user_ptr), l->user_size, arg);
+    l = next;
+  }
+  c->walker_tp = 0;
+  return r;
+}
+
+SPACES_API void spaces_chunk_set_pressure_handler(SpacesChunk handle, spaces_pressure_fn fn, void* arg) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr) return;
+  __atomic_store_n(&c->pressure_arg, arg, __ATOMIC_RELEASE);
+  __atomic_store_n(&c->pressure, fn, __ATOMIC_RELEASE);
+}
+
+SPACES_API SpacesChunk spaces_thread_set_chunk(SpacesChunk handle) noexcept {
+  Heap* cur = t_heap;
+  if (cur->state == kHeapStatic) cur = heap_thread_init();
+  if (cur == nullptr) return nullptr;
+  SpacesChunk prev = reinterpret_cast<SpacesChunk>(cur->chunk);
+  Chunk* c = chunk_checked(handle);
+  if (handle != nullptr && (c == nullptr || !(c->flags & SPACES_CHUNK_EXCLUSIVE))) {
+    errno = EINVAL;
+    return prev;
+  }
+  if (cur->chunk) heap_bind_slabs(cur, 0);
+  if (c) {
+    heap_bind_slabs(&c->heap, thread_self());
+    t_heap = &c->heap;
+  } else {
+    t_heap = t_home_heap;
+  }
+  return prev;
+}
+
+}  // extern "C"

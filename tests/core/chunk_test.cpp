@@ -1,0 +1,282 @@
+// Regions (chunks) through the C API: allocation, free from anywhere, ceiling, walk, reset,
+// destroy, capture.
+#include "test_internal.h"
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace {
+struct ChunkStats : ::spaces_chunk_stats {
+  explicit ChunkStats(SpacesChunk c) {
+    size = sizeof(spaces_chunk_stats);
+    EXPECT_EQ(::spaces_chunk_stats(c, static_cast<struct spaces_chunk_stats*>(this)), 0);
+  }
+};
+int collect(void* p, size_t n, void* arg) {
+  (*static_cast<std::map<void*, size_t>*>(arg))[p] = n;
+  return 0;
+}
+}  // namespace
+
+TEST(Chunk, CreateRejectsUnknownFlags) {
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_create(0x80), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(spaces_chunk_alloc(nullptr, 8, 0), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  spaces_chunk_destroy(nullptr);  // no-op
+}
+
+TEST(Chunk, BlocksBelongToTheirChunkAndFreeAnywhere) {
+  for (unsigned flags : {0u, unsigned(SPACES_CHUNK_EXCLUSIVE)}) {
+    SpacesChunk c = spaces_chunk_create(flags);
+    ASSERT_NE(c, nullptr);
+    std::vector<void*> v;
+    for (size_t n : {size_t(1), size_t(40), size_t(4000), size_t(9000), size_t(200000), size_t(6) << 20}) {
+      void* p = spaces_chunk_alloc(c, n, SPACES_ZERO);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(spaces_chunk_of(p), c);
+      EXPECT_GE(spaces_usable_size(p), n);
+      for (size_t i = 0; i < n; i += 512) ASSERT_EQ(static_cast<char*>(p)[i], 0);
+      v.push_back(p);
+    }
+    void* mine = spaces_malloc(40);
+    EXPECT_EQ(spaces_chunk_of(mine), nullptr);
+    spaces_free(mine);
+    ChunkStats st(c);
+    EXPECT_EQ(st.live_blocks, v.size());
+    std::thread([&] {
+      for (void* p : v) spaces_free(p);
+    }).join();
+    ChunkStats after(c);
+    EXPECT_EQ(after.live_blocks, 0u);
+    EXPECT_EQ(after.large_blocks, 0u);
+    spaces_chunk_destroy(c);
+  }
+}
+
+TEST(Chunk, CeilingIsNeverExceededAndPressureHandlerRetries) {
+  SpacesChunk c = spaces_chunk_create(0);
+  ASSERT_EQ(spaces_chunk_set_ceiling(c, 1 << 20), 0);
+  EXPECT_EQ(spaces_chunk_ceiling(c), size_t(1) << 20);
+  std::vector<void*> v;
+  void* p;
+  errno = 0;
+  while ((p = spaces_chunk_alloc(c, 1000, 0)) != nullptr) v.push_back(p);
+  EXPECT_EQ(errno, ENOMEM);
+  ChunkStats st(c);
+  EXPECT_LE(st.footprint, size_t(1) << 20);
+  EXPECT_LE(st.peak_footprint, size_t(1) << 20);
+  EXPECT_GE(st.ceiling_hits, 1u);
+  EXPECT_GT(v.size(), 800u);
+  struct Ctx {
+    std::vector<void*>* v;
+    int calls = 0;
+  } ctx{&v};
+  spaces_chunk_set_pressure_handler(
+      c,
+      [](SpacesChunk, size_t, void* arg) {
+        auto* x = static_cast<Ctx*>(arg);
+        x->calls++;
+        for (int i = 0; i < 200 && !x->v->empty(); i++) {
+          spaces_free(x->v->back());
+          x->v->pop_back();
+        }
+        return 1;
+      },
+      &ctx);
+  void* big = spaces_chunk_alloc(c, 1000, 0);
+  EXPECT_NE(big, nullptr) << "the pressure handler freed room; the retry must succeed";
+  EXPECT_EQ(ctx.calls, 1);
+  spaces_chunk_destroy(c);
+}
+
+TEST(Chunk, CeilingHoldsUnderManyThreads) {
+  SpacesChunk c = spaces_chunk_create(0);
+  const size_t ceiling = size_t(8) << 20;
+  spaces_chunk_set_ceiling(c, ceiling);
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> max_seen{0};
+  std::thread sampler([&] {
+    while (!stop) {
+      ChunkStats st(c);
+      size_t m = max_seen;
+      if (st.footprint > m) max_seen = st.footprint;
+    }
+  });
+  std::vector<std::thread> ts;
+  std::atomic<int> enomem{0};
+  for (int t = 0; t < 4; t++) {
+    ts.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<void*> mine;
+      for (int i = 0; i < 20000; i++) {
+        size_t n = rng() % 8 == 0 ? rng() % 300000 : rng() % 2000 + 1;
+        void* p = spaces_chunk_alloc(c, n, 0);
+        if (p == nullptr) {
+          EXPECT_EQ(errno, ENOMEM);
+          enomem++;
+          if (!mine.empty()) {
+            spaces_free(mine.back());
+            mine.pop_back();
+          }
+          continue;
+        }
+        memset(p, t, n < 64 ? n : 64);
+        mine.push_back(p);
+        if (rng() % 3 == 0) {
+          size_t k = rng() % mine.size();
+          spaces_free(mine[k]);
+          mine[k] = mine.back();
+          mine.pop_back();
+        }
+      }
+      for (void* p : mine) spaces_free(p);
+    });
+  }
+  for (auto& th : ts) th.join();
+  stop = true;
+  sampler.join();
+  ChunkStats st(c);
+  EXPECT_LE(st.peak_footprint, ceiling);
+  EXPECT_LE(max_seen.load(), ceiling);
+  EXPECT_GT(enomem.load(), 0) << "the workload must have reached the ceiling";
+  EXPECT_EQ(st.live_blocks, 0u);
+  spaces_chunk_destroy(c);
+}
+
+TEST(Chunk, WalkSeesExactlyTheLiveBlocks) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  std::mt19937 rng(5);
+  std::map<void*, size_t> model;
+  std::vector<void*> order;
+  for (int i = 0; i < 30000; i++) {
+    size_t n = rng() % 50 == 0 ? rng() % 100000 + 1 : rng() % 700 + 1;
+    void* p = spaces_chunk_alloc(c, n, 0);
+    model[p] = n;
+    order.push_back(p);
+  }
+  std::vector<void*> remote;
+  for (size_t i = 0; i < order.size(); i += 3) {
+    if (i % 2) {
+      spaces_free(order[i]);
+    } else {
+      remote.push_back(order[i]);
+    }
+    model.erase(order[i]);
+  }
+  std::thread([&] {
+    for (void* p : remote) spaces_free(p);
+  }).join();
+  std::map<void*, size_t> seen;
+  EXPECT_EQ(spaces_chunk_walk(c, collect, &seen), 0);
+  ASSERT_EQ(seen.size(), model.size());
+  for (auto& kv : model) {
+    auto it = seen.find(kv.first);
+    ASSERT_NE(it, seen.end());
+    EXPECT_GE(it->second, kv.second);
+  }
+  ChunkStats st(c);
+  EXPECT_EQ(st.live_blocks, model.size());
+  // freeing the visited block from the callback
+  EXPECT_EQ(spaces_chunk_walk(c, [](void* p, size_t, void*) { spaces_free(p); return 0; }, nullptr), 0);
+  ChunkStats empty(c);
+  EXPECT_EQ(empty.live_blocks, 0u);
+  std::map<void*, size_t> none;
+  spaces_chunk_walk(c, collect, &none);
+  EXPECT_TRUE(none.empty());
+  spaces_chunk_destroy(c);
+}
+
+TEST(Chunk, ResetAndDestroyReturnTheFootprint) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  for (int i = 0; i < 200000; i++) spaces_chunk_alloc(c, 48, 0);
+  spaces_chunk_alloc(c, 5 << 20, 0);
+  ChunkStats full(c);
+  EXPECT_GT(full.footprint, size_t(10) << 20);
+  spaces_chunk_reset(c);
+  ChunkStats st(c);
+  EXPECT_EQ(st.live_blocks, 0u);
+  EXPECT_LE(st.footprint, size_t(spaces_option_get("chunk_keep_slabs")) * kSlabSize);
+  void* again = spaces_chunk_alloc(c, 48, 0);
+  EXPECT_EQ(spaces_chunk_of(again), c);
+  spaces_chunk_destroy(c);
+}
+
+TEST(Chunk, FreeAfterDestroyIsReported) {
+  SpacesChunk c = spaces_chunk_create(0);
+  void* p = spaces_chunk_alloc(c, 64, 0);
+  void* big = spaces_chunk_alloc(c, 100000, 0);
+  spaces_chunk_destroy(c);
+  static int code;
+  code = 0;
+  spaces_set_error_handler([](int e, void*, const char*, void*) { code = e; }, nullptr);
+  spaces_free(big);
+  EXPECT_NE(code, 0);
+  code = 0;
+  spaces_free(p);
+  EXPECT_NE(code, 0);
+  spaces_set_error_handler(nullptr, nullptr);
+}
+
+TEST(Chunk, CaptureRoutesMallocAndNests) {
+  SpacesChunk a = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  SpacesChunk b = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  EXPECT_EQ(spaces_thread_set_chunk(a), nullptr);
+  void* pa = spaces_malloc(100);
+  EXPECT_EQ(spaces_chunk_of(pa), a);
+  SpacesChunk prev = spaces_thread_set_chunk(b);
+  EXPECT_EQ(prev, a);
+  void* pb = spaces_malloc(100);
+  void* pbig = spaces_malloc(50000);
+  EXPECT_EQ(spaces_chunk_of(pb), b);
+  EXPECT_EQ(spaces_chunk_of(pbig), b);
+  spaces_free(pb);
+  EXPECT_EQ(spaces_thread_set_chunk(prev), b);
+  spaces_free(pa);
+  EXPECT_EQ(spaces_thread_set_chunk(nullptr), a);
+  void* mine = spaces_malloc(100);
+  EXPECT_EQ(spaces_chunk_of(mine), nullptr);
+  spaces_free(mine);
+  SpacesChunk shared = spaces_chunk_create(0);
+  errno = 0;
+  spaces_thread_set_chunk(shared);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(spaces_chunk_of(mine = spaces_malloc(8)), nullptr);
+  spaces_free(mine);
+  spaces_chunk_destroy(shared);
+  spaces_chunk_destroy(a);
+  spaces_chunk_destroy(b);
+}
+
+TEST(Chunk, ReallocStaysInTheChunk) {
+  SpacesChunk c = spaces_chunk_create(0);
+  char* p = static_cast<char*>(spaces_chunk_alloc(c, 10, 0));
+  memcpy(p, "0123456789", 10);
+  p = static_cast<char*>(spaces_realloc(p, 5000));
+  EXPECT_EQ(spaces_chunk_of(p), c);
+  EXPECT_EQ(memcmp(p, "0123456789", 10), 0);
+  p = static_cast<char*>(spaces_chunk_realloc(c, p, 300000));
+  EXPECT_EQ(spaces_chunk_of(p), c);
+  EXPECT_EQ(memcmp(p, "0123456789", 10), 0);
+  spaces_free(p);
+  spaces_chunk_destroy(c);
+}
+
+TEST(Chunk, AlignedAllocations) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  for (size_t a = 1; a <= (size_t(1) << 20); a <<= 1) {
+    void* p = spaces_chunk_aligned_alloc(c, a, 100, 0);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % a, 0u);
+    EXPECT_EQ(spaces_chunk_of(p), c);
+  }
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_aligned_alloc(c, 3, 8, 0), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  spaces_chunk_destroy(c);
+}
