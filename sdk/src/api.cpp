@@ -374,7 +374,6 @@ SPACES_API int spaces_stats(struct spaces_stats* out) noexcept {
   HeapTotals h = heap_totals();
   LargeTotals l = large_totals();
   s.version = SPACES_STATS_VERSION;
-  s.reserved_bytes = a.reserved + (size_t(1) << 28) / 1;  // + the pagemap reservation
   s.reserved_bytes = a.reserved;
   s.committed_bytes = a.committed;
   s.peak_committed_bytes = a.peak_committed;

@@ -345,8 +345,32 @@ SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
   if (captured) heap_bind_slabs(&c->heap, thread_self());
 }
 
-SPACES_API void* spaces_chunk_alloc(SpacesChunk c, size_t size, unsigned flags) noexcept {
-  return chunk_alloc(c, 0, size, flags);
+SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned flags) noexcept {
+  // Fast path: an exclusive chunk, a small block, a slab with a free block. No lock, no atomic.
+  Chunk* c = reinterpret_cast<Chunk*>(handle);
+  if (SPACES_LIKELY(c != nullptr && c->magic == kChunkMagic && flags == 0 &&
+                    (c->flags & SPACES_CHUNK_EXCLUSIVE) && size <= kSmallMax)) {
+    Slab* s = c->heap.direct[(size + 7) >> 3];
+    Block* b = static_cast<Block*>(s->free);
+    if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
+      uintptr_t off = b->link ^ s->key;
+      if (SPACES_LIKELY(off < kSlabSize)) {
+        s->free = reinterpret_cast<uint8_t*>(s) + off;
+        s->used++;
+        b->link = 0;
+        return b;
+      }
+    } else if (s->bump < slab_end(s)) {
+      // Regions mostly grow: hand out never-used blocks straight from the bump area, without
+      // threading them onto the free list first (the static empty slab's bump is UINTPTR_MAX).
+      b = reinterpret_cast<Block*>(s->bump);
+      s->bump += s->block_size;
+      s->used++;
+      b->link = 0;
+      return b;
+    }
+  }
+  return chunk_alloc(handle, 0, size, flags);
 }
 
 SPACES_API void* spaces_chunk_aligned_alloc(SpacesChunk c, size_t align, size_t size, unsigned flags) noexcept {

@@ -31,7 +31,8 @@ namespace spaces_core {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 // Constant-initialised (no constructor runs): free == itself marks "no block".
-Slab g_empty_slab = {&g_empty_slab};
+// bump = UINTPTR_MAX: no bump room either (the chunk fast path bump-allocates).
+Slab g_empty_slab = {&g_empty_slab, 0, 0, 0, 0, nullptr, 0, 0, 0, 0, 0, 0, UINTPTR_MAX};
 
 namespace {
 template <size_t... D, size_t... C>

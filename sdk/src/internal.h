@@ -108,7 +108,7 @@ struct alignas(64) Slab {
                           // 0 otherwise. Anything but the freeing thread's own pointer sends
                           // free() to the slow path; comparing with %fs:0 costs no TLS lookup.
   Heap* owner;            // heap owning the slab (NULL for large blocks)
-  Chunk* chunk;           // owning chunk (regions), NULL for thread heaps
+  uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
   uint8_t kind;           // SlabKind
   uint8_t cls;
   uint8_t attached;       // owner-only: in owner's cur[] or partial list
@@ -121,11 +121,11 @@ struct alignas(64) Slab {
   alignas(64) Slab* next; // partial list / empty cache
   Slab* prev;
   Slab* notify_next;      // link in owner->notify while kStateNotified
+  Chunk* chunk;           // owning chunk (regions), NULL for thread heaps
   uintptr_t map_base;     // large: start of the mapping (direct) or run (== this)
   size_t map_size;        // large: bytes mapped (direct) or run length (run)
   size_t user_size;       // large: usable bytes from the user pointer
   uintptr_t user_ptr;     // large: the pointer handed out
-  uint64_t reserved;
   // -- line 3: chunk bookkeeping (owner side of the chunk) --
   alignas(64) Slab* chunk_next;  // every small slab of a chunk, for walk/reset/destroy
   Slab* chunk_prev;
@@ -136,9 +136,7 @@ SPACES_INLINE Slab* slab_of(const void* p) {
   return reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
 }
 SPACES_INLINE bool slab_has_free(const Slab* s) { return s->free != static_cast<const void*>(s); }
-SPACES_INLINE uintptr_t slab_end(const Slab* s) {
-  return reinterpret_cast<uintptr_t>(s) + kSlabHeader + uintptr_t(s->capacity) * s->block_size;
-}
+SPACES_INLINE uintptr_t slab_end(const Slab* s) { return s->bump_end; }
 SPACES_INLINE uintptr_t slab_encode(const Slab* s, const void* next) {
   return (reinterpret_cast<uintptr_t>(next) - reinterpret_cast<uintptr_t>(s)) ^ s->key;
 }

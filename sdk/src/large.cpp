@@ -47,6 +47,7 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
   h->has_aligned = 0;
   h->capacity = 0;
   h->bump = 0;
+  h->bump_end = 0;
   h->map_base = base;
   h->map_size = map_size;
   h->user_size = user_size;

@@ -31,6 +31,7 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->has_aligned = 0;
   s->capacity = uint32_t((kSlabSize - kSlabHeader) / bs);
   s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
+  s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
   s->chunk = owner ? owner->chunk : nullptr;

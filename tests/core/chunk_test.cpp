@@ -194,8 +194,8 @@ TEST(Chunk, WalkSeesExactlyTheLiveBlocks) {
 
 TEST(Chunk, ResetAndDestroyReturnTheFootprint) {
   SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
-  for (int i = 0; i < 200000; i++) spaces_chunk_alloc(c, 48, 0);
-  spaces_chunk_alloc(c, 5 << 20, 0);
+  for (int i = 0; i < 200000; i++) ASSERT_NE(spaces_chunk_alloc(c, 48, 0), nullptr);
+  ASSERT_NE(spaces_chunk_alloc(c, 5 << 20, 0), nullptr);
   ChunkStats full(c);
   EXPECT_GT(full.footprint, size_t(10) << 20);
   spaces_chunk_reset(c);

@@ -1,0 +1,163 @@
+// regions_bench: Spaces regions against the usual alternatives, in one process, interleaved.
+//   alloc    : N small allocations (8..128 B, fixed pseudo-random sequence, contents written)
+//              in an exclusive chunk, llvm::BumpPtrAllocator, std::pmr::monotonic_buffer_resource
+//              and malloc (glibc, or Spaces when run under LD_PRELOAD=libspaces.so)
+//   teardown : freeing those N blocks at once (chunk destroy, allocator destructors) vs one free()
+//              per block
+//   pool     : TypedPool<40-byte T> create/destroy cycles vs new/delete (window of 1000 live)
+//   empty    : create + destroy of an empty chunk (a chunk per request)
+// Prints one line per case with the median over --reps runs, and the ratios the issue asks for.
+// --smoke runs tiny sizes (ctest). Timing is reported, never asserted.
+#include <spaces/Spaces.h>
+
+#include <llvm/Support/Allocator.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory_resource>
+#include <string>
+#include <vector>
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double secondsSince(Clock::time_point T) { return std::chrono::duration<double>(Clock::now() - T).count(); }
+
+struct Sizes {
+  std::vector<uint8_t> S;
+  explicit Sizes(size_t N) : S(N) {
+    uint32_t X = 2463534242u;
+    for (auto &V : S) {
+      X ^= X << 13, X ^= X >> 17, X ^= X << 5;
+      V = uint8_t(8 + X % 121);
+    }
+  }
+};
+
+volatile uint64_t Sink;
+
+struct Timing {
+  double Alloc = 0, Teardown = 0;
+};
+
+template <typename AllocFn, typename TeardownFn>
+Timing runAlloc(const Sizes &Z, std::vector<void *> &Ptrs, AllocFn &&A, TeardownFn &&T) {
+  Timing R;
+  auto T0 = Clock::now();
+  uint64_t Sum = 0;
+  for (size_t I = 0; I < Z.S.size(); I++) {
+    void *P = A(Z.S[I]);
+    std::memset(P, int(I), 8);
+    Ptrs[I] = P;
+    Sum += reinterpret_cast<uintptr_t>(P) & 0xff;
+  }
+  R.Alloc = secondsSince(T0);
+  for (size_t I = 0; I < Ptrs.size(); I += 997) Sum += *static_cast<uint8_t *>(Ptrs[I]);  // check
+  Sink = Sum;
+  T0 = Clock::now();
+  T();
+  R.Teardown = secondsSince(T0);
+  return R;
+}
+
+struct Obj40 {
+  uint64_t A, B, C, D;
+  uint32_t E, F;
+  explicit Obj40(uint64_t V) : A(V), B(V + 1), C(V + 2), D(V + 3), E(1), F(2) {}
+};
+static_assert(sizeof(Obj40) == 40, "");
+
+double median(std::vector<double> V) {
+  std::sort(V.begin(), V.end());
+  return V.empty() ? 0 : V[V.size() / 2];
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  size_t N = 1000000, Cycles = 2000000, Empty = 200000;
+  int Reps = 5;
+  for (int I = 1; I < argc; I++) {
+    if (!std::strcmp(argv[I], "--smoke")) N = 20000, Cycles = 20000, Empty = 2000, Reps = 1;
+    else if (!std::strcmp(argv[I], "--n") && I + 1 < argc) N = std::strtoull(argv[++I], nullptr, 10);
+    else if (!std::strcmp(argv[I], "--reps") && I + 1 < argc) Reps = std::atoi(argv[++I]);
+  }
+  Sizes Z(N);
+  std::vector<void *> Ptrs(N);
+  std::map<std::string, std::vector<double>> T;
+  for (int Rep = 0; Rep < Reps; Rep++) {
+    { // exclusive chunk
+      SpacesChunk C = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+      Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return spaces_chunk_alloc(C, S, 0); },
+                          [&] { spaces_chunk_destroy(C); });
+      T["alloc chunk"].push_back(R.Alloc), T["teardown chunk destroy"].push_back(R.Teardown);
+    }
+    { // llvm::BumpPtrAllocator
+      auto *B = new llvm::BumpPtrAllocator();
+      Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return B->Allocate(S, 16); }, [&] { delete B; });
+      T["alloc bump"].push_back(R.Alloc), T["teardown bump"].push_back(R.Teardown);
+    }
+    { // std::pmr::monotonic_buffer_resource
+      auto *M = new std::pmr::monotonic_buffer_resource();
+      Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return M->allocate(S, 16); }, [&] { delete M; });
+      T["alloc pmr monotonic"].push_back(R.Alloc), T["teardown pmr monotonic"].push_back(R.Teardown);
+    }
+    { // malloc, freed one by one
+      Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return std::malloc(S); }, [&] {
+        for (void *P : Ptrs) std::free(P);
+      });
+      T["alloc malloc"].push_back(R.Alloc), T["teardown malloc free-each"].push_back(R.Teardown);
+    }
+    { // chunk, freed one by one (what destroy replaces)
+      SpacesChunk C = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+      Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return spaces_chunk_alloc(C, S, 0); }, [&] {
+        for (void *P : Ptrs) spaces_free(P);
+      });
+      spaces_chunk_destroy(C);
+      T["teardown chunk free-each"].push_back(R.Teardown);
+    }
+    { // TypedPool vs new/delete: a sliding window of 1000 live objects
+      std::vector<Obj40 *> Win(1000, nullptr);
+      spaces::TypedPool<Obj40> Pool;
+      auto T0 = Clock::now();
+      for (size_t I = 0; I < Cycles; I++) {
+        Obj40 *&Slot = Win[I % Win.size()];
+        if (Slot) Pool.destroy(Slot);
+        Slot = Pool.create(I);
+      }
+      for (auto *&P : Win) Pool.destroy(P), P = nullptr;
+      T["pool TypedPool"].push_back(secondsSince(T0));
+      T0 = Clock::now();
+      for (size_t I = 0; I < Cycles; I++) {
+        Obj40 *&Slot = Win[I % Win.size()];
+        delete Slot;
+        Slot = new Obj40(I);
+      }
+      for (auto *&P : Win) delete P, P = nullptr;
+      T["pool new/delete"].push_back(secondsSince(T0));
+    }
+    { // empty chunk create + destroy
+      auto T0 = Clock::now();
+      for (size_t I = 0; I < Empty; I++) spaces_chunk_destroy(spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE));
+      T["empty chunk create+destroy"].push_back(secondsSince(T0));
+    }
+  }
+  void *Probe = std::malloc(16);
+  std::printf("regions_bench: N=%zu small allocations, %zu pool cycles, %zu empty chunks, %d reps (median), "
+              "malloc is %s\n",
+              N, Cycles, Empty, Reps, spaces_owns(Probe) ? "Spaces (LD_PRELOAD)" : "glibc");
+  std::free(Probe);
+  for (auto &KV : T) std::printf("  %-28s %10.3f ms\n", KV.first.c_str(), median(KV.second) * 1e3);
+  auto M = [&](const char *K) { return median(T[K]); };
+  std::printf("RATIO alloc_chunk_over_bump=%.2f alloc_chunk_over_malloc=%.2f alloc_chunk_over_pmr=%.2f\n",
+              M("alloc chunk") / M("alloc bump"), M("alloc chunk") / M("alloc malloc"),
+              M("alloc chunk") / M("alloc pmr monotonic"));
+  std::printf("RATIO destroy_speedup_over_free_each=%.1f (chunk free-each) %.1f (malloc free-each)\n",
+              M("teardown chunk free-each") / M("teardown chunk destroy"),
+              M("teardown malloc free-each") / M("teardown chunk destroy"));
+  std::printf("RATIO typedpool_over_newdelete=%.2f\n", M("pool TypedPool") / M("pool new/delete"));
+  std::printf("RATIO empty_chunk_ns=%.0f\n", M("empty chunk create+destroy") / double(Empty) * 1e9);
+  return 0;
+}
