@@ -11,7 +11,7 @@
 //   - dirty slabs are purged (MADV_DONTNEED) once `purge_delay_ms` has passed since the arena
 //     first became dirty; purging happens on the next arena operation or spaces_collect, never
 //     from a background thread.
-//   - fully free arenas beyond `arena_cache` are unmapped.
+//   - fully free arenas beyond `arena_cache` are unmapped, on the same delay as purging.
 // Blocks larger than a run get a direct mapping: 4 MiB-aligned, its size rounded up to 4 MiB of
 // address space (the tail is never touched, so costs no RAM), so the arenas bitmap stays exact.
 #ifndef SPACES_CORE_TU
@@ -111,12 +111,19 @@ void purge_due(uint64_t now, bool force) {
   if (!force && (delay_ms < 0 || now < g_next_purge)) return;
   uint64_t delay = delay_ms < 0 ? 0 : uint64_t(delay_ms) * 1000000ull;
   uint64_t next = UINT64_MAX;
-  for (Arena* a = g_free; a; a = a->next_free) {
-    if (!a->dirty_mask) continue;
-    if (force || now >= a->dirty_since + delay)
-      arena_purge(a);
-    else if (a->dirty_since + delay < next)
+  for (Arena* a = g_free, *following; a; a = following) {
+    following = a->next_free;
+    if (!a->dirty_mask && !(force && a->free_mask == kAllSlabs)) continue;
+    if (force || now >= a->dirty_since + delay) {
+      if (a->free_mask == kAllSlabs && g_empty_arenas > size_t(option(kOpt_arena_cache))) {
+        g_empty_arenas--;
+        arena_unmap(a);  // fully free beyond the cache: give the address space back too
+      } else {
+        arena_purge(a);
+      }
+    } else if (a->dirty_since + delay < next) {
       next = a->dirty_since + delay;
+    }
   }
   g_next_purge = next;
 }
@@ -201,10 +208,12 @@ void arena_free_slabs(Slab* s, size_t count) {
       g_next_purge = now + uint64_t(delay_ms) * 1000000ull;
   }
   if (a->free_mask == kAllSlabs) {
-    if (g_empty_arenas >= size_t(option(kOpt_arena_cache))) {
+    g_empty_arenas++;
+    // Unmapping waits for the purge delay like purging does: a region destroyed and rebuilt
+    // at once (a chunk per request, a compiler pass per function) reuses its arenas warm.
+    if (delay_ms == 0 && g_empty_arenas > size_t(option(kOpt_arena_cache))) {
+      g_empty_arenas--;
       arena_unmap(a);
-    } else {
-      g_empty_arenas++;
     }
   }
   purge_due(now, false);
