@@ -181,6 +181,7 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory();
   }
+  if (chunk_route_slow(h)) return chunk_alloc_routed(h, align, size, false);
   // Slots are naturally aligned when the slab's first block (offset 256) and the class size
   // are both multiples of the alignment.
   size_t rounded = (size + align - 1) & ~(align - 1);

@@ -47,6 +47,27 @@ size_t g_purges = 0;
 size_t g_mmaps = 0;
 uint64_t g_next_purge = UINT64_MAX;
 
+// Freed direct mappings (blocks above ~4 MiB) kept for reuse, so a program that allocates and
+// frees big buffers in a loop pays neither mmap/munmap nor page faults each time. Dirty entries
+// are purged on the same delay as slabs; the least recently freed entry is unmapped when the
+// cache is full. All under g_arena_lock.
+struct DirectCached {
+  uintptr_t base;
+  size_t mapped;
+  size_t resident;  // bytes possibly resident (0 once purged)
+  uint64_t freed_at;
+};
+constexpr int kDirectCacheSlots = 16;
+constexpr size_t kDirectCacheBytes = size_t(512) << 20;
+DirectCached g_dcache[kDirectCacheSlots];
+int g_dcache_n = 0;
+size_t g_dcache_bytes = 0;
+
+void dcache_remove(int i) {
+  g_dcache_bytes -= g_dcache[i].mapped;
+  g_dcache[i] = g_dcache[--g_dcache_n];
+}
+
 SPACES_INLINE Arena* arena_of(const void* p) {
   return reinterpret_cast<Arena*>(reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1));
 }
@@ -111,6 +132,18 @@ void purge_due(uint64_t now, bool force) {
   if (!force && (delay_ms < 0 || now < g_next_purge)) return;
   uint64_t delay = delay_ms < 0 ? 0 : uint64_t(delay_ms) * 1000000ull;
   uint64_t next = UINT64_MAX;
+  for (int i = 0; i < g_dcache_n; i++) {
+    DirectCached& e = g_dcache[i];
+    if (e.resident == 0) continue;
+    if (force || now >= e.freed_at + delay) {
+      os_purge(reinterpret_cast<void*>(e.base), e.resident);
+      g_committed -= e.resident;
+      g_purges++;
+      e.resident = 0;
+    } else if (e.freed_at + delay < next) {
+      next = e.freed_at + delay;
+    }
+  }
   for (Arena* a = g_free, *following; a; a = following) {
     following = a->next_free;
     if (!a->dirty_mask && !(force && a->free_mask == kAllSlabs)) continue;
@@ -220,6 +253,7 @@ void arena_free_slabs(Slab* s, size_t count) {
 }
 
 void arena_collect(bool force) {
+  if (force) arena_direct_cache_drop();
   LockGuard g(g_arena_lock);
   purge_due(os_now_ns(), force);
 }
@@ -242,6 +276,79 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
 void arena_unmap_direct(uintptr_t base, size_t mapped) {
   pagemap_set_region(base, mapped, false);
   os_unmap(reinterpret_cast<void*>(base), mapped);
+}
+
+// A cached mapping of at least `need` bytes (and at most twice that), or NULL. The region bits
+// stay set while cached. *dirty: it may hold old data (else it is zero).
+void* arena_direct_from_cache(size_t need, size_t* mapped, bool* dirty) {
+  LockGuard g(g_arena_lock);
+  int best = -1;
+  for (int i = 0; i < g_dcache_n; i++) {
+    const DirectCached& e = g_dcache[i];
+    if (e.mapped >= need && e.mapped <= 2 * need && (best < 0 || e.mapped < g_dcache[best].mapped)) best = i;
+  }
+  if (best < 0) return nullptr;
+  DirectCached e = g_dcache[best];
+  dcache_remove(best);
+  g_reserved -= e.mapped;   // the caller accounts the block as a new mapping
+  g_committed -= e.resident;
+  *mapped = e.mapped;
+  *dirty = e.resident != 0;
+  return reinterpret_cast<void*>(e.base);
+}
+
+// Keep a freed direct mapping (already un-accounted by the caller) for reuse; false: unmap it.
+bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident) {
+  if (mapped > kDirectCacheBytes / 4 || option(kOpt_purge_delay_ms) == 0) return false;
+  uint64_t now = os_now_ns();
+  uintptr_t evict_base = 0;
+  size_t evict_size = 0;
+  {
+    LockGuard g(g_arena_lock);
+    if (g_dcache_n == kDirectCacheSlots || g_dcache_bytes + mapped > kDirectCacheBytes) {
+      int oldest = 0;
+      for (int i = 1; i < g_dcache_n; i++)
+        if (g_dcache[i].freed_at < g_dcache[oldest].freed_at) oldest = i;
+      if (g_dcache_n == 0) return false;
+      evict_base = g_dcache[oldest].base;
+      evict_size = g_dcache[oldest].mapped;
+      g_reserved -= evict_size;
+      g_committed -= g_dcache[oldest].resident;
+      dcache_remove(oldest);
+      if (g_dcache_bytes + mapped > kDirectCacheBytes) {
+        // still no room: give this one back instead
+        g_dcache[g_dcache_n++] = DirectCached{evict_base, evict_size, 0, now};
+        g_dcache_bytes += evict_size;
+        g_reserved += evict_size;
+        return false;
+      }
+    }
+    g_dcache[g_dcache_n++] = DirectCached{base, mapped, resident, now};
+    g_dcache_bytes += mapped;
+    g_reserved += mapped;
+    commit_add(resident);
+    long long delay_ms = option(kOpt_purge_delay_ms);
+    if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < g_next_purge)
+      g_next_purge = now + uint64_t(delay_ms) * 1000000ull;
+  }
+  if (evict_size) arena_unmap_direct(evict_base, evict_size);
+  return true;
+}
+
+// spaces_collect(1): unmap every cached direct mapping.
+void arena_direct_cache_drop() {
+  for (;;) {
+    DirectCached e;
+    {
+      LockGuard g(g_arena_lock);
+      if (g_dcache_n == 0) return;
+      e = g_dcache[0];
+      g_reserved -= e.mapped;
+      g_committed -= e.resident;
+      dcache_remove(0);
+    }
+    arena_unmap_direct(e.base, e.mapped);
+  }
 }
 
 // Direct mappings: reserved = address space, committed = the page-rounded bytes in use.

@@ -90,7 +90,10 @@ Chunk* chunk_checked(SpacesChunk h) {
 struct AllocSide {
   Chunk* c;
   bool locked;
-  explicit AllocSide(Chunk* x) : c(x), locked(!(x->flags & SPACES_CHUNK_EXCLUSIVE)) {
+  explicit AllocSide(Chunk* x)
+      : c(x),
+        locked(!(x->flags & SPACES_CHUNK_EXCLUSIVE) &&
+               __atomic_load_n(&x->walker_tp, __ATOMIC_RELAXED) != thread_self()) {  // walk callback
     if (locked) c->lock.lock();
   }
   void release() {
@@ -134,12 +137,16 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags)
     errno = ENOMEM;
     return nullptr;
   }
+  // At the ceiling: first give back what the chunk holds empty (remote frees not yet collected,
+  // emptied current slabs), retry; then the pressure handler, sweep, retry once more.
   for (int attempt = 0;; attempt++) {
     AllocSide side(c);
+    if (attempt > 0) heap_collect(&c->heap, true);
     c->ceiling_blocked = false;
+    bool outer = t_chunk_alloc;
     t_chunk_alloc = true;
     void* p = chunk_alloc_inner(c, align, size, (flags & SPACES_ZERO) != 0);
-    t_chunk_alloc = false;
+    t_chunk_alloc = outer;
     bool blocked = c->ceiling_blocked;
     side.release();
     if (p != nullptr) return p;
@@ -147,8 +154,9 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags)
       errno = ENOMEM;
       return nullptr;
     }
+    if (attempt == 0) continue;
     spaces_pressure_fn fn = __atomic_load_n(&c->pressure, __ATOMIC_ACQUIRE);
-    if (attempt == 0 && fn != nullptr && fn(handle, size, __atomic_load_n(&c->pressure_arg, __ATOMIC_ACQUIRE)))
+    if (attempt == 1 && fn != nullptr && fn(handle, size, __atomic_load_n(&c->pressure_arg, __ATOMIC_ACQUIRE)))
       continue;  // the handler freed memory: one retry
     c->ceiling_hits.fetch_add(1, std::memory_order_relaxed);
     errno = ENOMEM;
@@ -256,7 +264,7 @@ void chunk_large_added(Chunk* c, Slab* h) {
 }
 
 void chunk_large_removed(Chunk* c, Slab* h) {
-  bool walker = c->walker_tp == thread_self();  // the walk's callback freeing its block
+  bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();  // walk callback
   if (!walker) c->large_lock.lock();
   if (h->prev)
     h->prev->next = h->next;
@@ -274,6 +282,13 @@ void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes) {
 }
 
 bool chunk_suppress_oom_report() { return t_chunk_alloc; }
+
+// Allocation through a captured chunk's heap (spaces_thread_set_chunk) that left the fast path:
+// take the chunk's own path so the ceiling counts hits and calls the pressure handler.
+bool chunk_route_slow(Heap* h) { return h->chunk != nullptr && !t_chunk_alloc; }
+void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero) {
+  return chunk_alloc(reinterpret_cast<SpacesChunk>(h->chunk), align, size, zero ? SPACES_ZERO : 0);
+}
 
 void* chunk_realloc_block(Chunk* c, void* p, size_t size) {
   return spaces_chunk_realloc(reinterpret_cast<SpacesChunk>(c), p, size);
@@ -452,9 +467,11 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
       blocks += used;
       bytes += used * s->block_size;
     }
-    LockGuard g(c->large_lock);
+    bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();
+    if (!walker) c->large_lock.lock();  // the walker already holds it
     blocks += c->nlarge;
     bytes += c->large_bytes;
+    if (!walker) c->large_lock.unlock();
     st.slabs = c->nslabs;
     st.large_blocks = c->nlarge;
   }
@@ -479,6 +496,7 @@ SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* ar
     return -1;
   }
   AllocSide side(c);
+  __atomic_store_n(&c->walker_tp, thread_self(), __ATOMIC_RELAXED);  // fn may call stats etc.
   Heap* h = &c->heap;
   Slab* s = c->slabs;
   while (s) {
@@ -486,19 +504,23 @@ SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* ar
     if (s->kind == kSlabSmall) {
       heap_collect_slab(h, s);
       int r = walk_slab(s, fn, arg);
-      if (r) return r;
+      if (r) {
+        __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
+        return r;
+      }
     }
     s = next;
   }
-  LockGuard g(c->large_lock);
-  c->walker_tp = thread_self();
   int r = 0;
-  for (Slab* l = c->large; l && r == 0;) {
-    Slab* next = l->next;
-    r = fn(reinterpret_cast<void*>(l->user_ptr), l->user_size, arg);
-    l = next;
+  {
+    LockGuard g(c->large_lock);
+    for (Slab* l = c->large; l && r == 0;) {
+      Slab* next = l->next;
+      r = fn(reinterpret_cast<void*>(l->user_ptr), l->user_size, arg);
+      l = next;
+    }
   }
-  c->walker_tp = 0;
+  __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
   return r;
 }
 

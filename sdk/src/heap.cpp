@@ -384,6 +384,7 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory();
   }
+  if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax) return large_alloc(size, 0, zero, h->chunk);
   h->slow_calls++;
   unsigned cls = class_of(size);
@@ -543,7 +544,7 @@ void heap_thread_done(void* arg) {
 }
 
 void heap_collect(Heap* h, bool force) {
-  if (h->state != kHeapActive) return;
+  if (h->state != kHeapActive && h->state != kHeapChunk) return;
   heap_sweep(h, force, true);
 }
 

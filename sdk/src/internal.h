@@ -195,7 +195,7 @@ size_t os_page_size();
 #define SPACES_OPTION_LIST(X)                                                                    \
   X(show_stats, 0, 0, 1, "print the statistics to stderr at exit")                               \
   X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
-  X(purge_delay_ms, 100, -1, 3600000, "ms a free slab stays committed before madvise (-1: never)")\
+  X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never)")\
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
@@ -237,6 +237,9 @@ void arena_free_slabs(Slab* s, size_t count);
 void arena_collect(bool force);          // purge what is due (or everything)
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
 void arena_unmap_direct(uintptr_t base, size_t mapped);
+void* arena_direct_from_cache(size_t need, size_t* mapped, bool* dirty);
+bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident);
+void arena_direct_cache_drop();
 void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta);
 struct ArenaTotals {
   size_t arenas, reserved, committed, peak_committed, slabs_cached, purges, mmaps;
@@ -306,6 +309,8 @@ void chunk_large_added(Chunk* c, Slab* h);
 void chunk_large_removed(Chunk* c, Slab* h);
 void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes);  // +/-: pending remote frees
 void* chunk_realloc_block(Chunk* c, void* p, size_t size);
+bool chunk_route_slow(Heap* h);
+void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero);
 
 // ---- large (large.cpp) ----------------------------------------------------------------------
 void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk = nullptr);

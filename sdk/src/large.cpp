@@ -8,8 +8,8 @@
 //   align >  64 KiB : p = the first align-aligned address at least 64 KiB into the run/mapping;
 //                     H = p - 64 KiB, which records where the run/mapping really starts.
 // Large blocks have no owner heap (fast_owner = NULL), so every free of one comes here, from any
-// thread. Runs go back to their arena (cached, purged after the delay); direct mappings are
-// unmapped at once. realloc of a direct mapping grows in place inside its 4 MiB rounding, then
+// thread. Runs go back to their arena (cached, purged after the delay); direct mappings go to a
+// small cache (arena.cpp: 16 mappings, 512 MiB), purged after the delay, unmapped when evicted. realloc of a direct mapping grows in place inside its 4 MiB rounding, then
 // with mremap (in place if the kernel can, else moved page tables, never copied bytes).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
@@ -95,7 +95,9 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   }
   size_t mapped;
   size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
-  void* m = arena_map_direct(lead + size, align, &mapped);
+  bool dirty = false;
+  void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &mapped, &dirty) : nullptr;
+  if (m == nullptr) m = arena_map_direct(lead + size, align, &mapped);
   if (m == nullptr) {
     if (chunk) chunk_unreserve(chunk, cost);
     return out_of_memory();
@@ -112,7 +114,8 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     if (mapped != cost) chunk_reserve(chunk, mapped - cost);  // (only if the kernel rounded more)
     chunk_large_added(chunk, h);
   }
-  return reinterpret_cast<void*>(p);  // fresh mapping: already zero
+  if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);  // (fresh mappings are zero)
+  return reinterpret_cast<void*>(p);
 }
 
 void large_free(Slab* h, void* p) {
@@ -141,7 +144,8 @@ void large_free(Slab* h, void* p) {
     size_t committed = page_round(h->user_ptr + h->user_size - base);
     g_large_bytes.fetch_sub(mapped, std::memory_order_relaxed);
     arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(committed));
-    arena_unmap_direct(base, mapped);
+    bool cacheable = h->chunk == nullptr && h->user_ptr - base <= kArenaSize;
+    if (!cacheable || !arena_direct_to_cache(base, mapped, committed)) arena_unmap_direct(base, mapped);
   }
 }
 

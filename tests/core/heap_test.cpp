@@ -1,5 +1,6 @@
 #include "test_internal.h"
 
+#include <chrono>
 #include <set>
 #include <thread>
 #include <vector>
@@ -88,4 +89,42 @@ TEST(Heap, EmptySlabsGoBackToTheArenas) {
   spaces_stats(&after);
   EXPECT_LE(after.slabs_in_use, before.slabs_in_use + 2);
   EXPECT_LE(after.committed_bytes, before.committed_bytes + 4 * kSlabSize);
+}
+
+namespace {
+size_t committedNow() {
+  struct spaces_stats st;
+  st.size = sizeof st;
+  spaces_stats(&st);
+  return st.committed_bytes;
+}
+void churn20MiB() {
+  std::vector<void*> v;
+  for (int i = 0; i < 320000; i++) v.push_back(spaces_malloc(64));
+  for (void* p : v) spaces_free(p);
+}
+}  // namespace
+
+TEST(Heap, FreeSlabsAreReturnedAfterThePurgeDelay) {
+  long long old = spaces_option_get("purge_delay_ms");
+  std::thread([] {  // a fresh heap, so its cache starts empty
+    spaces_collect(1);
+    size_t base = committedNow();
+    ASSERT_EQ(spaces_option_set("purge_delay_ms", 300), 0);
+    churn20MiB();
+    size_t right_after = committedNow();
+    EXPECT_GT(right_after, base + (size_t(10) << 20)) << "within the delay the slabs stay committed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    void* trigger = spaces_malloc(1 << 20);  // any arena operation runs the due purge
+    spaces_free(trigger);
+    EXPECT_LT(committedNow(), base + (size_t(3) << 20)) << "after the delay they are purged";
+  }).join();
+  std::thread([] {
+    spaces_collect(1);
+    size_t base = committedNow();
+    ASSERT_EQ(spaces_option_set("purge_delay_ms", 0), 0);
+    churn20MiB();
+    EXPECT_LT(committedNow(), base + (size_t(3) << 20)) << "delay 0 purges at once";
+  }).join();
+  spaces_option_set("purge_delay_ms", old);
 }

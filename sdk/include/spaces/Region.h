@@ -81,8 +81,10 @@ public:
   }
   /// Like Allocate() but returns nullptr (errno = ENOMEM) at the ceiling.
   void *tryAllocate(size_t Size, size_t Alignment = alignof(std::max_align_t)) noexcept {
-    return Alignment <= 16 ? spaces_chunk_alloc(Chunk, Size, 0)
-                           : spaces_chunk_aligned_alloc(Chunk, Alignment, Size, 0);
+    if (Alignment > 16)
+      return spaces_chunk_aligned_alloc(Chunk, Alignment, Size, 0);
+    // Blocks of 16 bytes and more are 16-aligned; smaller ones only 8: round tiny requests up.
+    return spaces_chunk_alloc(Chunk, Size < Alignment ? Alignment : Size, 0);
   }
   /// LLVM allocator concept: frees one block now (any thread). Size and alignment are unused.
   void Deallocate(const void *Ptr, size_t /*Size*/ = 0, size_t /*Alignment*/ = 0) noexcept {
@@ -94,7 +96,17 @@ public:
   /// Constructs a T in the region. Destructors are not run by reset()/destruction: use
   /// TypedPool<T> for objects that need them.
   template <typename T, typename... ArgTs> T *create(ArgTs &&...Args) {
-    return new (Allocate(sizeof(T), alignof(T))) T(std::forward<ArgTs>(Args)...);
+    void *Mem = Allocate(sizeof(T), alignof(T));
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+    try {
+      return new (Mem) T(std::forward<ArgTs>(Args)...);
+    } catch (...) {
+      Deallocate(Mem);  // a throwing constructor gives the block back
+      throw;
+    }
+#else
+    return new (Mem) T(std::forward<ArgTs>(Args)...);
+#endif
   }
 
   /// Frees every block, keeps the region (and a few slabs) for reuse.
@@ -129,7 +141,7 @@ public:
   }
 
   /// True if \p Ptr is a block of this region.
-  bool owns(const void *Ptr) const noexcept { return spaces_chunk_of(Ptr) == Chunk; }
+  bool owns(const void *Ptr) const noexcept { return Chunk && spaces_chunk_of(Ptr) == Chunk; }
 
   const char *name() const noexcept { return Name; }
   SpacesChunk handle() const noexcept { return Chunk; }
@@ -147,5 +159,10 @@ inline void *operator new(size_t Size, spaces::Region &R) {
 }
 /// Called only if T's constructor throws in `new (Region) T(...)`.
 inline void operator delete(void *Ptr, spaces::Region &R) noexcept { R.Deallocate(Ptr); }
+/// `new (Region) T(...)` for over-aligned T (C++17 passes the alignment).
+inline void *operator new(size_t Size, std::align_val_t Align, spaces::Region &R) {
+  return R.Allocate(Size, static_cast<size_t>(Align));
+}
+inline void operator delete(void *Ptr, std::align_val_t, spaces::Region &R) noexcept { R.Deallocate(Ptr); }
 
 #endif // SPACES_REGION_H

@@ -1,8 +1,8 @@
 //===- spaces/TypedPool.h - Exact-size slots for objects of one type -*- C++ -*-===//
 //
 // TypedPool<T> hands out slots of exactly sizeof(T) bytes (rounded up to alignof(T) and to a
-// pointer), not a size class: for sizeof(T) == 40 the memory used is within 1 % of
-// n * sizeof(T). create() and destroy() are O(1); size() is the number of live objects;
+// pointer), not a size class: for sizeof(T) == 40 the footprint is 1.58 % over n * sizeof(T)
+// at n = 100000 and 0.93 % at n = 1000000 (tests/sdk/TypedPoolTest.cpp measures it). create() and destroy() are O(1); size() is the number of live objects;
 // forEach() visits every live object; the pool's destructor runs ~T on every live object (unless
 // T is trivially destructible), like llvm::SpecificBumpPtrAllocator<T>::DestroyAll, then frees
 // all its memory at once.
