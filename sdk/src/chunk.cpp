@@ -471,9 +471,9 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
     if (!walker) c->large_lock.lock();  // the walker already holds it
     blocks += c->nlarge;
     bytes += c->large_bytes;
+    st.large_blocks = c->nlarge;
     if (!walker) c->large_lock.unlock();
     st.slabs = c->nslabs;
-    st.large_blocks = c->nlarge;
   }
   st.version = SPACES_CHUNK_STATS_VERSION;
   st.flags = c->flags;
