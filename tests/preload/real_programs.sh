@@ -72,6 +72,26 @@ CPP
   run_case "g++ compiling a file" g++ -O2 -std=c++17 -c prog.cpp -o /dev/stdout
 fi
 
+if command -v git >/dev/null; then
+  rm -rf repo && mkdir repo && (cd repo && git init -q && for i in $(seq 1 200); do echo "line $i" >>f$((i % 17)).txt; done)
+  export GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
+  export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t
+  (cd repo && git add -A && git commit -qm init)
+  run_case "git log/diff/gc on a repository" bash -c 'cd repo && git log --stat && git diff HEAD~0 --stat && git count-objects -v | grep -v size'
+fi
+
+if command -v sqlite3 >/dev/null; then
+  cat >q.sql <<'SQL'
+create table t(a integer primary key, b text, c real);
+with recursive n(x) as (select 1 union all select x + 1 from n where x < 200000)
+insert into t select x, printf('row %d %d', x, (x * 7919) % 10007), x * 0.5 from n;
+create index tb on t(b);
+select count(*), sum(c), min(b), max(b) from t;
+select b from t where a % 9973 = 0 order by b;
+SQL
+  run_case "sqlite3 building and querying a 200k-row table" sqlite3 :memory: ".read q.sql"
+fi
+
 seq 1 400000 | awk '{ print ($1 * 7919) % 100003, "line", $1 }' >big.txt
 run_case "sort of a large file" sort big.txt
 run_case "sort -n of a large file" sort -n -k1,1 big.txt
