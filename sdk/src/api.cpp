@@ -192,7 +192,11 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     uint8_t* b = static_cast<uint8_t*>(heap_malloc_slow(h, size + align - 1, false));
     if (b == nullptr) return nullptr;
     uintptr_t a = (reinterpret_cast<uintptr_t>(b) + align - 1) & ~(uintptr_t)(align - 1);
-    if (a != reinterpret_cast<uintptr_t>(b)) heap_mark_aligned(slab_of(b));
+    if (a != reinterpret_cast<uintptr_t>(b)) {
+      heap_mark_aligned(slab_of(b));
+      track_free(h->chunk, b);  // memcheck sees the aligned pointer, not the slot
+      track_alloc(h->chunk, reinterpret_cast<void*>(a), size, false);
+    }
     return reinterpret_cast<void*>(a);
   }
   if (size < kSmallMax + 1) size = kSmallMax + 1;  // force the large path
@@ -211,11 +215,12 @@ SPACES_API void* spaces_malloc(size_t size) noexcept {
     Slab* s = h->direct[(size + 7) >> 3];
     Block* b = static_cast<Block*>(s->free);
     if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
-      uintptr_t off = b->link ^ s->key;
+      uintptr_t off = link_get(b) ^ s->key;
       if (SPACES_LIKELY(off < kSlabSize)) {
         s->free = reinterpret_cast<uint8_t*>(s) + off;
         s->used++;
-        b->link = 0;
+        link_set(b, 0);
+        track_alloc(s->chunk, b, size, false);
         return b;
       }
     }
@@ -238,7 +243,8 @@ SPACES_API void spaces_free(void* p) noexcept {
       }
 #endif
       if (SPACES_LIKELY(!slab_block_looks_free(s, b))) {
-        b->link = (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key;
+        track_free(s->chunk, b);
+        link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
         s->free = b;
         if (SPACES_LIKELY(--s->used != 0)) return;
         heap_slab_emptied(s->owner, s);
@@ -280,10 +286,12 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
   if (s->kind != kSlabSmall) return large_realloc(s, p, size);
   size_t usable = small_usable(s, p);
+#ifndef SPACES_VALGRIND  // (memcheck tracks requested sizes: always move)
   if (size <= usable && size >= usable / 2) return p;  // shrink in place unless it wastes half
+#endif
   void* n = spaces_malloc(size);
   if (n == nullptr) return nullptr;
-  memcpy(n, p, size < usable ? size : usable);
+  copy_block(n, p, size < usable ? size : usable);
   spaces_free(p);
   return n;
 }

@@ -201,7 +201,9 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty) {
         g_slabs_cached -= reused;
         commit_add((count - reused) * kSlabSize);
         if (a->free_mask == 0) free_list_remove(a);
-        return reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
+        Slab* run_start = reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
+        SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run_start, count * kSlabSize));
+        return run_start;
       }
     }
     // No room: map a new arena outside the lock, then retry (another thread may win the race;

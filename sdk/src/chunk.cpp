@@ -110,11 +110,12 @@ void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero) {
     Slab* s = h->direct[(size + 7) >> 3];
     Block* b = static_cast<Block*>(s->free);
     if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
-      uintptr_t off = b->link ^ s->key;
+      uintptr_t off = link_get(b) ^ s->key;
       if (SPACES_LIKELY(off < kSlabSize)) {
         s->free = reinterpret_cast<uint8_t*>(s) + off;
         s->used++;
-        b->link = 0;
+        link_set(b, 0);
+        track_alloc(c, b, size, zero);
         if (zero) memset(b, 0, size);
         return b;
       }
@@ -202,7 +203,7 @@ int walk_slab(Slab* s, spaces_walk_fn fn, void* arg) {
   for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
     uintptr_t idx = (p - first) / bs;
     freebits[idx / 64] |= uint64_t(1) << (idx % 64);
-    uintptr_t off = reinterpret_cast<Block*>(p)->link ^ s->key;
+    uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
     if (off >= kSlabSize) break;
     p = base + off;
   }
@@ -335,6 +336,7 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->ceiling_blocked = false;
   c->walker_tp = 0;
   c->free_next = nullptr;
+  SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   __atomic_store_n(&c->magic, kChunkMagic, __ATOMIC_RELEASE);
   return reinterpret_cast<SpacesChunk>(c);
 }
@@ -348,6 +350,7 @@ SPACES_API void spaces_chunk_destroy(SpacesChunk handle) noexcept {
   if (t_heap == &c->heap) spaces_thread_set_chunk(nullptr);  // captured by this thread: release
   __atomic_store_n(&c->magic, 0u, __ATOMIC_RELEASE);
   chunk_release_all(c, 0);
+  SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));  // every block of c: freed, so later uses are reported
   chunk_struct_free(c);
 }
 
@@ -357,6 +360,8 @@ SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
   AllocSide side(c);
   bool captured = t_heap == &c->heap;
   chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
+  SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));
+  SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   if (captured) heap_bind_slabs(&c->heap, thread_self());
 }
 
@@ -368,11 +373,12 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
     Slab* s = c->heap.direct[(size + 7) >> 3];
     Block* b = static_cast<Block*>(s->free);
     if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
-      uintptr_t off = b->link ^ s->key;
+      uintptr_t off = link_get(b) ^ s->key;
       if (SPACES_LIKELY(off < kSlabSize)) {
         s->free = reinterpret_cast<uint8_t*>(s) + off;
         s->used++;
-        b->link = 0;
+        link_set(b, 0);
+        track_alloc(c, b, size, false);
         return b;
       }
     } else if (s->bump < slab_end(s)) {
@@ -381,7 +387,8 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
       b = reinterpret_cast<Block*>(s->bump);
       s->bump += s->block_size;
       s->used++;
-      b->link = 0;
+      link_set(b, 0);
+      track_alloc(c, b, size, false);
       return b;
     }
   }
@@ -418,7 +425,7 @@ SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) 
   if (s->kind == kSlabLargeRun && size <= usable && size > usable / 2 && size > kSmallMax) return p;
   void* n = chunk_alloc(handle, 0, size, 0);
   if (n == nullptr) return nullptr;
-  memcpy(n, p, size < usable ? size : usable);
+  copy_block(n, p, size < usable ? size : usable);
   spaces_free(p);
   return n;
 }

@@ -395,7 +395,7 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
       if (s == nullptr) return out_of_memory();
     }
     Block* b = static_cast<Block*>(s->free);
-    uintptr_t off = b->link ^ s->key;
+    uintptr_t off = link_get(b) ^ s->key;
     if (SPACES_UNLIKELY(off >= kSlabSize)) {
       report_error(SPACES_ERROR_CORRUPTED, b, "corrupted free list (write after free?)");
       s->free = s;  // drop the damaged list (its blocks leak), never follow it
@@ -403,8 +403,9 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
     }
     s->free = reinterpret_cast<uint8_t*>(s) + off;
     s->used++;
-    b->link = 0;
-    if (zero) memset(b, 0, s->block_size);
+    link_set(b, 0);
+    track_alloc(s->chunk, b, size, zero);
+    if (zero) memset(b, 0, s->block_size < size ? s->block_size : size);
     return b;
   }
 }
@@ -421,7 +422,8 @@ static void free_local_slow(Heap* h, Slab* s, Block* b) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
-  b->link = slab_encode(s, s->free);
+  track_free(s->chunk, b);
+  link_set(b, slab_encode(s, s->free));
   s->free = b;
   s->used--;
   if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
@@ -480,6 +482,7 @@ void heap_free_slow(void* p) {
         return;
       }
       if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
+      track_free(s->chunk, b);
       if (slab_remote_push(s, b)) {
         Heap* o = s->owner;
         Slab* head = o->notify.load(std::memory_order_relaxed);

@@ -91,6 +91,7 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
     if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
     if (chunk) chunk_large_added(chunk, h);
+    track_alloc(chunk, reinterpret_cast<void*>(p), size, zero);
     return reinterpret_cast<void*>(p);
   }
   size_t mapped;
@@ -115,6 +116,7 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     chunk_large_added(chunk, h);
   }
   if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);  // (fresh mappings are zero)
+  track_alloc(chunk, reinterpret_cast<void*>(p), size, zero || !dirty);
   return reinterpret_cast<void*>(p);
 }
 
@@ -130,6 +132,7 @@ void large_free(Slab* h, void* p) {
     return;
   }
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
+  track_free(h->chunk, p);
   g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (Chunk* c = h->chunk) {
     chunk_large_removed(c, h);
@@ -215,7 +218,7 @@ void* large_realloc(Slab* h, void* p, size_t size) {
   }
   void* n = spaces_malloc(size);
   if (n == nullptr) return nullptr;
-  memcpy(n, p, size < usable ? size : usable);
+  copy_block(n, p, size < usable ? size : usable);
   large_free(h, p);
   return n;
 }

@@ -32,6 +32,8 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->capacity = uint32_t((kSlabSize - kSlabHeader) / bs);
   s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
   s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
+  // memcheck: no block is addressable until handed out (so overruns into the slot's slack show)
+  SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
   s->chunk = owner ? owner->chunk : nullptr;
@@ -48,8 +50,8 @@ void slab_extend(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t key = s->key;
   uintptr_t last = start + (n - 1) * bs;
-  for (uintptr_t p = start; p < last; p += bs) reinterpret_cast<Block*>(p)->link = (p + bs - base) ^ key;
-  reinterpret_cast<Block*>(last)->link = slab_encode(s, s->free);
+  for (uintptr_t p = start; p < last; p += bs) link_set(reinterpret_cast<Block*>(p), (p + bs - base) ^ key);
+  link_set(reinterpret_cast<Block*>(last), slab_encode(s, s->free));
   s->free = reinterpret_cast<void*>(start);
   s->bump = last + bs;
 }
@@ -67,7 +69,7 @@ unsigned slab_collect_remote(Slab* s) {
   unsigned n = 1;
   uintptr_t key = s->key;
   for (;;) {
-    uintptr_t off = b->link ^ key;
+    uintptr_t off = link_get(b) ^ key;
     if (off == 0) break;
     if (SPACES_UNLIKELY(off >= kSlabSize || n > s->capacity)) {
       report_error(SPACES_ERROR_CORRUPTED, b, "corrupted remote free list");
@@ -76,7 +78,7 @@ unsigned slab_collect_remote(Slab* s) {
     b = reinterpret_cast<Block*>(base + off);
     n++;
   }
-  b->link = slab_encode(s, s->free);
+  link_set(b, slab_encode(s, s->free));
   s->free = head;
   s->used -= n;
   if (s->chunk) chunk_remote_freed(s->chunk, 0 - size_t(n), 0 - size_t(n) * s->block_size);
@@ -89,7 +91,7 @@ bool slab_remote_push(Slab* s, Block* b) {
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   for (;;) {
     uintptr_t st = tf & kStateMask;
-    b->link = slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask));
+    link_set(b, slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask)));
     uintptr_t nw = reinterpret_cast<uintptr_t>(b) | (st == kStateFull ? kStateNotified : st);
     if (s->thread_free.compare_exchange_weak(tf, nw, std::memory_order_acq_rel, std::memory_order_relaxed))
       return st == kStateFull;
@@ -106,7 +108,7 @@ bool slab_contains_free(Slab* s, Block* b) {
     uintptr_t p = reinterpret_cast<uintptr_t>(h);
     for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
       if (p == reinterpret_cast<uintptr_t>(b)) return true;
-      uintptr_t off = __atomic_load_n(&reinterpret_cast<Block*>(p)->link, __ATOMIC_RELAXED) ^ key;
+      uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ key;
       if (off >= kSlabSize || off < kSlabHeader) break;
       p = base + off;
     }
