@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <vector>
 
@@ -25,7 +26,10 @@ namespace spaces {
 
 /// Process-wide statistics (spaces_stats), as a value.
 struct ProcessStats : public ::spaces_stats {
-  ProcessStats() : ::spaces_stats() { size = sizeof(struct ::spaces_stats); }
+  ProcessStats() {
+    std::memset(static_cast<struct ::spaces_stats *>(this), 0, sizeof(struct ::spaces_stats));
+    size = sizeof(struct ::spaces_stats);
+  }
 };
 inline ProcessStats processStats() {
   ProcessStats S;

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -23,8 +24,12 @@
 namespace spaces {
 
 /// Statistics of one region (live blocks and bytes, footprint, ceiling...).
-struct RegionStats : spaces_chunk_stats {
-  RegionStats() : spaces_chunk_stats() { size = sizeof(struct ::spaces_chunk_stats); }
+struct RegionStats : ::spaces_chunk_stats {
+  // (the struct shares its name with a function: zero it without naming its constructor)
+  RegionStats() {
+    std::memset(static_cast<struct ::spaces_chunk_stats *>(this), 0, sizeof(struct ::spaces_chunk_stats));
+    size = sizeof(struct ::spaces_chunk_stats);
+  }
 };
 
 namespace detail {
