@@ -153,7 +153,7 @@ int64_t Evaluator::fail(const Node *At, std::string Message) {
 int64_t Evaluator::tooDeep(const Node *At) {
   // Blame the innermost call: that is where a runaway recursion is.
   return fail(InnermostCall ? InnermostCall : At,
-              fmt::format("evaluation nested more than {} levels deep (runaway recursion?)", MaxEvalDepth));
+              "evaluation nested too deeply (runaway recursion?)");
 }
 
 int64_t Evaluator::call(const Call *C) {
