@@ -37,6 +37,9 @@ check "pkg-config spaces-override (malloc replaced)" bash -c "
   cc '$work/o.c' \$(pkg-config --cflags --libs spaces-override) -o '$work/po' && '$work/po'"
 check "only public headers installed" bash -c "
   test -z \"\$(ls '$work/prefix/include/spaces' | grep -v -E '^(spaces|Region|ScopedRegion|TypedPool|Allocator|Format|Spaces)\.h$')\""
+check "examples/toy_parser built against the installed package" bash -c "
+  cmake -S '$src/examples/toy_parser' -B '$work/toy' -DCMAKE_PREFIX_PATH='$work/prefix' -DCMAKE_BUILD_TYPE=Release &&
+  cmake --build '$work/toy' -j2 && '$work/toy/toy_parser' --nodes 20000 | grep -q 'serves malloc and operator new'"
 check "add_subdirectory of the source tree" bash -c "
   cmake -S '$src/tests/consumer/project' -B '$work/sub' -DVARIANT=override -DSPACES_SOURCE_DIR='$src' &&
   cmake --build '$work/sub' -j2 && '$work/sub/consumer'"
