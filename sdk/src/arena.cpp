@@ -31,6 +31,7 @@ struct Arena {
   uint64_t dirty_mask;
   uint64_t dirty_since;  // ns when the first still-dirty slab was freed; 0 if none
   bool on_free_list;
+  bool huge;             // advised MADV_HUGEPAGE: serves regions (option chunk_huge_pages)
 };
 
 constexpr uint64_t kAllSlabs = ~uint64_t(1);  // granule 0 is the arena record
@@ -161,15 +162,17 @@ void purge_due(uint64_t now, bool force) {
   g_next_purge = next;
 }
 
-Arena* arena_new() {
+Arena* arena_new(bool huge) {
   void* p = os_map_aligned(kArenaSize, kArenaSize, false);
   if (p == nullptr) return nullptr;
-  if (option(kOpt_arena_huge_pages)) os_hugepage_advise(p, kArenaSize);
+  if (huge || option(kOpt_arena_huge_pages)) os_hugepage_advise(p, kArenaSize);
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kArenaSize));  // (stale shadow of an old mapping)
   Arena* a = static_cast<Arena*>(p);
   a->free_mask = kAllSlabs;
   a->dirty_mask = 0;
   a->dirty_since = 0;
   a->on_free_list = false;
+  a->huge = huge;
   pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, true);
   return a;
 }
@@ -178,13 +181,14 @@ Arena* arena_new() {
 
 SpinLock g_arena_lock;
 
-Slab* arena_alloc_slabs(size_t count, bool* dirty) {
+Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
   for (;;) {
     {
       LockGuard g(g_arena_lock);
       purge_due(os_now_ns(), false);
       for (Arena* a = g_free; a; a = a->next_free) {
+        if (a->huge != huge) continue;  // regions' huge-page arenas and the rest do not mix
         uint64_t m = a->free_mask;
         if (size_t(__builtin_popcountll(m)) < count) continue;
         uint64_t starts = m;
@@ -203,12 +207,13 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty) {
         if (a->free_mask == 0) free_list_remove(a);
         Slab* run_start = reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
         SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run_start, count * kSlabSize));
+        SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run_start, count * kSlabSize));
         return run_start;
       }
     }
     // No room: map a new arena outside the lock, then retry (another thread may win the race;
     // the new arena is then simply added to the pool).
-    Arena* a = arena_new();
+    Arena* a = arena_new(huge);
     if (a == nullptr) return nullptr;
     LockGuard g(g_arena_lock);
     a->prev_all = nullptr;
@@ -269,6 +274,7 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
   if (p == nullptr) return nullptr;
   if (hp == 1 && size >= kHugePage) os_hugepage_advise(p, total);
   pagemap_set_region(reinterpret_cast<uintptr_t>(p), total, true);
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, total));
   *mapped = total;
   LockGuard g(g_arena_lock);
   g_mmaps++;

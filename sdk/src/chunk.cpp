@@ -174,6 +174,9 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   while (s) {
     Slab* next = s->chunk_next;
     s->used = 0;
+    // ASan builds: every block of the region is now poisoned (a later use is a report)
+    SPACES_ASAN(ASAN_POISON_MEMORY_REGION(reinterpret_cast<uint8_t*>(s) + kSlabHeader,
+                                          kSlabSize - kSlabHeader));
     heap_release_slab(h, s, false);  // cached up to `keep`, else to the arena (unlinks it)
     s = next;
   }

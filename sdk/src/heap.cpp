@@ -310,7 +310,7 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
   } else {
     if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
     bool dirty;
-    s = arena_alloc_slabs(1, &dirty);
+    s = arena_alloc_slabs(1, &dirty, h->chunk != nullptr && option(kOpt_chunk_huge_pages));
     if (s == nullptr) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;
@@ -422,7 +422,7 @@ static void free_local_slow(Heap* h, Slab* s, Block* b) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
-  track_free(s->chunk, b);
+  track_free(s->chunk, b, s->block_size);
   link_set(b, slab_encode(s, s->free));
   s->free = b;
   s->used--;
@@ -482,7 +482,7 @@ void heap_free_slow(void* p) {
         return;
       }
       if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
-      track_free(s->chunk, b);
+      track_free(s->chunk, b, s->block_size);
       if (slab_remote_push(s, b)) {
         Heap* o = s->owner;
         Slab* head = o->notify.load(std::memory_order_relaxed);

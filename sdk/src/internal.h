@@ -87,14 +87,24 @@ struct Block {
 #else
 #define SPACES_VG(x) ((void)0)
 #endif
-SPACES_INLINE uintptr_t link_get(const Block* b) {
+// AddressSanitizer builds (the asan preset) poison region memory that was freed, reset or
+// destroyed; the allocator's own link accesses are exempt.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SPACES_ASAN(x) x
+#define SPACES_LINK_FN static inline __attribute__((noinline, no_sanitize_address))
+#else
+#define SPACES_ASAN(x) ((void)0)
+#define SPACES_LINK_FN SPACES_INLINE
+#endif
+SPACES_LINK_FN uintptr_t link_get(const Block* b) {
   SPACES_VG(VALGRIND_DISABLE_ERROR_REPORTING);
   uintptr_t v = __atomic_load_n(&b->link, __ATOMIC_RELAXED);
   SPACES_VG(VALGRIND_MAKE_MEM_DEFINED(&v, sizeof v));  // (a live block's word may be uninitialised)
   SPACES_VG(VALGRIND_ENABLE_ERROR_REPORTING);
   return v;
 }
-SPACES_INLINE void link_set(Block* b, uintptr_t v) {
+SPACES_LINK_FN void link_set(Block* b, uintptr_t v) {
   SPACES_VG(VALGRIND_DISABLE_ERROR_REPORTING);
   b->link = v;
   SPACES_VG(VALGRIND_ENABLE_ERROR_REPORTING);
@@ -171,7 +181,7 @@ SPACES_INLINE uint32_t high_half(const void* word) {
   return h;
 }
 SPACES_INLINE bool slab_block_looks_free(const Slab* s, const Block* b) {
-#ifdef SPACES_VALGRIND
+#if defined(SPACES_VALGRIND) || defined(__SANITIZE_ADDRESS__)
   return (link_get(b) >> 32) == (s->key >> 32);
 #else
   return high_half(&b->link) == high_half(&s->key);
@@ -186,6 +196,7 @@ SPACES_INLINE void copy_block(void* dst, const void* src, size_t n) {
 // A block leaves the allocator (n bytes requested) / comes back to it.
 SPACES_INLINE void track_alloc(const void* chunk, void* p, size_t n, bool zeroed) {
   (void)chunk, (void)p, (void)n, (void)zeroed;
+  SPACES_ASAN(if (chunk) ASAN_UNPOISON_MEMORY_REGION(p, n));
 #ifdef SPACES_VALGRIND
   if (chunk)
     VALGRIND_MEMPOOL_ALLOC(chunk, p, n);
@@ -193,8 +204,10 @@ SPACES_INLINE void track_alloc(const void* chunk, void* p, size_t n, bool zeroed
     VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, zeroed);
 #endif
 }
-SPACES_INLINE void track_free(const void* chunk, void* p) {
-  (void)chunk, (void)p;
+// n: the bytes the block occupies (its slot), poisoned for region blocks under ASan.
+SPACES_INLINE void track_free(const void* chunk, void* p, size_t n) {
+  (void)chunk, (void)p, (void)n;
+  SPACES_ASAN(if (chunk) ASAN_POISON_MEMORY_REGION(p, n));
 #ifdef SPACES_VALGRIND
   if (chunk)
     VALGRIND_MEMPOOL_FREE(chunk, p);
@@ -253,7 +266,8 @@ size_t os_page_size();
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
-  X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")
+  X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")            \
+  X(chunk_huge_pages, 1, 0, 1, "regions take their slabs from arenas advised transparent huge pages")
 
 enum OptionId {
 #define SPACES_X(name, def, lo, hi, doc) kOpt_##name,
@@ -284,7 +298,7 @@ struct LockGuard {
 // ---- arena (arena.cpp) ----------------------------------------------------------------------
 // A run of `count` contiguous slabs (head bits are the caller's job); *dirty tells whether any of
 // it may hold old data (else it is fresh or purged, hence zero).
-Slab* arena_alloc_slabs(size_t count, bool* dirty);
+Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge = false);  // huge: a THP arena
 void arena_free_slabs(Slab* s, size_t count);
 void arena_collect(bool force);          // purge what is due (or everything)
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded

@@ -77,7 +77,7 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   uintptr_t p;
   if (slabs <= kMaxRunSlabs) {
     bool dirty = false;
-    Slab* run = arena_alloc_slabs(slabs, &dirty);
+    Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages));
     if (run == nullptr) {
       if (chunk) chunk_unreserve(chunk, cost);
       return out_of_memory();
@@ -132,7 +132,7 @@ void large_free(Slab* h, void* p) {
     return;
   }
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
-  track_free(h->chunk, p);
+  track_free(h->chunk, p, h->user_size);
   g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (Chunk* c = h->chunk) {
     chunk_large_removed(c, h);
