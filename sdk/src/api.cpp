@@ -281,6 +281,7 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
     spaces_free(p);
     return nullptr;
   }
+  if (size > kMaxRequest) return out_of_memory();  // (p stays valid and untouched)
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
@@ -327,8 +328,10 @@ SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
   if (p != nullptr && pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) {
     Slab* s = slab_of(p);
     bool ok = true;
+    // Only "larger than the block" is certain: realloc may keep a block in place at any size
+    // down to half its slot, so a smaller size of another class is legitimate.
     if (s->kind == kSlabSmall)
-      ok = size <= s->block_size && (s->has_aligned || size > kSmallMax || class_of(size) == s->cls);
+      ok = size <= s->block_size;
     else if (s->kind == kSlabLargeRun || s->kind == kSlabDirect)
       ok = size <= s->user_size;
     if (!ok) {

@@ -288,7 +288,7 @@ void arena_unmap_direct(uintptr_t base, size_t mapped) {
 
 // A cached mapping of at least `need` bytes (and at most twice that), or NULL. The region bits
 // stay set while cached. *dirty: it may hold old data (else it is zero).
-void* arena_direct_from_cache(size_t need, size_t* mapped, bool* dirty) {
+void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident) {
   LockGuard g(g_arena_lock);
   int best = -1;
   for (int i = 0; i < g_dcache_n; i++) {
@@ -301,7 +301,7 @@ void* arena_direct_from_cache(size_t need, size_t* mapped, bool* dirty) {
   g_reserved -= e.mapped;   // the caller accounts the block as a new mapping
   g_committed -= e.resident;
   *mapped = e.mapped;
-  *dirty = e.resident != 0;
+  *resident = e.resident;  // bytes from the start that may hold old data (the rest is zero)
   return reinterpret_cast<void*>(e.base);
 }
 

@@ -189,6 +189,7 @@ SPACES_INLINE bool slab_block_looks_free(const Slab* s, const Block* b) {
 }
 // realloc's copy: may read the slot's slack past the size memcheck knows (not an error there).
 SPACES_INLINE void copy_block(void* dst, const void* src, size_t n) {
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(src, n));  // a region block's slot slack is poisoned
   SPACES_VG(VALGRIND_DISABLE_ERROR_REPORTING);
   memcpy(dst, src, n);
   SPACES_VG(VALGRIND_ENABLE_ERROR_REPORTING);
@@ -303,7 +304,7 @@ void arena_free_slabs(Slab* s, size_t count);
 void arena_collect(bool force);          // purge what is due (or everything)
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
 void arena_unmap_direct(uintptr_t base, size_t mapped);
-void* arena_direct_from_cache(size_t need, size_t* mapped, bool* dirty);
+void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident);
 bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident);
 void arena_direct_cache_drop();
 void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta);

@@ -96,8 +96,8 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   }
   size_t mapped;
   size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
-  bool dirty = false;
-  void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &mapped, &dirty) : nullptr;
+  size_t stale = 0;  // a cached mapping: bytes from its start that may hold an old block's data
+  void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &mapped, &stale) : nullptr;
   if (m == nullptr) m = arena_map_direct(lead + size, align, &mapped);
   if (m == nullptr) {
     if (chunk) chunk_unreserve(chunk, cost);
@@ -106,6 +106,11 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   uintptr_t start = reinterpret_cast<uintptr_t>(m);
   p = user_ptr_in(start, align);
   size_t usable = page_round(p + size) - p;
+  size_t extent = page_round(p + size - start);
+  if (stale > extent) {  // old data past the new block: drop it, so "beyond the block is zero" holds
+    os_purge(reinterpret_cast<void*>(start + extent), stale - extent);
+    stale = extent;
+  }
   Slab* h = init_header(p, kSlabDirect, start, mapped, usable);
   h->chunk = chunk;
   arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(page_round(p + size - start)));
@@ -115,8 +120,11 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     if (mapped != cost) chunk_reserve(chunk, mapped - cost);  // (only if the kernel rounded more)
     chunk_large_added(chunk, h);
   }
-  if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);  // (fresh mappings are zero)
-  track_alloc(chunk, reinterpret_cast<void*>(p), size, zero || !dirty);
+  if (zero && stale > p - start) {  // zero only what may be old; fresh and purged pages are zero
+    size_t old_bytes = stale - (p - start);
+    memset(reinterpret_cast<void*>(p), 0, old_bytes < size ? old_bytes : size);
+  }
+  track_alloc(chunk, reinterpret_cast<void*>(p), size, zero || stale == 0);
   return reinterpret_cast<void*>(p);
 }
 
