@@ -280,3 +280,49 @@ TEST(Chunk, AlignedAllocations) {
   EXPECT_EQ(errno, EINVAL);
   spaces_chunk_destroy(c);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+// The asan preset: memory of a destroyed or reset region is poisoned, so a use is an ASan report.
+TEST(ChunkDeathTest, UseAfterDestroyIsAnAsanReport) {
+  EXPECT_DEATH(
+      {
+        SpacesChunk c = spaces_chunk_create(0);
+        volatile char* p = static_cast<char*>(spaces_chunk_alloc(c, 64, 0));
+        p[0] = 1;
+        spaces_chunk_destroy(c);
+        p[1] = 2;
+      },
+      "use-after-poison");
+}
+TEST(ChunkDeathTest, UseAfterResetAndAfterFreeAreAsanReports) {
+  EXPECT_DEATH(
+      {
+        SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+        volatile char* p = static_cast<char*>(spaces_chunk_alloc(c, 64, 0));
+        spaces_chunk_reset(c);
+        (void)p[0];
+      },
+      "use-after-poison");
+  EXPECT_DEATH(
+      {
+        SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+        volatile char* p = static_cast<char*>(spaces_chunk_alloc(c, 64, 0));
+        void* keep = spaces_chunk_alloc(c, 64, 0);
+        (void)keep;
+        spaces_free(const_cast<char*>(p));
+        (void)p[0];
+      },
+      "use-after-poison");
+}
+TEST(ChunkDeathTest, LiveRegionBlocksAreUsable) {
+  SpacesChunk c = spaces_chunk_create(0);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 5000; i++) {
+      char* p = static_cast<char*>(spaces_chunk_alloc(c, size_t(i % 300) + 1, 0));
+      memset(p, i, size_t(i % 300) + 1);
+    }
+    spaces_chunk_reset(c);
+  }
+  spaces_chunk_destroy(c);
+}
+#endif
