@@ -213,16 +213,9 @@ SPACES_API void* spaces_malloc(size_t size) noexcept {
   Heap* h = t_heap;
   if (SPACES_LIKELY(size <= kSmallMax)) {
     Slab* s = h->direct[(size + 7) >> 3];
-    Block* b = static_cast<Block*>(s->free);
-    if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
-      uintptr_t off = link_get(b) ^ s->key;
-      if (SPACES_LIKELY(off < kSlabSize)) {
-        s->free = reinterpret_cast<uint8_t*>(s) + off;
-        s->used++;
-        link_set(b, 0);
-        track_alloc(s->chunk, b, size, false);
-        return b;
-      }
+    if (Block* b = slab_pop(s)) {
+      track_alloc(s->chunk, b, size, false);
+      return b;
     }
   }
   return heap_malloc_slow(h, size, false);

@@ -108,17 +108,10 @@ void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero) {
   if (align <= 16 && size <= kSmallMax) {
     if (size < align) size = align;
     Slab* s = h->direct[(size + 7) >> 3];
-    Block* b = static_cast<Block*>(s->free);
-    if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
-      uintptr_t off = link_get(b) ^ s->key;
-      if (SPACES_LIKELY(off < kSlabSize)) {
-        s->free = reinterpret_cast<uint8_t*>(s) + off;
-        s->used++;
-        link_set(b, 0);
-        track_alloc(c, b, size, zero);
-        if (zero) memset(b, 0, size);
-        return b;
-      }
+    if (Block* b = slab_pop(s)) {
+      track_alloc(c, b, size, zero);
+      if (zero) memset(b, 0, size);
+      return b;
     }
     return heap_malloc_slow(h, size, zero);
   }
@@ -374,17 +367,12 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
   if (SPACES_LIKELY(c != nullptr && c->magic == kChunkMagic && flags == 0 &&
                     (c->flags & SPACES_CHUNK_EXCLUSIVE) && size <= kSmallMax)) {
     Slab* s = c->heap.direct[(size + 7) >> 3];
-    Block* b = static_cast<Block*>(s->free);
-    if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
-      uintptr_t off = link_get(b) ^ s->key;
-      if (SPACES_LIKELY(off < kSlabSize)) {
-        s->free = reinterpret_cast<uint8_t*>(s) + off;
-        s->used++;
-        link_set(b, 0);
-        track_alloc(c, b, size, false);
-        return b;
-      }
-    } else if (s->bump < slab_end(s)) {
+    Block* b = slab_pop(s);
+    if (SPACES_LIKELY(b != nullptr)) {
+      track_alloc(c, b, size, false);
+      return b;
+    }
+    if (!slab_has_free(s) && s->bump < slab_end(s)) {
       // Regions mostly grow: hand out never-used blocks straight from the bump area, without
       // threading them onto the free list first (the static empty slab's bump is UINTPTR_MAX).
       b = reinterpret_cast<Block*>(s->bump);

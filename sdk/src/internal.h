@@ -194,6 +194,21 @@ SPACES_INLINE void copy_block(void* dst, const void* src, size_t n) {
   memcpy(dst, src, n);
   SPACES_VG(VALGRIND_ENABLE_ERROR_REPORTING);
 }
+// The allocation step every fast path shares: the first block of s's free list, or NULL when
+// the list is empty or its link leaves the slab (the caller's slow path reports corruption).
+SPACES_INLINE Block* slab_pop(Slab* s) {
+  Block* b = static_cast<Block*>(s->free);
+  if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
+    uintptr_t off = link_get(b) ^ s->key;
+    if (SPACES_LIKELY(off < kSlabSize)) {
+      s->free = reinterpret_cast<uint8_t*>(s) + off;
+      s->used++;
+      link_set(b, 0);  // a live block's word must not look free
+      return b;
+    }
+  }
+  return nullptr;
+}
 // A block leaves the allocator (n bytes requested) / comes back to it.
 SPACES_INLINE void track_alloc(const void* chunk, void* p, size_t n, bool zeroed) {
   (void)chunk, (void)p, (void)n, (void)zeroed;
