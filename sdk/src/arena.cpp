@@ -124,6 +124,7 @@ void arena_unmap(Arena* a) {
   g_arena_count--;
   g_reserved -= kArenaSize;
   pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, false);
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(a, kArenaSize));
   os_unmap(a, kArenaSize);
 }
 
@@ -283,6 +284,8 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
 
 void arena_unmap_direct(uintptr_t base, size_t mapped) {
   pagemap_set_region(base, mapped, false);
+  // ASan: leave no poisoned shadow behind for whoever maps this address next
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(base), mapped));
   os_unmap(reinterpret_cast<void*>(base), mapped);
 }
 

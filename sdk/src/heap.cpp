@@ -293,7 +293,7 @@ void heap_merge(Heap* h, Heap* a) {
       Slab* next = s->next;
       if (slab_state(s) == kStateNormal) {
         list_remove(&a->partial[c], s);
-        s->owner = h;
+        __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
         if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->tp, __ATOMIC_RELAXED);
         list_push(&h->partial[c], s);
       }
@@ -472,7 +472,9 @@ void heap_free_slow(void* p) {
         report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a block)");
         return;
       }
-      Heap* h = s->owner;
+      // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
+      // one it is bound to, so the answer to "is it mine?" cannot change under us.
+      Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
       if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
         free_local_slow(h, s, b);
         return;
@@ -484,7 +486,7 @@ void heap_free_slow(void* p) {
       if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
       track_free(s->chunk, b, s->block_size);
       if (slab_remote_push(s, b)) {
-        Heap* o = s->owner;
+        Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
         Slab* head = o->notify.load(std::memory_order_relaxed);
         do {
           s->notify_next = head;

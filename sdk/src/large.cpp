@@ -196,6 +196,7 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
     pagemap_set_region(base, mapped, false);
   }
   pagemap_set_region(nbase, total, true);
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(nbase), total));  // stale shadow
   uintptr_t np = nbase + (up - base);
   Slab* nh = slab_of(reinterpret_cast<void*>(np));
   nh->map_base = nbase;
