@@ -36,8 +36,9 @@ void final_check(fuzz::MtShared& sh, std::vector<std::unique_ptr<Model>>& models
   std::sort(all.begin(), all.end(), [](const Block* a, const Block* b) { return a->p < b->p; });
   for (size_t i = 1; i < all.size(); i++)
     if (all[i - 1]->p + all[i - 1]->usable > all[i]->p)
-      return fuzz::fail("blocks %p (%zu usable, thread %d) and %p (thread %d) overlap", static_cast<void*>(all[i - 1]->p),
-                        all[i - 1]->usable, all[i - 1]->lane, static_cast<void*>(all[i]->p), all[i]->lane);
+      return fuzz::fail("blocks %p (%zu usable, thread %d) and %p (thread %d) overlap",
+                        static_cast<void*>(all[i - 1]->p), all[i - 1]->usable, all[i - 1]->lane,
+                        static_cast<void*>(all[i]->p), all[i]->lane);
   for (int r = 0; r < 2; r++) {
     fuzz::ChunkSlot& s = sh.regions[r];
     std::vector<const Block*> blocks;
@@ -66,7 +67,8 @@ void final_check(fuzz::MtShared& sh, std::vector<std::unique_ptr<Model>>& models
                         sh.nulls[r].load());
     std::vector<fuzz::WalkEntry> seen;
     seen.reserve(blocks.size() + 16);
-    if (spaces_chunk_walk(s.h, Model::walk_collect, &seen) != 0) return fuzz::fail("walk of shared region %d failed", r);
+    if (spaces_chunk_walk(s.h, Model::walk_collect, &seen) != 0)
+      return fuzz::fail("walk of shared region %d failed", r);
     Model::match_walk(seen, blocks, r == 0 ? "walk of shared region 0" : "walk of shared region 1");
     if (fuzz::g_failed) return;
   }

@@ -10,8 +10,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 (MALLOC, CALLOC, REALLOC, ALIGNED, FREE, FREE_SIZED, USABLE, CHUNK_CREATE, CHUNK_ALLOC, CHUNK_ALIGNED,
  CHUNK_REALLOC, CHUNK_FREE, CHUNK_RESET, CHUNK_DESTROY, SET_CEILING, WALK, STATS, POOL_CREATE, POOL_NEW,
- POOL_DELETE, POOL_DESTROY, SWITCH, LANE_EXIT, COLLECT, VERIFY_ALL, IMPOSSIBLE, PRESSURE, CAPTURE) = range(28)
-NUM_OPS = 28
+ POOL_DELETE, POOL_DESTROY, SWITCH, LANE_EXIT, COLLECT, VERIFY_ALL, IMPOSSIBLE, PRESSURE, CAPTURE, BURST) = range(29)
+NUM_OPS = 29
 
 
 def size(n):
@@ -166,6 +166,21 @@ def seeds():
     for i in range(4):
         rnd_prog(rng, 600, rng.randrange(256), (CHUNK_ALLOC, CHUNK_FREE, SWITCH, LANE_EXIT)).write(
             os.path.join(out, 'random_%d' % i))
+    # bursts: every thread loops on the same shared region at once (small blocks of one class, or
+    # large blocks against a 1 MiB / 256 KiB ceiling)
+    for h1 in (0x01 | (2 << 1) | (1 << 4), 0x00 | (1 << 1)):
+        p = Prog(0, h1)
+        for i in range(60):
+            p.op(BURST, (i & 1) | (8 if i % 3 == 0 else 0), (i * 0x01000193) | 0xff800000)
+            p.op(SWITCH, 4 | ((i & 1) << 3), i).op(LANE_EXIT, 1).op(STATS, i & 1)
+        p.write(os.path.join(out, 'bursts_%02x' % h1))
+    out_ops = os.path.join(HERE, 'corpus', 'ops')
+    p = Prog()
+    p.op(CHUNK_CREATE, 4).op(SET_CEILING, 0 | (5 << 2), 4)
+    for i in range(6):
+        p.op(BURST, 8 if i & 1 else 0, 0xff000000 | i).op(STATS, 0).op(WALK, 0)
+    p.op(BURST, 0x30, 0x7f000000)
+    p.write(os.path.join(out_ops, 'bursts'))
 
 
 def regressions():

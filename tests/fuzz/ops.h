@@ -84,10 +84,18 @@ inline bool g_abort_on_mismatch = true;        // libFuzzer: abort so that the i
 // into it, and list its regression input in regressions/OPEN_BUGS; remove both with the fix.
 // None is open now.
 inline unsigned g_skip_known = 0;
+inline bool g_report_at_exit = true;  // libFuzzer builds print the op count at exit
+inline thread_local uint64_t t_opno = 0;  // index of the op being run (for messages)
+inline thread_local const char* t_opname = "setup";
+inline thread_local int t_who = 0;    // lane or thread
+inline thread_local char t_ctx[160];  // the block a sized free is about (for messages)
+
 // What the ops exercised (standalone --stats): how often each op ran and the events that make
 // the checks bite.
-enum Event { kEvCeilingNull, kEvCeilingSuccess, kEvPressureCall, kEvWalkEntries, kEvCrossLaneFree, kEvInPlaceRealloc,
-             kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kNumEvents };
+enum Event {
+  kEvCeilingNull, kEvCeilingSuccess, kEvPressureCall, kEvWalkEntries, kEvCrossLaneFree, kEvInPlaceRealloc,
+  kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kNumEvents
+};
 inline const char* const kEventNames[kNumEvents] = {
     "region NULL at the ceiling", "region alloc under a ceiling", "pressure handler calls", "walk entries matched",
     "frees by another lane", "realloc in place", "realloc moved", "large blocks", "direct mappings",
@@ -95,7 +103,7 @@ inline const char* const kEventNames[kNumEvents] = {
 inline std::atomic<uint64_t> g_events[kNumEvents];
 inline std::atomic<uint64_t> g_op_counts[64];
 inline void count(Event e, uint64_t n = 1) { g_events[e].fetch_add(n, std::memory_order_relaxed); }
-inline bool g_report_at_exit = true;
+
 // The bytes between the request and usable_size are the caller's by contract, and the model
 // writes and checks them, except where a memory checker is told that only the request is the
 // caller's: ASan builds of the core poison region slack, SPACES_VALGRIND builds announce the
@@ -110,11 +118,7 @@ inline bool g_touch_slack = true;
 #endif
 #else
 inline bool g_touch_slack = true;
-#endif          // libFuzzer builds print the op count at exit
-inline thread_local uint64_t t_opno = 0;       // index of the op being run (for messages)
-inline thread_local const char* t_opname = "setup";
-inline thread_local int t_who = 0;             // lane or thread
-inline thread_local char t_ctx[160];           // the block a sized free is about (for messages)
+#endif
 
 [[gnu::format(printf, 1, 2)]] inline void fail(const char* fmt, ...) {
   char buf[600];
@@ -811,7 +815,8 @@ class Model {
       return;
     }
     snprintf(t_ctx, sizeof t_ctx, " [block of request %zu, usable %zu, align %zu, kind %d, owner %d%s]", b.req,
-             b.usable, b.align, b.kind, b.owner, b.realloc_off_class ? ", kept by realloc at a size of another class" : "");
+             b.usable, b.align, b.kind, b.owner,
+             b.realloc_off_class ? ", kept by realloc at a size of another class" : "");
     if (b.kind == kKindAligned || b.kind == kKindChunkAligned) {
       spaces_free_aligned_sized(b.p, b.align, b.req);
     } else {
@@ -862,7 +867,8 @@ class Model {
     }
     if (q == nullptr) {
       recs_[id].busy = false;
-      if (!in_chunk || old.owner == 0) return fail("realloc(%p, %zu) = NULL (errno %d)", static_cast<void*>(old.p), n, e);
+      if (!in_chunk || old.owner == 0)
+        return fail("realloc(%p, %zu) = NULL (errno %d)", static_cast<void*>(old.p), n, e);
       // checked by the caller (region ceiling); the old block must be intact
       verify_block(recs_[id], "after a failed realloc");
       return;
@@ -1116,7 +1122,8 @@ class Model {
       if (st.footprint > bound)
         fail("region %d: footprint %zu after alloc(%zu, align %zu) is above the ceiling %zu (before: %zu)", k,
              st.footprint, size, align, c1, fp0);
-      if (st.ceiling_hits != s.hits) fail("region %d: a successful call changed ceiling_hits %zu -> %zu", k, s.hits, st.ceiling_hits);
+      if (st.ceiling_hits != s.hits)
+        fail("region %d: a successful call changed ceiling_hits %zu -> %zu", k, s.hits, st.ceiling_hits);
       s.fp_hi = st.footprint;
       s.fp_known = true;
       count(kEvCeilingSuccess);
@@ -1171,7 +1178,8 @@ class Model {
         id, n,
         [&](void* p, size_t m) {
           if (m == 0) return via_malloc_api ? spaces_realloc(p, 0) : spaces_chunk_realloc(h, p, 0);
-          return chunk_call(k, m, 0, [&] { return via_malloc_api ? spaces_realloc(p, m) : spaces_chunk_realloc(h, p, m); });
+          return chunk_call(k, m, 0,
+                            [&] { return via_malloc_api ? spaces_realloc(p, m) : spaces_chunk_realloc(h, p, m); });
         },
         true);
   }
@@ -1271,7 +1279,8 @@ class Model {
     int rc = spaces_chunk_walk(s.h, walk_cb, &w);
     if (mode == 1) {
       int want = w.stop_after <= blocks.size() ? 42 : 0;
-      if (rc != want) fail("walk stopped after %zu of %zu blocks returned %d, expected %d", w.seen.size(), blocks.size(), rc, want);
+      if (rc != want)
+        fail("walk stopped after %zu of %zu blocks returned %d, expected %d", w.seen.size(), blocks.size(), rc, want);
       if (w.seen.size() != std::min(w.stop_after, blocks.size()))
         fail("walk asked to stop after %zu visited %zu (%zu live)", w.stop_after, w.seen.size(), blocks.size());
       return;
@@ -1308,9 +1317,11 @@ class Model {
       size_t large = 0;
       for (auto& v : owned_)
         for (uint32_t id : v) large += recs_[id].cost != 0;
-      if (!mt_ && st.large_blocks < large) fail("spaces_stats large_blocks %zu < %zu live in the model", st.large_blocks, large);
+      if (!mt_ && st.large_blocks < large)
+        fail("spaces_stats large_blocks %zu < %zu live in the model", st.large_blocks, large);
       if (st.committed_bytes > st.reserved_bytes || st.peak_committed_bytes < st.committed_bytes)
-        fail("spaces_stats: committed %zu reserved %zu peak %zu", st.committed_bytes, st.reserved_bytes, st.peak_committed_bytes);
+        fail("spaces_stats: committed %zu reserved %zu peak %zu",
+             st.committed_bytes, st.reserved_bytes, st.peak_committed_bytes);
       return;
     }
     int k = r.sel & 3;
@@ -1332,7 +1343,8 @@ class Model {
     if (s.shared) {
       ChunkStats st;
       if (stats_of(s, st) && s.ceiling && (st.footprint > s.ceiling || st.peak_footprint > s.ceiling))
-        fail("shared region: footprint %zu / peak %zu above the ceiling %zu", st.footprint, st.peak_footprint, s.ceiling);
+        fail("shared region: footprint %zu / peak %zu above the ceiling %zu",
+             st.footprint, st.peak_footprint, s.ceiling);
       return;
     }
     check_chunk_stats(k);
@@ -1343,7 +1355,8 @@ class Model {
     ChunkSlot& s = *static_cast<ChunkSlot*>(arg);
     s.pressure_calls++;
     count(kEvPressureCall);
-    if (c != s.h) fail("pressure handler got region %p, registered for %p", static_cast<void*>(c), static_cast<void*>(s.h));
+    if (c != s.h)
+      fail("pressure handler got region %p, registered for %p", static_cast<void*>(c), static_cast<void*>(s.h));
     (void)request;
     Model& m = *s.model;
     int k = int(&s - m.own_);
@@ -1384,7 +1397,8 @@ class Model {
     if (!(s.flags & SPACES_CHUNK_EXCLUSIVE)) {
       errno = 0;
       SpacesChunk prev = spaces_thread_set_chunk(h);
-      if (prev != nullptr || errno != EINVAL) fail("spaces_thread_set_chunk(shared region) = %p, errno %d", static_cast<void*>(prev), errno);
+      if (prev != nullptr || errno != EINVAL)
+        fail("spaces_thread_set_chunk(shared region) = %p, errno %d", static_cast<void*>(prev), errno);
       return;
     }
     size_t n = decode_size(r.val);
@@ -1402,7 +1416,8 @@ class Model {
       errno = e;
       return q;
     });
-    if (prev != nullptr || back != h) fail("spaces_thread_set_chunk returned %p then %p", static_cast<void*>(prev), static_cast<void*>(back));
+    if (prev != nullptr || back != h)
+      fail("spaces_thread_set_chunk returned %p then %p", static_cast<void*>(prev), static_cast<void*>(back));
     if (p) register_new(p, n, align, align ? kKindChunkAligned : kKindChunk, 1 + k, false);
   }
 
@@ -1568,7 +1583,8 @@ class Model {
         verify_block(b, "after realloc(p, huge)");
         if (owner) {
           ChunkStats st;
-          if (exact && stats_of(*slot_[k], st) && st.ceiling_hits != hits) fail("an impossible size counted a ceiling hit");
+          if (exact && stats_of(*slot_[k], st) && st.ceiling_hits != hits)
+            fail("an impossible size counted a ceiling hit");
           errno = 0;
           expect_null(spaces_chunk_realloc(slot_[k]->h, b.p, big), ENOMEM, "chunk_realloc(p, huge)");
           if (g_failed) return;
@@ -1576,7 +1592,9 @@ class Model {
         }
         break;
       }
-      case 5: expect_null(spaces_aligned_alloc(3 << (r.val % 8), 16), EINVAL, "aligned_alloc(not a power of two)"); break;
+      case 5:
+        expect_null(spaces_aligned_alloc(3 << (r.val % 8), 16), EINVAL, "aligned_alloc(not a power of two)");
+        break;
       case 6: expect_null(spaces_aligned_alloc(0, 16), EINVAL, "aligned_alloc(0, n)"); break;
       case 7: expect_null(spaces_aligned_alloc(size_t(1) << 31, 16), ENOMEM, "aligned_alloc(2 GiB alignment)"); break;
       case 8: expect_null(spaces_aligned_alloc(64, big), ENOMEM, "aligned_alloc(64, huge)"); break;
@@ -1589,7 +1607,9 @@ class Model {
         if (!stats_of(*slot_[k], st)) return;
         errno = 0;
         if ((r.sel & 15) == 9) expect_null(spaces_chunk_alloc(h, big, 0), ENOMEM, "chunk_alloc(huge)");
-        else if ((r.sel & 15) == 10) expect_null(spaces_chunk_aligned_alloc(h, 3 << (r.val % 8), 8, 0), EINVAL, "chunk_aligned_alloc(bad alignment)");
+        else if ((r.sel & 15) == 10)
+          expect_null(spaces_chunk_aligned_alloc(h, 3 << (r.val % 8), 8, 0), EINVAL,
+                      "chunk_aligned_alloc(bad alignment)");
         else expect_null(spaces_chunk_alloc(h, 8, 2 + (r.val & 6)), EINVAL, "chunk_alloc(bad flags)");
         ChunkStats st2;
         if (!slot_[k]->shared && stats_of(*slot_[k], st2) && st2.ceiling_hits != st.ceiling_hits)

@@ -60,7 +60,8 @@ std::vector<uint8_t> generate(uint64_t seed, uint64_t run, size_t max_len) {
     uint64_t x = r.next();
     memcpy(p, &x, fuzz::kRecBytes);
     if (nfav && x >> 62 == 0) p[0] = fav[(x >> 56) % nfav];
-    if ((small == 1 || (small == 2 && (x >> 48) % 8 != 0)) && (p[2] & 15) >= 13) p[2] = uint8_t((p[2] & ~15) | (p[2] & 15) % 13);
+    if ((small == 1 || (small == 2 && (x >> 48) % 8 != 0)) && (p[2] & 15) >= 13)
+      p[2] = uint8_t((p[2] & ~15) | (p[2] & 15) % 13);
   }
   return v;
 }
