@@ -146,7 +146,8 @@ libfuzzer() {
     fi
     local log="$OUT/logs/${t}_libfuzzer_$i.log"
     set +e
-    "${RUN[@]}" "$OUT/fuzz_${t}_libfuzzer" "${args[@]}" "$corpus" >"$log" 2>&1
+    # (-jobs=1 runs the fuzzer in a child that logs to fuzz-0.log in the working directory)
+    (cd "$OUT/logs" && "${RUN[@]}" "$OUT/fuzz_${t}_libfuzzer" "${args[@]}" "$corpus") >"$log" 2>&1
     local rc=$?
     set -e
     local n

@@ -216,6 +216,10 @@ def regressions():
         for i in range(3):
             p.op(FREE, 0, 0)
     p.write(os.path.join(out, 'ops-asan-direct-resize-stale-poison'))
+    # SPACES_VALGRIND builds under memcheck: a large region block allocated with SPACES_ZERO is
+    # announced as undefined (passes without valgrind; see fuzz.regressions.valgrind)
+    Prog().op(CHUNK_CREATE, 4).op(CHUNK_ALLOC, 8, size(20000)).write(
+        os.path.join(out, 'ops-valgrind-zeroed-large-region-block'))
     # calloc served from a cached direct mapping whose dirty bytes were not all purged
     Prog(0x03).op(MALLOC, 0, size(6 << 20)).op(FREE, 0, 0).op(MALLOC, 0, size(5 << 20)).op(FREE, 0, 0).op(
         COLLECT, 6).op(CALLOC, 0, size(6 << 20)).write(os.path.join(out, 'ops-calloc-stale-direct-mapping'))
