@@ -194,7 +194,7 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     uintptr_t a = (reinterpret_cast<uintptr_t>(b) + align - 1) & ~(uintptr_t)(align - 1);
     if (a != reinterpret_cast<uintptr_t>(b)) {
       heap_mark_aligned(slab_of(b));
-      track_free(h->chunk, b, 0);  // memcheck sees the aligned pointer, not the slot
+      track_free(h->chunk, b, b, 0);  // memcheck sees the aligned pointer, not the slot
       track_alloc(h->chunk, reinterpret_cast<void*>(a), size, false);
     }
     return reinterpret_cast<void*>(a);
@@ -236,7 +236,7 @@ SPACES_API void spaces_free(void* p) noexcept {
       }
 #endif
       if (SPACES_LIKELY(!slab_block_looks_free(s, b))) {
-        track_free(s->chunk, b, s->block_size);
+        track_free(s->chunk, b, b, s->block_size);
         link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
         s->free = b;
         if (SPACES_LIKELY(--s->used != 0)) return;
@@ -280,9 +280,8 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
   if (s->kind != kSlabSmall) return large_realloc(s, p, size);
   size_t usable = small_usable(s, p);
-#ifndef SPACES_VALGRIND  // (memcheck tracks requested sizes: always move)
-  if (size <= usable && size >= usable / 2) return p;  // shrink in place unless it wastes half
-#endif
+  if (!kMemcheckExactSizes && size <= usable && size >= usable / 2)
+    return p;  // shrink in place unless it wastes half
   void* n = spaces_malloc(size);
   if (n == nullptr) return nullptr;
   copy_block(n, p, size < usable ? size : usable);

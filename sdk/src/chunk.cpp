@@ -416,11 +416,8 @@ SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) 
   }
   size_t usable = spaces_usable_size(p);
   Slab* s = slab_of(p);
-  bool in_place = (s->kind == kSlabSmall && size <= usable && size >= usable / 2) ||
-                  (s->kind == kSlabLargeRun && size <= usable && size > usable / 2 && size > kSmallMax);
-#ifdef SPACES_VALGRIND
-  in_place = false;  // memcheck tracks requested sizes: always move
-#endif
+  bool in_place = !kMemcheckExactSizes && ((s->kind == kSlabSmall && size <= usable && size >= usable / 2) ||
+                  (s->kind == kSlabLargeRun && size <= usable && size > usable / 2 && size > kSmallMax));
   if (in_place) {
     SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, size));  // in place: the new size is the block's
     return p;

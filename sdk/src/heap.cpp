@@ -315,6 +315,7 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;
     }
+    SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
     pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
     if (h->chunk) chunk_slab_added(h->chunk, s);
@@ -417,12 +418,12 @@ void heap_slab_emptied(Heap* h, Slab* s) {
   heap_release_slab(h, s, false);
 }
 
-static void free_local_slow(Heap* h, Slab* s, Block* b) {
+static void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
   if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
-  track_free(s->chunk, b, s->block_size);
+  track_free(s->chunk, p, b, s->block_size);
   link_set(b, slab_encode(s, s->free));
   s->free = b;
   s->used--;
@@ -476,7 +477,7 @@ void heap_free_slow(void* p) {
       // one it is bound to, so the answer to "is it mine?" cannot change under us.
       Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
       if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
-        free_local_slow(h, s, b);
+        free_local_slow(h, s, b, p);
         return;
       }
       if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
@@ -484,7 +485,7 @@ void heap_free_slow(void* p) {
         return;
       }
       if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
-      track_free(s->chunk, b, s->block_size);
+      track_free(s->chunk, p, b, s->block_size);
       if (slab_remote_push(s, b)) {
         Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
         Slab* head = o->notify.load(std::memory_order_relaxed);

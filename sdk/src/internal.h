@@ -84,7 +84,9 @@ struct Block {
 #ifdef SPACES_VALGRIND
 #include <valgrind/memcheck.h>
 #define SPACES_VG(x) x
+constexpr bool kMemcheckExactSizes = true;  // realloc always moves: memcheck knows each block's size
 #else
+constexpr bool kMemcheckExactSizes = false;
 #define SPACES_VG(x) ((void)0)
 #endif
 // AddressSanitizer builds (the asan preset) poison region memory that was freed, reset or
@@ -214,16 +216,18 @@ SPACES_INLINE void track_alloc(const void* chunk, void* p, size_t n, bool zeroed
   (void)chunk, (void)p, (void)n, (void)zeroed;
   SPACES_ASAN(if (chunk) ASAN_UNPOISON_MEMORY_REGION(p, n));
 #ifdef SPACES_VALGRIND
-  if (chunk)
-    VALGRIND_MEMPOOL_ALLOC(chunk, p, n);
-  else
+  if (chunk) {
+    VALGRIND_MEMPOOL_ALLOC(chunk, p, n);  // (a mempool piece starts undefined)
+    if (zeroed) VALGRIND_MAKE_MEM_DEFINED(p, n);
+  } else
     VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, zeroed);
 #endif
 }
-// n: the bytes the block occupies (its slot), poisoned for region blocks under ASan.
-SPACES_INLINE void track_free(const void* chunk, void* p, size_t n) {
-  (void)chunk, (void)p, (void)n;
-  SPACES_ASAN(if (chunk) ASAN_POISON_MEMORY_REGION(p, n));
+// p: the pointer the program holds (memcheck's name for the block); slot, n: the bytes the block
+// occupies, poisoned for region blocks under ASan (slot != p only for an aligned small block).
+SPACES_INLINE void track_free(const void* chunk, void* p, void* slot, size_t n) {
+  (void)chunk, (void)p, (void)slot, (void)n;
+  SPACES_ASAN(if (chunk) ASAN_POISON_MEMORY_REGION(slot, n));
 #ifdef SPACES_VALGRIND
   if (chunk)
     VALGRIND_MEMPOOL_FREE(chunk, p);

@@ -34,6 +34,7 @@ SPACES_INLINE uintptr_t user_ptr_in(uintptr_t start, size_t align) {
 
 Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, size_t user_size) {
   Slab* h = slab_of(reinterpret_cast<void*>(p));
+  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(h, kSlabHeader));  // may lie in an old block memcheck freed
   h->free = h;
   h->key = 0;
   h->used = 1;
@@ -89,9 +90,9 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     h->chunk = chunk;
     g_large_blocks.fetch_add(1, std::memory_order_relaxed);
     g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
-    if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
     if (chunk) chunk_large_added(chunk, h);
-    track_alloc(chunk, reinterpret_cast<void*>(p), size, zero);
+    track_alloc(chunk, reinterpret_cast<void*>(p), size, zero);  // (before the memset touches it)
+    if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
     return reinterpret_cast<void*>(p);
   }
   size_t mapped;
@@ -120,11 +121,11 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     if (mapped != cost) chunk_reserve(chunk, mapped - cost);  // (only if the kernel rounded more)
     chunk_large_added(chunk, h);
   }
+  track_alloc(chunk, reinterpret_cast<void*>(p), size, zero || stale == 0);
   if (zero && stale > p - start) {  // zero only what may be old; fresh and purged pages are zero
     size_t old_bytes = stale - (p - start);
     memset(reinterpret_cast<void*>(p), 0, old_bytes < size ? old_bytes : size);
   }
-  track_alloc(chunk, reinterpret_cast<void*>(p), size, zero || stale == 0);
   return reinterpret_cast<void*>(p);
 }
 
@@ -140,7 +141,7 @@ void large_free(Slab* h, void* p) {
     return;
   }
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
-  track_free(h->chunk, p, h->user_size);
+  track_free(h->chunk, p, p, h->user_size);
   g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (Chunk* c = h->chunk) {
     chunk_large_removed(c, h);
@@ -216,10 +217,10 @@ void* large_realloc(Slab* h, void* p, size_t size) {
     return nullptr;
   }
   size_t usable = h->user_size;
-  if (h->kind == kSlabLargeRun) {
+  if (!kMemcheckExactSizes && h->kind == kSlabLargeRun) {
     // Fits and is not less than half used: keep it.
     if (size <= usable && size > usable / 2 && size > kSmallMax) return p;
-  } else if (h->chunk == nullptr && size > (size_t(4) << 20) &&
+  } else if (!kMemcheckExactSizes && h->chunk == nullptr && size > (size_t(4) << 20) &&
              reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
     // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)
     void* r = direct_resize(h, p, size);
