@@ -161,7 +161,7 @@ static Slab* checked_slab(const void* p, const char* what) {
     return nullptr;
   }
   Slab* s = slab_of(p);
-  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect) {
+  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump) {
     report_error(SPACES_ERROR_DOUBLE_FREE, p, what);
     return nullptr;
   }
@@ -265,6 +265,7 @@ SPACES_API size_t spaces_usable_size(const void* p) noexcept {
   Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
   if (s == nullptr) return 0;
   if (s->kind == kSlabSmall) return small_usable(s, p);
+  if (s->kind == kSlabBump) return bump_usable(s, p);
   return large_usable(s, p);
 }
 
@@ -326,6 +327,8 @@ SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
       ok = size <= s->block_size;
     else if (s->kind == kSlabLargeRun || s->kind == kSlabDirect)
       ok = size <= s->user_size;
+    else if (s->kind == kSlabBump)
+      ok = size <= bump_check(s, p, "free_sized of a pointer that is not a live block");
     if (!ok) {
       report_error(SPACES_ERROR_SIZE_MISMATCH, p, "free_sized with a size the block cannot have");
       return;
@@ -339,7 +342,8 @@ SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) no
   if (p != nullptr && pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) {
     Slab* s = slab_of(p);
     if ((s->kind == kSlabSmall && size > s->block_size) ||
-        ((s->kind == kSlabLargeRun || s->kind == kSlabDirect) && size > s->user_size)) {
+        ((s->kind == kSlabLargeRun || s->kind == kSlabDirect) && size > s->user_size) ||
+        (s->kind == kSlabBump && size > bump_check(s, p, "free_aligned_sized of a pointer that is not a live block"))) {
       report_error(SPACES_ERROR_SIZE_MISMATCH, p, "free_aligned_sized with a size the block cannot have");
       return;
     }

@@ -9,6 +9,16 @@
 //     memory is taken, so the ceiling is never overshot, however many threads allocate.
 //   - live counts computed from the slabs' `used` counters minus `pending` (blocks freed by
 //     other threads and not yet collected), so allocation pays no counter.
+//   - bump slabs (EXCLUSIVE chunks, blocks up to kBumpMax from spaces_chunk_alloc): one slab
+//     at a time takes blocks of every size in address order, each after an 8-byte tag word
+//     (usable size | the slab key's high half while live, its complement once freed). The one
+//     allocating thread touches one header and one stream of memory, as a bump allocator does
+//     (size-class slabs put a 64 KiB-aligned header per class in the same cache set, which
+//     cost this path 2x against llvm::BumpPtrAllocator). A freed block's bytes are reused
+//     when its whole slab is free: `thread_free` counts the live (blocks << 32 | bytes) that
+//     frees subtract atomically from any thread and the owner adds once, when it retires the
+//     slab ("seals" it); whoever brings a sealed slab to zero queues it on `bump_empty` for the
+//     owner to take back. Walk, stats, usable_size and free read the tag words.
 // Who touches what: the allocating side (the one thread of an EXCLUSIVE chunk, or whoever holds
 // `lock` for a shared one) owns the heap, `slabs`, `ceiling_blocked`; `large` is guarded by
 // `large_lock` because large blocks are unlinked by whichever thread frees them; the counters
@@ -25,6 +35,8 @@ struct Chunk {
   Heap heap;  // first: a Chunk* is also its Heap*
   uint32_t magic;
   unsigned flags;
+  Slab* bump;                      // current bump slab (EXCLUSIVE), g_no_bump when none
+  std::atomic<Slab*> bump_empty;   // sealed bump slabs whose every block was freed (via next)
   SpinLock lock;
   SpinLock large_lock;
   std::atomic<size_t> footprint;
@@ -44,6 +56,187 @@ struct Chunk {
   uintptr_t walker_tp;  // thread walking the large list (it already holds large_lock)
   Chunk* free_next;
 };
+
+// ---- bump slabs ------------------------------------------------------------------------------
+// Layout: the header, a bitmap of block starts and a bitmap of freed blocks (one bit per 16-byte
+// granule of the slab, 512 bytes each), then the blocks, 16-aligned, back to back: a block's size
+// is the distance to the next start bit (or to `bump`). Only the owner writes start bits (and
+// publishes them before moving `bump`); any thread sets freed bits, with an atomic OR.
+constexpr size_t kBumpMax = 1024;                       // larger blocks: size-class slabs
+constexpr uintptr_t kBumpStarts = kSlabHeader;          // 64 words
+constexpr uintptr_t kBumpFreed = kBumpStarts + 512;     // 64 words
+constexpr uintptr_t kBumpFirst = kBumpFreed + 512;      // first block
+Slab g_no_bump;  // bump == bump_end == 0: the fast path's bounds test always fails
+
+SPACES_INLINE uintptr_t bump_need(size_t size) {
+  uintptr_t n = (size + 15) & ~uintptr_t(15);
+  return n ? n : 16;
+}
+SPACES_INLINE uint64_t* bump_bits(const Slab* s, uintptr_t which) {
+  return reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(s) + which);
+}
+// The owner marks the block at offset `off` of its slab as a start (relaxed: other threads read
+// neighbouring bits of the word).
+SPACES_INLINE void bump_mark_start(Slab* s, uintptr_t off) {
+  uint64_t* w = bump_bits(s, kBumpStarts) + (off >> 10);
+  __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | (uint64_t(1) << ((off >> 4) & 63)), __ATOMIC_RELAXED);
+}
+
+static void bump_init(Chunk* c, Slab* s) {
+  s->kind = kSlabBump;
+  s->free = s;
+  s->used = 0;
+  s->block_size = 0;
+  __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);  // free() takes the slow path
+  s->owner = &c->heap;
+  s->chunk = c;
+  s->cls = 0;
+  s->attached = 0;  // 0: current (the owner counts `used`), 1: sealed
+  s->has_aligned = 0;
+  s->capacity = 0;
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  void* bits = reinterpret_cast<void*>(base + kBumpStarts);
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(bits, kBumpFirst - kBumpStarts));
+  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(bits, kBumpFirst - kBumpStarts));
+  memset(bits, 0, kBumpFirst - kBumpStarts);
+  __atomic_store_n(&s->bump, base + kBumpFirst, __ATOMIC_RELAXED);
+  s->bump_end = base + kSlabSize;
+  s->thread_free.store(0, std::memory_order_relaxed);
+  SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
+  c->bump = s;
+}
+
+// Live (blocks << 32 | bytes) of a bump slab.
+static uint64_t bump_live(const Slab* s) {
+  uint64_t v = s->thread_free.load(std::memory_order_acquire);
+  if (!s->attached) v += (uint64_t(s->used) << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
+  return v;
+}
+
+// The owner retires its current slab; true if every block of it is already free.
+static bool bump_seal(Slab* s) {
+  uint64_t add = (uint64_t(s->used) << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
+  s->attached = 1;
+  s->used = 0;
+  return s->thread_free.fetch_add(add, std::memory_order_acq_rel) + add == 0;
+}
+
+// Emptied slabs queued by frees: all but `keep` go back to the chunk's cache or the arena.
+static Slab* bump_take_empty(Chunk* c, int keep) {
+  Slab* e = c->bump_empty.exchange(nullptr, std::memory_order_acquire);
+  Slab* kept = nullptr;
+  while (e) {
+    Slab* next = e->next;
+    if (keep > 0) {
+      kept = e;
+      keep--;
+    } else {
+      heap_release_slab(&c->heap, e, false);
+    }
+    e = next;
+  }
+  return kept;
+}
+
+static void* bump_alloc(Chunk* c, size_t size, bool zero) {
+  uintptr_t need = bump_need(size);
+  Slab* s = c->bump;
+  if (s->bump + need > s->bump_end) {
+    if (s != &g_no_bump && bump_seal(s)) {
+      bump_init(c, s);  // all of it was freed meanwhile: start it over
+    } else if (Slab* e = bump_take_empty(c, 1)) {
+      bump_init(c, e);
+    } else {
+      c->bump = &g_no_bump;
+      s = heap_new_slab(&c->heap, 0);
+      if (s == nullptr) return nullptr;
+      bump_init(c, s);
+    }
+    s = c->bump;
+  }
+  uintptr_t cur = s->bump;
+  bump_mark_start(s, cur & kSlabMask);
+  __atomic_store_n(&s->bump, cur + need, __ATOMIC_RELEASE);
+  s->used++;
+  void* p = reinterpret_cast<void*>(cur);
+  track_alloc(c, p, size, zero);
+  if (zero) memset(p, 0, size);
+  return p;
+}
+
+// Granule index of the first start at or after granule g, or top (granule of `bump`).
+static uintptr_t bump_next_start(const Slab* s, uintptr_t g, uintptr_t top) {
+  const uint64_t* starts = bump_bits(s, kBumpStarts);
+  while (g < top) {
+    uint64_t w = __atomic_load_n(&starts[g >> 6], __ATOMIC_RELAXED) >> (g & 63);
+    if (w) {
+      uintptr_t n = g + uintptr_t(__builtin_ctzll(w));
+      return n < top ? n : top;
+    }
+    g = (g | 63) + 1;
+  }
+  return top;
+}
+
+// The size of p if it is a live block of bump slab s; else 0, the error reported.
+size_t bump_check(Slab* s, const void* p, const char* what) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t top = __atomic_load_n(&s->bump, __ATOMIC_ACQUIRE);  // (start bits below it are visible)
+  if ((a & 15) == 0 && a >= base + kBumpFirst && a < top) {
+    uintptr_t g = (a - base) >> 4;
+    uint64_t bit = uint64_t(1) << (g & 63);
+    if (__atomic_load_n(&bump_bits(s, kBumpStarts)[g >> 6], __ATOMIC_RELAXED) & bit) {
+      if (__atomic_load_n(&bump_bits(s, kBumpFreed)[g >> 6], __ATOMIC_RELAXED) & bit) {
+        report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");
+        return 0;
+      }
+      return (bump_next_start(s, g + 1, (top - base) >> 4) - g) << 4;
+    }
+  }
+  report_error(SPACES_ERROR_INVALID_FREE, p, what);
+  return 0;
+}
+
+size_t bump_usable(Slab* s, const void* p) {
+  return bump_check(s, p, "usable_size of a pointer that is not a live block");
+}
+
+// free() of a bump block, from any thread.
+void bump_free(Slab* s, void* p) {
+  size_t size = bump_check(s, p, "invalid free (pointer inside a region block)");
+  if (size == 0) return;
+  uintptr_t g = (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) >> 4;
+  uint64_t bit = uint64_t(1) << (g & 63);
+  if (__atomic_fetch_or(&bump_bits(s, kBumpFreed)[g >> 6], bit, __ATOMIC_ACQ_REL) & bit) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");  // another thread freed it first
+    return;
+  }
+  Chunk* c = s->chunk;
+  track_free(c, p, p, size);
+  uint64_t dec = (uint64_t(1) << 32) + size;
+  if (s->thread_free.fetch_sub(dec, std::memory_order_acq_rel) == dec) {  // sealed, now empty
+    Slab* head = c->bump_empty.load(std::memory_order_relaxed);
+    do {
+      s->next = head;
+    } while (!c->bump_empty.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+  }
+}
+
+static int walk_bump(Slab* s, spaces_walk_fn fn, void* arg) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t top = (s->bump - base) >> 4;
+  const uint64_t* freed = bump_bits(s, kBumpFreed);
+  for (uintptr_t g = kBumpFirst >> 4; g < top;) {
+    uintptr_t end = bump_next_start(s, g + 1, top);
+    if (!(__atomic_load_n(&freed[g >> 6], __ATOMIC_RELAXED) >> (g & 63) & 1)) {
+      int r = fn(reinterpret_cast<void*>(base + (g << 4)), (end - g) << 4, arg);  // fn may free it
+      if (r) return r;
+    }
+    g = end;
+  }
+  return 0;
+}
 
 namespace {
 
@@ -103,8 +296,12 @@ struct AllocSide {
   ~AllocSide() { release(); }
 };
 
-void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero) {
+// bump_ok: spaces_chunk_alloc and friends (an EXCLUSIVE chunk's small blocks go to bump slabs);
+// false for malloc routed through a captured chunk, which keeps to the heap's size classes.
+void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero, bool bump_ok) {
   Heap* h = &c->heap;
+  if (bump_ok && (c->flags & SPACES_CHUNK_EXCLUSIVE) && align <= 16 && size <= kBumpMax)
+    return bump_alloc(c, size, zero);
   if (align <= 16 && size <= kSmallMax) {
     if (size < align) size = align;
     Slab* s = h->direct[(size + 7) >> 3];
@@ -121,7 +318,7 @@ void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero) {
   return p;
 }
 
-void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags) {
+void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags, bool bump_ok = true) {
   Chunk* c = chunk_checked(handle);
   if (c == nullptr || (flags & ~SPACES_ZERO) != 0 || (align & (align - 1)) != 0) {
     errno = EINVAL;
@@ -135,11 +332,14 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags)
   // emptied current slabs), retry; then the pressure handler, sweep, retry once more.
   for (int attempt = 0;; attempt++) {
     AllocSide side(c);
-    if (attempt > 0) heap_collect(&c->heap, true);
+    if (attempt > 0) {
+      heap_collect(&c->heap, true);
+      bump_take_empty(c, 0);  // emptied bump slabs go back too
+    }
     c->ceiling_blocked = false;
     bool outer = t_chunk_alloc;
     t_chunk_alloc = true;
-    void* p = chunk_alloc_inner(c, align, size, (flags & SPACES_ZERO) != 0);
+    void* p = chunk_alloc_inner(c, align, size, (flags & SPACES_ZERO) != 0, bump_ok);
     t_chunk_alloc = outer;
     bool blocked = c->ceiling_blocked;
     side.release();
@@ -164,6 +364,8 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   Slab* s = c->slabs;
   heap_init_chunk(h, c);
   h->cache_limit_override = keep;
+  c->bump = &g_no_bump;
+  c->bump_empty.store(nullptr, std::memory_order_relaxed);  // (its slabs are on c->slabs too)
   while (s) {
     Slab* next = s->chunk_next;
     s->used = 0;
@@ -284,7 +486,7 @@ bool chunk_suppress_oom_report() { return t_chunk_alloc; }
 // take the chunk's own path so the ceiling counts hits and calls the pressure handler.
 bool chunk_route_slow(Heap* h) { return h->chunk != nullptr && !t_chunk_alloc; }
 void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero) {
-  return chunk_alloc(reinterpret_cast<SpacesChunk>(h->chunk), align, size, zero ? SPACES_ZERO : 0);
+  return chunk_alloc(reinterpret_cast<SpacesChunk>(h->chunk), align, size, zero ? SPACES_ZERO : 0, false);
 }
 
 void* chunk_realloc_block(Chunk* c, void* p, size_t size) {
@@ -332,6 +534,8 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->ceiling_blocked = false;
   c->walker_tp = 0;
   c->free_next = nullptr;
+  c->bump = &g_no_bump;
+  c->bump_empty.store(nullptr, std::memory_order_relaxed);
   SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   __atomic_store_n(&c->magic, kChunkMagic, __ATOMIC_RELEASE);
   return reinterpret_cast<SpacesChunk>(c);
@@ -362,25 +566,21 @@ SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
 }
 
 SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned flags) noexcept {
-  // Fast path: an exclusive chunk, a small block, a slab with a free block. No lock, no atomic.
+  // Fast path: an exclusive chunk, a small block, room in the current bump slab. No lock, no
+  // atomic read-modify-write: one bounds test, a start bit, the bump.
   Chunk* c = reinterpret_cast<Chunk*>(handle);
   if (SPACES_LIKELY(c != nullptr && c->magic == kChunkMagic && flags == 0 &&
-                    (c->flags & SPACES_CHUNK_EXCLUSIVE) && size <= kSmallMax)) {
-    Slab* s = c->heap.direct[(size + 7) >> 3];
-    Block* b = slab_pop(s);
-    if (SPACES_LIKELY(b != nullptr)) {
-      track_alloc(c, b, size, false);
-      return b;
-    }
-    if (!slab_has_free(s) && s->bump < slab_end(s)) {
-      // Regions mostly grow: hand out never-used blocks straight from the bump area, without
-      // threading them onto the free list first (the static empty slab's bump is UINTPTR_MAX).
-      b = reinterpret_cast<Block*>(s->bump);
-      s->bump += s->block_size;
+                    (c->flags & SPACES_CHUNK_EXCLUSIVE) && size <= kBumpMax)) {
+    Slab* s = c->bump;
+    uintptr_t cur = s->bump;
+    uintptr_t need = bump_need(size);
+    if (SPACES_LIKELY(cur + need <= s->bump_end)) {
+      bump_mark_start(s, cur & kSlabMask);
+      __atomic_store_n(&s->bump, cur + need, __ATOMIC_RELEASE);
       s->used++;
-      link_set(b, 0);
-      track_alloc(c, b, size, false);
-      return b;
+      void* p = reinterpret_cast<void*>(cur);
+      track_alloc(c, p, size, false);
+      return p;
     }
   }
   return chunk_alloc(handle, 0, size, flags);
@@ -447,7 +647,8 @@ SPACES_API size_t spaces_chunk_ceiling(SpacesChunk handle) noexcept {
 SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
   if (p == nullptr || !pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) return nullptr;
   Slab* s = slab_of(p);
-  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect) return nullptr;
+  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump)
+    return nullptr;
   return reinterpret_cast<SpacesChunk>(s->chunk);
 }
 
@@ -468,6 +669,12 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
   {
     AllocSide side(c);
     for (Slab* s = c->slabs; s; s = s->chunk_next) {
+      if (s->kind == kSlabBump) {
+        uint64_t live = bump_live(s);
+        blocks += live >> 32;
+        bytes += uint32_t(live);
+        continue;
+      }
       if (s->kind != kSlabSmall) continue;
       size_t used = s->used - (c->heap.cur[s->cls] == s ? 1 : 0);
       blocks += used;
@@ -507,9 +714,14 @@ SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* ar
   Slab* s = c->slabs;
   while (s) {
     Slab* next = s->chunk_next;  // fn may free the last live block of s, which releases s
-    if (s->kind == kSlabSmall) {
-      heap_collect_slab(h, s);
-      int r = walk_slab(s, fn, arg);
+    if (s->kind == kSlabSmall || s->kind == kSlabBump) {
+      int r;
+      if (s->kind == kSlabBump) {
+        r = walk_bump(s, fn, arg);
+      } else {
+        heap_collect_slab(h, s);
+        r = walk_slab(s, fn, arg);
+      }
       if (r) {
         __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
         return r;

@@ -302,27 +302,6 @@ void heap_merge(Heap* h, Heap* a) {
   }
 }
 
-Slab* heap_new_slab(Heap* h, unsigned cls) {
-  Slab* s = h->empty;
-  if (s) {
-    h->empty = s->next;
-    h->empty_count--;
-  } else {
-    if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
-    bool dirty;
-    s = arena_alloc_slabs(1, &dirty, h->chunk != nullptr && option(kOpt_chunk_huge_pages));
-    if (s == nullptr) {
-      if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
-      return nullptr;
-    }
-    SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
-    g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
-    pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
-    if (h->chunk) chunk_slab_added(h->chunk, s);
-  }
-  slab_init(s, h, cls);
-  return s;
-}
 
 // Adopt slabs of an exited thread before asking the arenas for fresh memory.
 bool heap_try_adopt(Heap* h, unsigned cls) {
@@ -379,6 +358,29 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 }
 
 }  // namespace
+
+// A fresh slab for class cls (also the chunk's bump slabs, which re-initialise it).
+Slab* heap_new_slab(Heap* h, unsigned cls) {
+  Slab* s = h->empty;
+  if (s) {
+    h->empty = s->next;
+    h->empty_count--;
+  } else {
+    if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
+    bool dirty;
+    s = arena_alloc_slabs(1, &dirty, h->chunk != nullptr && option(kOpt_chunk_huge_pages));
+    if (s == nullptr) {
+      if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
+      return nullptr;
+    }
+    SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
+    g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
+    pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+    if (h->chunk) chunk_slab_added(h->chunk, s);
+  }
+  slab_init(s, h, cls);
+  return s;
+}
 
 void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
@@ -498,6 +500,9 @@ void heap_free_slow(void* p) {
     case kSlabLargeRun:
     case kSlabDirect:
       large_free(s, p);
+      return;
+    case kSlabBump:
+      bump_free(s, p);
       return;
     default:
       report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (block's slab is already free)");

@@ -121,6 +121,7 @@ enum SlabKind : uint8_t {
   kSlabEmpty = 2,    // owned by a heap's empty-slab cache, no class
   kSlabLargeRun = 3, // head of a run of slabs holding one large block
   kSlabDirect = 4,   // head of a direct mmap holding one large block
+  kSlabBump = 5,     // bump slab of an exclusive chunk: mixed sizes, each block after a tag word
 };
 
 // thread_free word: pointer to the newest remotely freed block (slab address = empty) | state.
@@ -378,6 +379,11 @@ struct HeapTotals {
 HeapTotals heap_totals();
 
 void heap_release_slab(Heap* h, Slab* s, bool to_arena);
+Slab* heap_new_slab(Heap* h, unsigned cls);
+// Bump slabs of exclusive chunks (chunk.cpp)
+void bump_free(Slab* s, void* p);
+size_t bump_usable(Slab* s, const void* p);
+size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
 void* heap_aligned_alloc(Heap* h, size_t align, size_t size);
 void heap_mark_aligned(Slab* s);
 extern SPACES_TLS Heap* t_home_heap;   // the thread's own heap (t_heap may be a captured chunk's)

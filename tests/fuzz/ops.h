@@ -241,6 +241,7 @@ inline void apply_options(uint8_t h0) {
 
 // ---- what the model knows about the allocator (from docs/design.md and docs/regions.md) ------
 constexpr size_t kSmallMax = 8192;
+constexpr size_t kBumpMax = 1024;  // exclusive regions: bump slabs up to this size
 constexpr size_t kSlab = 65536;
 constexpr size_t kArena = size_t(4) << 20;
 constexpr size_t kLiveCap = size_t(64) << 20;  // requested bytes live at once, per model
@@ -623,6 +624,7 @@ class Model {
   ChunkSlot* slot_[kSlots];
   std::vector<Block> recs_;
   std::vector<uint32_t> free_recs_;
+  bool capturing_ = false;  // registering a block malloc returned through a captured region
   std::vector<uint32_t> owned_[1 + kSlots];
   std::map<uintptr_t, Span> spans_;
   size_t live_req_ = 0;
@@ -760,8 +762,19 @@ class Model {
     }
     // Small blocks: the documented size class; an over-aligned one either sits at the start of a
     // slot of the class of the rounded size, or inside a slot of the class of size + align - 1.
+    // An exclusive region's blocks up to kBumpMax from the region API sit in bump slabs: the
+    // request rounded up to 16 bytes (docs/regions.md).
     bool exact = true;
-    if (!nd.large) {
+    bool bump = owner && (slot_[owner - 1]->flags & SPACES_CHUNK_EXCLUSIVE) && !capturing_ && align <= 16 &&
+                req <= kBumpMax;
+    if (bump) {
+      size_t want = std::max<size_t>(16, (req + 15) & ~size_t(15));
+      if (u != want) {
+        fail("block %p for request %zu (align %zu) of an exclusive region has usable size %zu, %zu expected", vp,
+             req, align, u, want);
+        return false;
+      }
+    } else if (!nd.large) {
       size_t want = model_class_size(std::max(req, align));
       bool inside = false;  // may sit at an offset inside a slot of class `want`
       if (align > 16) {
@@ -1418,7 +1431,9 @@ class Model {
     });
     if (prev != nullptr || back != h)
       fail("spaces_thread_set_chunk returned %p then %p", static_cast<void*>(prev), static_cast<void*>(back));
+    capturing_ = true;  // (malloc through a captured region uses its size classes)
     if (p) register_new(p, n, align, align ? kKindChunkAligned : kKindChunk, 1 + k, false);
+    capturing_ = false;
   }
 
   // ---- bursts ----

@@ -417,11 +417,12 @@ TEST(Region, PressureHandlerRunsWithoutTheLockAndGetsOneRetry) {
 // A pressure handler that frees every block of the region must make room for the retry. It
 // does not when the emptied slabs are each the current slab of their size class: a current slab
 // carries a phantom count and is never released, so the region holds four empty slabs (its
-// whole footprint), has no live block, and still refuses a fifth size class.
+// whole footprint), has no live block, and still refuses a fifth size class. (Sizes above the
+// bump slabs' 1 KiB, so that each has a size-class slab of its own.)
 TEST(Region, PressureHandlerThatFreesEverythingMakesRoom) {
   Region R;
   std::vector<void *> Blocks;
-  for (size_t Size : {size_t(16), size_t(48), size_t(256), size_t(1024)})
+  for (size_t Size : {size_t(1100), size_t(1600), size_t(2500), size_t(4000)})
     Blocks.push_back(R.Allocate(Size)); // one slab per size class
   ASSERT_EQ(R.stats().slabs, 4u);
   ASSERT_TRUE(R.setCeiling(R.stats().footprint));
@@ -434,11 +435,39 @@ TEST(Region, PressureHandlerThatFreesEverythingMakesRoom) {
         return 1;
       },
       &Blocks);
-  void *P = R.tryAllocate(3000);
+  void *P = R.tryAllocate(6000);
   EXPECT_EQ(R.stats().live_blocks, P ? 1u : 0u);
-  EXPECT_NE(P, nullptr) << "the region has no live block left, yet refuses a 3000-byte block (footprint "
+  EXPECT_NE(P, nullptr) << "the region has no live block left, yet refuses a 6000-byte block (footprint "
                         << R.stats().footprint << ", ceiling " << R.ceiling() << ")";
   R.setPressureHandler(nullptr, nullptr);
+}
+
+// Small blocks of an exclusive region live in bump slabs; a slab whose every block was freed
+// (from any thread) is taken back and reused, so a region that frees as it goes stays under its
+// ceiling without a pressure handler.
+TEST(Region, BumpSlabsFreedEverywhereAreReused) {
+  Region R;
+  std::vector<void *> B;
+  for (int I = 0; I < 200; I++)
+    B.push_back(R.Allocate(1000));
+  auto S = R.stats();
+  EXPECT_GE(S.slabs, 4u);
+  EXPECT_EQ(S.live_bytes, 200u * 1008);
+  ASSERT_TRUE(R.setCeiling(S.footprint));
+  std::thread T([&] {
+    for (size_t I = 0; I < B.size(); I += 2)
+      spaces_free(B[I]);
+  });
+  T.join();
+  for (size_t I = 1; I < B.size(); I += 2)
+    spaces_free(B[I]);
+  EXPECT_EQ(R.stats().live_blocks, 0u);
+  EXPECT_EQ(R.stats().live_bytes, 0u);
+  for (int I = 0; I < 200; I++)
+    ASSERT_NE(R.tryAllocate(1000), nullptr) << "allocation " << I << " refused at the ceiling";
+  EXPECT_EQ(R.stats().live_blocks, 200u);
+  EXPECT_LE(R.stats().footprint, S.footprint);
+  EXPECT_EQ(R.stats().ceiling_hits, 0u);
 }
 
 //===----------------------------------------------------------------------===//
