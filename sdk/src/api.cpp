@@ -30,16 +30,19 @@ spaces_error_fn g_error_fn = nullptr;
 void* g_error_arg = nullptr;
 
 void fork_prepare() {
+  shared_fork_lock();
   heap_fork_lock();
   g_arena_lock.lock();
 }
 void fork_parent() {
   g_arena_lock.unlock();
   heap_fork_unlock();
+  shared_fork_unlock();
 }
 void fork_child() {
   arena_after_fork_child();
   heap_after_fork_child();
+  shared_fork_unlock();  // (the child keeps every attached shared region: same mappings)
 }
 
 // A private copy of stderr: programs such as coreutils close fd 2 in their own atexit handler,
@@ -262,6 +265,8 @@ SPACES_API void* spaces_calloc(size_t count, size_t size) noexcept {
 
 SPACES_API size_t spaces_usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
+  size_t shared_size;
+  if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1) && shared_usable(p, &shared_size)) return shared_size;
   Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
   if (s == nullptr) return 0;
   if (s->kind == kSlabSmall) return small_usable(s, p);
@@ -276,6 +281,7 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
     return nullptr;
   }
   if (size > kMaxRequest) return out_of_memory();  // (p stays valid and untouched)
+  if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1) && shared_owns(p)) return shared_realloc_any(p, size);
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
@@ -353,6 +359,7 @@ SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) no
 
 SPACES_API int spaces_owns(const void* p) noexcept {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a != 0 && shared_owns(p)) return 1;
   if (a == 0 || a >= __atomic_load_n(&g_map.limit, __ATOMIC_ACQUIRE)) return 0;
   return pagemap_in_region(a) ? 1 : 0;
 }

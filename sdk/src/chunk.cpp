@@ -320,7 +320,8 @@ void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero, bool bum
 
 void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags, bool bump_ok = true) {
   Chunk* c = chunk_checked(handle);
-  if (c == nullptr || (flags & ~SPACES_ZERO) != 0 || (align & (align - 1)) != 0) {
+  bool shared = c == nullptr && shared_is_handle(handle);
+  if ((c == nullptr && !shared) || (flags & ~SPACES_ZERO) != 0 || (align & (align - 1)) != 0) {
     errno = EINVAL;
     return nullptr;
   }
@@ -328,6 +329,7 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags,
     errno = ENOMEM;
     return nullptr;
   }
+  if (shared) return shared_alloc(handle, align, size, (flags & SPACES_ZERO) != 0);
   // At the ceiling: first give back what the chunk holds empty (remote frees not yet collected,
   // emptied current slabs), retry; then the pressure handler, sweep, retry once more.
   for (int attempt = 0;; attempt++) {
@@ -544,7 +546,10 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
 SPACES_API void spaces_chunk_destroy(SpacesChunk handle) noexcept {
   Chunk* c = chunk_checked(handle);
   if (c == nullptr) {
-    if (handle != nullptr) report_error(SPACES_ERROR_INVALID_FREE, handle, "destroy of an invalid or destroyed chunk");
+    if (shared_is_handle(handle))
+      report_error(SPACES_ERROR_INVALID_FREE, handle, "destroy of a shared region (reset, close or unlink it)");
+    else if (handle != nullptr)
+      report_error(SPACES_ERROR_INVALID_FREE, handle, "destroy of an invalid or destroyed chunk");
     return;
   }
   if (t_heap == &c->heap) spaces_thread_set_chunk(nullptr);  // captured by this thread: release
@@ -556,7 +561,10 @@ SPACES_API void spaces_chunk_destroy(SpacesChunk handle) noexcept {
 
 SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
   Chunk* c = chunk_checked(handle);
-  if (c == nullptr) return;
+  if (c == nullptr) {
+    if (shared_is_handle(handle)) shared_reset(handle);
+    return;
+  }
   AllocSide side(c);
   bool captured = t_heap == &c->heap;
   chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
@@ -596,7 +604,8 @@ SPACES_API void* spaces_chunk_aligned_alloc(SpacesChunk c, size_t align, size_t 
 
 SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) noexcept {
   Chunk* c = chunk_checked(handle);
-  if (c == nullptr) {
+  bool shared = c == nullptr && shared_is_handle(handle);
+  if (c == nullptr && !shared) {
     errno = EINVAL;
     return nullptr;
   }
@@ -614,6 +623,7 @@ SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) 
     errno = EINVAL;
     return nullptr;
   }
+  if (shared) return shared_realloc(handle, p, size);
   size_t usable = spaces_usable_size(p);
   Slab* s = slab_of(p);
   bool in_place = !kMemcheckExactSizes && ((s->kind == kSlabSmall && size <= usable && size >= usable / 2) ||
@@ -632,6 +642,7 @@ SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) 
 SPACES_API int spaces_chunk_set_ceiling(SpacesChunk handle, size_t bytes) noexcept {
   Chunk* c = chunk_checked(handle);
   if (c == nullptr) {
+    if (shared_is_handle(handle)) return shared_set_ceiling(handle, bytes);
     errno = EINVAL;
     return -1;
   }
@@ -641,11 +652,13 @@ SPACES_API int spaces_chunk_set_ceiling(SpacesChunk handle, size_t bytes) noexce
 
 SPACES_API size_t spaces_chunk_ceiling(SpacesChunk handle) noexcept {
   Chunk* c = chunk_checked(handle);
-  return c ? c->ceiling.load(std::memory_order_relaxed) : 0;
+  if (c == nullptr) return shared_is_handle(handle) ? shared_ceiling(handle) : 0;
+  return c->ceiling.load(std::memory_order_relaxed);
 }
 
 SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
-  if (p == nullptr || !pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) return nullptr;
+  if (p == nullptr) return nullptr;
+  if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) return shared_chunk_of(p);
   Slab* s = slab_of(p);
   if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump)
     return nullptr;
@@ -654,7 +667,8 @@ SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
 
 SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats* out) noexcept {
   Chunk* c = chunk_checked(handle);
-  if (c == nullptr || out == nullptr) {
+  bool shared = c == nullptr && shared_is_handle(handle);
+  if ((c == nullptr && !shared) || out == nullptr) {
     errno = EINVAL;
     return -1;
   }
@@ -665,6 +679,14 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
   }
   struct spaces_chunk_stats st;
   memset(&st, 0, sizeof st);
+  if (shared) {
+    shared_stats(handle, &st);
+    st.version = SPACES_CHUNK_STATS_VERSION;
+    size_t n = want < sizeof st ? want : sizeof st;
+    st.size = n;
+    memcpy(out, &st, n);
+    return 0;
+  }
   size_t blocks = 0, bytes = 0;
   {
     AllocSide side(c);
@@ -704,6 +726,7 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
 
 SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* arg) noexcept {
   Chunk* c = chunk_checked(handle);
+  if (c == nullptr && fn != nullptr && shared_is_handle(handle)) return shared_walk(handle, fn, arg);
   if (c == nullptr || fn == nullptr) {
     errno = EINVAL;
     return -1;
@@ -744,7 +767,10 @@ SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* ar
 
 SPACES_API void spaces_chunk_set_pressure_handler(SpacesChunk handle, spaces_pressure_fn fn, void* arg) noexcept {
   Chunk* c = chunk_checked(handle);
-  if (c == nullptr) return;
+  if (c == nullptr) {
+    if (shared_is_handle(handle)) shared_set_pressure(handle, fn, arg);
+    return;
+  }
   __atomic_store_n(&c->pressure_arg, arg, __ATOMIC_RELEASE);
   __atomic_store_n(&c->pressure, fn, __ATOMIC_RELEASE);
 }

@@ -461,7 +461,7 @@ void heap_free_slow(void* p) {
   if (p == nullptr) return;
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
   if (!pagemap_is_head(q)) {
-    report_unowned_free(p);
+    if (!shared_free(p)) report_unowned_free(p);  // (a block of an attached shared region?)
     return;
   }
   Slab* s = slab_of(p);

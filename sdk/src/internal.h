@@ -384,6 +384,23 @@ Slab* heap_new_slab(Heap* h, unsigned cls);
 void bump_free(Slab* s, void* p);
 size_t bump_usable(Slab* s, const void* p);
 size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
+// Shared regions (shared.cpp): pointers and handles of regions this process has attached.
+bool shared_owns(const void* p);
+bool shared_is_handle(SpacesChunk c);
+bool shared_free(void* p);                      // false: p is in no attached region
+bool shared_usable(const void* p, size_t* out);  // false: p is in no attached region
+void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero);
+void* shared_realloc(SpacesChunk c, void* p, size_t size);
+void* shared_realloc_any(void* p, size_t size);
+SpacesChunk shared_chunk_of(const void* p);
+int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st);
+int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg);
+void shared_reset(SpacesChunk c);
+int shared_set_ceiling(SpacesChunk c, size_t bytes);
+size_t shared_ceiling(SpacesChunk c);
+void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg);
+void shared_fork_lock();
+void shared_fork_unlock();
 void* heap_aligned_alloc(Heap* h, size_t align, size_t size);
 void heap_mark_aligned(Slab* s);
 extern SPACES_TLS Heap* t_home_heap;   // the thread's own heap (t_heap may be a captured chunk's)

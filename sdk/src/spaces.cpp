@@ -15,3 +15,4 @@
 #include "large.cpp"
 #include "api.cpp"
 #include "chunk.cpp"
+#include "shared.cpp"

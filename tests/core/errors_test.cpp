@@ -113,3 +113,45 @@ TEST(Errors, FreeSizedMismatch) {
   spaces_free_sized(p, 100);
   EXPECT_EQ(g_caught.count, 1);
 }
+
+// Exclusive regions keep small blocks in bump slabs, found through start/freed bitmaps: double
+// frees (same or another thread), pointers inside a block and past the bump are reported, and a
+// reported mistake leaves the slab's counts alone.
+TEST(Errors, BumpSlabBlocks) {
+  HandlerScope h;
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  char* a = static_cast<char*>(spaces_chunk_alloc(c, 40, 0));
+  char* b = static_cast<char*>(spaces_chunk_alloc(c, 100, 0));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(spaces_usable_size(a), 48u);
+  EXPECT_EQ(spaces_usable_size(b), 112u);
+  EXPECT_EQ(b, a + 48) << "bump slabs place blocks back to back";
+  EXPECT_EQ(spaces_chunk_of(a), c);
+
+  spaces_free(a + 16);  // inside a block
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  EXPECT_EQ(g_caught.addr, a + 16);
+  spaces_free(b + 112 + 64);  // beyond the last block handed out
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  EXPECT_EQ(g_caught.count, 2);
+
+  spaces_free(a);
+  EXPECT_EQ(g_caught.count, 2);
+  spaces_free(a);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.count, 3);
+  EXPECT_EQ(spaces_usable_size(a), 0u);  // reported too
+  EXPECT_EQ(g_caught.count, 4);
+  std::thread([&] { spaces_free(b); }).join();
+  std::thread([&] { spaces_free(b); }).join();
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.count, 5);
+
+  struct spaces_chunk_stats st;
+  st.size = sizeof st;
+  ASSERT_EQ(spaces_chunk_stats(c, &st), 0);
+  EXPECT_EQ(st.live_blocks, 0u);
+  EXPECT_EQ(st.live_bytes, 0u);
+  spaces_chunk_destroy(c);
+}

@@ -129,6 +129,32 @@ SPACES_API void spaces_chunk_set_pressure_handler(SpacesChunk c, spaces_pressure
  * with it. Restore before the thread exits. EINVAL (routing unchanged) if c is not EXCLUSIVE. */
 SPACES_API SpacesChunk spaces_thread_set_chunk(SpacesChunk c) SPACES_NOEXCEPT;
 
+/* ---- Shared regions (docs/shared.md) ----------------------------------------------------------
+ * A region in a named POSIX shared-memory object that several processes map at the same virtual
+ * address, so ordinary pointers inside it are valid in all of them. Any attached process
+ * allocates in it (spaces_chunk_alloc/_aligned_alloc/_realloc), frees its blocks (free() or
+ * spaces_free() from any thread), walks, resets and reads its stats. Cross-process locking is a
+ * robust mutex: a process killed while holding it does not wedge the others. `capacity` is the
+ * region's hard ceiling (bytes of blocks and bookkeeping, rounded up to 64 KiB).
+ * Names: 1-200 characters of [A-Za-z0-9._-], not starting with '.'; the object is
+ * /dev/shm/spaces.<name>, created 0600 unless a mode flag widens it.
+ * Errors (NULL or -1, errno): EINVAL bad name, flags or capacity, or a corrupt or foreign object;
+ * EEXIST the name exists (create); ENOENT no such region (open, unlink); EACCES not the owner
+ * or no permission; EADDRINUSE the region's address is taken in this process (open never maps
+ * elsewhere); ENOMEM the system refused memory, or the region is at capacity (alloc). */
+#define SPACES_SHARED_GROUP 0x100u  /* create: mode 0660 (owner and group) */
+#define SPACES_SHARED_ALL 0x200u    /* create: mode 0666; open: accept an object of another owner */
+SPACES_API SpacesChunk spaces_chunk_create_shared(const char *name, size_t capacity, unsigned flags) SPACES_NOEXCEPT;
+SPACES_API SpacesChunk spaces_chunk_open_shared(const char *name, unsigned flags) SPACES_NOEXCEPT;
+/* Detach this process (unmap); the region lives on for the others. 0, or -1 + EINVAL. */
+SPACES_API int spaces_chunk_close_shared(SpacesChunk c) SPACES_NOEXCEPT;
+/* Remove the name: attached processes keep working, new opens fail with ENOENT. */
+SPACES_API int spaces_chunk_unlink_shared(const char *name) SPACES_NOEXCEPT;
+/* One well-known pointer the processes find each other's data through (NULL initially and after
+ * a reset). */
+SPACES_API void spaces_chunk_set_root(SpacesChunk c, void *p) SPACES_NOEXCEPT;
+SPACES_API void *spaces_chunk_root(SpacesChunk c) SPACES_NOEXCEPT;
+
 /* ---- Knobs and diagnostics -------------------------------------------------------------------
  * Options are listed in docs/options.md; each is also read once, at initialisation, from the
  * environment variable SPACES_<NAME> (upper case). spaces_option_set returns 0, or -1 with

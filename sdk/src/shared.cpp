@@ -1,0 +1,792 @@
+// shared.cpp - regions shared across processes (docs/shared.md).
+//
+// A shared region is one POSIX shared-memory object (/dev/shm/spaces.<name>) that every attached
+// process maps at the same address, recorded in the object. Everything the allocator needs lives
+// inside it, so a pointer stored in it means the same thing in every process:
+//   - granule 0..meta-1: ShHeader (magic, version, sizes, the robust process-shared mutex, the
+//     root pointer, stats, per-class lists of slabs with free blocks) and a table with one byte
+//     per 64 KiB granule saying what the granule is (meta, small slab, large head, large body,
+//     free).
+//   - small slabs: a ShSlab header with a bitmap of allocated blocks, then blocks of one size
+//     class (the core's classes from 16 bytes). Free blocks are chained through their first word.
+//   - large blocks: a run of granules with a ShSlab header in the first.
+// Every operation holds the region's mutex (PTHREAD_MUTEX_ROBUST | PTHREAD_PROCESS_SHARED). The
+// ground truth is the granule table, the slab headers and their bitmaps; free lists, per-class
+// lists and counters are derived data. A process killed while it holds the mutex leaves the next
+// locker EOWNERDEAD: it rebuilds the derived data from the ground truth (sh_repair), so at most
+// the block being allocated leaks (its bit set, its pointer never returned).
+// The process keeps a small table of attached regions (g_sh). free()/realloc()/usable_size of a
+// pointer the pagemap does not know consult it on their slow path, so a shared block is freed
+// with plain free() from any thread of any attached process, and the thread-heap fast paths pay
+// nothing for it.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace spaces_core {
+namespace {
+
+constexpr uint64_t kShMagic = 0x3168735365636170ull;  // "paceSsh1"
+constexpr uint32_t kShVersion = 1;
+constexpr uint32_t kShSlabMagic = 0x53685362;         // "bShS"
+constexpr size_t kShGranule = kSlabSize;
+constexpr size_t kShFirst = 1024;                     // first block / large user offset in a granule
+constexpr size_t kShMinCapacity = 4 * kShGranule;
+constexpr size_t kShMaxCapacity = size_t(1) << 40;    // 1 TiB
+constexpr size_t kShMaxAlign = kShGranule;
+constexpr int kShMaxAttached = 32;
+// Where regions are mapped: a window no loader, libc or kernel-chosen mmap uses by default, in
+// slots of kShSlot; a region takes the first free run of slots from a hash of its name. (TSan
+// only accepts application memory below 512 GiB there.)
+#if defined(__SANITIZE_THREAD__)
+constexpr uintptr_t kShWindowStart = 0x0010'0000'0000ull, kShWindowEnd = 0x0080'0000'0000ull;
+constexpr size_t kShSlot = size_t(1) << 33;  // 8 GiB
+#else
+constexpr uintptr_t kShWindowStart = 0x1100'0000'0000ull, kShWindowEnd = 0x5000'0000'0000ull;
+constexpr size_t kShSlot = size_t(1) << 36;  // 64 GiB
+#endif
+enum : uint8_t { kGFree = 0, kGMeta = 1, kGSmall = 2, kGLargeHead = 3, kGLargeBody = 4 };
+
+struct ShSlab {
+  uint32_t magic;       // kShSlabMagic once initialised
+  uint16_t cls;         // small: size class
+  uint16_t in_list;     // small: on its class's partial list
+  uint32_t block_size;  // small
+  uint32_t used;        // small: blocks allocated
+  uint32_t capacity;    // small: blocks that fit
+  uint32_t carved;      // small: blocks ever handed out from the start (the rest never touched)
+  void* free;           // small: free blocks below `carved`, chained through their first word
+  ShSlab* next;         // small: partial list
+  ShSlab* prev;
+  size_t run;           // large: granules of the run
+  size_t user_size;     // large: usable bytes
+  uintptr_t user_ptr;   // large: the pointer handed out
+  uint64_t bits[64];    // small: allocated blocks, by index
+};
+static_assert(sizeof(ShSlab) <= kShFirst, "shared slab header");
+static_assert((kShGranule - kShFirst) / 16 <= 64 * 64, "bitmap covers the smallest class");
+
+struct ShHeader {
+  uint64_t magic;  // written last by the creator
+  uint32_t version;
+  uint32_t header_size;
+  uint64_t total;      // bytes of the object and the mapping
+  uint64_t base;       // the address every process maps it at
+  uint64_t granules;   // total / kShGranule
+  uint64_t meta;       // granules of header + table
+  uint32_t owner_uid;
+  uint32_t flags;
+  pthread_mutex_t lock;
+  void* root;
+  size_t ceiling;
+  size_t live_blocks, live_bytes, footprint, peak, ceiling_hits, slabs, large_blocks;
+  size_t high;         // granules below this index have been used at some time
+  uint64_t repairs;    // recoveries from a dead lock holder
+  ShSlab* partial[kNumClasses];
+  uint8_t table[1];    // `granules` bytes
+};
+
+struct ShAttach {
+  ShHeader* h;  // NULL: unused entry
+  uintptr_t end;
+  int refs;
+  spaces_pressure_fn pressure;
+  void* pressure_arg;
+};
+ShAttach g_sh[kShMaxAttached];
+std::atomic<int> g_sh_count{0};  // entries in use at some time (the scan bound)
+SpinLock g_sh_lock;               // attach / detach
+SPACES_TLS ShHeader* t_sh_held = nullptr;  // region whose mutex this thread holds
+
+ShAttach* sh_by_addr(uintptr_t a) {
+  int n = g_sh_count.load(std::memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    ShHeader* h = __atomic_load_n(&g_sh[i].h, __ATOMIC_ACQUIRE);
+    if (h && a >= reinterpret_cast<uintptr_t>(h) && a < g_sh[i].end) return &g_sh[i];
+  }
+  return nullptr;
+}
+ShAttach* sh_by_handle(SpacesChunk c) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(c);
+  ShAttach* at = a ? sh_by_addr(a) : nullptr;
+  return at && reinterpret_cast<uintptr_t>(at->h) == a ? at : nullptr;
+}
+
+SPACES_INLINE uintptr_t sh_granule_addr(const ShHeader* h, size_t g) {
+  return reinterpret_cast<uintptr_t>(h) + g * kShGranule;
+}
+SPACES_INLINE ShSlab* sh_slab(const ShHeader* h, size_t g) { return reinterpret_cast<ShSlab*>(sh_granule_addr(h, g)); }
+
+void sh_list_push(ShHeader* h, ShSlab* s) {
+  s->prev = nullptr;
+  s->next = h->partial[s->cls];
+  if (s->next) s->next->prev = s;
+  h->partial[s->cls] = s;
+  s->in_list = 1;
+}
+void sh_list_remove(ShHeader* h, ShSlab* s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    h->partial[s->cls] = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+  s->in_list = 0;
+}
+
+// Give granules back to the system (the object's pages are freed, not just unmapped).
+void sh_discard(ShHeader* h, size_t g, size_t n) {
+  madvise(reinterpret_cast<void*>(sh_granule_addr(h, g)), n * kShGranule, MADV_REMOVE);
+}
+
+// Rebuild everything derived from the granule table and the slab headers (after EOWNERDEAD).
+void sh_repair(ShHeader* h) {
+  for (auto& p : h->partial) p = nullptr;
+  h->live_blocks = h->live_bytes = h->slabs = h->large_blocks = 0;
+  size_t used_granules = h->meta;
+  for (size_t g = h->meta; g < h->high; g++) {
+    uint8_t k = h->table[g];
+    if (k == kGFree) continue;
+    ShSlab* s = sh_slab(h, g);
+    if (k == kGSmall) {
+      if (s->magic != kShSlabMagic || s->cls >= kNumClasses || s->block_size != class_size(s->cls) ||
+          s->capacity != (kShGranule - kShFirst) / s->block_size || s->carved > s->capacity) {
+        h->table[g] = kGFree;  // died while setting the slab up: nothing of it was handed out
+        continue;
+      }
+      uint32_t used = 0;
+      s->free = nullptr;
+      for (uint32_t i = s->carved; i-- > 0;) {
+        if (s->bits[i >> 6] >> (i & 63) & 1) {
+          used++;
+        } else {
+          void* b = reinterpret_cast<void*>(sh_granule_addr(h, g) + kShFirst + size_t(i) * s->block_size);
+          *static_cast<void**>(b) = s->free;
+          s->free = b;
+        }
+      }
+      s->used = used;
+      s->in_list = 0;
+      if (used < s->capacity) sh_list_push(h, s);
+      h->slabs++;
+      h->live_blocks += used;
+      h->live_bytes += size_t(used) * s->block_size;
+      used_granules++;
+    } else if (k == kGLargeHead) {
+      bool ok = s->magic == kShSlabMagic && s->run >= 1 && g + s->run <= h->high;
+      for (size_t i = 1; ok && i < s->run; i++) ok = h->table[g + i] == kGLargeBody;
+      if (!ok) {
+        h->table[g] = kGFree;
+        continue;
+      }
+      h->large_blocks++;
+      h->live_blocks++;
+      h->live_bytes += s->user_size;
+      used_granules += s->run;
+      g += s->run - 1;
+    } else if (k == kGLargeBody) {
+      h->table[g] = kGFree;  // a body without its head: the run was being set up or torn down
+    } else {
+      h->table[g] = kGFree;
+    }
+  }
+  h->footprint = used_granules * kShGranule;
+  if (h->peak < h->footprint) h->peak = h->footprint;
+  h->repairs++;
+}
+
+// Holds a region's mutex; re-entrant for the thread that holds it (a walk callback frees).
+struct ShLock {
+  ShHeader* h;
+  ShHeader* prev;
+  bool took;
+  explicit ShLock(ShHeader* x) : h(x), prev(t_sh_held), took(t_sh_held != x) {
+    if (!took) return;
+    int r = pthread_mutex_lock(&h->lock);
+    if (r == EOWNERDEAD) {
+      sh_repair(h);
+      pthread_mutex_consistent(&h->lock);
+    }
+    t_sh_held = h;
+  }
+  ~ShLock() {
+    if (!took) return;
+    t_sh_held = prev;
+    pthread_mutex_unlock(&h->lock);
+  }
+};
+
+// n free granules in a row (first fit past the metadata, the never-used tail first); SIZE_MAX if
+// the capacity or the ceiling refuses.
+size_t sh_take_granules(ShHeader* h, size_t n, uint8_t kind) {
+  if (h->footprint + n * kShGranule > h->ceiling) return SIZE_MAX;
+  size_t g = SIZE_MAX;
+  if (h->high + n <= h->granules) {
+    g = h->high;
+  } else {
+    for (size_t i = h->meta, run = 0; i < h->high; i++) {
+      run = h->table[i] == kGFree ? run + 1 : 0;
+      if (run == n) {
+        g = i + 1 - n;
+        break;
+      }
+    }
+  }
+  if (g == SIZE_MAX) return SIZE_MAX;
+  if (g + n > h->high) h->high = g + n;
+  for (size_t i = 1; i < n; i++) h->table[g + i] = kGLargeBody;  // the head's kind goes last
+  h->table[g] = kind;
+  h->footprint += n * kShGranule;
+  if (h->footprint > h->peak) h->peak = h->footprint;
+  return g;
+}
+void sh_release_granules(ShHeader* h, size_t g, size_t n) {
+  h->table[g] = kGFree;
+  for (size_t i = 1; i < n; i++) h->table[g + i] = kGFree;
+  h->footprint -= n * kShGranule;
+  sh_discard(h, g, n);
+}
+
+ShSlab* sh_new_slab(ShHeader* h, unsigned cls) {
+  size_t g = sh_take_granules(h, 1, kGSmall);
+  if (g == SIZE_MAX) return nullptr;
+  ShSlab* s = sh_slab(h, g);
+  s->magic = 0;
+  s->cls = uint16_t(cls);
+  s->block_size = class_size(cls);
+  s->capacity = uint32_t((kShGranule - kShFirst) / s->block_size);
+  s->used = 0;
+  s->carved = 0;
+  s->free = nullptr;
+  memset(s->bits, 0, sizeof s->bits);
+  s->run = 1;
+  s->user_size = 0;
+  s->user_ptr = 0;
+  s->magic = kShSlabMagic;
+  sh_list_push(h, s);
+  h->slabs++;
+  return s;
+}
+
+unsigned sh_class(size_t size) { return class_of(size < 16 ? 16 : size); }
+
+void* sh_alloc_small(ShHeader* h, unsigned cls) {
+  ShSlab* s = h->partial[cls];
+  if (s == nullptr && (s = sh_new_slab(h, cls)) == nullptr) return nullptr;
+  uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
+  void* b = s->free;
+  uint32_t i;
+  if (b) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(b);
+    void* next = *static_cast<void**>(b);
+    uintptr_t n = reinterpret_cast<uintptr_t>(next);
+    if (SPACES_UNLIKELY(a < first || (a - first) % s->block_size != 0 || (a - first) / s->block_size >= s->carved ||
+                        (n != 0 && (n < first || (n - first) % s->block_size != 0 ||
+                                    (n - first) / s->block_size >= s->carved)))) {
+      report_error(SPACES_ERROR_CORRUPTED, b, "corrupted free list in a shared region (write after free?)");
+      sh_repair(h);  // rebuilds this slab's list from its bitmap
+      return sh_alloc_small(h, cls);
+    }
+    s->free = next;
+    i = uint32_t((a - first) / s->block_size);
+  } else {
+    i = s->carved++;
+    b = reinterpret_cast<void*>(first + size_t(i) * s->block_size);
+  }
+  s->bits[i >> 6] |= uint64_t(1) << (i & 63);
+  s->used++;
+  if (s->used == s->capacity) sh_list_remove(h, s);
+  h->live_blocks++;
+  h->live_bytes += s->block_size;
+  return b;
+}
+
+void* sh_alloc_large(ShHeader* h, size_t size, size_t align) {
+  size_t off = align <= kShFirst ? kShFirst : align;
+  if (size > kShMaxCapacity) return nullptr;
+  size_t n = (off + size + kShGranule - 1) / kShGranule;
+  size_t g = sh_take_granules(h, n, kGLargeHead);
+  if (g == SIZE_MAX) return nullptr;
+  ShSlab* s = sh_slab(h, g);
+  s->magic = kShSlabMagic;
+  s->run = n;
+  s->user_ptr = reinterpret_cast<uintptr_t>(s) + off;
+  s->user_size = n * kShGranule - off;
+  h->large_blocks++;
+  h->live_blocks++;
+  h->live_bytes += s->user_size;
+  return reinterpret_cast<void*>(s->user_ptr);
+}
+
+// Under the lock. NULL (errno ENOMEM) when the capacity or ceiling refuses.
+void* sh_alloc_locked(ShHeader* h, size_t align, size_t size) {
+  if (align <= 16 && size <= kSmallMax) return sh_alloc_small(h, sh_class(size));
+  if (align > 16 && size <= kSmallMax && align <= kShFirst) {
+    size_t rounded = (size + align - 1) & ~(align - 1);
+    unsigned cls = sh_class(rounded ? rounded : align);
+    if (rounded <= kSmallMax && class_size(cls) % align == 0) return sh_alloc_small(h, cls);  // slots align
+  }
+  return sh_alloc_large(h, size, align);
+}
+
+// What p is in region h: the small slab (and block index), or the large head; NULL (reported) if
+// p is not a live block.
+struct ShBlock {
+  ShSlab* s;
+  uint32_t index;
+  bool large;
+  size_t size;
+};
+bool sh_find(ShHeader* h, const void* p, ShBlock* out, const char* what) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  // (a - 1: a block aligned to 64 KiB starts at the end of its head granule)
+  size_t g = (a - 1 - reinterpret_cast<uintptr_t>(h)) / kShGranule;
+  uint8_t k = g < h->granules ? h->table[g] : uint8_t(kGFree);
+  ShSlab* s = sh_slab(h, g);
+  if (k == kGSmall && s->magic == kShSlabMagic) {
+    uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
+    if (a >= first && (a - first) % s->block_size == 0 && (a - first) / s->block_size < s->carved) {
+      uint32_t i = uint32_t((a - first) / s->block_size);
+      if (s->bits[i >> 6] >> (i & 63) & 1) {
+        *out = ShBlock{s, i, false, s->block_size};
+        return true;
+      }
+      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
+      return false;
+    }
+  } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->user_ptr == a) {
+    *out = ShBlock{s, 0, true, s->user_size};
+    return true;
+  } else if (k == kGFree && a == reinterpret_cast<uintptr_t>(s) + kShFirst) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
+    return false;
+  }
+  report_error(SPACES_ERROR_INVALID_FREE, p, what);
+  return false;
+}
+
+void sh_free_locked(ShHeader* h, const ShBlock& b, void* p) {
+  ShSlab* s = b.s;
+  if (b.large) {
+    size_t g = (reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(h)) / kShGranule;
+    h->large_blocks--;
+    h->live_blocks--;
+    h->live_bytes -= s->user_size;
+    s->magic = 0;
+    sh_release_granules(h, g, s->run);
+    return;
+  }
+  s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
+  *static_cast<void**>(p) = s->free;
+  s->free = p;
+  h->live_blocks--;
+  h->live_bytes -= s->block_size;
+  if (s->used-- == s->capacity) sh_list_push(h, s);
+  if (s->used == 0 && (s->prev || s->next)) {  // empty and not its class's only slab: release it
+    sh_list_remove(h, s);
+    s->magic = 0;
+    h->slabs--;
+    sh_release_granules(h, (reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(h)) / kShGranule, 1);
+  }
+}
+
+bool sh_valid_name(const char* name, char* path) {
+  if (name == nullptr || name[0] == '\0' || name[0] == '.') return false;
+  size_t n = 0;
+  for (; name[n]; n++) {
+    char ch = name[n];
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == '-';
+    if (!ok || n >= 200) return false;
+  }
+  memcpy(path, "/spaces.", 8);
+  memcpy(path + 8, name, n + 1);
+  return true;
+}
+
+SPACES_INLINE SpacesChunk sh_fail(int e) {
+  errno = e;
+  return nullptr;
+}
+
+SpacesChunk sh_register(ShHeader* h) {
+  LockGuard g(g_sh_lock);
+  int n = g_sh_count.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; i++) {
+    if (g_sh[i].h == nullptr) {
+      g_sh[i].end = reinterpret_cast<uintptr_t>(h) + h->total;
+      g_sh[i].refs = 1;
+      g_sh[i].pressure = nullptr;
+      __atomic_store_n(&g_sh[i].h, h, __ATOMIC_RELEASE);
+      return reinterpret_cast<SpacesChunk>(h);
+    }
+  }
+  if (n == kShMaxAttached) return nullptr;
+  g_sh[n].end = reinterpret_cast<uintptr_t>(h) + h->total;
+  g_sh[n].refs = 1;
+  g_sh[n].pressure = nullptr;
+  g_sh[n].h = h;
+  g_sh_count.store(n + 1, std::memory_order_release);
+  return reinterpret_cast<SpacesChunk>(h);
+}
+
+uint64_t sh_hash(const char* s) {
+  uint64_t x = 1469598103934665603ull;
+  for (; *s; s++) x = (x ^ uint8_t(*s)) * 1099511628211ull;
+  return x;
+}
+
+}  // namespace
+
+// ---- hooks for api.cpp / chunk.cpp -----------------------------------------------------------
+
+bool shared_owns(const void* p) { return sh_by_addr(reinterpret_cast<uintptr_t>(p)) != nullptr; }
+bool shared_is_handle(SpacesChunk c) { return sh_by_handle(c) != nullptr; }
+
+// free() of a pointer inside an attached region; false if p is in none.
+bool shared_free(void* p) {
+  ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
+  if (at == nullptr) return false;
+  ShLock l(at->h);
+  ShBlock b;
+  if (sh_find(at->h, p, &b, "invalid free (pointer inside a shared region, not a block)")) sh_free_locked(at->h, b, p);
+  return true;
+}
+
+// usable size of p (0 and reported if not a live block); false if p is in no attached region.
+bool shared_usable(const void* p, size_t* out) {
+  ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
+  if (at == nullptr) return false;
+  ShLock l(at->h);
+  ShBlock b;
+  *out = sh_find(at->h, p, &b, "usable_size of a pointer that is not a live block") ? b.size : 0;
+  return true;
+}
+
+// Allocation in a shared region; `zero` clears the block. NULL + errno.
+void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
+  ShAttach* at = sh_by_handle(c);
+  if (at == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (align < 16) align = 16;
+  if ((align & (align - 1)) != 0 || align > kShMaxAlign) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  ShHeader* h = at->h;
+  for (int attempt = 0;; attempt++) {
+    void* p;
+    {
+      ShLock l(h);
+      p = sh_alloc_locked(h, align, size);
+      if (p == nullptr && (attempt == 1 || at->pressure == nullptr)) h->ceiling_hits++;
+    }
+    if (p) {
+      if (zero) memset(p, 0, size);
+      return p;
+    }
+    spaces_pressure_fn fn = __atomic_load_n(&at->pressure, __ATOMIC_ACQUIRE);
+    if (attempt == 0 && fn && fn(c, size, at->pressure_arg)) continue;
+    errno = ENOMEM;
+    return nullptr;
+  }
+}
+
+// realloc within the region (moves only when the size class must change).
+void* shared_realloc(SpacesChunk c, void* p, size_t size) {
+  ShAttach* at = sh_by_handle(c);
+  size_t usable = 0;
+  {
+    ShLock l(at->h);
+    ShBlock b;
+    if (!sh_find(at->h, p, &b, "realloc of a pointer that is not a live block")) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    usable = b.size;
+    if (size <= usable && size >= usable / 2) return p;  // fits and wastes less than half: keep it
+  }
+  void* n = shared_alloc(c, 16, size, false);
+  if (n == nullptr) return nullptr;
+  memcpy(n, p, size < usable ? size : usable);
+  shared_free(p);
+  return n;
+}
+void* shared_realloc_any(void* p, size_t size) {
+  ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
+  return shared_realloc(reinterpret_cast<SpacesChunk>(at->h), p, size);
+}
+SpacesChunk shared_chunk_of(const void* p) {
+  ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
+  return at ? reinterpret_cast<SpacesChunk>(at->h) : nullptr;
+}
+
+int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st) {
+  ShHeader* h = sh_by_handle(c)->h;
+  ShLock l(h);
+  st->flags = h->flags;
+  st->live_blocks = h->live_blocks;
+  st->live_bytes = h->live_bytes;
+  st->footprint = h->footprint;
+  st->peak_footprint = h->peak;
+  st->ceiling = h->ceiling;
+  st->ceiling_hits = h->ceiling_hits;
+  st->slabs = h->slabs;
+  st->large_blocks = h->large_blocks;
+  return 0;
+}
+
+int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg) {
+  ShHeader* h = sh_by_handle(c)->h;
+  ShLock l(h);
+  for (size_t g = h->meta; g < h->high; g++) {
+    uint8_t k = h->table[g];
+    ShSlab* s = sh_slab(h, g);
+    if (k == kGSmall) {
+      uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
+      size_t bs = s->block_size;
+      for (uint32_t w = 0; w < (s->carved + 63) / 64; w++) {
+        for (uint64_t bits = s->bits[w]; bits; bits &= bits - 1) {  // a snapshot: fn may free
+          uint32_t i = w * 64 + uint32_t(__builtin_ctzll(bits));
+          int r = fn(reinterpret_cast<void*>(first + i * bs), bs, arg);
+          if (r) return r;
+        }
+      }
+    } else if (k == kGLargeHead) {
+      size_t run = s->run;
+      int r = fn(reinterpret_cast<void*>(s->user_ptr), s->user_size, arg);
+      if (r) return r;
+      g += run - 1;
+    }
+  }
+  return 0;
+}
+
+void shared_reset(SpacesChunk c) {
+  ShHeader* h = sh_by_handle(c)->h;
+  ShLock l(h);
+  if (h->high > h->meta) {
+    memset(h->table + h->meta, kGFree, h->high - h->meta);
+    sh_discard(h, h->meta, h->high - h->meta);
+  }
+  for (auto& p : h->partial) p = nullptr;
+  h->high = h->meta;
+  h->footprint = h->meta * kShGranule;
+  h->live_blocks = h->live_bytes = h->slabs = h->large_blocks = 0;
+  __atomic_store_n(&h->root, nullptr, __ATOMIC_RELEASE);
+}
+
+int shared_set_ceiling(SpacesChunk c, size_t bytes) {
+  ShHeader* h = sh_by_handle(c)->h;
+  ShLock l(h);
+  h->ceiling = bytes == 0 || bytes > h->total ? h->total : bytes;
+  return 0;
+}
+size_t shared_ceiling(SpacesChunk c) {
+  ShHeader* h = sh_by_handle(c)->h;
+  ShLock l(h);
+  return h->ceiling;
+}
+void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg) {
+  ShAttach* at = sh_by_handle(c);
+  at->pressure_arg = arg;
+  __atomic_store_n(&at->pressure, fn, __ATOMIC_RELEASE);
+}
+
+void shared_fork_lock() { g_sh_lock.lock(); }
+void shared_fork_unlock() { g_sh_lock.unlock(); }
+
+}  // namespace spaces_core
+
+using namespace spaces_core;
+
+extern "C" {
+
+SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capacity, unsigned flags) noexcept {
+  char path[256];
+  if (!sh_valid_name(name, path) || (flags & ~(SPACES_SHARED_GROUP | SPACES_SHARED_ALL)) != 0 ||
+      capacity < kShMinCapacity || capacity > kShMaxCapacity)
+    return sh_fail(EINVAL);
+  if (!ensure_init()) return sh_fail(ENOMEM);
+  size_t total = (capacity + kShGranule - 1) & ~(kShGranule - 1);
+  size_t granules = total / kShGranule;
+  size_t meta = (offsetof(ShHeader, table) + granules + kShGranule - 1) / kShGranule;
+  if (meta + 1 > granules) return sh_fail(EINVAL);
+  mode_t mode = (flags & SPACES_SHARED_ALL) ? 0666 : (flags & SPACES_SHARED_GROUP) ? 0660 : 0600;
+  int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return nullptr;  // EEXIST, EACCES, ...
+  auto fail = [&](int e) {
+    close(fd);
+    shm_unlink(path);
+    return sh_fail(e);
+  };
+  if (fchmod(fd, mode) != 0 || ftruncate(fd, off_t(total)) != 0) return fail(ENOMEM);
+  // The address: the first free run of slots from the name's hash.
+  size_t need = (total + kShSlot - 1) / kShSlot;
+  size_t slots = (kShWindowEnd - kShWindowStart) / kShSlot;
+  if (need > slots) return fail(EINVAL);
+  uint64_t start = sh_hash(name);
+  void* m = nullptr;
+  for (size_t k = 0; k < 64 && m == nullptr; k++) {
+    uintptr_t want = kShWindowStart + ((start + k * 7919) % (slots - need + 1)) * kShSlot;
+    void* r = mmap(reinterpret_cast<void*>(want), total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+                   fd, 0);
+    if (r == reinterpret_cast<void*>(want)) {
+      m = r;
+    } else if (r != MAP_FAILED) {
+      munmap(r, total);  // a kernel that ignored the flag
+    } else if (errno != EEXIST) {
+      return fail(ENOMEM);
+    }
+  }
+  if (m == nullptr) return fail(EADDRINUSE);
+  ShHeader* h = static_cast<ShHeader*>(m);
+  h->version = kShVersion;
+  h->header_size = uint32_t(offsetof(ShHeader, table));
+  h->total = total;
+  h->base = reinterpret_cast<uintptr_t>(m);
+  h->granules = granules;
+  h->meta = meta;
+  h->owner_uid = uint32_t(geteuid());
+  h->flags = flags;
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&h->lock, &a);
+  pthread_mutexattr_destroy(&a);
+  h->root = nullptr;
+  h->ceiling = total;
+  h->footprint = h->peak = meta * kShGranule;
+  h->high = meta;
+  memset(h->table, kGMeta, meta);
+  close(fd);
+  __atomic_store_n(&h->magic, kShMagic, __ATOMIC_RELEASE);
+  SpacesChunk c = sh_register(h);
+  if (c == nullptr) {
+    munmap(m, total);
+    shm_unlink(path);
+    return sh_fail(ENOMEM);  // more than kShMaxAttached regions attached
+  }
+  return c;
+}
+
+SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags) noexcept {
+  char path[256];
+  if (!sh_valid_name(name, path) || (flags & ~SPACES_SHARED_ALL) != 0) return sh_fail(EINVAL);
+  if (!ensure_init()) return sh_fail(ENOMEM);
+  int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) return nullptr;  // ENOENT, EACCES
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return sh_fail(EACCES);
+  }
+  if (!(flags & SPACES_SHARED_ALL) && st.st_uid != geteuid()) {
+    close(fd);
+    return sh_fail(EACCES);
+  }
+  // Read the header with pread, validate it, only then map at the address it names.
+  ShHeader hd;
+  bool ok = false;
+  for (int tries = 0; tries < 200; tries++) {  // a creator may be between ftruncate and its magic
+    ok = st.st_size >= off_t(offsetof(ShHeader, table)) &&
+         pread(fd, &hd, offsetof(ShHeader, table), 0) == ssize_t(offsetof(ShHeader, table));
+    if (!ok || hd.magic != 0) break;
+    usleep(1000);
+    fstat(fd, &st);
+  }
+  ok = ok && hd.magic == kShMagic && hd.version == kShVersion && hd.header_size == offsetof(ShHeader, table) &&
+       hd.total == uint64_t(st.st_size) && hd.total % kShGranule == 0 && hd.granules == hd.total / kShGranule &&
+       hd.meta >= 1 && hd.meta < hd.granules &&
+       hd.meta * kShGranule >= offsetof(ShHeader, table) + hd.granules && hd.base % kShGranule == 0 &&
+       hd.base >= kShWindowStart && hd.base + hd.total <= kShWindowEnd && hd.base + hd.total > hd.base &&
+       hd.owner_uid == uint32_t(st.st_uid);
+  if (!ok) {
+    close(fd);
+    return sh_fail(EINVAL);  // not a Spaces region, another version, or damaged: never followed
+  }
+  if (ShAttach* at = sh_by_addr(hd.base)) {  // already attached here: the same handle
+    close(fd);
+    if (reinterpret_cast<uintptr_t>(at->h) != hd.base) return sh_fail(EADDRINUSE);
+    LockGuard g(g_sh_lock);
+    at->refs++;
+    return reinterpret_cast<SpacesChunk>(at->h);
+  }
+  void* m = mmap(reinterpret_cast<void*>(hd.base), hd.total, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (m == MAP_FAILED) return sh_fail(e == EEXIST ? EADDRINUSE : ENOMEM);
+  if (m != reinterpret_cast<void*>(hd.base)) {
+    munmap(m, hd.total);
+    return sh_fail(EADDRINUSE);
+  }
+  ShHeader* h = static_cast<ShHeader*>(m);
+  if (memcmp(h, &hd, offsetof(ShHeader, lock)) != 0) {  // changed under us: refuse
+    munmap(m, hd.total);
+    return sh_fail(EINVAL);
+  }
+  SpacesChunk c = sh_register(h);
+  if (c == nullptr) {
+    munmap(m, hd.total);
+    return sh_fail(ENOMEM);
+  }
+  return c;
+}
+
+SPACES_API int spaces_chunk_close_shared(SpacesChunk c) noexcept {
+  ShAttach* at = sh_by_handle(c);
+  if (at == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  ShHeader* h;
+  size_t total;
+  {
+    LockGuard g(g_sh_lock);
+    if (--at->refs > 0) return 0;
+    h = at->h;
+    total = at->end - reinterpret_cast<uintptr_t>(h);
+    __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
+  }
+  munmap(h, total);
+  return 0;
+}
+
+SPACES_API int spaces_chunk_unlink_shared(const char* name) noexcept {
+  char path[256];
+  if (!sh_valid_name(name, path)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return shm_unlink(path);  // ENOENT, EACCES
+}
+
+SPACES_API void spaces_chunk_set_root(SpacesChunk c, void* p) noexcept {
+  ShAttach* at = sh_by_handle(c);
+  if (at == nullptr) {
+    errno = EINVAL;
+    return;
+  }
+  __atomic_store_n(&at->h->root, p, __ATOMIC_RELEASE);
+}
+
+SPACES_API void* spaces_chunk_root(SpacesChunk c) noexcept {
+  ShAttach* at = sh_by_handle(c);
+  if (at == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return __atomic_load_n(&at->h->root, __ATOMIC_ACQUIRE);
+}
+
+}  // extern "C"
