@@ -209,9 +209,11 @@ struct ShLock {
   explicit ShLock(ShHeader* x) : h(x), prev(t_sh_held), took(t_sh_held != x) {
     if (!took) return;
     int r = pthread_mutex_lock(&h->lock);
-    if (r == EOWNERDEAD) {
+    if (r == EOWNERDEAD) {  // its holder died: rebuild, then the lock is usable again
       sh_repair(h);
       pthread_mutex_consistent(&h->lock);
+    } else if (r != 0) {  // ENOTRECOVERABLE: cannot happen while every locker repairs
+      report_error(SPACES_ERROR_CORRUPTED, h, "shared region lock not recoverable");
     }
     t_sh_held = h;
   }
