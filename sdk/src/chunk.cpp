@@ -30,11 +30,17 @@
 namespace spaces_core {
 
 constexpr uint32_t kChunkMagic = 0x4b435053;  // "SPCK"
+constexpr uint64_t kExclusiveKey = kChunkMagic | (uint64_t(SPACES_CHUNK_EXCLUSIVE) << 32);
 
 struct Chunk {
   Heap heap;  // first: a Chunk* is also its Heap*
   uint32_t magic;
   unsigned flags;
+  uint64_t fast_key() const {  // magic and flags, one load
+    uint64_t k;
+    __builtin_memcpy(&k, &magic, 8);
+    return k;
+  }
   Slab* bump;                      // current bump slab (EXCLUSIVE), g_no_bump when none
   std::atomic<Slab*> bump_empty;   // sealed bump slabs whose every block was freed (via next)
   SpinLock lock;
@@ -106,18 +112,35 @@ static void bump_init(Chunk* c, Slab* s) {
   c->bump = s;
 }
 
+// (inline: the baseline x86-64 has no popcnt instruction, and libgcc's is a call per word)
+SPACES_INLINE uint64_t bit_count(uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555ull;
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return (x * 0x0101010101010101ull) >> 56;
+}
+
+// (blocks << 32 | bytes) handed out from a bump slab: its start bits and its bump (the fast
+// path keeps no count).
+static uint64_t bump_carved(const Slab* s) {
+  const uint64_t* starts = bump_bits(s, kBumpStarts);
+  uint64_t n = 0;
+  for (uintptr_t w = kBumpFirst >> 10; w <= ((s->bump - 1) & kSlabMask) >> 10; w++)
+    n += bit_count(__atomic_load_n(&starts[w], __ATOMIC_RELAXED));
+  return (n << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
+}
+
 // Live (blocks << 32 | bytes) of a bump slab.
 static uint64_t bump_live(const Slab* s) {
   uint64_t v = s->thread_free.load(std::memory_order_acquire);
-  if (!s->attached) v += (uint64_t(s->used) << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
+  if (!s->attached) v += bump_carved(s);
   return v;
 }
 
 // The owner retires its current slab; true if every block of it is already free.
 static bool bump_seal(Slab* s) {
-  uint64_t add = (uint64_t(s->used) << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
+  uint64_t add = bump_carved(s);
   s->attached = 1;
-  s->used = 0;
   return s->thread_free.fetch_add(add, std::memory_order_acq_rel) + add == 0;
 }
 
@@ -157,7 +180,6 @@ static void* bump_alloc(Chunk* c, size_t size, bool zero) {
   uintptr_t cur = s->bump;
   bump_mark_start(s, cur & kSlabMask);
   __atomic_store_n(&s->bump, cur + need, __ATOMIC_RELEASE);
-  s->used++;
   void* p = reinterpret_cast<void*>(cur);
   track_alloc(c, p, size, zero);
   if (zero) memset(p, 0, size);
@@ -576,16 +598,15 @@ SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
 SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned flags) noexcept {
   // Fast path: an exclusive chunk, a small block, room in the current bump slab. No lock, no
   // atomic read-modify-write: one bounds test, a start bit, the bump.
+  // (magic and flags compared as one word: a live EXCLUSIVE chunk; size 0 takes the slow path)
   Chunk* c = reinterpret_cast<Chunk*>(handle);
-  if (SPACES_LIKELY(c != nullptr && c->magic == kChunkMagic && flags == 0 &&
-                    (c->flags & SPACES_CHUNK_EXCLUSIVE) && size <= kBumpMax)) {
+  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0 && size - 1 < kBumpMax)) {
     Slab* s = c->bump;
     uintptr_t cur = s->bump;
-    uintptr_t need = bump_need(size);
+    uintptr_t need = (size + 15) & ~uintptr_t(15);
     if (SPACES_LIKELY(cur + need <= s->bump_end)) {
       bump_mark_start(s, cur & kSlabMask);
       __atomic_store_n(&s->bump, cur + need, __ATOMIC_RELEASE);
-      s->used++;
       void* p = reinterpret_cast<void*>(cur);
       track_alloc(c, p, size, false);
       return p;
