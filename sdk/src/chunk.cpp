@@ -42,6 +42,8 @@ struct Chunk {
     return k;
   }
   Slab* bump;                      // current bump slab (EXCLUSIVE), g_no_bump when none
+  bool heap_clean;                 // `heap` holds no slab and its tables are initialised: create
+                                   // and destroy skip re-initialising 1 100 table entries
   std::atomic<Slab*> bump_empty;   // sealed bump slabs whose every block was freed (via next)
   SpinLock lock;
   SpinLock large_lock;
@@ -154,6 +156,7 @@ static Slab* bump_take_empty(Chunk* c, int keep) {
       kept = e;
       keep--;
     } else {
+      c->heap_clean = false;  // (the slab may stay in the heap's cache)
       heap_release_slab(&c->heap, e, false);
     }
     e = next;
@@ -324,6 +327,7 @@ void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero, bool bum
   Heap* h = &c->heap;
   if (bump_ok && (c->flags & SPACES_CHUNK_EXCLUSIVE) && align <= 16 && size <= kBumpMax)
     return bump_alloc(c, size, zero);
+  c->heap_clean = false;
   if (align <= 16 && size <= kSmallMax) {
     if (size < align) size = align;
     Slab* s = h->direct[(size + 7) >> 3];
@@ -386,7 +390,7 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags,
 void chunk_release_all(Chunk* c, uint32_t keep) {
   Heap* h = &c->heap;
   Slab* s = c->slabs;
-  heap_init_chunk(h, c);
+  if (!c->heap_clean) heap_init_chunk(h, c);
   h->cache_limit_override = keep;
   c->bump = &g_no_bump;
   c->bump_empty.store(nullptr, std::memory_order_relaxed);  // (its slabs are on c->slabs too)
@@ -410,6 +414,7 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   }
   c->pending_blocks.store(0, std::memory_order_relaxed);
   c->pending_bytes.store(0, std::memory_order_relaxed);
+  c->heap_clean = h->empty == nullptr;  // (reset may keep slabs in the heap's cache)
 }
 
 // A slab's live blocks: everything carved minus what is on its free list (remote frees must
@@ -537,7 +542,8 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  heap_init_chunk(&c->heap, c);
+  if (!c->heap_clean) heap_init_chunk(&c->heap, c);  // (a pooled record left clean by destroy)
+  c->heap_clean = true;
   c->heap.cache_limit_override = uint32_t(option(kOpt_chunk_keep_slabs));
   c->flags = flags;
   c->lock.reset();
@@ -808,6 +814,7 @@ SPACES_API SpacesChunk spaces_thread_set_chunk(SpacesChunk handle) noexcept {
   }
   if (cur->chunk) heap_bind_slabs(cur, 0);
   if (c) {
+    c->heap_clean = false;
     heap_bind_slabs(&c->heap, thread_self());
     t_heap = &c->heap;
   } else {
