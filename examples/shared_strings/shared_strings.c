@@ -65,8 +65,8 @@ static int publish(const char *name, size_t count) {
   spaces_chunk_set_root(c, t); /* what the other processes start from */
   struct spaces_chunk_stats st = {sizeof st};
   spaces_chunk_stats(c, &st);
-  printf("published %zu strings in region '%s' at %p: %zu blocks, %zu bytes live, footprint %zu bytes\n",
-         t->count, name, (void *)c, st.live_blocks, st.live_bytes, st.footprint);
+  printf("published %zu strings in region '%s', table at %p: %zu blocks, %zu bytes live, footprint %zu bytes\n",
+         t->count, name, (void *)t, st.live_blocks, st.live_bytes, st.footprint);
   spaces_chunk_close_shared(c); /* the region lives on until unlinked */
   return 0;
 }

@@ -42,7 +42,7 @@ void fork_parent() {
 void fork_child() {
   arena_after_fork_child();
   heap_after_fork_child();
-  shared_fork_unlock();  // (the child keeps every attached shared region: same mappings)
+  shared_fork_child();  // (the child keeps every attached shared region: same mappings)
 }
 
 // A private copy of stderr: programs such as coreutils close fd 2 in their own atexit handler,
@@ -333,8 +333,11 @@ SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
       ok = size <= s->block_size;
     else if (s->kind == kSlabLargeRun || s->kind == kSlabDirect)
       ok = size <= s->user_size;
-    else if (s->kind == kSlabBump)
-      ok = size <= bump_check(s, p, "free_sized of a pointer that is not a live block");
+    else if (s->kind == kSlabBump) {
+      size_t n = bump_check(s, p, "free_sized of a pointer that is not a live block");
+      if (n == 0) return;  // (reported)
+      ok = size <= n;
+    }
     if (!ok) {
       report_error(SPACES_ERROR_SIZE_MISMATCH, p, "free_sized with a size the block cannot have");
       return;

@@ -10,15 +10,16 @@
 //   - live counts computed from the slabs' `used` counters minus `pending` (blocks freed by
 //     other threads and not yet collected), so allocation pays no counter.
 //   - bump slabs (EXCLUSIVE chunks, blocks up to kBumpMax from spaces_chunk_alloc): one slab
-//     at a time takes blocks of every size in address order, each after an 8-byte tag word
-//     (usable size | the slab key's high half while live, its complement once freed). The one
+//     at a time takes blocks of every size (rounded to 16 bytes) back to back; a bitmap of block
+//     starts (set by the owner) gives each block's size, a bitmap of freed blocks (set by any
+//     thread, atomic OR) its state. The one
 //     allocating thread touches one header and one stream of memory, as a bump allocator does
 //     (size-class slabs put a 64 KiB-aligned header per class in the same cache set, which
 //     cost this path 2x against llvm::BumpPtrAllocator). A freed block's bytes are reused
 //     when its whole slab is free: `thread_free` counts the live (blocks << 32 | bytes) that
 //     frees subtract atomically from any thread and the owner adds once, when it retires the
 //     slab ("seals" it); whoever brings a sealed slab to zero queues it on `bump_empty` for the
-//     owner to take back. Walk, stats, usable_size and free read the tag words.
+//     owner to take back. Walk, stats, usable_size and free read the bitmaps.
 // Who touches what: the allocating side (the one thread of an EXCLUSIVE chunk, or whoever holds
 // `lock` for a shared one) owns the heap, `slabs`, `ceiling_blocked`; `large` is guarded by
 // `large_lock` because large blocks are unlinked by whichever thread frees them; the counters
@@ -132,17 +133,22 @@ static uint64_t bump_carved(const Slab* s) {
   return (n << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
 }
 
-// Live (blocks << 32 | bytes) of a bump slab.
+// Live (blocks << 32 | bytes) of a bump slab. (Read by stats, possibly while the owner seals the
+// slab: `attached` is read around the counter, and a sealed slab's count is never negative.)
 static uint64_t bump_live(const Slab* s) {
-  uint64_t v = s->thread_free.load(std::memory_order_acquire);
-  if (!s->attached) v += bump_carved(s);
-  return v;
+  for (;;) {
+    uint8_t before = __atomic_load_n(&s->attached, __ATOMIC_ACQUIRE);
+    uint64_t v = s->thread_free.load(std::memory_order_acquire);
+    if (__atomic_load_n(&s->attached, __ATOMIC_ACQUIRE) != before) continue;
+    if (!before) return v + bump_carved(s);
+    if (int64_t(v) >= 0) return v;  // (negative: sealed, its add not yet made)
+  }
 }
 
 // The owner retires its current slab; true if every block of it is already free.
 static bool bump_seal(Slab* s) {
   uint64_t add = bump_carved(s);
-  s->attached = 1;
+  __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELEASE);
   return s->thread_free.fetch_add(add, std::memory_order_acq_rel) + add == 0;
 }
 

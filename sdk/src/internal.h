@@ -121,7 +121,7 @@ enum SlabKind : uint8_t {
   kSlabEmpty = 2,    // owned by a heap's empty-slab cache, no class
   kSlabLargeRun = 3, // head of a run of slabs holding one large block
   kSlabDirect = 4,   // head of a direct mmap holding one large block
-  kSlabBump = 5,     // bump slab of an exclusive chunk: mixed sizes, each block after a tag word
+  kSlabBump = 5,     // bump slab of an exclusive chunk: mixed sizes back to back (chunk.cpp)
 };
 
 // thread_free word: pointer to the newest remotely freed block (slab address = empty) | state.
@@ -401,6 +401,7 @@ size_t shared_ceiling(SpacesChunk c);
 void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg);
 void shared_fork_lock();
 void shared_fork_unlock();
+void shared_fork_child();
 void* heap_aligned_alloc(Heap* h, size_t align, size_t size);
 void heap_mark_aligned(Slab* s);
 extern SPACES_TLS Heap* t_home_heap;   // the thread's own heap (t_heap may be a captured chunk's)

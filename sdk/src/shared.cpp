@@ -15,10 +15,15 @@
 // lists and counters are derived data. A process killed while it holds the mutex leaves the next
 // locker EOWNERDEAD: it rebuilds the derived data from the ground truth (sh_repair), so at most
 // the block being allocated leaks (its bit set, its pointer never returned).
-// The process keeps a small table of attached regions (g_sh). free()/realloc()/usable_size of a
-// pointer the pagemap does not know consult it on their slow path, so a shared block is freed
-// with plain free() from any thread of any attached process, and the thread-heap fast paths pay
-// nothing for it.
+// The process keeps a small table of attached regions (g_sh); a handle is the address of its
+// entry, so it is process-local. free()/realloc()/usable_size of a pointer the pagemap does not
+// know consult the table on their slow path, so a shared block is freed with plain free() from any
+// thread of any attached process, and the thread-heap fast paths pay nothing for it.
+// Trust: every process that can write the object can damage it. The geometry (base, size,
+// granule counts) is validated on open and kept process-local; every table index, slab header,
+// list link and free-list link read from the region is checked before it is followed or written
+// through (sh_slab_ok, sh_links_ok, sh_find), and damaged derived data is reported and rebuilt
+// (sh_repair), so data in the region never makes Spaces read or write outside the mapping.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -92,41 +97,81 @@ struct ShHeader {
   uint8_t table[1];    // `granules` bytes
 };
 
+// A process's handle of an attached region. Handles are these process-local records, not the
+// region's address, so nothing an other process writes into the region is read before the
+// handle is known to be a shared one: the record mirrors a Chunk's prefix (`Heap`-sized padding,
+// then `magic`), whose magic is 0, so the chunk functions' "is this a Chunk?" test reads private
+// memory and says no. The geometry is copied at attach time from the validated header and used
+// instead of the header's (writable by every attached process) fields.
 struct ShAttach {
-  ShHeader* h;  // NULL: unused entry
-  uintptr_t end;
+  Heap unused;        // (layout mirror of Chunk::heap)
+  uint32_t magic;     // never kChunkMagic
+  ShHeader* h;        // NULL: unused entry
+  uintptr_t base, end;
+  size_t granules, meta;
+  dev_t dev;          // the object (an unlinked and recreated name is another object)
+  ino_t ino;
   int refs;
   spaces_pressure_fn pressure;
   void* pressure_arg;
 };
 ShAttach g_sh[kShMaxAttached];
 std::atomic<int> g_sh_count{0};  // entries in use at some time (the scan bound)
-SpinLock g_sh_lock;               // attach / detach
-SPACES_TLS ShHeader* t_sh_held = nullptr;  // region whose mutex this thread holds
+SpinLock g_sh_lock;               // attach and detach, held across their mmap/munmap
+constexpr int kShMaxHeld = 4;     // regions one thread may hold at once (walk callbacks nest)
+SPACES_TLS ShHeader* t_sh_held[kShMaxHeld];
+SPACES_TLS int t_sh_nheld = 0;
 
 ShAttach* sh_by_addr(uintptr_t a) {
   int n = g_sh_count.load(std::memory_order_acquire);
   for (int i = 0; i < n; i++) {
     ShHeader* h = __atomic_load_n(&g_sh[i].h, __ATOMIC_ACQUIRE);
-    if (h && a >= reinterpret_cast<uintptr_t>(h) && a < g_sh[i].end) return &g_sh[i];
+    if (h && a >= g_sh[i].base && a < g_sh[i].end) return &g_sh[i];
   }
   return nullptr;
 }
 ShAttach* sh_by_handle(SpacesChunk c) {
-  uintptr_t a = reinterpret_cast<uintptr_t>(c);
-  ShAttach* at = a ? sh_by_addr(a) : nullptr;
-  return at && reinterpret_cast<uintptr_t>(at->h) == a ? at : nullptr;
+  ShAttach* at = reinterpret_cast<ShAttach*>(c);
+  if (at < g_sh || at >= g_sh + kShMaxAttached || (reinterpret_cast<uintptr_t>(at) - reinterpret_cast<uintptr_t>(g_sh)) % sizeof(ShAttach) != 0)
+    return nullptr;
+  return __atomic_load_n(&at->h, __ATOMIC_ACQUIRE) ? at : nullptr;
+}
+SPACES_INLINE SpacesChunk sh_handle(ShAttach* at) { return reinterpret_cast<SpacesChunk>(at); }
+
+SPACES_INLINE uintptr_t sh_granule_addr(const ShAttach* at, size_t g) { return at->base + g * kShGranule; }
+SPACES_INLINE ShSlab* sh_slab(const ShAttach* at, size_t g) { return reinterpret_cast<ShSlab*>(sh_granule_addr(at, g)); }
+SPACES_INLINE size_t sh_high(const ShAttach* at) {  // (clamped: the header is shared, hence untrusted)
+  size_t high = at->h->high;
+  return high < at->meta ? at->meta : high > at->granules ? at->granules : high;
+}
+SPACES_INLINE size_t sh_granule_of(const ShAttach* at, const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) - at->base) / kShGranule;
 }
 
-SPACES_INLINE uintptr_t sh_granule_addr(const ShHeader* h, size_t g) {
-  return reinterpret_cast<uintptr_t>(h) + g * kShGranule;
+// A small slab of this region that its table, magic and geometry agree on (so its fields can be
+// used for arithmetic and its blocks for writes). cls: the class it must have, or -1.
+bool sh_slab_ok(const ShAttach* at, const ShSlab* s, int cls) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(s);
+  if (a < at->base + at->meta * kShGranule || a >= at->base + at->granules * kShGranule || (a - at->base) % kShGranule)
+    return false;
+  if (at->h->table[sh_granule_of(at, s)] != kGSmall || s->magic != kShSlabMagic || s->cls >= kNumClasses ||
+      (cls >= 0 && s->cls != unsigned(cls)))
+    return false;
+  return s->block_size == class_size(s->cls) && s->capacity == (kShGranule - kShFirst) / s->block_size &&
+         s->carved <= s->capacity && s->used <= s->carved;
 }
-SPACES_INLINE ShSlab* sh_slab(const ShHeader* h, size_t g) { return reinterpret_cast<ShSlab*>(sh_granule_addr(h, g)); }
 
-void sh_list_push(ShHeader* h, ShSlab* s) {
+// (the head is checked before it is written through; a bad one is dropped - repair rebuilds)
+void sh_list_push(const ShAttach* at, ShSlab* s) {
+  ShHeader* h = at->h;
+  ShSlab* head = h->partial[s->cls];
+  if (head && !sh_slab_ok(at, head, s->cls)) {
+    report_error(SPACES_ERROR_CORRUPTED, head, "corrupted shared region metadata (slab list)");
+    head = nullptr;
+  }
   s->prev = nullptr;
-  s->next = h->partial[s->cls];
-  if (s->next) s->next->prev = s;
+  s->next = head;
+  if (head) head->prev = s;
   h->partial[s->cls] = s;
   s->in_list = 1;
 }
@@ -139,24 +184,33 @@ void sh_list_remove(ShHeader* h, ShSlab* s) {
   s->next = s->prev = nullptr;
   s->in_list = 0;
 }
-
-// Give granules back to the system (the object's pages are freed, not just unmapped).
-void sh_discard(ShHeader* h, size_t g, size_t n) {
-  madvise(reinterpret_cast<void*>(sh_granule_addr(h, g)), n * kShGranule, MADV_REMOVE);
+// The neighbours a list operation on s writes through are slabs of its class (or absent).
+bool sh_links_ok(const ShAttach* at, const ShSlab* s) {
+  return (s->prev == nullptr || sh_slab_ok(at, s->prev, s->cls)) && (s->next == nullptr || sh_slab_ok(at, s->next, s->cls));
 }
 
-// Rebuild everything derived from the granule table and the slab headers (after EOWNERDEAD).
-void sh_repair(ShHeader* h) {
+// Give granules back to the system (the object's pages are freed, not just unmapped).
+void sh_discard(const ShAttach* at, size_t g, size_t n) {
+  madvise(reinterpret_cast<void*>(sh_granule_addr(at, g)), n * kShGranule, MADV_REMOVE);
+}
+
+// Rebuild everything derived from the granule table and the slab headers: after EOWNERDEAD, and
+// whenever an operation finds derived data it cannot use. Reads nothing it has not bounded.
+void sh_repair(const ShAttach* at) {
+  ShHeader* h = at->h;
   for (auto& p : h->partial) p = nullptr;
   h->live_blocks = h->live_bytes = h->slabs = h->large_blocks = 0;
-  size_t used_granules = h->meta;
-  for (size_t g = h->meta; g < h->high; g++) {
+  size_t high = sh_high(at);
+  h->high = high;
+  size_t used_granules = at->meta;
+  for (size_t g = at->meta; g < high; g++) {
     uint8_t k = h->table[g];
     if (k == kGFree) continue;
-    ShSlab* s = sh_slab(h, g);
+    ShSlab* s = sh_slab(at, g);
     if (k == kGSmall) {
       if (s->magic != kShSlabMagic || s->cls >= kNumClasses || s->block_size != class_size(s->cls) ||
           s->capacity != (kShGranule - kShFirst) / s->block_size || s->carved > s->capacity) {
+        s->magic = 0;
         h->table[g] = kGFree;  // died while setting the slab up: nothing of it was handed out
         continue;
       }
@@ -166,23 +220,26 @@ void sh_repair(ShHeader* h) {
         if (s->bits[i >> 6] >> (i & 63) & 1) {
           used++;
         } else {
-          void* b = reinterpret_cast<void*>(sh_granule_addr(h, g) + kShFirst + size_t(i) * s->block_size);
+          void* b = reinterpret_cast<void*>(sh_granule_addr(at, g) + kShFirst + size_t(i) * s->block_size);
           *static_cast<void**>(b) = s->free;
           s->free = b;
         }
       }
       s->used = used;
       s->in_list = 0;
-      if (used < s->capacity) sh_list_push(h, s);
+      if (used < s->capacity) sh_list_push(at, s);
       h->slabs++;
       h->live_blocks += used;
       h->live_bytes += size_t(used) * s->block_size;
       used_granules++;
     } else if (k == kGLargeHead) {
-      bool ok = s->magic == kShSlabMagic && s->run >= 1 && g + s->run <= h->high;
+      size_t off = s->user_ptr - reinterpret_cast<uintptr_t>(s);
+      bool ok = s->magic == kShSlabMagic && s->run >= 1 && s->run <= high - g && off >= kShFirst &&
+                off <= kShGranule && (off & (off - 1)) == 0 && s->user_size == s->run * kShGranule - off;
       for (size_t i = 1; ok && i < s->run; i++) ok = h->table[g + i] == kGLargeBody;
       if (!ok) {
-        h->table[g] = kGFree;
+        s->magic = 0;
+        h->table[g] = kGFree;  // (its body granules, if any, are freed as bodies without a head)
         continue;
       }
       h->large_blocks++;
@@ -190,50 +247,63 @@ void sh_repair(ShHeader* h) {
       h->live_bytes += s->user_size;
       used_granules += s->run;
       g += s->run - 1;
-    } else if (k == kGLargeBody) {
-      h->table[g] = kGFree;  // a body without its head: the run was being set up or torn down
     } else {
-      h->table[g] = kGFree;
+      h->table[g] = kGFree;  // a body without its head (a run being set up or torn down), or junk
     }
   }
   h->footprint = used_granules * kShGranule;
   if (h->peak < h->footprint) h->peak = h->footprint;
+  if (h->ceiling > at->granules * kShGranule || h->ceiling == 0) h->ceiling = at->granules * kShGranule;
   h->repairs++;
 }
 
-// Holds a region's mutex; re-entrant for the thread that holds it (a walk callback frees).
+// Holds a region's mutex; re-entrant for the thread that holds it (a walk callback frees). `ok`
+// is false only if the mutex is unusable (reported): the operation must then fail.
 struct ShLock {
   ShHeader* h;
-  ShHeader* prev;
-  bool took;
-  explicit ShLock(ShHeader* x) : h(x), prev(t_sh_held), took(t_sh_held != x) {
-    if (!took) return;
+  bool took = false;
+  bool ok = true;
+  explicit ShLock(const ShAttach* at) : h(at->h) {
+    for (int i = 0; i < t_sh_nheld; i++)
+      if (t_sh_held[i] == h) return;
+    if (t_sh_nheld == kShMaxHeld) {
+      report_error(SPACES_ERROR_CORRUPTED, h, "shared regions nested too deep in walk callbacks");
+      ok = false;
+      return;
+    }
     int r = pthread_mutex_lock(&h->lock);
     if (r == EOWNERDEAD) {  // its holder died: rebuild, then the lock is usable again
-      sh_repair(h);
+      sh_repair(at);
       pthread_mutex_consistent(&h->lock);
     } else if (r != 0) {  // ENOTRECOVERABLE: cannot happen while every locker repairs
       report_error(SPACES_ERROR_CORRUPTED, h, "shared region lock not recoverable");
+      ok = false;
+      return;
     }
-    t_sh_held = h;
+    t_sh_held[t_sh_nheld++] = h;
+    took = true;
   }
   ~ShLock() {
     if (!took) return;
-    t_sh_held = prev;
+    for (int i = 0; i < t_sh_nheld; i++)
+      if (t_sh_held[i] == h) t_sh_held[i] = t_sh_held[--t_sh_nheld];
     pthread_mutex_unlock(&h->lock);
   }
 };
 
-// n free granules in a row (first fit past the metadata, the never-used tail first); SIZE_MAX if
-// the capacity or the ceiling refuses.
-size_t sh_take_granules(ShHeader* h, size_t n, uint8_t kind) {
-  if (h->footprint + n * kShGranule > h->ceiling) return SIZE_MAX;
+// n free granules in a row (the never-used tail first, else first fit), marked as bodies: the
+// caller writes the header and then the head's kind. SIZE_MAX if the capacity or ceiling refuses.
+size_t sh_take_granules(const ShAttach* at, size_t n) {
+  ShHeader* h = at->h;
+  size_t ceiling = h->ceiling < at->granules * kShGranule ? h->ceiling : at->granules * kShGranule;
+  if (n > at->granules || h->footprint + n * kShGranule > ceiling) return SIZE_MAX;
+  size_t high = sh_high(at);
   size_t g = SIZE_MAX;
-  if (h->high + n <= h->granules) {
-    g = h->high;
+  if (high + n <= at->granules) {
+    g = high;
   } else {
-    for (size_t i = h->meta, run = 0; i < h->high; i++) {
-      run = h->table[i] == kGFree ? run + 1 : 0;
+    for (size_t i = at->meta, run = 0; i < at->granules; i++) {  // (granules past `high` are free)
+      run = i >= high || h->table[i] == kGFree ? run + 1 : 0;
       if (run == n) {
         g = i + 1 - n;
         break;
@@ -241,24 +311,24 @@ size_t sh_take_granules(ShHeader* h, size_t n, uint8_t kind) {
     }
   }
   if (g == SIZE_MAX) return SIZE_MAX;
-  if (g + n > h->high) h->high = g + n;
-  for (size_t i = 1; i < n; i++) h->table[g + i] = kGLargeBody;  // the head's kind goes last
-  h->table[g] = kind;
+  for (size_t i = 0; i < n; i++) h->table[g + i] = kGLargeBody;  // (a dead process leaves bodies
+  if (g + n > high) h->high = g + n;                               // without a head: repair frees them)
   h->footprint += n * kShGranule;
   if (h->footprint > h->peak) h->peak = h->footprint;
   return g;
 }
-void sh_release_granules(ShHeader* h, size_t g, size_t n) {
-  h->table[g] = kGFree;
-  for (size_t i = 1; i < n; i++) h->table[g + i] = kGFree;
+void sh_release_granules(const ShAttach* at, size_t g, size_t n) {
+  ShHeader* h = at->h;
+  h->table[g] = kGLargeBody;  // headless first, so a dead process leaves granules repair frees
+  sh_discard(at, g, n);
+  for (size_t i = 0; i < n; i++) h->table[g + i] = kGFree;
   h->footprint -= n * kShGranule;
-  sh_discard(h, g, n);
 }
 
-ShSlab* sh_new_slab(ShHeader* h, unsigned cls) {
-  size_t g = sh_take_granules(h, 1, kGSmall);
+ShSlab* sh_new_slab(const ShAttach* at, unsigned cls) {
+  size_t g = sh_take_granules(at, 1);
   if (g == SIZE_MAX) return nullptr;
-  ShSlab* s = sh_slab(h, g);
+  ShSlab* s = sh_slab(at, g);
   s->magic = 0;
   s->cls = uint16_t(cls);
   s->block_size = class_size(cls);
@@ -271,87 +341,103 @@ ShSlab* sh_new_slab(ShHeader* h, unsigned cls) {
   s->user_size = 0;
   s->user_ptr = 0;
   s->magic = kShSlabMagic;
-  sh_list_push(h, s);
-  h->slabs++;
+  at->h->table[g] = kGSmall;
+  sh_list_push(at, s);
+  at->h->slabs++;
   return s;
 }
 
 unsigned sh_class(size_t size) { return class_of(size < 16 ? 16 : size); }
 
-void* sh_alloc_small(ShHeader* h, unsigned cls) {
-  ShSlab* s = h->partial[cls];
-  if (s == nullptr && (s = sh_new_slab(h, cls)) == nullptr) return nullptr;
-  uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
-  void* b = s->free;
-  uint32_t i;
-  if (b) {
-    uintptr_t a = reinterpret_cast<uintptr_t>(b);
-    void* next = *static_cast<void**>(b);
-    uintptr_t n = reinterpret_cast<uintptr_t>(next);
-    if (SPACES_UNLIKELY(a < first || (a - first) % s->block_size != 0 || (a - first) / s->block_size >= s->carved ||
-                        (n != 0 && (n < first || (n - first) % s->block_size != 0 ||
-                                    (n - first) / s->block_size >= s->carved)))) {
-      report_error(SPACES_ERROR_CORRUPTED, b, "corrupted free list in a shared region (write after free?)");
-      sh_repair(h);  // rebuilds this slab's list from its bitmap
-      return sh_alloc_small(h, cls);
+void* sh_alloc_small(const ShAttach* at, unsigned cls) {
+  ShHeader* h = at->h;
+  for (int attempt = 0;; attempt++) {
+    ShSlab* s = h->partial[cls];
+    bool ok = s == nullptr || (sh_slab_ok(at, s, int(cls)) && s->used < s->capacity && sh_links_ok(at, s));
+    void* b = ok && s ? s->free : nullptr;
+    uintptr_t first = ok && s ? reinterpret_cast<uintptr_t>(s) + kShFirst : 0;
+    uint32_t i = 0;
+    if (ok && b) {  // the link must be a free block of this slab: in range, not allocated
+      uintptr_t a = reinterpret_cast<uintptr_t>(b);
+      i = uint32_t((a - first) / s->block_size);
+      ok = a >= first && (a - first) % s->block_size == 0 && (a - first) / s->block_size < s->carved &&
+           !(s->bits[i >> 6] >> (i & 63) & 1);
     }
-    s->free = next;
-    i = uint32_t((a - first) / s->block_size);
-  } else {
-    i = s->carved++;
-    b = reinterpret_cast<void*>(first + size_t(i) * s->block_size);
+    if (!ok) {
+      if (attempt > 0) return nullptr;  // (repaired and still unusable: refuse, do not follow)
+      report_error(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
+      sh_repair(at);
+      continue;
+    }
+    if (s == nullptr) {
+      if ((s = sh_new_slab(at, cls)) == nullptr) return nullptr;
+      first = reinterpret_cast<uintptr_t>(s) + kShFirst;
+    }
+    if (b) {
+      s->free = *static_cast<void**>(b);  // (checked when it is popped in turn)
+    } else {
+      if (s->carved >= s->capacity) {  // a full slab on the list: derived data is wrong
+        if (attempt > 0) return nullptr;
+        sh_repair(at);
+        continue;
+      }
+      i = s->carved++;
+      b = reinterpret_cast<void*>(first + size_t(i) * s->block_size);
+    }
+    s->bits[i >> 6] |= uint64_t(1) << (i & 63);
+    s->used++;
+    if (s->used == s->capacity) sh_list_remove(h, s);
+    h->live_blocks++;
+    h->live_bytes += s->block_size;
+    return b;
   }
-  s->bits[i >> 6] |= uint64_t(1) << (i & 63);
-  s->used++;
-  if (s->used == s->capacity) sh_list_remove(h, s);
-  h->live_blocks++;
-  h->live_bytes += s->block_size;
-  return b;
 }
 
-void* sh_alloc_large(ShHeader* h, size_t size, size_t align) {
+void* sh_alloc_large(const ShAttach* at, size_t size, size_t align) {
   size_t off = align <= kShFirst ? kShFirst : align;
-  if (size > kShMaxCapacity) return nullptr;
+  if (size == 0) size = 1;  // (a block must start inside the run, not at its end)
+  if (size > at->granules * kShGranule) return nullptr;
   size_t n = (off + size + kShGranule - 1) / kShGranule;
-  size_t g = sh_take_granules(h, n, kGLargeHead);
+  size_t g = sh_take_granules(at, n);
   if (g == SIZE_MAX) return nullptr;
-  ShSlab* s = sh_slab(h, g);
-  s->magic = kShSlabMagic;
+  ShSlab* s = sh_slab(at, g);
   s->run = n;
   s->user_ptr = reinterpret_cast<uintptr_t>(s) + off;
   s->user_size = n * kShGranule - off;
-  h->large_blocks++;
-  h->live_blocks++;
-  h->live_bytes += s->user_size;
+  s->magic = kShSlabMagic;
+  at->h->table[g] = kGLargeHead;  // last: the run is now a block
+  at->h->large_blocks++;
+  at->h->live_blocks++;
+  at->h->live_bytes += s->user_size;
   return reinterpret_cast<void*>(s->user_ptr);
 }
 
 // Under the lock. NULL (errno ENOMEM) when the capacity or ceiling refuses.
-void* sh_alloc_locked(ShHeader* h, size_t align, size_t size) {
-  if (align <= 16 && size <= kSmallMax) return sh_alloc_small(h, sh_class(size));
+void* sh_alloc_locked(const ShAttach* at, size_t align, size_t size) {
+  if (align <= 16 && size <= kSmallMax) return sh_alloc_small(at, sh_class(size));
   if (align > 16 && size <= kSmallMax && align <= kShFirst) {
     size_t rounded = (size + align - 1) & ~(align - 1);
     unsigned cls = sh_class(rounded ? rounded : align);
-    if (rounded <= kSmallMax && class_size(cls) % align == 0) return sh_alloc_small(h, cls);  // slots align
+    if (rounded <= kSmallMax && class_size(cls) % align == 0) return sh_alloc_small(at, cls);  // slots align
   }
-  return sh_alloc_large(h, size, align);
+  return sh_alloc_large(at, size, align);
 }
 
-// What p is in region h: the small slab (and block index), or the large head; NULL (reported) if
-// p is not a live block.
+// What p is in the region: the small slab (and block index), or the large head; false (reported)
+// if p is not a live block.
 struct ShBlock {
   ShSlab* s;
   uint32_t index;
   bool large;
   size_t size;
 };
-bool sh_find(ShHeader* h, const void* p, ShBlock* out, const char* what) {
+bool sh_find(const ShAttach* at, const void* p, ShBlock* out, const char* what) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   // (a - 1: a block aligned to 64 KiB starts at the end of its head granule)
-  size_t g = (a - 1 - reinterpret_cast<uintptr_t>(h)) / kShGranule;
-  uint8_t k = g < h->granules ? h->table[g] : uint8_t(kGFree);
-  ShSlab* s = sh_slab(h, g);
-  if (k == kGSmall && s->magic == kShSlabMagic) {
+  size_t g = (a - 1 - at->base) / kShGranule;
+  uint8_t k = a > at->base && g < at->granules ? at->h->table[g] : uint8_t(kGFree);
+  ShSlab* s = sh_slab(at, g);
+  if (k == kGSmall && sh_slab_ok(at, s, -1)) {
     uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
     if (a >= first && (a - first) % s->block_size == 0 && (a - first) / s->block_size < s->carved) {
       uint32_t i = uint32_t((a - first) / s->block_size);
@@ -362,7 +448,8 @@ bool sh_find(ShHeader* h, const void* p, ShBlock* out, const char* what) {
       report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
       return false;
     }
-  } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->user_ptr == a) {
+  } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->user_ptr == a && s->run >= 1 &&
+             s->run <= at->granules - g && s->user_size == s->run * kShGranule - (a - reinterpret_cast<uintptr_t>(s))) {
     *out = ShBlock{s, 0, true, s->user_size};
     return true;
   } else if (k == kGFree && a == reinterpret_cast<uintptr_t>(s) + kShFirst) {
@@ -373,15 +460,21 @@ bool sh_find(ShHeader* h, const void* p, ShBlock* out, const char* what) {
   return false;
 }
 
-void sh_free_locked(ShHeader* h, const ShBlock& b, void* p) {
+void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
+  ShHeader* h = at->h;
   ShSlab* s = b.s;
   if (b.large) {
-    size_t g = (reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(h)) / kShGranule;
     h->large_blocks--;
     h->live_blocks--;
     h->live_bytes -= s->user_size;
-    s->magic = 0;
-    sh_release_granules(h, g, s->run);
+    sh_release_granules(at, sh_granule_of(at, s), s->run);  // (the header goes with the pages)
+    return;
+  }
+  bool was_full = s->used == s->capacity;
+  if ((s->in_list || was_full) && !sh_links_ok(at, s)) {
+    report_error(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
+    s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
+    sh_repair(at);  // rebuilds lists and counts from the bitmaps, this free included
     return;
   }
   s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
@@ -389,12 +482,12 @@ void sh_free_locked(ShHeader* h, const ShBlock& b, void* p) {
   s->free = p;
   h->live_blocks--;
   h->live_bytes -= s->block_size;
-  if (s->used-- == s->capacity) sh_list_push(h, s);
+  s->used--;
+  if (was_full) sh_list_push(at, s);
   if (s->used == 0 && (s->prev || s->next)) {  // empty and not its class's only slab: release it
     sh_list_remove(h, s);
-    s->magic = 0;
     h->slabs--;
-    sh_release_granules(h, (reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(h)) / kShGranule, 1);
+    sh_release_granules(at, sh_granule_of(at, s), 1);
   }
 }
 
@@ -417,25 +510,29 @@ SPACES_INLINE SpacesChunk sh_fail(int e) {
   return nullptr;
 }
 
-SpacesChunk sh_register(ShHeader* h) {
-  LockGuard g(g_sh_lock);
+// g_sh_lock held. The geometry comes from the validated header copy `hd`, never from the mapping.
+ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st) {
   int n = g_sh_count.load(std::memory_order_relaxed);
-  for (int i = 0; i < n; i++) {
-    if (g_sh[i].h == nullptr) {
-      g_sh[i].end = reinterpret_cast<uintptr_t>(h) + h->total;
-      g_sh[i].refs = 1;
-      g_sh[i].pressure = nullptr;
-      __atomic_store_n(&g_sh[i].h, h, __ATOMIC_RELEASE);
-      return reinterpret_cast<SpacesChunk>(h);
-    }
+  ShAttach* at = nullptr;
+  for (int i = 0; i < n && at == nullptr; i++)
+    if (g_sh[i].h == nullptr) at = &g_sh[i];
+  if (at == nullptr) {
+    if (n == kShMaxAttached) return nullptr;
+    at = &g_sh[n];
   }
-  if (n == kShMaxAttached) return nullptr;
-  g_sh[n].end = reinterpret_cast<uintptr_t>(h) + h->total;
-  g_sh[n].refs = 1;
-  g_sh[n].pressure = nullptr;
-  g_sh[n].h = h;
-  g_sh_count.store(n + 1, std::memory_order_release);
-  return reinterpret_cast<SpacesChunk>(h);
+  at->magic = 0;
+  at->base = hd.base;
+  at->end = hd.base + hd.total;
+  at->granules = hd.granules;
+  at->meta = hd.meta;
+  at->dev = st.st_dev;
+  at->ino = st.st_ino;
+  at->refs = 1;
+  at->pressure = nullptr;
+  at->pressure_arg = nullptr;
+  __atomic_store_n(&at->h, h, __ATOMIC_RELEASE);
+  if (at == &g_sh[n]) g_sh_count.store(n + 1, std::memory_order_release);
+  return at;
 }
 
 uint64_t sh_hash(const char* s) {
@@ -455,9 +552,9 @@ bool shared_is_handle(SpacesChunk c) { return sh_by_handle(c) != nullptr; }
 bool shared_free(void* p) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
   if (at == nullptr) return false;
-  ShLock l(at->h);
+  ShLock l(at);
   ShBlock b;
-  if (sh_find(at->h, p, &b, "invalid free (pointer inside a shared region, not a block)")) sh_free_locked(at->h, b, p);
+  if (l.ok && sh_find(at, p, &b, "invalid free (pointer inside a shared region, not a block)")) sh_free_locked(at, b, p);
   return true;
 }
 
@@ -465,9 +562,9 @@ bool shared_free(void* p) {
 bool shared_usable(const void* p, size_t* out) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
   if (at == nullptr) return false;
-  ShLock l(at->h);
+  ShLock l(at);
   ShBlock b;
-  *out = sh_find(at->h, p, &b, "usable_size of a pointer that is not a live block") ? b.size : 0;
+  *out = l.ok && sh_find(at, p, &b, "usable_size of a pointer that is not a live block") ? b.size : 0;
   return true;
 }
 
@@ -483,13 +580,16 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
     errno = EINVAL;
     return nullptr;
   }
-  ShHeader* h = at->h;
   for (int attempt = 0;; attempt++) {
-    void* p;
+    void* p = nullptr;
     {
-      ShLock l(h);
-      p = sh_alloc_locked(h, align, size);
-      if (p == nullptr && (attempt == 1 || at->pressure == nullptr)) h->ceiling_hits++;
+      ShLock l(at);
+      if (!l.ok) {
+        errno = ENOMEM;
+        return nullptr;
+      }
+      p = sh_alloc_locked(at, align, size);
+      if (p == nullptr && (attempt == 1 || at->pressure == nullptr)) at->h->ceiling_hits++;
     }
     if (p) {
       if (zero) memset(p, 0, size);
@@ -502,19 +602,19 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
   }
 }
 
-// realloc within the region (moves only when the size class must change).
+// realloc within the region (moves only when the block would not fit or would waste half).
 void* shared_realloc(SpacesChunk c, void* p, size_t size) {
   ShAttach* at = sh_by_handle(c);
   size_t usable = 0;
   {
-    ShLock l(at->h);
+    ShLock l(at);
     ShBlock b;
-    if (!sh_find(at->h, p, &b, "realloc of a pointer that is not a live block")) {
+    if (!l.ok || !sh_find(at, p, &b, "realloc of a pointer that is not a live block")) {
       errno = EINVAL;
       return nullptr;
     }
     usable = b.size;
-    if (size <= usable && size >= usable / 2) return p;  // fits and wastes less than half: keep it
+    if (size <= usable && size >= usable / 2) return p;
   }
   void* n = shared_alloc(c, 16, size, false);
   if (n == nullptr) return nullptr;
@@ -524,16 +624,17 @@ void* shared_realloc(SpacesChunk c, void* p, size_t size) {
 }
 void* shared_realloc_any(void* p, size_t size) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
-  return shared_realloc(reinterpret_cast<SpacesChunk>(at->h), p, size);
+  return shared_realloc(sh_handle(at), p, size);
 }
 SpacesChunk shared_chunk_of(const void* p) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
-  return at ? reinterpret_cast<SpacesChunk>(at->h) : nullptr;
+  return at ? sh_handle(at) : nullptr;
 }
 
 int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st) {
-  ShHeader* h = sh_by_handle(c)->h;
-  ShLock l(h);
+  ShAttach* at = sh_by_handle(c);
+  ShLock l(at);
+  ShHeader* h = at->h;
   st->flags = h->flags;
   st->live_blocks = h->live_blocks;
   st->live_bytes = h->live_bytes;
@@ -543,26 +644,31 @@ int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st) {
   st->ceiling_hits = h->ceiling_hits;
   st->slabs = h->slabs;
   st->large_blocks = h->large_blocks;
-  return 0;
+  return l.ok ? 0 : -1;
 }
 
 int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg) {
-  ShHeader* h = sh_by_handle(c)->h;
-  ShLock l(h);
-  for (size_t g = h->meta; g < h->high; g++) {
+  ShAttach* at = sh_by_handle(c);
+  ShLock l(at);
+  if (!l.ok) return -1;
+  ShHeader* h = at->h;
+  for (size_t g = at->meta; g < sh_high(at); g++) {
     uint8_t k = h->table[g];
-    ShSlab* s = sh_slab(h, g);
-    if (k == kGSmall) {
+    ShSlab* s = sh_slab(at, g);
+    if (k == kGSmall && sh_slab_ok(at, s, -1)) {
       uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
       size_t bs = s->block_size;
       for (uint32_t w = 0; w < (s->carved + 63) / 64; w++) {
         for (uint64_t bits = s->bits[w]; bits; bits &= bits - 1) {  // a snapshot: fn may free
           uint32_t i = w * 64 + uint32_t(__builtin_ctzll(bits));
+          if (i >= s->carved) break;
           int r = fn(reinterpret_cast<void*>(first + i * bs), bs, arg);
           if (r) return r;
         }
       }
-    } else if (k == kGLargeHead) {
+    } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->run >= 1 && s->run <= at->granules - g &&
+               s->user_ptr > reinterpret_cast<uintptr_t>(s) && s->user_ptr - reinterpret_cast<uintptr_t>(s) <= kShGranule &&
+               s->user_size == s->run * kShGranule - (s->user_ptr - reinterpret_cast<uintptr_t>(s))) {
       size_t run = s->run;
       int r = fn(reinterpret_cast<void*>(s->user_ptr), s->user_size, arg);
       if (r) return r;
@@ -573,29 +679,33 @@ int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg) {
 }
 
 void shared_reset(SpacesChunk c) {
-  ShHeader* h = sh_by_handle(c)->h;
-  ShLock l(h);
-  if (h->high > h->meta) {
-    memset(h->table + h->meta, kGFree, h->high - h->meta);
-    sh_discard(h, h->meta, h->high - h->meta);
+  ShAttach* at = sh_by_handle(c);
+  ShLock l(at);
+  if (!l.ok) return;
+  ShHeader* h = at->h;
+  __atomic_store_n(&h->root, nullptr, __ATOMIC_RELEASE);  // first: never a root into discarded pages
+  size_t high = sh_high(at);
+  if (high > at->meta) {
+    sh_discard(at, at->meta, high - at->meta);  // headers gone (zero) before the table says free
+    memset(h->table + at->meta, kGFree, high - at->meta);
   }
   for (auto& p : h->partial) p = nullptr;
-  h->high = h->meta;
-  h->footprint = h->meta * kShGranule;
+  h->high = at->meta;
+  h->footprint = at->meta * kShGranule;
   h->live_blocks = h->live_bytes = h->slabs = h->large_blocks = 0;
-  __atomic_store_n(&h->root, nullptr, __ATOMIC_RELEASE);
 }
 
 int shared_set_ceiling(SpacesChunk c, size_t bytes) {
-  ShHeader* h = sh_by_handle(c)->h;
-  ShLock l(h);
-  h->ceiling = bytes == 0 || bytes > h->total ? h->total : bytes;
-  return 0;
+  ShAttach* at = sh_by_handle(c);
+  ShLock l(at);
+  size_t cap = at->granules * kShGranule;
+  at->h->ceiling = bytes == 0 || bytes > cap ? cap : bytes;
+  return l.ok ? 0 : -1;
 }
 size_t shared_ceiling(SpacesChunk c) {
-  ShHeader* h = sh_by_handle(c)->h;
-  ShLock l(h);
-  return h->ceiling;
+  ShAttach* at = sh_by_handle(c);
+  ShLock l(at);
+  return at->h->ceiling;
 }
 void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg) {
   ShAttach* at = sh_by_handle(c);
@@ -605,6 +715,10 @@ void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg) {
 
 void shared_fork_lock() { g_sh_lock.lock(); }
 void shared_fork_unlock() { g_sh_lock.unlock(); }
+void shared_fork_child() {
+  g_sh_lock.unlock();
+  t_sh_nheld = 0;  // a fork from a walk callback: the child holds no region's mutex
+}
 
 }  // namespace spaces_core
 
@@ -630,12 +744,14 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
     shm_unlink(path);
     return sh_fail(e);
   };
-  if (fchmod(fd, mode) != 0 || ftruncate(fd, off_t(total)) != 0) return fail(ENOMEM);
+  struct stat st;
+  if (fchmod(fd, mode) != 0 || ftruncate(fd, off_t(total)) != 0 || fstat(fd, &st) != 0) return fail(ENOMEM);
   // The address: the first free run of slots from the name's hash.
   size_t need = (total + kShSlot - 1) / kShSlot;
   size_t slots = (kShWindowEnd - kShWindowStart) / kShSlot;
   if (need > slots) return fail(EINVAL);
   uint64_t start = sh_hash(name);
+  LockGuard g(g_sh_lock);
   void* m = nullptr;
   for (size_t k = 0; k < 64 && m == nullptr; k++) {
     uintptr_t want = kShWindowStart + ((start + k * 7919) % (slots - need + 1)) * kShSlot;
@@ -671,14 +787,17 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   h->high = meta;
   memset(h->table, kGMeta, meta);
   close(fd);
+  ShHeader hd;
+  memcpy(&hd, h, offsetof(ShHeader, lock));
+  hd.base = h->base, hd.total = total, hd.granules = granules, hd.meta = meta;
   __atomic_store_n(&h->magic, kShMagic, __ATOMIC_RELEASE);
-  SpacesChunk c = sh_register(h);
-  if (c == nullptr) {
+  ShAttach* at = sh_register(h, hd, st);
+  if (at == nullptr) {
     munmap(m, total);
     shm_unlink(path);
     return sh_fail(ENOMEM);  // more than kShMaxAttached regions attached
   }
-  return c;
+  return sh_handle(at);
 }
 
 SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags) noexcept {
@@ -697,31 +816,32 @@ SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags
     return sh_fail(EACCES);
   }
   // Read the header with pread, validate it, only then map at the address it names.
+  constexpr size_t kHd = offsetof(ShHeader, table);
   ShHeader hd;
+  memset(&hd, 0, sizeof hd);
   bool ok = false;
-  for (int tries = 0; tries < 200; tries++) {  // a creator may be between ftruncate and its magic
-    ok = st.st_size >= off_t(offsetof(ShHeader, table)) &&
-         pread(fd, &hd, offsetof(ShHeader, table), 0) == ssize_t(offsetof(ShHeader, table));
-    if (!ok || hd.magic != 0) break;
+  for (int tries = 0; tries < 200; tries++) {  // a creator may be before ftruncate or its magic
+    ok = st.st_size >= off_t(kHd) && pread(fd, &hd, kHd, 0) == ssize_t(kHd);
+    if (ok && hd.magic != 0) break;
     usleep(1000);
     fstat(fd, &st);
   }
-  ok = ok && hd.magic == kShMagic && hd.version == kShVersion && hd.header_size == offsetof(ShHeader, table) &&
-       hd.total == uint64_t(st.st_size) && hd.total % kShGranule == 0 && hd.granules == hd.total / kShGranule &&
-       hd.meta >= 1 && hd.meta < hd.granules &&
-       hd.meta * kShGranule >= offsetof(ShHeader, table) + hd.granules && hd.base % kShGranule == 0 &&
-       hd.base >= kShWindowStart && hd.base + hd.total <= kShWindowEnd && hd.base + hd.total > hd.base &&
-       hd.owner_uid == uint32_t(st.st_uid);
+  ok = ok && hd.magic == kShMagic && hd.version == kShVersion && hd.header_size == kHd &&
+       hd.total == uint64_t(st.st_size) && hd.total % kShGranule == 0 && hd.total <= kShMaxCapacity &&
+       hd.granules == hd.total / kShGranule && hd.meta >= 1 && hd.meta < hd.granules &&
+       hd.meta == (kHd + hd.granules + kShGranule - 1) / kShGranule && hd.base % kShGranule == 0 &&
+       hd.base >= kShWindowStart && hd.base <= kShWindowEnd - hd.total && hd.owner_uid == uint32_t(st.st_uid);
   if (!ok) {
     close(fd);
     return sh_fail(EINVAL);  // not a Spaces region, another version, or damaged: never followed
   }
-  if (ShAttach* at = sh_by_addr(hd.base)) {  // already attached here: the same handle
+  LockGuard g(g_sh_lock);  // (lookup, map and register as one step against other opens and closes)
+  if (ShAttach* at = sh_by_addr(hd.base)) {
     close(fd);
-    if (reinterpret_cast<uintptr_t>(at->h) != hd.base) return sh_fail(EADDRINUSE);
-    LockGuard g(g_sh_lock);
-    at->refs++;
-    return reinterpret_cast<SpacesChunk>(at->h);
+    if (at->base != hd.base || at->end != hd.base + hd.total || at->dev != st.st_dev || at->ino != st.st_ino)
+      return sh_fail(EADDRINUSE);  // another object there (say, a region unlinked and created again)
+    at->refs++;                    // already attached here: the same handle
+    return sh_handle(at);
   }
   void* m = mmap(reinterpret_cast<void*>(hd.base), hd.total, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
@@ -737,30 +857,24 @@ SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags
     munmap(m, hd.total);
     return sh_fail(EINVAL);
   }
-  SpacesChunk c = sh_register(h);
-  if (c == nullptr) {
+  ShAttach* at = sh_register(h, hd, st);
+  if (at == nullptr) {
     munmap(m, hd.total);
     return sh_fail(ENOMEM);
   }
-  return c;
+  return sh_handle(at);
 }
 
 SPACES_API int spaces_chunk_close_shared(SpacesChunk c) noexcept {
+  LockGuard g(g_sh_lock);
   ShAttach* at = sh_by_handle(c);
   if (at == nullptr) {
     errno = EINVAL;
     return -1;
   }
-  ShHeader* h;
-  size_t total;
-  {
-    LockGuard g(g_sh_lock);
-    if (--at->refs > 0) return 0;
-    h = at->h;
-    total = at->end - reinterpret_cast<uintptr_t>(h);
-    __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
-  }
-  munmap(h, total);
+  if (--at->refs > 0) return 0;
+  __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
+  munmap(reinterpret_cast<void*>(at->base), at->end - at->base);
   return 0;
 }
 

@@ -50,6 +50,21 @@ bool intact(const void* p, size_t n, uint64_t seed) {
     if (b[i] != uint8_t((seed * 131 + i * 7) >> 3)) return false;
   return true;
 }
+// Where this process maps region `name` (from /proc/self/maps); handles are process-local.
+void* mapping_of(const std::string& name) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  if (!f) return nullptr;
+  char line[512];
+  void* base = nullptr;
+  std::string want = "/dev/shm/spaces." + name;
+  while (!base && fgets(line, sizeof line, f)) {
+    std::string l(line);
+    if (l.size() > want.size() && l.compare(l.size() - want.size() - 1, want.size(), want) == 0)
+      base = reinterpret_cast<void*>(strtoull(line, nullptr, 16));
+  }
+  fclose(f);
+  return base;
+}
 size_t count_live(SpacesChunk c) {
   size_t n = 0;
   spaces_chunk_walk(c, [](void*, size_t, void* a) { return ++*static_cast<size_t*>(a), 0; }, &n);
@@ -152,7 +167,8 @@ void test_errors() {
   // The region's address taken in the opening process: EADDRINUSE, never mapped elsewhere.
   pid_t pid = fork();
   if (pid == 0) {
-    void* base = c;
+    void* base = mapping_of(name);
+    if (base == nullptr) _exit(3);
     spaces_chunk_close_shared(c);
     void* m = mmap(base, 1 << 16, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (m != base) _exit(2);
@@ -162,9 +178,77 @@ void test_errors() {
   }
   CHECK(wait_child(pid) == 0);
 
+  // A name unlinked and created again by another process, at the address this process still has
+  // the old region at: opening it must not hand back the old region's handle.
+  CHECK(spaces_chunk_unlink_shared(name.c_str()) == 0);
+  pid = fork();
+  if (pid == 0) {
+    spaces_chunk_close_shared(c);  // (so that the new object gets the same address)
+    SpacesChunk n = spaces_chunk_create_shared(name.c_str(), 1 << 20, 0);
+    _exit(n != nullptr && mapping_of(name) != nullptr ? 0 : 1);
+  }
+  CHECK(wait_child(pid) == 0);
+  errno = 0;
+  SpacesChunk again = spaces_chunk_open_shared(name.c_str(), 0);
+  CHECK(again == nullptr || again != c);
+  if (again == nullptr) CHECK(errno == EADDRINUSE);  // (same address: refused, never confused)
+  if (again) CHECK(spaces_chunk_close_shared(again) == 0);
+  CHECK(spaces_chunk_unlink_shared(name.c_str()) == 0);
+
   CHECK(spaces_chunk_close_shared(c) == 0);
   CHECK(spaces_chunk_close_shared(c) == -1 && errno == EINVAL);
-  CHECK(spaces_chunk_unlink_shared(name.c_str()) == 0);
+  // A closed handle fails cleanly everywhere
+  errno = 0;
+  CHECK(spaces_chunk_alloc(c, 10, 0) == nullptr && errno == EINVAL);
+  struct spaces_chunk_stats cst = {sizeof cst};
+  CHECK(spaces_chunk_stats(c, &cst) == -1 && errno == EINVAL);
+  CHECK(spaces_chunk_root(c) == nullptr && errno == EINVAL);
+}
+
+// A write after free into a shared block's free-list link is reported and repaired, never followed.
+struct Caught {
+  int code = 0, count = 0;
+};
+Caught g_caught;
+void record(int code, void*, const char*, void*) { g_caught.code = code, g_caught.count++; }
+
+void test_corruption() {
+  std::string name = unique_name("corrupt");
+  SpacesChunk c = spaces_chunk_create_shared(name.c_str(), 4 << 20, 0);
+  CHECK(c != nullptr);
+  spaces_set_error_handler(record, nullptr);
+  void* keep = spaces_chunk_alloc(c, 48, 0);
+  void* a = spaces_chunk_alloc(c, 48, 0);
+  void* b = spaces_chunk_alloc(c, 48, 0);
+  spaces_free(a);
+  *static_cast<void**>(a) = keep;  // the free link now names a live block
+  void* x = spaces_chunk_alloc(c, 48, 0);
+  void* y = spaces_chunk_alloc(c, 48, 0);
+  CHECK(g_caught.code == SPACES_ERROR_CORRUPTED && g_caught.count == 1);
+  CHECK(x != keep && y != keep && x != b && y != b && x != y);
+  *static_cast<void**>(b) = reinterpret_cast<void*>(0x10);  // (live block: harmless)
+  spaces_free(b);
+  *static_cast<void**>(b) = reinterpret_cast<void*>(uintptr_t(0xdeadbeef000));  // outside the region
+  void* z = spaces_chunk_alloc(c, 48, 0);  // b again; its link is checked when it is the head
+  void* w = spaces_chunk_alloc(c, 48, 0);
+  CHECK(z == b && w != nullptr && w != z && g_caught.count == 2);
+  spaces_free(x), spaces_free(y), spaces_free(z), spaces_free(w), spaces_free(keep);
+  CHECK(stats_of(c).live_blocks == 0 && count_live(c) == 0);
+  // double and interior frees
+  void* p = spaces_chunk_alloc(c, 100, 0);
+  spaces_free(static_cast<char*>(p) + 16);
+  CHECK(g_caught.code == SPACES_ERROR_INVALID_FREE);
+  spaces_free(p);
+  spaces_free(p);
+  CHECK(g_caught.code == SPACES_ERROR_DOUBLE_FREE);
+  // A 64 KiB-aligned empty block (it ends its run's first granule)
+  void* q = spaces_chunk_aligned_alloc(c, 65536, 0, 0);
+  CHECK(q && reinterpret_cast<uintptr_t>(q) % 65536 == 0 && spaces_chunk_of(q) == c);
+  int before = g_caught.count;
+  spaces_free(q);
+  CHECK(g_caught.count == before && stats_of(c).live_blocks == 0);
+  spaces_set_error_handler(nullptr, nullptr);
+  CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
 }
 
 int visit_and_free(void* p, size_t, void*) {
@@ -479,7 +563,8 @@ struct Case {
 };
 const Case kCases[] = {{"errors", test_errors},       {"single", test_single_process},
                        {"fork", test_fork},           {"fork_exec", test_fork_exec},
-                       {"kill_lock_holder", test_kill_lock_holder}, {"unlink", test_unlink}};
+                       {"kill_lock_holder", test_kill_lock_holder}, {"unlink", test_unlink},
+                       {"corruption", test_corruption}};
 }  // namespace
 
 int main(int argc, char** argv) {
