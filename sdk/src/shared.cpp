@@ -593,14 +593,17 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
         return nullptr;
       }
       p = sh_alloc_locked(at, align, size);
-      if (p == nullptr && (attempt == 1 || at->pressure == nullptr)) at->h->ceiling_hits++;
     }
     if (p) {
       if (zero) memset(p, 0, size);
       return p;
     }
     spaces_pressure_fn fn = __atomic_load_n(&at->pressure, __ATOMIC_ACQUIRE);
-    if (attempt == 0 && fn && fn(c, size, at->pressure_arg)) continue;
+    if (attempt == 0 && fn && fn(c, size, at->pressure_arg)) continue;  // (no lock held)
+    {
+      ShLock l(at);
+      at->h->ceiling_hits++;  // once per refused call, whatever the handler did
+    }
     errno = ENOMEM;
     return nullptr;
   }

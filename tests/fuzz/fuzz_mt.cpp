@@ -12,6 +12,13 @@
 // the inboxes: live and large block counts, footprint == slabs x 64 KiB + large costs, ceiling
 // hits == NULLs returned, walk == live set (a lost cross-thread free shows up here), and no two
 // blocks of all threads overlap.
+//
+// With header[1] bit 7, shared region 1 is a region in shared memory (spaces_chunk_create_shared,
+// 4 or 16 MiB by header[0] bit 7, its name unlinked at once): the threads' frees and handoffs
+// then go through shared.cpp's process-shared lock, its usable sizes and runs are checked as
+// fuzz_ops checks them, and the final check adds its metadata granule to the footprint formula,
+// requires live_bytes == the usable sizes exactly and between D and D + 57 slabs for D slabs
+// holding live blocks (at most one emptied slab stays per size class).
 #include "ops.h"
 
 #include <thread>
@@ -20,6 +27,11 @@ namespace {
 
 using fuzz::Block;
 using fuzz::Model;
+
+void close_shm(fuzz::MtShared& sh) {
+  for (int r = 0; r < 2; r++)
+    if (sh.regions[r].live && sh.regions[r].shm) fuzz::shm_close_slot(sh.regions[r]);
+}
 
 void final_check(fuzz::MtShared& sh, std::vector<std::unique_ptr<Model>>& models) {
   fuzz::t_opname = "final check";
@@ -56,9 +68,20 @@ void final_check(fuzz::MtShared& sh, std::vector<std::unique_ptr<Model>>& models
     if (st.live_blocks != blocks.size() || st.large_blocks != nlarge || st.live_bytes < usable)
       return fuzz::fail("shared region %d: live_blocks %zu large %zu bytes %zu, model %zu / %zu / >= %zu", r,
                         st.live_blocks, st.large_blocks, st.live_bytes, blocks.size(), nlarge, usable);
-    if (st.footprint != st.slabs * fuzz::kSlab + cost)
-      return fuzz::fail("shared region %d: footprint %zu != %zu slabs x 64 KiB + %zu of large blocks", r, st.footprint,
-                        st.slabs, cost);
+    size_t meta = s.shm ? s.meta * fuzz::kSlab : 0;
+    if (st.footprint != meta + st.slabs * fuzz::kSlab + cost)
+      return fuzz::fail("shared region %d: footprint %zu != %zu + %zu slabs x 64 KiB + %zu of large blocks", r,
+                        st.footprint, meta, st.slabs, cost);
+    if (s.shm) {
+      std::vector<uintptr_t> slabs;
+      for (const Block* b : blocks)
+        if (!b->cost) slabs.push_back((reinterpret_cast<uintptr_t>(b->p) - 1 - s.base) / fuzz::kSlab);
+      std::sort(slabs.begin(), slabs.end());
+      size_t d = size_t(std::unique(slabs.begin(), slabs.end()) - slabs.begin());
+      if (st.live_bytes != usable || st.slabs < d || st.slabs > d + 57)
+        return fuzz::fail("shared-memory region %d: live_bytes %zu (blocks: %zu), %zu slabs for %zu holding blocks", r,
+                          st.live_bytes, usable, st.slabs, d);
+    }
     if (s.ceiling && (st.footprint > s.ceiling || st.peak_footprint > s.ceiling))
       return fuzz::fail("shared region %d: footprint %zu, peak %zu, ceiling %zu", r, st.footprint, st.peak_footprint,
                         s.ceiling);
@@ -88,16 +111,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                   size_t(4) << 20, size_t(8) << 20, size_t(16) << 20, size_t(64) << 10};
   for (int r = 0; r < 2; r++) {
     fuzz::ChunkSlot& s = sh.regions[r];
-    s.h = spaces_chunk_create(0);
-    if (!s.h) {
-      fuzz::fail("spaces_chunk_create(0) failed");
-      return 0;
+    size_t c = kCeil[(in.h1 >> (1 + 3 * r)) & 7];
+    if (r == 1 && (in.h1 & 0x80)) {
+      if (!fuzz::shm_create_slot(s, (in.h0 & 0x80) ? size_t(4) << 20 : size_t(16) << 20, false)) {
+        close_shm(sh);
+        return 0;
+      }
+      if (c == 0 || c > s.total) c = s.total;  // (its capacity is its ceiling)
+    } else {
+      s.h = spaces_chunk_create(0);
+      if (!s.h) {
+        fuzz::fail("spaces_chunk_create(0) failed");
+        close_shm(sh);
+        return 0;
+      }
+      s.live = true;
     }
-    s.live = true;
     s.shared = true;
-    s.ceiling = kCeil[(in.h1 >> (1 + 3 * r)) & 7];
+    s.ceiling = c;
     s.nulls = &sh.nulls[r];
     spaces_chunk_set_ceiling(s.h, s.ceiling);
+    if (spaces_chunk_ceiling(s.h) != c) {
+      fuzz::fail("shared region %d: ceiling %zu, set %zu", r, spaces_chunk_ceiling(s.h), c);
+      close_shm(sh);
+      return 0;
+    }
   }
   std::vector<std::unique_ptr<Model>> models;
   for (int t = 0; t < sh.nthreads; t++) {
@@ -120,18 +158,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto& th : threads) th.join();
   fuzz::t_opno = in.nrec;
   if (!fuzz::g_failed) final_check(sh, models);
-  if (fuzz::g_failed) return 0;  // leave a possibly corrupt allocator alone
+  if (fuzz::g_failed) return close_shm(sh), 0;  // leave a possibly corrupt allocator alone (detach)
   for (auto& m : models) m->cleanup();
   for (int t = 0; t < sh.nthreads && !fuzz::g_failed; t++)
     for (const Block& b : sh.inbox[t]) spaces_free(b.p);
-  if (fuzz::g_failed) return 0;
+  if (fuzz::g_failed) return close_shm(sh), 0;
   for (int r = 0; r < 2; r++) {
+    fuzz::ChunkSlot& s = sh.regions[r];
     fuzz::ChunkStats st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
-    if (spaces_chunk_stats(sh.regions[r].h, &st) != 0 || st.live_blocks != 0 || st.large_blocks != 0)
-      return fuzz::fail("shared region %d: %zu blocks live after every block was freed", r, st.live_blocks), 0;
-    spaces_chunk_destroy(sh.regions[r].h);
+    if (spaces_chunk_stats(s.h, &st) != 0 || st.live_blocks != 0 || st.large_blocks != 0 ||
+        (s.shm && (st.live_bytes != 0 || st.slabs > 57 || st.footprint != (s.meta + st.slabs) * fuzz::kSlab)))
+      return fuzz::fail("shared region %d: %zu blocks (%zu bytes) live, %zu slabs, footprint %zu after every block "
+                        "was freed",
+                        r, st.live_blocks, st.live_bytes, st.slabs, st.footprint),
+             close_shm(sh), 0;
+    if (s.shm) fuzz::shm_close_slot(s);
+    else spaces_chunk_destroy(s.h);
   }
   return 0;
 }

@@ -26,6 +26,43 @@ def size(n):
     return (special[n] << 4) | 15
 
 
+M64 = (1 << 64) - 1
+
+
+def mix64(x):
+    """ops.h's mix64."""
+    x &= M64
+    x ^= x >> 31
+    x = (x * 0xBF58476D1CE4E5B9) & M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def shm_capacity(val):
+    """The capacity (and long-name choice) Model::create_shm derives from `val`."""
+    x = mix64(val ^ 0x53686d52)
+    c = x & 3
+    cap = [256 << 10, (4 + (x >> 8) % 253) * 65536, (256 << 10) + (x >> 8) % ((16 << 20) - (256 << 10) + 1),
+           16 << 20][c]
+    return cap, (x >> 40) % 8 == 0
+
+
+def shm(cap, long_name=False):
+    """A `val` for chunk_create (sel bit 3) that makes a shared-memory region of `cap` bytes."""
+    v = 0
+    while shm_capacity(v) != (cap, long_name):
+        v += 1
+    return v
+
+
+def size_top(n, top):
+    """A `val` that decode_size() turns into n <= 8192 bytes with `top` in its bits 28-31 (which
+    chunk_aligned_alloc adds to the alignment exponent)."""
+    low = (n - (top << 24)) % 8193
+    return (top << 28) | (low << 4) | 9
+
+
 class Prog:
     def __init__(self, h0=0, h1=0):
         self.b = bytearray([h0, h1])
@@ -174,13 +211,104 @@ def seeds():
             p.op(BURST, (i & 1) | (8 if i % 3 == 0 else 0), (i * 0x01000193) | 0xff800000)
             p.op(SWITCH, 4 | ((i & 1) << 3), i).op(LANE_EXIT, 1).op(STATS, i & 1)
         p.write(os.path.join(out, 'bursts_%02x' % h1))
+    # shared-memory regions in fuzz_mt: region 1 (header[1] bit 7; header[0] bit 7: 4 MiB, else
+    # 16 MiB) under the threads' allocations, handoffs, cross-thread frees and bursts
+    for h0, h1 in ((0x00, 0x80), (0x80, 0x81 | (7 << 4)), (0x00, 0x81 | (2 << 4)), (0x80, 0x80 | (1 << 4))):
+        p = Prog(h0, h1)
+        for i in range(90):
+            p.op(CHUNK_ALLOC, 1 | (8 if i % 5 == 0 else 0), size([24, 700, 5000, 8192, 9000, 70000][i % 6]))
+            p.op(CHUNK_ALIGNED, 1 | ((i % 16) << 4), size_top(100 + i, i % 6))
+            p.op(SWITCH, 4 | 8, i).op(LANE_EXIT, i & 1).op(CHUNK_FREE, 1, i * 7)
+            if i % 10 == 0:
+                p.op(BURST, 1 | (8 if i % 20 == 0 else 0), (i * 0x01000193) | 0xff800000).op(STATS, 1)
+            if i % 15 == 0:
+                p.op(CHUNK_REALLOC, 1 | (1 << 2) | (16 if i & 1 else 0), i).op(USABLE, 2, i)
+        p.write(os.path.join(out, 'shm_region_%02x_%02x' % (h0, h1)))
     out_ops = os.path.join(HERE, 'corpus', 'ops')
+    shm_seeds(out_ops)
     p = Prog()
     p.op(CHUNK_CREATE, 4).op(SET_CEILING, 0 | (5 << 2), 4)
     for i in range(6):
         p.op(BURST, 8 if i & 1 else 0, 0xff000000 | i).op(STATS, 0).op(WALK, 0)
     p.op(BURST, 0x30, 0x7f000000)
     p.write(os.path.join(out_ops, 'bursts'))
+
+
+def shm_seeds(out):
+    """fuzz_ops seeds for regions in shared memory (chunk_create with sel bit 3; the capacity comes
+    from val, see shm())."""
+    # every region op on a 16 MiB region: sizes across the classes and runs, alignments 1 B - 1 MiB
+    # (above 64 KiB: EINVAL), realloc in place and moved through both APIs, sized frees, walks,
+    # stats, the root, reset, and spaces_chunk_destroy (reported) before the close
+    p = Prog()
+    p.op(CHUNK_CREATE, 8, shm(16 << 20))  # (with the create/open/unlink error checks)
+    for i, n in enumerate((0, 1, 15, 16, 17, 100, 1024, 1025, 4096, 8191, 8192, 8193, 65280, 65536, 300000, 5 << 20)):
+        p.op(CHUNK_ALLOC, 0 | (8 if i % 3 == 0 else 0), size(n)).op(USABLE, 1, i)
+    for e in range(21):
+        top, lo = (0, e) if e < 16 else (e - 15, 15)
+        p.op(CHUNK_ALIGNED, 0 | (lo << 4), size_top([0, 24, 100, 3000, 8192][e % 5], top))
+    p.op(STATS, 0)
+    for mode, val in ((1, 0x1234), (1, 0x999), (2, 0x3010), (2, 0x70), (3, 0), (0, size(20000)), (0, size(16))):
+        p.op(CHUNK_REALLOC, 0 | (mode << 2), val).op(CHUNK_REALLOC, 0 | (mode << 2) | 16, val + 77)
+    p.op(STATS, 0 | 0x10, 2).op(STATS, 0, 0).op(STATS, 0 | 8)
+    for i in range(8):
+        p.op(FREE_SIZED, 1, i * 5).op(CHUNK_FREE, 0, i * 3)
+    p.op(WALK, 0).op(WALK, 0 | (1 << 2), 3).op(WALK, 0 | (2 << 2), 1).op(WALK, 0 | (3 << 2)).op(STATS, 0)
+    p.op(STATS, 0 | 0x10, 1).op(CHUNK_RESET, 0).op(STATS, 0)
+    for n in (100, 9000, 100):
+        p.op(CHUNK_ALLOC, 0, size(n))
+    p.op(STATS, 0 | 0x10, 0).op(CHUNK_DESTROY, 0 | 4).op(CHUNK_ALLOC, 0 | 12, size(64)).op(CHUNK_DESTROY, 0)
+    p.write(os.path.join(out, 'shm_basics'))
+    # capacity: 256 KiB (3 granules for blocks), refusals, fragmentation (no run of 2 granules with
+    # 2 free), ceilings below the capacity, pressure handlers that evict and raise the ceiling
+    p = Prog()
+    p.op(CHUNK_CREATE, 1 | 0x18, shm(256 << 10))
+    for i in range(4):
+        p.op(CHUNK_ALLOC, 1, size(60000))
+    p.op(CHUNK_FREE, 1, 1).op(CHUNK_ALLOC, 1, size(100000)).op(CHUNK_FREE, 1, 0).op(CHUNK_ALLOC, 1, size(100000))
+    p.op(STATS, 1).op(CHUNK_RESET, 1)
+    for i in range(20):
+        p.op(CHUNK_ALLOC, 1, size(8000)).op(CHUNK_ALLOC, 1, size(4000))
+    for i in range(12):
+        p.op(CHUNK_FREE, 1, i * 11)
+    p.op(STATS, 1).op(SET_CEILING, 1 | (1 << 2)).op(CHUNK_ALLOC, 1, size(3000)).op(SET_CEILING, 1 | (6 << 2))
+    p.op(CHUNK_ALLOC, 1, size(16)).op(SET_CEILING, 1 | (0 << 2)).op(STATS, 1)
+    for mode in (1, 2):
+        p.op(CHUNK_RESET, 1).op(SET_CEILING, 1 | (5 << 2), 1).op(PRESSURE, 1 | (mode << 2), 3)
+        for i in range(10):
+            p.op(CHUNK_ALLOC, 1, size(30000 + 1000 * i)).op(CHUNK_REALLOC, 1 | (1 << 2), i)
+        p.op(STATS, 1).op(PRESSURE, 1)
+    p.op(CHUNK_CREATE, 2 | 0x18, shm(3 << 20))
+    for i in range(30):
+        p.op(CHUNK_ALLOC, 2, size(70000 + 9000 * i)).op(CHUNK_FREE, 2, i * 13)
+    p.op(WALK, 2).op(STATS, 2).op(IMPOSSIBLE, 14 | (2 << 5)).op(IMPOSSIBLE, 14 | (1 << 5)).op(IMPOSSIBLE, 9 | (2 << 5))
+    p.write(os.path.join(out, 'shm_capacity'))
+    # bursts (24 blocks live, random replacement: slabs fill and empty) and lanes: blocks of a
+    # shared-memory region freed by other threads
+    p = Prog(0, 2)
+    p.op(CHUNK_CREATE, 3 | 0x18, shm(1 << 20)).op(CHUNK_CREATE, 2 | 0x18, shm(16 << 20, True))
+    for i in range(12):
+        p.op(BURST, 3 | (8 if i % 4 == 3 else 0), (i * 0x01000193) | 0xff000000).op(STATS, 3).op(WALK, 3)
+    for lane in (0, 1, 2, 1, 0, 2):
+        p.op(SWITCH, lane)
+        for n in (24, 500, 9000, 8000):
+            p.op(CHUNK_ALLOC, 2, size(n))
+        p.op(CHUNK_FREE, 2, lane * 7).op(FREE_SIZED, 1 | (2 << 1), lane * 5)
+    p.op(LANE_EXIT, 1).op(SWITCH, 1).op(CHUNK_FREE, 2, 3).op(WALK, 2 | (2 << 2)).op(STATS, 2)
+    p.write(os.path.join(out, 'shm_bursts_lanes'))
+    # random traffic on four shared-memory regions of random capacities
+    rng = random.Random(20251125)
+    p = Prog(rng.randrange(256), 0)
+    for k in range(4):
+        p.op(CHUNK_CREATE, k | 0x18, rng.getrandbits(32))
+    for _ in range(500):
+        op = rng.choice((CHUNK_ALLOC, CHUNK_ALLOC, CHUNK_ALIGNED, CHUNK_FREE, CHUNK_FREE, CHUNK_REALLOC, FREE_SIZED,
+                         USABLE, SET_CEILING, WALK, STATS, BURST, CHUNK_RESET, PRESSURE, rng.randrange(256)))
+        sel = rng.randrange(256)
+        if op == PRESSURE:
+            sel = (sel & ~12) | (rng.choice((0, 1, 2)) << 2)  # (evict, raise or none)
+        p.op(op, sel, rng.getrandbits(32))
+    p.write(os.path.join(out, 'shm_random'))
 
 
 def regressions():

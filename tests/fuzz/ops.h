@@ -6,7 +6,8 @@
 // and op numbers are stable: hand-written seeds and regression inputs depend on them.
 //   header[0]  allocator options for this input (apply_options): purge delay, slab cache,
 //              chunk_keep_slabs, huge pages, arena cache.
-//   header[1]  runner configuration: lanes (fuzz_ops) or threads and region ceilings (fuzz_mt).
+//   header[1]  runner configuration: lanes (fuzz_ops) or threads, region ceilings and whether
+//              shared region 1 is in shared memory (fuzz_mt).
 //   op         0..kNumOps-1 name an operation directly (seeds use these); larger values map to
 //              operations by the weights in make_op_table(), so random bytes give a useful mix.
 //   sel        small choices: which region slot, lane, pool, alignment exponent, mode bits.
@@ -42,7 +43,20 @@
 //         as long as no allocation ran without a ceiling.
 //   - impossible requests (SIZE_MAX, > 2^46, overflowing calloc) give NULL + ENOMEM, bad
 //     alignments EINVAL, and leave the block of a failed realloc intact.
-// Any report from the Spaces error handler is a mismatch: the fuzzer only makes valid calls.
+//   - shared-memory regions (spaces_chunk_create_shared, docs/shared.md; a slot is one when
+//     ChunkSlot::shm is set): every region op above runs on them, and the model follows
+//     sdk/src/shared.cpp's rules exactly: usable sizes (shm_path), the granule table (which 64 KiB
+//     granule holds metadata, which a slab of which class with how many blocks, which a large
+//     run), hence footprint, slabs and peak_footprint exactly; an allocation succeeds exactly
+//     when it fits in a slab of its class with room, or footprint + the granules it needs <=
+//     ceiling and a run of that many free granules exists (shm_fits); a NULL is ENOMEM and counts
+//     one ceiling hit whatever the pressure handler did; realloc keeps a block exactly when the
+//     new size fits and wastes less than half; root set/get and reset's clearing of it; create,
+//     open, unlink and close errors (EINVAL, EEXIST, ENOENT); spaces_chunk_destroy of such a
+//     region is reported (and refused). Names are unlinked right after creation, so a crash
+//     leaves nothing in /dev/shm.
+// Any report from the Spaces error handler is a mismatch (the fuzzer only makes valid calls),
+// except the one a call under test must make (t_expect_error).
 //
 // Threads: a Model belongs to one thread at a time. fuzz_ops.cpp passes one Model between lane
 // threads (only one runs at a time, each hand-over is a mutex edge); fuzz_mt.cpp gives every
@@ -68,6 +82,7 @@
 #include <memory>
 #include <mutex>
 #include <time.h>
+#include <unistd.h>
 #include <vector>
 
 namespace fuzz {
@@ -89,17 +104,22 @@ inline thread_local uint64_t t_opno = 0;  // index of the op being run (for mess
 inline thread_local const char* t_opname = "setup";
 inline thread_local int t_who = 0;    // lane or thread
 inline thread_local char t_ctx[160];  // the block a sized free is about (for messages)
+inline thread_local int t_expect_error = 0;  // an error report the running call must make
+inline thread_local int t_errors_seen = 0;   // ... and how many it made
 
 // What the ops exercised (standalone --stats): how often each op ran and the events that make
 // the checks bite.
 enum Event {
   kEvCeilingNull, kEvCeilingSuccess, kEvPressureCall, kEvWalkEntries, kEvCrossLaneFree, kEvInPlaceRealloc,
-  kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kNumEvents
+  kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kEvShmCreated, kEvShmNull,
+  kEvShmGrowth, kEvShmSlabReleased, kEvShmErrorChecks, kNumEvents
 };
 inline const char* const kEventNames[kNumEvents] = {
     "region NULL at the ceiling", "region alloc under a ceiling", "pressure handler calls", "walk entries matched",
     "frees by another lane", "realloc in place", "realloc moved", "large blocks", "direct mappings",
-    "blocks handed to another thread", "exact region stats checks"};
+    "blocks handed to another thread", "exact region stats checks", "shared-memory regions created",
+    "shm NULL (capacity/ceiling/no run)", "shm allocations taking granules", "shm slabs released on free",
+    "shm create/open/unlink error checks"};
 inline std::atomic<uint64_t> g_events[kNumEvents];
 inline std::atomic<uint64_t> g_op_counts[64];
 inline void count(Event e, uint64_t n = 1) { g_events[e].fetch_add(n, std::memory_order_relaxed); }
@@ -134,6 +154,10 @@ inline bool g_touch_slack = true;
 }
 
 inline void on_spaces_error(int code, void* addr, const char* message, void*) {
+  if (t_expect_error && code == t_expect_error) {  // (called on the thread that made the call)
+    t_errors_seen++;
+    return;
+  }
   fail("Spaces reported error %d at %p: %s", code, addr, message);
 }
 
@@ -291,6 +315,51 @@ inline Need model_need(size_t size, size_t align) {
   return {true, model_large_cost(std::max(size, kSmallMax + 1), align)};
 }
 
+// Shared-memory regions (docs/shared.md, sdk/src/shared.cpp): 64 KiB granules; the first `meta`
+// hold the header and the granule table. A small block takes a slot of the core's size class of
+// max(size, 16) in a slab (one granule: a 1 KiB header, then slots); an over-aligned one (up to
+// 1 KiB) the class of its size rounded up to the alignment if that class is a multiple of it.
+// Anything else (over 8 KiB, or aligned beyond what a class gives, up to 64 KiB) takes a run of
+// granules with the block max(1 KiB, alignment) into the first. Alignments above 64 KiB: EINVAL.
+constexpr size_t kShFirst = 1024;
+constexpr size_t kShMaxAlign = 65536;
+constexpr size_t kShMinCapacity = size_t(256) << 10;
+constexpr size_t kShMaxCapacity = size_t(1) << 40;
+struct ShmPath {
+  bool einval = false;
+  bool large = false;
+  size_t cls = 0;     // small: the class size (= usable size)
+  size_t run = 0;     // large: granules
+  size_t off = 0;     // large: the block's offset in its first granule
+  size_t usable = 0;
+};
+inline ShmPath shm_path(size_t size, size_t align) {
+  ShmPath r;
+  size_t a = std::max<size_t>(align, 16);
+  if (a > kShMaxAlign) {
+    r.einval = true;
+    return r;
+  }
+  if (size <= kSmallMax && a <= 16) {
+    r.cls = r.usable = model_class_size(std::max<size_t>(size, 16));
+    return r;
+  }
+  if (size <= kSmallMax && a <= kShFirst) {
+    size_t rounded = (size + a - 1) & ~(a - 1);
+    size_t c = model_class_size(rounded ? rounded : a);
+    if (rounded <= kSmallMax && c % a == 0) {
+      r.cls = r.usable = c;
+      return r;
+    }
+  }
+  r.large = true;
+  r.off = std::max(kShFirst, a);
+  r.run = (r.off + std::max<size_t>(size, 1) + kSlab - 1) / kSlab;  // (a block starts inside its run)
+  r.usable = r.run * kSlab - r.off;
+  return r;
+}
+inline size_t shm_slots_per_slab(size_t cls) { return (kSlab - kShFirst) / cls; }
+
 // Sizes: mostly small, class boundaries, large runs, direct mappings and the edges between.
 inline size_t decode_size(uint32_t v) {
   uint32_t x = v >> 4;
@@ -432,7 +501,129 @@ struct ChunkSlot {
   uint32_t pressure_arg = 0;
   Model* model = nullptr;
   std::atomic<size_t>* nulls = nullptr;  // shared: NULL results of every thread
+  // Model blocks of the slot (kept by add_block / drop_block): count, large ones, usable bytes,
+  // footprint of the large ones.
+  size_t m_blocks = 0, m_large = 0, m_usable = 0, m_cost = 0;
+
+  // A region in shared memory (spaces_chunk_create_shared), its name unlinked right after
+  // creation; released with spaces_chunk_close_shared. Unless `shared` (fuzz_mt, every thread at
+  // once) the model knows its granule table exactly (shared.cpp is the reference):
+  bool shm = false;
+  char name[224] = {};
+  size_t total = 0;           // capacity rounded up to 64 KiB: the mapping and the hard ceiling
+  uintptr_t base = 0;         // where it is mapped (the handle is not its address)
+  size_t meta = 0;            // granules of header + table (footprint of a fresh region)
+  std::vector<uint8_t> gran;  // kind of each granule (kGr*)
+  std::vector<uint32_t> gsize;  // small slab: its class size; large head: the run's granules
+  std::vector<uint16_t> gused;  // small slab: blocks in use
+  size_t fp = 0, peak = 0, nslabs = 0;
+  void* root = nullptr;
+  bool dirty = false;         // changed by the op being run: its stats are checked after it
 };
+enum : uint8_t { kGrFree, kGrMeta, kGrSmall, kGrLargeHead, kGrLargeBody };
+
+inline std::atomic<uint64_t> g_shm_counter{0};
+
+// Where this process maps shared-memory region `name` (docs/shared.md: the object is
+// /dev/shm/spaces.<name>), from /proc/self/maps; false if it is not mapped as one piece of `len`.
+inline bool shm_find_mapping(const char* name, size_t len, uintptr_t* base) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  if (!f) return false;
+  char want[256], line[1024];
+  int wn = snprintf(want, sizeof want, "/dev/shm/spaces.%s", name);
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f)) {
+    const char* path = strchr(line, '/');
+    if (!path || strncmp(path, want, size_t(wn)) != 0 || (path[wn] != '\n' && path[wn] != ' ' && path[wn] != 0)) continue;
+    unsigned long lo = 0, hi = 0;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == len) {
+      *base = lo;
+      found = true;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+// Creates shared-memory region `s` of `capacity` bytes under a new name (long_name: 200
+// characters, the longest valid), unlinks the name and sets up the model of a fresh region.
+inline bool shm_create_slot(ChunkSlot& s, size_t capacity, bool long_name) {
+  int n = snprintf(s.name, sizeof s.name, "fuzz-%d-%llu", int(getpid()),
+                   (unsigned long long)g_shm_counter.fetch_add(1) + 1);
+  if (long_name) {
+    memset(s.name + n, 'x', 200 - size_t(n));
+    s.name[200] = 0;
+  }
+  errno = 0;
+  SpacesChunk h = spaces_chunk_create_shared(s.name, capacity, 0);
+  if (!h) {
+    fail("spaces_chunk_create_shared(\"%.40s\", %zu, 0) = NULL (errno %d)", s.name, capacity, errno);
+    return false;
+  }
+  count(kEvShmCreated);
+  s.h = h;
+  s.flags = 0;
+  s.live = true;
+  s.shm = true;
+  s.total = (capacity + kSlab - 1) & ~(kSlab - 1);
+  if (!shm_find_mapping(s.name, s.total, &s.base)) {
+    fail("shared-memory region \"%.40s\" of %zu bytes: no mapping of /dev/shm/spaces.<name> of that size", s.name, s.total);
+    return false;
+  }
+  ChunkStats st;
+  memset(&st, 0, sizeof st);
+  st.size = sizeof st;
+  if (spaces_chunk_stats(h, &st) != 0) {
+    fail("spaces_chunk_stats of a new shared-memory region failed (errno %d)", errno);
+    return false;
+  }
+  // docs/shared.md: the metadata takes 64 KiB for regions up to about 4 GiB
+  if (st.footprint != kSlab || st.peak_footprint != kSlab || st.live_blocks || st.live_bytes || st.slabs ||
+      st.large_blocks || st.ceiling != s.total || st.ceiling_hits || st.flags != 0) {
+    fail("a new shared-memory region of %zu bytes: footprint %zu peak %zu live %zu slabs %zu ceiling %zu (want %zu) "
+         "hits %zu flags %u",
+         capacity, st.footprint, st.peak_footprint, st.live_blocks, st.slabs, st.ceiling, s.total, st.ceiling_hits,
+         st.flags);
+    return false;
+  }
+  errno = 0;
+  if (spaces_chunk_root(h) != nullptr) fail("a new shared-memory region has a root");
+  s.meta = st.footprint / kSlab;
+  size_t granules = s.total / kSlab;
+  s.gran.assign(granules, kGrFree);
+  std::fill(s.gran.begin(), s.gran.begin() + long(s.meta), uint8_t(kGrMeta));
+  s.gsize.assign(granules, 0);
+  s.gused.assign(granules, 0);
+  s.fp = s.peak = st.footprint;
+  s.nslabs = 0;
+  s.root = nullptr;
+  s.dirty = false;
+  s.ceiling = s.total;  // (the ceiling a shared-memory region reports: its capacity unless lower)
+  s.fp_hi = st.footprint;
+  s.fp_known = true;
+  s.hits = 0;
+  s.peak_seen = 0;
+  s.peak_unbounded = false;
+  s.peak_bound = 0;
+  s.pressure_mode = 0;
+  s.pressure_calls = 0;
+  s.m_blocks = s.m_large = s.m_usable = s.m_cost = 0;
+  if (spaces_chunk_unlink_shared(s.name) != 0) {
+    fail("spaces_chunk_unlink_shared(\"%.40s\") failed (errno %d)", s.name, errno);
+    return false;
+  }
+  return true;
+}
+// Detaches (closes) a shared-memory slot; its memory goes with the last attachment.
+inline void shm_close_slot(ChunkSlot& s) {
+  if (spaces_chunk_close_shared(s.h) != 0) fail("spaces_chunk_close_shared(%p) failed (errno %d)", static_cast<void*>(s.h), errno);
+  s.live = false;
+  s.shm = false;
+  s.h = nullptr;
+  s.gran.clear();
+  s.gsize.clear();
+  s.gused.clear();
+}
 
 enum Kind : uint8_t { kKindMalloc, kKindCalloc, kKindRealloc, kKindAligned, kKindChunk, kKindChunkAligned };
 
@@ -485,6 +676,10 @@ class Model {
       slot_[1] = &mt_->regions[1];
     }
     recs_.reserve(1024);
+  }
+  ~Model() {  // (after a mismatch cleanup() leaves the regions alone: detach shared memory anyway)
+    for (int k = 0; k < kSlots; k++)
+      if (own_[k].live && own_[k].shm) shm_close_slot(own_[k]);
   }
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -549,6 +744,8 @@ class Model {
       case kBurst: op_burst(r); break;
       default: break;
     }
+    for (int k = 0; k < kSlots && !g_failed; k++)  // shared-memory regions the op changed
+      if (slot_[k]->live && slot_[k]->dirty && shm_exact(*slot_[k])) check_shm_stats(k);
     return kGoOn;
   }
 
@@ -566,7 +763,11 @@ class Model {
         while (!owned_[1 + k].empty() && !g_failed) free_block(owned_[1 + k].back(), false);
         continue;
       }
-      if (s.live) destroy_chunk(k);
+      if (s.live && s.shm) {  // block by block: the emptied slabs go, at most one per class stays
+        while (!owned_[1 + k].empty() && !g_failed) free_block(owned_[1 + k].back(), false);
+        if (!g_failed) check_chunk_stats(k);
+      }
+      if (s.live && !g_failed) destroy_chunk(k);
     }
     for (int i = 0; i < 2; i++)
       if (pool_live(i)) pool_destroy(i);
@@ -678,6 +879,10 @@ class Model {
     b.pos = uint32_t(owned_[b.owner].size());
     owned_[b.owner].push_back(id);
     live_req_ += b.req;
+    if (b.owner && !slot_[b.owner - 1]->shared) {  // (fuzz_mt's shared slots: every thread at once)
+      ChunkSlot& cs = *slot_[b.owner - 1];
+      cs.m_blocks++, cs.m_usable += b.usable, cs.m_cost += b.cost, cs.m_large += b.cost != 0;
+    }
     uintptr_t s = reinterpret_cast<uintptr_t>(b.p);
     span_insert(s, s + std::max<size_t>(b.usable, 1), id);
     return id;
@@ -691,6 +896,10 @@ class Model {
     v.pop_back();
     spans_.erase(reinterpret_cast<uintptr_t>(b.p));
     live_req_ -= b.req;
+    if (b.owner && !slot_[b.owner - 1]->shared) {
+      ChunkSlot& cs = *slot_[b.owner - 1];
+      cs.m_blocks--, cs.m_usable -= b.usable, cs.m_cost -= b.cost, cs.m_large -= b.cost != 0;
+    }
     b.live = false;
     free_recs_.push_back(id);
   }
@@ -754,41 +963,63 @@ class Model {
       fail("block %p of %zu bytes is not %zu-aligned", vp, req, a);
       return false;
     }
-    Need nd = model_need(req, align);
-    if (nd.large != (u > kSmallMax)) {
-      fail("block %p (request %zu, align %zu) has usable size %zu: the model expected the %s path", vp, req, align, u,
-           nd.large ? "large" : "small");
-      return false;
-    }
-    // Small blocks: the documented size class; an over-aligned one either sits at the start of a
-    // slot of the class of the rounded size, or inside a slot of the class of size + align - 1.
-    // An exclusive region's blocks up to kBumpMax from the region API sit in bump slabs: the
-    // request rounded up to 16 bytes (docs/regions.md).
     bool exact = true;
-    bool bump = owner && (slot_[owner - 1]->flags & SPACES_CHUNK_EXCLUSIVE) && !capturing_ && align <= 16 &&
-                req <= kBumpMax;
-    if (bump) {
-      size_t want = std::max<size_t>(16, (req + 15) & ~size_t(15));
-      if (u != want) {
-        fail("block %p for request %zu (align %zu) of an exclusive region has usable size %zu, %zu expected", vp,
-             req, align, u, want);
+    size_t cost = 0;
+    ChunkSlot* os = owner ? slot_[owner - 1] : nullptr;
+    if (os && os->shm) {  // shared memory: shared.cpp's own classes and runs
+      ShmPath pl = shm_path(req, align);
+      if (u != pl.usable) {
+        fail("block %p for request %zu (align %zu) of a shared-memory region has usable size %zu, %zu expected (%s)",
+             vp, req, align, u, pl.usable, pl.large ? "a run of granules" : "a size class");
         return false;
       }
-    } else if (!nd.large) {
-      size_t want = model_class_size(std::max(req, align));
-      bool inside = false;  // may sit at an offset inside a slot of class `want`
-      if (align > 16) {
-        size_t rounded = std::max((req + align - 1) & ~(align - 1), align);
-        bool natural = align <= 256 && rounded <= kSmallMax && model_class_size(rounded) % align == 0;
-        want = natural ? model_class_size(rounded) : model_class_size(req + align - 1);
-        inside = !natural;
-        exact = natural || u == want;
-      }
-      if (inside ? u > want : u != want) {
-        fail("block %p for request %zu (align %zu) has usable size %zu, size class %zu expected", vp, req, align, u,
-             want);
+      cost = pl.large ? pl.run * kSlab : 0;
+      uintptr_t a0 = reinterpret_cast<uintptr_t>(p), base = os->base;
+      if (a0 <= base + os->meta * kSlab || a0 >= base + os->total) {
+        fail("block %p of a shared-memory region [%#lx, %#lx) lies outside its block granules", vp,
+             (unsigned long)base, (unsigned long)(base + os->total));
         return false;
       }
+      if (shm_exact(*os) && !shm_note_alloc(owner - 1, p, pl)) return false;
+      if (pl.large) count(kEvLargeBlocks);
+    } else {
+      Need nd = model_need(req, align);
+      if (nd.large != (u > kSmallMax)) {
+        fail("block %p (request %zu, align %zu) has usable size %zu: the model expected the %s path", vp, req, align, u,
+             nd.large ? "large" : "small");
+        return false;
+      }
+      // Small blocks: the documented size class; an over-aligned one either sits at the start of a
+      // slot of the class of the rounded size, or inside a slot of the class of size + align - 1.
+      // An exclusive region's blocks up to kBumpMax from the region API sit in bump slabs: the
+      // request rounded up to 16 bytes (docs/regions.md).
+      bool bump = owner && (slot_[owner - 1]->flags & SPACES_CHUNK_EXCLUSIVE) && !capturing_ && align <= 16 &&
+                  req <= kBumpMax;
+      if (bump) {
+        size_t want = std::max<size_t>(16, (req + 15) & ~size_t(15));
+        if (u != want) {
+          fail("block %p for request %zu (align %zu) of an exclusive region has usable size %zu, %zu expected", vp,
+               req, align, u, want);
+          return false;
+        }
+      } else if (!nd.large) {
+        size_t want = model_class_size(std::max(req, align));
+        bool inside = false;  // may sit at an offset inside a slot of class `want`
+        if (align > 16) {
+          size_t rounded = std::max((req + align - 1) & ~(align - 1), align);
+          bool natural = align <= 256 && rounded <= kSmallMax && model_class_size(rounded) % align == 0;
+          want = natural ? model_class_size(rounded) : model_class_size(req + align - 1);
+          inside = !natural;
+          exact = natural || u == want;
+        }
+        if (inside ? u > want : u != want) {
+          fail("block %p for request %zu (align %zu) has usable size %zu, size class %zu expected", vp, req, align, u,
+               want);
+          return false;
+        }
+      }
+      cost = nd.large ? nd.bytes : 0;
+      if (nd.large) count(nd.bytes >= kArena ? kEvDirectBlocks : kEvLargeBlocks);
     }
     if (spaces_owns(p) != 1) fail("spaces_owns(%p) != 1 for a live block", vp);
     SpacesChunk want = owner ? slot_[owner - 1]->h : nullptr;
@@ -806,13 +1037,12 @@ class Model {
     b.req = req;
     b.usable = u;
     b.align = align;
-    b.cost = nd.large ? nd.bytes : 0;
+    b.cost = cost;
     b.seed = next_seed();
     b.owner = int8_t(owner);
     b.kind = kind;
     b.lane = uint8_t(mt_ ? self : lane_);
     b.exact_slot = exact;
-    if (nd.large) count(nd.bytes >= kArena ? kEvDirectBlocks : kEvLargeBlocks);
     fill_block(b);
     add_block(b);
     return !g_failed;
@@ -825,17 +1055,156 @@ class Model {
     if (!mt_ && b.lane != lane_) count(kEvCrossLaneFree);
     if (!sized) {
       spaces_free(b.p);
+    } else {
+      snprintf(t_ctx, sizeof t_ctx, " [block of request %zu, usable %zu, align %zu, kind %d, owner %d%s]", b.req,
+               b.usable, b.align, b.kind, b.owner,
+               b.realloc_off_class ? ", kept by realloc at a size of another class" : "");
+      if (b.kind == kKindAligned || b.kind == kKindChunkAligned) {
+        spaces_free_aligned_sized(b.p, b.align, b.req);
+      } else {
+        spaces_free_sized(b.p, b.req);
+      }
+      t_ctx[0] = 0;
+    }
+    if (b.owner && shm_exact(*slot_[b.owner - 1])) shm_note_free(b.owner - 1, b.p);
+  }
+
+  // ---- the exact model of a shared-memory region (sdk/src/shared.cpp) ----
+  static bool shm_exact(const ChunkSlot& s) { return s.shm && !s.shared; }
+  // A slab of class `cls` with a free slot other than granule `except`: the allocation side takes
+  // one of them (shared.cpp's per-class list holds exactly the slabs with room).
+  static bool shm_has_room(const ChunkSlot& s, size_t cls, size_t except = SIZE_MAX) {
+    for (size_t g = s.meta; g < s.gran.size(); g++)
+      if (g != except && s.gran[g] == kGrSmall && s.gsize[g] == cls && s.gused[g] < shm_slots_per_slab(cls))
+        return true;
+    return false;
+  }
+  static bool shm_free_run(const ChunkSlot& s, size_t n) {
+    for (size_t g = s.meta, run = 0; g < s.gran.size(); g++)
+      if ((run = s.gran[g] == kGrFree ? run + 1 : 0) >= n) return true;
+    return false;
+  }
+  // Whether an allocation on path `pl` succeeds now: it fits in a slab with room, or the granules
+  // it needs keep the footprint within the ceiling (and the capacity) and a run of that many
+  // free granules exists. *need: the bytes of granules it takes.
+  static bool shm_fits(const ChunkSlot& s, const ShmPath& pl, size_t* need) {
+    size_t n = pl.large ? pl.run : shm_has_room(s, pl.cls) ? 0 : 1;
+    *need = n * kSlab;
+    return n == 0 || (s.fp + n * kSlab <= s.ceiling && shm_free_run(s, n));
+  }
+  // A block the region handed out on path `pl`: where it may be, and what it took.
+  bool shm_note_alloc(int k, const void* vp, const ShmPath& pl) {
+    ChunkSlot& s = *slot_[k];
+    uintptr_t a = reinterpret_cast<uintptr_t>(vp), base = s.base;
+    size_t g = (a - 1 - base) / kSlab;  // (a block 64 KiB-aligned ends its run's first granule)
+    if (a <= base + s.meta * kSlab || g >= s.gran.size()) {
+      fail("shared-memory region %d: block %p outside the block granules of [%#lx, %#lx)", k, vp,
+           (unsigned long)base, (unsigned long)(base + s.total));
+      return false;
+    }
+    uintptr_t gs = base + g * kSlab;
+    if (!pl.large) {
+      if (s.gran[g] == kGrFree) {  // a new slab: only when no slab of the class has room
+        if (shm_has_room(s, pl.cls)) {
+          fail("shared-memory region %d: block %p of class %zu took a new slab (granule %zu) although a slab of its "
+               "class has room",
+               k, vp, pl.cls, g);
+          return false;
+        }
+        s.gran[g] = kGrSmall;
+        s.gsize[g] = uint32_t(pl.cls);
+        s.gused[g] = 0;
+        s.nslabs++;
+        s.fp += kSlab;
+        count(kEvShmGrowth);
+      } else if (s.gran[g] != kGrSmall || s.gsize[g] != pl.cls || s.gused[g] >= shm_slots_per_slab(pl.cls)) {
+        fail("shared-memory region %d: block %p of class %zu in granule %zu, which the model holds as kind %d (class "
+             "%u, %u blocks used)",
+             k, vp, pl.cls, g, s.gran[g], s.gsize[g], s.gused[g]);
+        return false;
+      }
+      if (a < gs + kShFirst || (a - gs - kShFirst) % pl.cls != 0 || a - gs + pl.cls > kSlab) {
+        fail("shared-memory region %d: block %p is not a slot of class %zu of its slab %#lx", k, vp, pl.cls,
+             (unsigned long)gs);
+        return false;
+      }
+      s.gused[g]++;
+    } else {
+      if (a != gs + pl.off || g + pl.run > s.gran.size()) {
+        fail("shared-memory region %d: large block %p (%zu granules, offset %zu) is not at offset %zu of a granule "
+             "run inside the region",
+             k, vp, pl.run, a - gs, pl.off);
+        return false;
+      }
+      for (size_t i = 0; i < pl.run; i++)
+        if (s.gran[g + i] != kGrFree) {
+          fail("shared-memory region %d: large block %p (%zu granules from %zu) over granule %zu, which the model "
+               "holds as kind %d",
+               k, vp, pl.run, g, g + i, s.gran[g + i]);
+          return false;
+        }
+      s.gran[g] = kGrLargeHead;
+      s.gsize[g] = uint32_t(pl.run);
+      for (size_t i = 1; i < pl.run; i++) s.gran[g + i] = kGrLargeBody;
+      s.fp += pl.run * kSlab;
+      count(kEvShmGrowth);
+    }
+    s.peak = std::max(s.peak, s.fp);
+    s.dirty = true;
+    return true;
+  }
+  // A block of the region was freed: a run goes at once, a slab when it empties unless it is the
+  // only slab of its class with room (shared.cpp: "not its class's only slab" on the list).
+  void shm_note_free(int k, const void* vp) {
+    ChunkSlot& s = *slot_[k];
+    uintptr_t a = reinterpret_cast<uintptr_t>(vp), base = s.base;
+    size_t g = (a - 1 - base) / kSlab;
+    if (g >= s.gran.size()) return fail("model: freed block %p outside its region", vp);
+    s.dirty = true;
+    if (s.gran[g] == kGrSmall) {
+      if (s.gused[g] == 0) return fail("model: block %p freed from an empty slab", vp);
+      if (--s.gused[g] == 0 && shm_has_room(s, s.gsize[g], g)) {
+        s.gran[g] = kGrFree;
+        s.nslabs--;
+        s.fp -= kSlab;
+        count(kEvShmSlabReleased);
+      }
       return;
     }
-    snprintf(t_ctx, sizeof t_ctx, " [block of request %zu, usable %zu, align %zu, kind %d, owner %d%s]", b.req,
-             b.usable, b.align, b.kind, b.owner,
-             b.realloc_off_class ? ", kept by realloc at a size of another class" : "");
-    if (b.kind == kKindAligned || b.kind == kKindChunkAligned) {
-      spaces_free_aligned_sized(b.p, b.align, b.req);
-    } else {
-      spaces_free_sized(b.p, b.req);
-    }
-    t_ctx[0] = 0;
+    if (s.gran[g] != kGrLargeHead) return fail("model: freed block %p in granule %zu of kind %d", vp, g, s.gran[g]);
+    size_t n = s.gsize[g];
+    for (size_t i = 0; i < n; i++) s.gran[g + i] = kGrFree;
+    s.fp -= n * kSlab;
+  }
+  void shm_model_reset(ChunkSlot& s) {
+    std::fill(s.gran.begin() + long(s.meta), s.gran.end(), uint8_t(kGrFree));
+    s.nslabs = 0;
+    s.fp = s.meta * kSlab;
+    s.root = nullptr;
+    s.dirty = false;
+  }
+  // Exact stats of a shared-memory region only this model uses (O(1): the slot's counters).
+  void check_shm_stats(int k) {
+    ChunkSlot& s = *slot_[k];
+    s.dirty = false;
+    ChunkStats st;
+    if (!stats_of(s, st)) return;
+    if (st.version != SPACES_CHUNK_STATS_VERSION || st.size != sizeof st || st.flags != s.flags)
+      return fail("stats header: version %u size %zu flags %u", st.version, st.size, st.flags);
+    if (st.live_blocks != s.m_blocks || st.large_blocks != s.m_large || st.live_bytes != s.m_usable)
+      return fail("shared-memory region %d: live_blocks %zu large %zu live_bytes %zu, model %zu / %zu / %zu", k,
+                  st.live_blocks, st.large_blocks, st.live_bytes, s.m_blocks, s.m_large, s.m_usable);
+    if (st.slabs != s.nslabs || st.footprint != s.fp || s.fp != (s.meta + s.nslabs) * kSlab + s.m_cost)
+      return fail("shared-memory region %d: footprint %zu with %zu slabs, model %zu with %zu slabs (= %zu metadata "
+                  "granules + slabs + %zu bytes of runs)",
+                  k, st.footprint, st.slabs, s.fp, s.nslabs, s.meta, s.m_cost);
+    if (st.peak_footprint != s.peak)
+      return fail("shared-memory region %d: peak_footprint %zu, model %zu", k, st.peak_footprint, s.peak);
+    if (st.ceiling != s.ceiling || st.ceiling_hits != s.hits)
+      return fail("shared-memory region %d: ceiling %zu hits %zu, model %zu / %zu", k, st.ceiling, st.ceiling_hits,
+                  s.ceiling, s.hits);
+    if (st.footprint > s.total) return fail("shared-memory region %d: footprint %zu above the capacity %zu", k, st.footprint, s.total);
+    count(kEvStatsChecks);
   }
 
   // ---- thread-heap operations ----
@@ -873,9 +1242,11 @@ class Model {
     errno = 0;
     uint8_t* q = static_cast<uint8_t*>(call(old.p, n));
     int e = errno;
+    bool shm = old.owner && shm_exact(*slot_[old.owner - 1]);
     if (n == 0) {  // realloc(p, 0) frees p and returns NULL (glibc's behaviour, spaces.h)
       if (q) return fail("realloc(%p, 0) returned %p, expected NULL", static_cast<void*>(old.p), static_cast<void*>(q));
       drop_block(id);
+      if (shm) shm_note_free(old.owner - 1, old.p);
       return;
     }
     if (q == nullptr) {
@@ -909,7 +1280,9 @@ class Model {
       add_block(b);
       return;
     }
-    register_new(q, n, 0, owner ? kKindChunk : kKindRealloc, owner, false);
+    // (a moved block: the new one was allocated while the old one was live, then the old freed)
+    if (register_new(q, n, 0, owner ? kKindChunk : kKindRealloc, owner, false) && shm)
+      shm_note_free(owner - 1, old.p);
   }
   void op_realloc(const Rec& r) {
     if (owned_[0].empty() || (r.sel & 4)) {  // realloc(NULL, n) is malloc(n)
@@ -977,12 +1350,96 @@ class Model {
     }
     return true;
   }
-  bool ensure_chunk(int k, uint8_t sel) {
+  // A region for slot k if it has none: a shared-memory one when sel has bits 2 and 3 (its
+  // capacity from val), else EXCLUSIVE by bit 2.
+  bool ensure_chunk(int k, uint8_t sel, uint32_t val) {
     ChunkSlot& s = *slot_[k];
     if (s.live) return true;
     if (s.shared) return false;
-    create_chunk(k, (sel >> 2) & 1 ? SPACES_CHUNK_EXCLUSIVE : 0);
+    if ((sel & 12) == 12) create_shm(k, val, false);
+    else create_chunk(k, (sel >> 2) & 1 ? SPACES_CHUNK_EXCLUSIVE : 0);
     return s.live;
+  }
+  // A shared-memory region in slot k: capacity 256 KiB (3 granules for blocks), a random number
+  // of granules up to 16 MiB, a random byte count (rounded up), or 16 MiB. `checks`: also the
+  // create / open / unlink errors around it, and a second open before the unlink.
+  void create_shm(int k, uint32_t val, bool checks) {
+    ChunkSlot& s = *slot_[k];
+    uint64_t x = mix64(val ^ 0x53686d52ull);
+    size_t cap;
+    switch (x & 3) {
+      case 0: cap = kShMinCapacity; break;
+      case 1: cap = (4 + (x >> 8) % 253) * kSlab; break;
+      case 2: cap = kShMinCapacity + (x >> 8) % ((size_t(16) << 20) - kShMinCapacity + 1); break;
+      default: cap = size_t(16) << 20; break;
+    }
+    bool long_name = (x >> 40) % 8 == 0;
+    if (!checks) {
+      shm_create_slot(s, cap, long_name);
+      return;
+    }
+    count(kEvShmErrorChecks);
+    // invalid names, flags and capacities: EINVAL before anything is created
+    static const char* const bad[] = {"", ".hidden", "a/b", "sp ace", "tab\t", "ü"};
+    char longer[202];
+    memset(longer, 'y', 201);
+    longer[201] = 0;
+    errno = 0;
+    for (const char* nm : bad)
+      if (spaces_chunk_create_shared(nm, kShMinCapacity, 0) != nullptr || errno != EINVAL)
+        return fail("spaces_chunk_create_shared(\"%s\") did not fail with EINVAL (errno %d)", nm, errno);
+    const char* badnm = bad[(x >> 16) % 6];
+    errno = 0;
+    if (spaces_chunk_create_shared(longer, kShMinCapacity, 0) != nullptr || errno != EINVAL)
+      return fail("spaces_chunk_create_shared(201 characters) did not fail with EINVAL (errno %d)", errno);
+    errno = 0;
+    if (spaces_chunk_create_shared(nullptr, kShMinCapacity, 0) != nullptr || errno != EINVAL)
+      return fail("spaces_chunk_create_shared(NULL) did not fail with EINVAL (errno %d)", errno);
+    errno = 0;
+    if (spaces_chunk_open_shared(badnm, 0) != nullptr || errno != EINVAL)
+      return fail("spaces_chunk_open_shared(\"%s\") did not fail with EINVAL (errno %d)", badnm, errno);
+    errno = 0;
+    if (spaces_chunk_unlink_shared(badnm) != -1 || errno != EINVAL)
+      return fail("spaces_chunk_unlink_shared(\"%s\") did not fail with EINVAL (errno %d)", badnm, errno);
+    if (!shm_create_slot(s, cap, long_name)) return;  // (the name is unlinked now)
+    const size_t badcap[3] = {kShMinCapacity - 1 - (x >> 24) % 1000, kShMaxCapacity + 1, 0};
+    for (size_t c : badcap) {
+      errno = 0;
+      if (spaces_chunk_create_shared(s.name, c, 0) != nullptr || errno != EINVAL)
+        return fail("spaces_chunk_create_shared(capacity %zu) did not fail with EINVAL (errno %d)", c, errno);
+    }
+    errno = 0;
+    if (spaces_chunk_create_shared(s.name, kShMinCapacity, 0x400) != nullptr || errno != EINVAL)
+      return fail("spaces_chunk_create_shared(flags 0x400) did not fail with EINVAL (errno %d)", errno);
+    errno = 0;
+    if (spaces_chunk_open_shared(s.name, SPACES_SHARED_GROUP) != nullptr || errno != EINVAL)
+      return fail("spaces_chunk_open_shared(flags SPACES_SHARED_GROUP) did not fail with EINVAL (errno %d)", errno);
+    // after the unlink: no such name, but the handle keeps working
+    errno = 0;
+    if (spaces_chunk_open_shared(s.name, 0) != nullptr || errno != ENOENT)
+      return fail("spaces_chunk_open_shared of an unlinked name did not fail with ENOENT (errno %d)", errno);
+    errno = 0;
+    if (spaces_chunk_unlink_shared(s.name) != -1 || errno != ENOENT)
+      return fail("spaces_chunk_unlink_shared twice did not fail with ENOENT (errno %d)", errno);
+    // the name again: a new region (EEXIST while it exists), opened a second time (the same
+    // handle, counted: one close leaves it attached), unlinked, closed
+    errno = 0;
+    SpacesChunk h2 = spaces_chunk_create_shared(s.name, kShMinCapacity, 0);
+    if (!h2 || h2 == s.h) return fail("spaces_chunk_create_shared of an unlinked name = %p (errno %d)", static_cast<void*>(h2), errno);
+    errno = 0;
+    SpacesChunk h3 = spaces_chunk_create_shared(s.name, kShMinCapacity, 0);
+    int e3 = errno;
+    SpacesChunk h4 = spaces_chunk_open_shared(s.name, 0);
+    bool ok = h3 == nullptr && e3 == EEXIST && h4 == h2;
+    if (h4 && spaces_chunk_close_shared(h4) != 0) ok = false;
+    ChunkStats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if (spaces_chunk_stats(h2, &st) != 0 || st.footprint != kSlab) ok = false;  // still attached
+    if (spaces_chunk_unlink_shared(s.name) != 0) ok = false;
+    if (spaces_chunk_close_shared(h2) != 0) ok = false;
+    if (!ok) fail("second region of the name: create again %p (errno %d), open %p != %p, or close/unlink failed",
+                  static_cast<void*>(h3), e3, static_cast<void*>(h4), static_cast<void*>(h2));
   }
   void create_chunk(int k, unsigned flags) {
     ChunkSlot& s = *slot_[k];
@@ -1016,8 +1473,37 @@ class Model {
       drop_block(id);
     }
   }
-  void destroy_chunk(int k) {
+  // try_destroy (shared memory): spaces_chunk_destroy first, which must report exactly one
+  // invalid free and leave the region as it was (reset, close or unlink it instead).
+  void destroy_chunk(int k, bool try_destroy = false) {
     ChunkSlot& s = *slot_[k];
+    if (s.shm) {
+      check_chunk_stats(k);
+      if (g_failed) return;
+      if (try_destroy) {
+        t_expect_error = SPACES_ERROR_INVALID_FREE;
+        t_errors_seen = 0;
+        spaces_chunk_destroy(s.h);
+        t_expect_error = 0;
+        if (t_errors_seen != 1)
+          return fail("spaces_chunk_destroy of a shared-memory region made %d error reports, expected 1", t_errors_seen);
+        check_chunk_stats(k);
+        if (g_failed) return;
+      }
+      drop_chunk_blocks(k);
+      if (g_failed) return;
+      SpacesChunk h = s.h;
+      shm_close_slot(s);
+      if (!mt_) {  // (fuzz_mt: another thread may attach a region at the same address meanwhile)
+        errno = 0;
+        if (spaces_chunk_close_shared(h) != -1 || errno != EINVAL)
+          fail("spaces_chunk_close_shared of a closed region did not fail with EINVAL");
+        errno = 0;
+        if (spaces_chunk_root(h) != nullptr || errno != EINVAL)
+          fail("spaces_chunk_root of a closed region did not fail with EINVAL");
+      }
+      return;
+    }
     if (!mt_) check_chunk_stats(k);
     if (g_failed) return;
     drop_chunk_blocks(k);
@@ -1040,6 +1526,20 @@ class Model {
   // Exact statistics of a region only this model allocates in and frees from.
   void check_chunk_stats(int k) {
     ChunkSlot& s = *slot_[k];
+    if (s.shm) {  // the counters against the blocks, then the stats against the counters
+      size_t n = 0, nlarge = 0, cost = 0, usable = 0;
+      for (uint32_t id : owned_[1 + k]) {
+        const Block& b = recs_[id];
+        n++, usable += b.usable, nlarge += b.cost != 0, cost += b.cost;
+      }
+      if (n != s.m_blocks || nlarge != s.m_large || cost != s.m_cost || usable != s.m_usable)
+        return fail("model: slot %d counters out of step with its blocks", k);
+      check_shm_stats(k);
+      errno = 0;
+      void* root = spaces_chunk_root(s.h);
+      if (root != s.root) fail("shared-memory region %d: root %p, set %p", k, root, s.root);
+      return;
+    }
     ChunkStats st;
     if (!stats_of(s, st)) return;
     size_t n = 0, nlarge = 0, cost = 0, usable = 0;
@@ -1077,8 +1577,27 @@ class Model {
   }
 
   // A region allocation of (size, align) through `call`, with every ceiling rule checked.
-  template <class Call> void* chunk_call(int k, size_t size, size_t align, Call call) {
+  // re: the block a realloc is about (shared-memory regions keep it in place by their own rule).
+  template <class Call> void* chunk_call(int k, size_t size, size_t align, Call call, const Block* re = nullptr) {
     ChunkSlot& s = *slot_[k];
+    if (s.shm) {
+      bool in_place = re && size <= re->usable && size >= re->usable / 2;
+      ShmPath pl = shm_path(size, re ? 0 : align);
+      if (pl.einval) {  // (in every slot, shared or not: nothing else happens)
+        if (!s.shared) s.pressure_calls = 0;
+        errno = 0;
+        void* p = call();
+        int e = errno;
+        if (p != nullptr || e != EINVAL)
+          fail("shared-memory region: aligned alloc(%zu, align %zu) = %p (errno %d), expected NULL + EINVAL (alignment "
+               "above 64 KiB)",
+               size, align, p, e);
+        else if (!s.shared && s.pressure_calls)
+          fail("shared-memory region: an invalid alignment called the pressure handler");
+        return nullptr;
+      }
+      if (!s.shared) return shm_call(k, size, align, pl, in_place, re, call);
+    }
     size_t c0 = s.ceiling, fp0 = s.fp_hi;
     bool fpk = s.fp_known;
     Need need = model_need(size, align);
@@ -1146,14 +1665,81 @@ class Model {
     return p;
   }
 
+  // An allocation (or realloc) in a shared-memory region this model alone uses: its outcome is
+  // predicted exactly (shm_fits before the call, and after the pressure handler for the retry).
+  template <class Call>
+  void* shm_call(int k, size_t size, size_t align, const ShmPath& pl, bool in_place, const Block* re, Call call) {
+    ChunkSlot& s = *slot_[k];
+    size_t need = 0;
+    bool fit0 = in_place || shm_fits(s, pl, &need);
+    size_t fp0 = s.fp, c0 = s.ceiling;
+    s.pressure_calls = 0;
+    errno = 0;
+    void* p = call();
+    int e = errno;
+    if (in_place) {
+      if (p != re->p)
+        fail("shared-memory region %d: realloc(%p, %zu) of a block of usable size %zu returned %p: it fits and wastes "
+             "less than half, so it stays",
+             k, static_cast<void*>(re->p), size, re->usable, p);
+      else if (s.pressure_calls)
+        fail("shared-memory region %d: a realloc in place called the pressure handler", k);
+      return p;
+    }
+    if (re && p == re->p)
+      return fail("shared-memory region %d: realloc(%p, %zu) of a block of usable size %zu kept it", k,
+                  static_cast<void*>(re->p), size, re->usable),
+             nullptr;
+    bool want = fit0, retried = false;
+    if (!fit0 && s.pressure_mode) {
+      if (s.pressure_calls != 1)
+        fail("shared-memory region %d: the pressure handler ran %d times for one refused call", k, s.pressure_calls);
+      if (s.pressure_mode != 3) {  // it returned non-zero: one retry, on the state it left
+        retried = true;
+        want = shm_fits(s, pl, &need);
+      }
+    } else if (s.pressure_calls) {
+      fail("shared-memory region %d: the pressure handler ran %d times, but alloc(%zu, align %zu) fits", k,
+           s.pressure_calls, size, align);
+    }
+    if (g_failed) return p;
+    if (p == nullptr) {
+      if (e != ENOMEM) fail("shared-memory region %d: alloc(%zu, align %zu) = NULL with errno %d", k, size, align, e);
+      if (want)
+        fail("shared-memory region %d refused alloc(%zu, align %zu)%s: footprint %zu + %zu needed <= ceiling %zu "
+             "(capacity %zu), a run of %zu free granules exists (model; before the call: footprint %zu, ceiling %zu)",
+             k, size, align, retried ? " on the retry after the pressure handler" : "", s.fp, need, s.ceiling, s.total,
+             need / kSlab, fp0, c0);
+      s.hits++;  // docs/regions.md: one per refused call, whatever the handler did
+      count(kEvShmNull);
+      ChunkStats st;
+      if (!stats_of(s, st)) return nullptr;
+      if (st.ceiling_hits != s.hits)
+        fail("shared-memory region %d: a refused alloc(%zu, align %zu) made ceiling_hits %zu, expected %zu (pressure "
+             "handler: %s)",
+             k, size, align, st.ceiling_hits, s.hits,
+             s.pressure_mode == 0 ? "none" : s.pressure_mode == 3 ? "refused" : "retried");
+      else if (st.footprint != s.fp)
+        fail("shared-memory region %d: footprint %zu after a refusal, model %zu", k, st.footprint, s.fp);
+      return nullptr;
+    }
+    if (!want)
+      fail("shared-memory region %d: alloc(%zu, align %zu)%s succeeded although the model refuses it: footprint %zu + "
+           "%zu needed, ceiling %zu (capacity %zu), or no run of %zu free granules",
+           k, size, align, retried ? " retried after the pressure handler" : "", s.fp, need, s.ceiling, s.total,
+           need / kSlab);
+    return p;
+  }
+
   void op_chunk_create(const Rec& r) {
     int k = private_slot(r.sel);
     if (slot_[k]->live) return;
-    create_chunk(k, (r.sel >> 2) & 1 ? SPACES_CHUNK_EXCLUSIVE : 0);
+    if (r.sel & 8) create_shm(k, r.val, (r.sel & 0x30) == 0);  // shared memory (1 in 4: with error checks)
+    else create_chunk(k, (r.sel >> 2) & 1 ? SPACES_CHUNK_EXCLUSIVE : 0);
   }
   void op_chunk_alloc(const Rec& r) {
     int k = r.sel & 3;
-    if (!ensure_chunk(k, r.sel)) return;
+    if (!ensure_chunk(k, r.sel, r.val)) return;
     size_t n = decode_size(r.val);
     if (!room(n)) return;
     bool zero = r.sel & 8;
@@ -1163,7 +1749,7 @@ class Model {
   }
   void op_chunk_aligned(const Rec& r) {
     int k = r.sel & 3;
-    if (!ensure_chunk(k, r.sel)) return;
+    if (!ensure_chunk(k, r.sel, r.val)) return;
     size_t align = size_t(1) << (((r.sel >> 4) + (r.val >> 28)) % 21);
     size_t n = decode_size(r.val);
     if (!room(n + align)) return;
@@ -1174,7 +1760,7 @@ class Model {
   }
   void op_chunk_realloc(const Rec& r) {
     int k = r.sel & 3;
-    if (!ensure_chunk(k, r.sel)) return;
+    if (!ensure_chunk(k, r.sel, r.val)) return;
     SpacesChunk h = slot_[k]->h;
     std::vector<uint32_t>& v = owned_[1 + k];
     if (v.empty()) {  // chunk_realloc(c, NULL, n) allocates
@@ -1187,12 +1773,13 @@ class Model {
     uint32_t id = v[pick(r.val, v.size())];
     size_t n = realloc_size(r.sel >> 2, r.val, recs_[id].req);
     bool via_malloc_api = r.sel & 16;
+    Block old = recs_[id];
     do_realloc(
         id, n,
         [&](void* p, size_t m) {
           if (m == 0) return via_malloc_api ? spaces_realloc(p, 0) : spaces_chunk_realloc(h, p, 0);
-          return chunk_call(k, m, 0,
-                            [&] { return via_malloc_api ? spaces_realloc(p, m) : spaces_chunk_realloc(h, p, m); });
+          return chunk_call(
+              k, m, 0, [&] { return via_malloc_api ? spaces_realloc(p, m) : spaces_chunk_realloc(h, p, m); }, &old);
         },
         true);
   }
@@ -1212,6 +1799,18 @@ class Model {
     spaces_chunk_reset(s.h);
     ChunkStats st;
     if (!stats_of(s, st)) return;
+    if (s.shm) {  // every granule but the metadata free, root NULL; ceiling, hits and peak kept
+      shm_model_reset(s);
+      errno = 0;
+      void* root = spaces_chunk_root(s.h);
+      if (st.live_blocks || st.large_blocks || st.live_bytes || st.slabs || st.footprint != s.fp ||
+          st.ceiling != s.ceiling || st.ceiling_hits != s.hits || st.peak_footprint != s.peak || root)
+        fail("shared-memory region %d after reset: live %zu large %zu bytes %zu slabs %zu footprint %zu (want %zu) "
+             "ceiling %zu hits %zu peak %zu (want %zu / %zu / %zu) root %p",
+             k, st.live_blocks, st.large_blocks, st.live_bytes, st.slabs, st.footprint, s.fp, st.ceiling,
+             st.ceiling_hits, st.peak_footprint, s.ceiling, s.hits, s.peak, root);
+      return;
+    }
     long long keep = spaces_option_get("chunk_keep_slabs");
     if (st.live_blocks || st.large_blocks || st.live_bytes || st.footprint != st.slabs * kSlab ||
         st.slabs > size_t(keep) || st.ceiling != s.ceiling || st.ceiling_hits != s.hits)
@@ -1224,11 +1823,11 @@ class Model {
   void op_chunk_destroy(const Rec& r) {
     int k = private_slot(r.sel);
     if (!slot_[k]->live) return;
-    destroy_chunk(k);
+    destroy_chunk(k, r.sel & 4);
   }
   void op_set_ceiling(const Rec& r) {
     int k = private_slot(r.sel);
-    if (!ensure_chunk(k, r.sel)) return;
+    if (!ensure_chunk(k, r.sel, r.val)) return;
     ChunkSlot& s = *slot_[k];
     ChunkStats st;
     if (!stats_of(s, st)) return;
@@ -1244,7 +1843,8 @@ class Model {
       default: c = r.val % (size_t(32) << 20); break;
     }
     if (spaces_chunk_set_ceiling(s.h, c) != 0) return fail("spaces_chunk_set_ceiling failed");
-    if (spaces_chunk_ceiling(s.h) != c) return fail("spaces_chunk_ceiling != %zu", c);
+    if (s.shm && (c == 0 || c > s.total)) c = s.total;  // the capacity is the hard ceiling (0 restores it)
+    if (spaces_chunk_ceiling(s.h) != c) return fail("spaces_chunk_ceiling %zu, expected %zu", spaces_chunk_ceiling(s.h), c);
     s.ceiling = c;
     s.fp_hi = fp;
     s.fp_known = true;
@@ -1328,8 +1928,8 @@ class Model {
       if (spaces_stats(&st) != 0 || st.version != SPACES_STATS_VERSION || st.size != sizeof st)
         return fail("spaces_stats failed or has a wrong header");
       size_t large = 0;
-      for (auto& v : owned_)
-        for (uint32_t id : v) large += recs_[id].cost != 0;
+      for (auto& v : owned_)  // (blocks of shared-memory regions are not the process's)
+        for (uint32_t id : v) large += recs_[id].cost != 0 && !(recs_[id].owner && slot_[recs_[id].owner - 1]->shm);
       if (!mt_ && st.large_blocks < large)
         fail("spaces_stats large_blocks %zu < %zu live in the model", st.large_blocks, large);
       if (st.committed_bytes > st.reserved_bytes || st.peak_committed_bytes < st.committed_bytes)
@@ -1340,6 +1940,13 @@ class Model {
     int k = r.sel & 3;
     ChunkSlot& s = *slot_[k];
     if (!s.live) return;
+    if (shm_exact(s) && (r.sel & 0x10)) {  // the root: a block of the region (or NULL), read back
+      std::vector<uint32_t>& v = owned_[1 + k];
+      void* want = v.empty() || (r.val & 1) ? nullptr : recs_[v[pick(r.val, v.size())]].p;
+      spaces_chunk_set_root(s.h, want);
+      s.root = want;
+      if (spaces_chunk_root(s.h) != want) return fail("spaces_chunk_root != the %p just set", want);
+    }
     if (r.sel & 8) {  // an old caller's smaller struct: nothing past its size is written
       unsigned char buf[sizeof(ChunkStats) + 16];
       memset(buf, 0xA5, sizeof buf);
@@ -1358,6 +1965,7 @@ class Model {
       if (stats_of(s, st) && s.ceiling && (st.footprint > s.ceiling || st.peak_footprint > s.ceiling))
         fail("shared region: footprint %zu / peak %zu above the ceiling %zu",
              st.footprint, st.peak_footprint, s.ceiling);
+      if (s.shm && spaces_chunk_root(s.h) != nullptr) fail("shared-memory region: a root nobody set");
       return;
     }
     check_chunk_stats(k);
@@ -1387,6 +1995,7 @@ class Model {
       case 2: {
         size_t c2 = s.ceiling + kSlab * (1 + s.pressure_arg % 64);
         spaces_chunk_set_ceiling(c, c2);
+        if (s.shm && c2 > s.total) c2 = s.total;
         s.ceiling = c2;
         s.peak_bound = std::max(s.peak_bound, c2);
         return 1;
@@ -1396,7 +2005,7 @@ class Model {
   }
   void op_pressure(const Rec& r) {
     int k = private_slot(r.sel);
-    if (!ensure_chunk(k, r.sel)) return;
+    if (!ensure_chunk(k, r.sel, r.val)) return;
     ChunkSlot& s = *slot_[k];
     s.pressure_mode = (r.sel >> 2) & 3;
     s.pressure_arg = r.val;
@@ -1404,7 +2013,7 @@ class Model {
   }
   void op_capture(const Rec& r) {
     int k = private_slot(r.sel);
-    if (!ensure_chunk(k, r.sel)) return;
+    if (!ensure_chunk(k, r.sel, r.val)) return;
     ChunkSlot& s = *slot_[k];
     SpacesChunk h = s.h;
     if (!(s.flags & SPACES_CHUNK_EXCLUSIVE)) {
@@ -1438,27 +2047,33 @@ class Model {
 
   // ---- bursts ----
   // A tight loop of region (or thread-heap) allocations, each freeing the block allocated eight
-  // iterations before, with a signature at both ends instead of a full pattern. Cheap per call, so
+  // iterations before (shared memory: one of the last 24), with a signature at both ends instead of a full pattern. Cheap per call, so
   // that fuzz_mt's threads really do allocate, collect and push remote frees on the same slabs at
   // the same time; every call still goes through chunk_call's ceiling checks, and whatever the
   // allocator gets wrong shows in the signatures, the region stats and walks afterwards.
   void op_burst(const Rec& r) {
     int k = r.sel & 3;
     bool heap = (r.sel & 0x30) == 0x30;
-    if (!heap && !ensure_chunk(k, r.sel)) return;
+    if (!heap && !ensure_chunk(k, r.sel, r.val)) return;
     bool large = r.sel & 8;
     unsigned n = 32 + (r.val >> 23);
-    constexpr unsigned kRing = 8;
+    bool any_slot = !heap && slot_[k]->shm;
+    // (shared memory: 24 blocks live, classes up to 8 KiB too, whose slabs hold 7 to 15 blocks,
+    // and a random slot of the ring replaced each time, so that the ring spans several slabs of a
+    // class and empties some: shared.cpp releases an emptied slab unless it is its class's only
+    // one with room)
+    const unsigned kRing = any_slot ? 24 : 8;
     struct Item {
       uint8_t* p;
       size_t n;
       uint64_t sig;
-    } ring[kRing] = {};
+    } ring[24] = {};
     uint64_t x = mix64(r.val) | 1;
-    size_t base = (r.val >> 4) % 2048;
+    size_t base = (r.val >> 4) % (any_slot ? 8192 : 2048);
     SpacesChunk h = heap ? nullptr : slot_[k]->h;
+    bool shm = !heap && shm_exact(*slot_[k]);  // (the exact model follows every call)
     for (unsigned i = 0; i < n + kRing && !g_failed; i++) {  // the last kRing only free
-      Item& it = ring[i % kRing];
+      Item& it = ring[any_slot && i < n ? unsigned(x >> 40) % kRing : i % kRing];
       if (it.p) {
         uint64_t a = 0, b = 0;
         memcpy(&a, it.p, std::min<size_t>(8, it.n));
@@ -1467,6 +2082,7 @@ class Model {
         if (a != want || (it.n >= 16 && b != ~it.sig))
           return fail("burst: block %p of %zu bytes lost its signature", static_cast<void*>(it.p), it.n);
         spaces_free(it.p);
+        if (shm) shm_note_free(k, it.p);
         it.p = nullptr;
       }
       if (i >= n) continue;
@@ -1477,6 +2093,7 @@ class Model {
         if (heap) return fail("burst: spaces_malloc(%zu) = NULL", sz);
         continue;  // (chunk_call checked the refusal)
       }
+      if (shm && !shm_note_alloc(k, p, shm_path(sz, 0))) return;
       it.p = static_cast<uint8_t*>(p);
       it.n = sz;
       it.sig = mix64(x);
@@ -1651,6 +2268,15 @@ class Model {
         if (spaces_chunk_of(&local) != nullptr) fail("spaces_chunk_of of a stack address");
         errno = 0;
         if (spaces_chunk_create(0x80) != nullptr || errno != EINVAL) fail("chunk_create(bad flags)");
+        // the shared-memory calls on what is not an attached shared-memory region
+        SpacesChunk other = slot_[k]->live && !slot_[k]->shm ? slot_[k]->h : nullptr;
+        errno = 0;
+        if (spaces_chunk_root(other) != nullptr || errno != EINVAL) fail("spaces_chunk_root(%p) did not fail", static_cast<void*>(other));
+        errno = 0;
+        spaces_chunk_set_root(other, &local);
+        if (errno != EINVAL) fail("spaces_chunk_set_root(%p) did not fail", static_cast<void*>(other));
+        errno = 0;
+        if (spaces_chunk_close_shared(other) != -1 || errno != EINVAL) fail("spaces_chunk_close_shared(%p) did not fail", static_cast<void*>(other));
         break;
       }
     }
