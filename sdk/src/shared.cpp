@@ -107,6 +107,8 @@ struct ShAttach {
   Heap unused;        // (layout mirror of Chunk::heap)
   uint32_t magic;     // never kChunkMagic
   ShHeader* h;        // NULL: unused entry
+  std::atomic<uint32_t> seq;  // odd while the entry is rewritten (lookups of other addresses
+                              // scan every entry, and entries are reused)
   uintptr_t base, end;
   size_t granules, meta;
   dev_t dev;          // the object (an unlinked and recreated name is another object)
@@ -125,11 +127,21 @@ SPACES_TLS int t_sh_nheld = 0;
 ShAttach* sh_by_addr(uintptr_t a) {
   int n = g_sh_count.load(std::memory_order_acquire);
   for (int i = 0; i < n; i++) {
-    ShHeader* h = __atomic_load_n(&g_sh[i].h, __ATOMIC_ACQUIRE);
-    if (h && a >= g_sh[i].base && a < g_sh[i].end) return &g_sh[i];
+    ShAttach* at = &g_sh[i];
+    uint32_t seq = at->seq.load(std::memory_order_acquire);
+    if ((seq & 1) || __atomic_load_n(&at->h, __ATOMIC_ACQUIRE) == nullptr) continue;
+    // (acquire loads keep the second read of seq after them: a seqlock without fences)
+    uintptr_t lo = __atomic_load_n(&at->base, __ATOMIC_ACQUIRE), hi = __atomic_load_n(&at->end, __ATOMIC_ACQUIRE);
+    if (at->seq.load(std::memory_order_acquire) != seq) continue;  // rewritten meanwhile: not ours
+    if (a >= lo && a < hi) return at;
   }
   return nullptr;
 }
+// (g_sh_lock held) Brackets a rewrite of an entry for the lock-free lookups.
+void sh_begin_rewrite(ShAttach* at) {
+  at->seq.store(at->seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+void sh_end_rewrite(ShAttach* at) { at->seq.store(at->seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
 ShAttach* sh_by_handle(SpacesChunk c) {
   ShAttach* at = reinterpret_cast<ShAttach*>(c);
   if (at < g_sh || at >= g_sh + kShMaxAttached || (reinterpret_cast<uintptr_t>(at) - reinterpret_cast<uintptr_t>(g_sh)) % sizeof(ShAttach) != 0)
@@ -524,9 +536,10 @@ ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st) {
     if (n == kShMaxAttached) return nullptr;
     at = &g_sh[n];
   }
+  sh_begin_rewrite(at);
   at->magic = 0;
-  at->base = hd.base;
-  at->end = hd.base + hd.total;
+  __atomic_store_n(&at->base, uintptr_t(hd.base), __ATOMIC_RELEASE);  // (after the odd seq)
+  __atomic_store_n(&at->end, uintptr_t(hd.base + hd.total), __ATOMIC_RELEASE);
   at->granules = hd.granules;
   at->meta = hd.meta;
   at->dev = st.st_dev;
@@ -535,6 +548,7 @@ ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st) {
   at->pressure = nullptr;
   at->pressure_arg = nullptr;
   __atomic_store_n(&at->h, h, __ATOMIC_RELEASE);
+  sh_end_rewrite(at);
   if (at == &g_sh[n]) g_sh_count.store(n + 1, std::memory_order_release);
   return at;
 }
@@ -880,7 +894,9 @@ SPACES_API int spaces_chunk_close_shared(SpacesChunk c) noexcept {
     return -1;
   }
   if (--at->refs > 0) return 0;
+  sh_begin_rewrite(at);
   __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
+  sh_end_rewrite(at);
   munmap(reinterpret_cast<void*>(at->base), at->end - at->base);
   return 0;
 }
