@@ -441,6 +441,8 @@ void test_fork() {
 struct Message {
   char* strings[8];
   char* reply;
+  Ring* ring;  // both processes' workers hand blocks to each other through it
+  std::atomic<int> child_ready;
 };
 int exec_child(const char* name) {
   SpacesChunk c = spaces_chunk_open_shared(name, 0);
@@ -450,10 +452,8 @@ int exec_child(const char* name) {
   for (int i = 0; i < 8; i++)
     if (strcmp(m->strings[i], ("string number " + std::to_string(i)).c_str()) != 0) return 12;
   for (int i = 0; i < 8; i++) FREE_BLOCK(m->strings[i]);  // freed by the other process
-  Ring* ring = make_ring(c);
-  int bad = two_threads(c, ring, 300);
-  drain(ring);
-  FREE_BLOCK(ring);
+  m->child_ready.store(1);
+  int bad = two_threads(c, m->ring, 300);  // at the same time as the parent's two threads
   m->reply = static_cast<char*>(spaces_chunk_alloc(c, 32, 0));
   strcpy(m->reply, "hello from the child");
   spaces_chunk_close_shared(c);
@@ -469,15 +469,20 @@ void test_fork_exec() {
     m->strings[i] = static_cast<char*>(spaces_chunk_alloc(c, s.size() + 1, 0));
     memcpy(m->strings[i], s.c_str(), s.size() + 1);
   }
+  m->ring = make_ring(c);
   spaces_chunk_set_root(c, m);
-  CHECK(stats_of(c).live_blocks == 9);
+  CHECK(stats_of(c).live_blocks == 10);
   pid_t pid = fork();
   if (pid == 0) {
     execl(g_self, g_self, "--exec-child", name.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  for (int spins = 0; m->child_ready.load() == 0 && spins < 10000; spins++) usleep(1000);
+  CHECK(two_threads(c, m->ring, 600) == 0);  // 2 processes x 2 threads, cross-process frees
   int rc = wait_child(pid);
   CHECK(rc == 0);
+  drain(m->ring);
+  FREE_BLOCK(m->ring);
   CHECK(m->reply && strcmp(m->reply, "hello from the child") == 0);
   CHECK(stats_of(c).live_blocks == 2);  // the message and the reply
   CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
