@@ -498,6 +498,16 @@ struct ChunkSlot {
   size_t peak_bound = 0;
   int pressure_mode = 0;      // 0 none, 1 free blocks, 2 raise the ceiling, 3 refuse
   int pressure_calls = 0;
+  // What a freshly created region must report: no hits, no peak yet, no pressure handler.
+  void reset_expectations() {
+    fp_known = true;
+    hits = 0;
+    peak_seen = 0;
+    peak_unbounded = false;
+    peak_bound = 0;
+    pressure_mode = 0;
+    pressure_calls = 0;
+  }
   uint32_t pressure_arg = 0;
   Model* model = nullptr;
   std::atomic<size_t>* nulls = nullptr;  // shared: NULL results of every thread
@@ -600,13 +610,7 @@ inline bool shm_create_slot(ChunkSlot& s, size_t capacity, bool long_name) {
   s.dirty = false;
   s.ceiling = s.total;  // (the ceiling a shared-memory region reports: its capacity unless lower)
   s.fp_hi = st.footprint;
-  s.fp_known = true;
-  s.hits = 0;
-  s.peak_seen = 0;
-  s.peak_unbounded = false;
-  s.peak_bound = 0;
-  s.pressure_mode = 0;
-  s.pressure_calls = 0;
+  s.reset_expectations();
   s.m_blocks = s.m_large = s.m_usable = s.m_cost = 0;
   if (spaces_chunk_unlink_shared(s.name) != 0) {
     fail("spaces_chunk_unlink_shared(\"%.40s\") failed (errno %d)", s.name, errno);
@@ -1451,13 +1455,7 @@ class Model {
     s.live = true;
     s.ceiling = 0;
     s.fp_hi = 0;
-    s.fp_known = true;
-    s.hits = 0;
-    s.peak_seen = 0;
-    s.peak_unbounded = false;
-    s.peak_bound = 0;
-    s.pressure_mode = 0;
-    s.pressure_calls = 0;
+    s.reset_expectations();
     ChunkStats st;
     if (!stats_of(s, st)) return;
     if (st.live_blocks || st.footprint || st.ceiling || st.ceiling_hits || st.flags != flags || st.slabs ||
@@ -1984,11 +1982,11 @@ class Model {
     switch (s.pressure_mode) {
       case 1: {  // evict: free up to N blocks of the region, newest first
         std::vector<uint32_t>& v = m.owned_[1 + k];
-        unsigned todo = 1 + s.pressure_arg % 8;
-        for (size_t i = v.size(); i-- > 0 && todo;) {
+        unsigned to_evict = 1 + s.pressure_arg % 8;
+        for (size_t i = v.size(); i-- > 0 && to_evict;) {
           if (m.recs_[v[i]].busy) continue;
           m.free_block(v[i], false);
-          todo--;
+          to_evict--;
         }
         return 1;
       }
