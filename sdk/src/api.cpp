@@ -29,20 +29,40 @@ SPACES_TLS bool t_initializing = false;
 spaces_error_fn g_error_fn = nullptr;
 void* g_error_arg = nullptr;
 
+// fork(): every lock a child may need is taken in a fixed order (libc's stdio list lock, the
+// chunks' locks, shared-region attach, heaps, arenas: the order the allocation paths nest them),
+// so the child inherits consistent structures and frees them all. A process that never had a
+// second thread takes none: only a frame of this thread, interrupted by a signal handler that
+// forks, can hold one, and waiting for it would deadlock (glibc skips its malloc locks there
+// too); that frame resumes and releases it in both processes.
+bool g_fork_locked = false;  // (written by the forking thread only, read back by it)
 void fork_prepare() {
+  g_fork_locked = !os_single_threaded();
+  if (!g_fork_locked) return;
+  os_fork_stdio_lock();
+  chunk_fork_lock();
   shared_fork_lock();
   heap_fork_lock();
   g_arena_lock.lock();
 }
 void fork_parent() {
+  if (!g_fork_locked) return;
   g_arena_lock.unlock();
   heap_fork_unlock();
   shared_fork_unlock();
+  chunk_fork_unlock();
+  os_fork_stdio_unlock();
 }
 void fork_child() {
-  arena_after_fork_child();
-  heap_after_fork_child();
-  shared_fork_child();  // (the child keeps every attached shared region: same mappings)
+  if (g_fork_locked) {
+    os_fork_stdio_child();
+    arena_after_fork_child();
+    heap_after_fork_child();
+    chunk_fork_child();
+    shared_fork_child();  // (the child keeps every attached shared region: same mappings)
+  } else {
+    shared_fork_child_unlocked();
+  }
 }
 
 // A private copy of stderr: programs such as coreutils close fd 2 in their own atexit handler,
@@ -116,14 +136,22 @@ char* format_hex(char* out, uintptr_t v) {  // out: at least 19 bytes
   return out;
 }
 
+char* format_dec(char* out, unsigned long long v) {  // out: at least 21 bytes
+  char tmp[20];
+  int n = 0;
+  do tmp[n++] = char('0' + v % 10), v /= 10; while (v);
+  while (n) *out++ = tmp[--n];
+  *out = 0;
+  return out;
+}
+
 void write_num(int fd, const char* label, unsigned long long v) {
   char buf[32];
-  char* e = buf + sizeof buf;
-  *--e = 0;
-  *--e = '\n';
-  do *--e = char('0' + v % 10), v /= 10; while (v);
+  char* e = format_dec(buf, v);
+  e[0] = '\n';
+  e[1] = 0;
   write_str(fd, label);
-  write_str(fd, e);
+  write_str(fd, buf);
 }
 
 void report_error(int code, const void* addr, const char* what) {
@@ -138,8 +166,10 @@ void report_error(int code, const void* addr, const char* what) {
   line[0] = 0;
   strncat(line, "spaces: error: ", sizeof line - 1);
   strncat(line, what, sizeof line - strlen(line) - 1);
-  strncat(line, " at ", sizeof line - strlen(line) - 1);
-  strncat(line, hex, sizeof line - strlen(line) - 1);
+  if (addr != nullptr) {
+    strncat(line, " at ", sizeof line - strlen(line) - 1);
+    strncat(line, hex, sizeof line - strlen(line) - 1);
+  }
   strncat(line, "\n", sizeof line - strlen(line) - 1);
   write_str(2, line);
   abort();
@@ -147,8 +177,15 @@ void report_error(int code, const void* addr, const char* what) {
 
 bool chunk_suppress_oom_report();
 
-void* out_of_memory() {
-  if (option(kOpt_abort_on_oom) && !chunk_suppress_oom_report()) report_error(SPACES_ERROR_OUT_OF_MEMORY, nullptr, "out of memory");
+// `size`: the request that failed, named in the report (abort_on_oom): "out of memory
+// (request of 123456 bytes)", never a meaningless address.
+void* out_of_memory(size_t size) {
+  if (option(kOpt_abort_on_oom) && !chunk_suppress_oom_report()) {
+    char msg[80] = "out of memory (request of ";
+    char* e = format_dec(msg + strlen(msg), size);
+    strcpy(e, " bytes)");
+    report_error(SPACES_ERROR_OUT_OF_MEMORY, nullptr, msg);
+  }
   errno = ENOMEM;
   return nullptr;
 }
@@ -171,18 +208,18 @@ static Slab* checked_slab(const void* p, const char* what) {
   return s;
 }
 
-static size_t small_usable(Slab* s, const void* p) {
-  if (SPACES_LIKELY(!s->has_aligned)) return s->block_size;
-  Block* b = slab_block_start(s, p);
+// Usable bytes of small block p (0 after reporting p as no block start).
+static size_t small_usable(Slab* s, const void* p, const char* what) {
+  Block* b = small_block_of(s, p, what);
   return b ? s->block_size - size_t(static_cast<const uint8_t*>(p) - reinterpret_cast<uint8_t*>(b)) : 0;
 }
 
 // Alignment above 16 (a power of two) from heap h (a thread heap or a chunk's).
 void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
-  if (align > kMaxAlign || size > kMaxRequest) return out_of_memory();  // also: no overflow below
+  if (align > kMaxAlign || size > kMaxRequest) return out_of_memory(size);  // also: no overflow below
   if (h->state == kHeapStatic) {
     h = heap_thread_init();
-    if (h == nullptr) return out_of_memory();
+    if (h == nullptr) return out_of_memory(size);
   }
   if (chunk_route_slow(h)) return chunk_alloc_routed(h, align, size, false);
   // Slots are naturally aligned when the slab's first block (offset 256) and the class size
@@ -202,7 +239,7 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     }
     return reinterpret_cast<void*>(a);
   }
-  if (size < kSmallMax + 1) size = kSmallMax + 1;  // force the large path
+  if (size < kSmallMax + 1) size = kSmallMax + 1;  // the large path (usable: 12 KiB, not the run)
   return large_alloc(size, align, false, h->chunk);
 }
 
@@ -230,15 +267,10 @@ SPACES_API void spaces_free(void* p) noexcept {
     Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
     if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == thread_self())) {
       Block* b = static_cast<Block*>(p);
-#ifdef SPACES_DEBUG
-      // Debug builds also refuse pointers inside a block (a division: too dear for release).
-      if ((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s) - kSlabHeader) % s->block_size != 0 ||
-          s->has_aligned) {
-        heap_free_slow(p);
-        return;
-      }
-#endif
-      if (SPACES_LIKELY(!slab_block_looks_free(s, b))) {
+      // A block start of this slab, not its header, not inside a block (two compares and a
+      // multiply; the slow path says which mistake it was), and not already free.
+      uint32_t n = uint32_t(q & kSlabMask) - uint32_t(kSlabHeader - 1);
+      if (SPACES_LIKELY(slab_is_block_start(s, n) && !slab_block_looks_free(s, b))) {
         track_free(s->chunk, b, b, s->block_size);
         link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
         s->free = b;
@@ -253,7 +285,7 @@ SPACES_API void spaces_free(void* p) noexcept {
 
 SPACES_API void* spaces_calloc(size_t count, size_t size) noexcept {
   size_t total;
-  if (SPACES_UNLIKELY(__builtin_mul_overflow(count, size, &total))) return out_of_memory();
+  if (SPACES_UNLIKELY(__builtin_mul_overflow(count, size, &total))) return out_of_memory(SIZE_MAX);
   if (total > kSmallMax) {
     Heap* h = t_heap;
     return heap_malloc_slow(h, total, true);
@@ -269,7 +301,7 @@ SPACES_API size_t spaces_usable_size(const void* p) noexcept {
   if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1) && shared_usable(p, &shared_size)) return shared_size;
   Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
   if (s == nullptr) return 0;
-  if (s->kind == kSlabSmall) return small_usable(s, p);
+  if (s->kind == kSlabSmall) return small_usable(s, p, "usable_size of a pointer that is not a live block");
   if (s->kind == kSlabBump) return bump_usable(s, p);
   return large_usable(s, p);
 }
@@ -280,13 +312,14 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
     spaces_free(p);
     return nullptr;
   }
-  if (size > kMaxRequest) return out_of_memory();  // (p stays valid and untouched)
+  if (size > kMaxRequest) return out_of_memory(size);  // (p stays valid and untouched)
   if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1) && shared_owns(p)) return shared_realloc_any(p, size);
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
   if (s->kind != kSlabSmall) return large_realloc(s, p, size);
-  size_t usable = small_usable(s, p);
+  size_t usable = small_usable(s, p, "realloc of a pointer that is not a live block");
+  if (usable == 0) return nullptr;  // (reported)
   if (!kMemcheckExactSizes && size <= usable && size >= usable / 2)
     return p;  // shrink in place unless it wastes half
   void* n = spaces_malloc(size);
@@ -298,7 +331,7 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
 
 SPACES_API void* spaces_reallocarray(void* p, size_t count, size_t size) noexcept {
   size_t total;
-  if (__builtin_mul_overflow(count, size, &total)) return out_of_memory();
+  if (__builtin_mul_overflow(count, size, &total)) return out_of_memory(SIZE_MAX);
   return spaces_realloc(p, total);
 }
 
@@ -309,6 +342,14 @@ SPACES_API void* spaces_aligned_alloc(size_t align, size_t size) noexcept {
   }
   if (align <= 16) return spaces_malloc(size < align ? align : size);
   return heap_aligned_alloc(t_heap, align, size);
+}
+
+// pvalloc: whole pages. The round-up is checked (SIZE_MAX used to wrap to a one-page block).
+SPACES_API void* spaces_pvalloc(size_t size) noexcept {
+  size_t page = os_page_size();
+  if (size > kMaxRequest) return out_of_memory(size);
+  size_t rounded = size == 0 ? page : (size + page - 1) & ~(page - 1);
+  return spaces_aligned_alloc(page, rounded);
 }
 
 SPACES_API int spaces_posix_memalign(void** out, size_t align, size_t size) noexcept {
@@ -363,8 +404,7 @@ SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) no
 SPACES_API int spaces_owns(const void* p) noexcept {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (a != 0 && shared_owns(p)) return 1;
-  if (a == 0 || a >= __atomic_load_n(&g_map.limit, __ATOMIC_ACQUIRE)) return 0;
-  return pagemap_in_region(a) ? 1 : 0;
+  return a != 0 && pagemap_in_region(a) ? 1 : 0;
 }
 
 SPACES_API void spaces_collect(int force) noexcept {

@@ -174,7 +174,10 @@ Arena* arena_new(bool huge) {
   a->dirty_since = 0;
   a->on_free_list = false;
   a->huge = huge;
-  pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, true);
+  if (!pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, true)) {
+    os_unmap(p, kArenaSize);
+    return nullptr;
+  }
   return a;
 }
 
@@ -274,7 +277,10 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
   void* p = os_map_aligned(total, a, hp == 2 && size >= kHugePage);
   if (p == nullptr) return nullptr;
   if (hp == 1 && size >= kHugePage) os_hugepage_advise(p, total);
-  pagemap_set_region(reinterpret_cast<uintptr_t>(p), total, true);
+  if (!pagemap_set_region(reinterpret_cast<uintptr_t>(p), total, true)) {
+    os_unmap(p, total);
+    return nullptr;
+  }
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, total));
   *mapped = total;
   LockGuard g(g_arena_lock);

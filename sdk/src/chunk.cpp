@@ -64,6 +64,8 @@ struct Chunk {
   bool ceiling_blocked;
   uintptr_t walker_tp;  // thread walking the large list (it already holds large_lock)
   Chunk* free_next;
+  Chunk* all_next;      // every Chunk struct ever made (never freed), for fork
+  uint8_t fork_held;    // locks the forking thread took in chunk_fork_lock (1: lock, 2: large)
 };
 
 // ---- bump slabs ------------------------------------------------------------------------------
@@ -273,6 +275,7 @@ namespace {
 
 SpinLock g_chunk_lock;  // the pool of Chunk structs
 Chunk* g_chunk_free = nullptr;
+Chunk* g_all_chunks = nullptr;  // registry (g_chunk_lock); structs are recycled, never unmapped
 uint8_t* g_chunk_cursor = nullptr;
 uint8_t* g_chunk_end = nullptr;
 SPACES_TLS bool t_chunk_alloc = false;  // suppresses abort_on_oom for ceiling refusals
@@ -294,6 +297,8 @@ Chunk* chunk_struct_alloc() {
   }
   Chunk* c = reinterpret_cast<Chunk*>(g_chunk_cursor);
   g_chunk_cursor += need;
+  c->all_next = g_all_chunks;
+  g_all_chunks = c;
   return c;
 }
 
@@ -517,6 +522,47 @@ void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes) {
 
 bool chunk_suppress_oom_report() { return t_chunk_alloc; }
 
+// fork(): a thread inside a thread-shared chunk's allocation holds its lock; the child must not
+// inherit it held (it would hang on its first allocation or stats call). Chunk locks come before
+// the heap and arena locks, as on the allocation path.
+// A fork from a walk callback: the walking thread already holds its chunk's lock (thread-shared
+// chunks) and, while it visits large blocks, the large lock; it takes neither again.
+void chunk_fork_lock() {
+  g_chunk_lock.lock();
+  uintptr_t self = thread_self();
+  for (Chunk* c = g_all_chunks; c; c = c->all_next) {
+    if (__atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == self) {
+      c->fork_held = c->large_lock.try_lock() ? 2 : 0;
+      continue;
+    }
+    c->lock.lock();
+    c->large_lock.lock();
+    c->fork_held = 3;
+  }
+}
+void chunk_fork_unlock() {
+  for (Chunk* c = g_all_chunks; c; c = c->all_next) {
+    if (c->fork_held & 2) c->large_lock.unlock();
+    if (c->fork_held & 1) c->lock.unlock();
+    c->fork_held = 0;
+  }
+  g_chunk_lock.unlock();
+}
+// Only the forking thread lives on: a chunk heap another thread had captured keeps no fast-free
+// tag (a new thread of the child may get the dead thread's TCB address and would otherwise free
+// into it unsynchronised); the chunk itself stays usable by any thread.
+void chunk_fork_child() {
+  uintptr_t self = thread_self();
+  for (Chunk* c = g_all_chunks; c; c = c->all_next) {
+    if (c->fork_held & 1) c->lock.reset();  // (a walker's own holds stay: it releases them)
+    if (c->fork_held & 2) c->large_lock.reset();
+    c->fork_held = 0;
+    uintptr_t tp = __atomic_load_n(&c->heap.tp, __ATOMIC_RELAXED);
+    if (tp != 0 && tp != self && c->magic == kChunkMagic) heap_bind_slabs(&c->heap, 0);
+  }
+  g_chunk_lock.reset();
+}
+
 // Allocation through a captured chunk's heap (spaces_thread_set_chunk) that left the fast path:
 // take the chunk's own path so the ceiling counts hits and calls the pressure handler.
 bool chunk_route_slow(Heap* h) { return h->chunk != nullptr && !t_chunk_alloc; }
@@ -658,6 +704,10 @@ SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) 
   }
   if (shared) return shared_realloc(handle, p, size);
   size_t usable = spaces_usable_size(p);
+  if (usable == 0) {  // (reported: not a block start)
+    errno = EINVAL;
+    return nullptr;
+  }
   Slab* s = slab_of(p);
   bool in_place = !kMemcheckExactSizes && ((s->kind == kSlabSmall && size <= usable && size >= usable / 2) ||
                   (s->kind == kSlabLargeRun && size <= usable && size > usable / 2 && size > kSmallMax));

@@ -32,7 +32,7 @@ namespace spaces_core {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 // Constant-initialised (no constructor runs): free == itself marks "no block".
 // bump = UINTPTR_MAX: no bump room either (the chunk fast path bump-allocates).
-Slab g_empty_slab = {&g_empty_slab, 0, 0, 0, 0, nullptr, 0, 0, 0, 0, 0, 0, UINTPTR_MAX};
+Slab g_empty_slab = {&g_empty_slab, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UINTPTR_MAX};
 
 namespace {
 template <size_t... D, size_t... C>
@@ -385,7 +385,7 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
 void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
     h = heap_thread_init();
-    if (h == nullptr) return out_of_memory();
+    if (h == nullptr) return out_of_memory(size);
   }
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax) return large_alloc(size, 0, zero, h->chunk);
@@ -395,7 +395,7 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
     Slab* s = h->cur[cls];
     if (!slab_has_free(s)) {
       s = heap_refill(h, cls);
-      if (s == nullptr) return out_of_memory();
+      if (s == nullptr) return out_of_memory(size);
     }
     Block* b = static_cast<Block*>(s->free);
     uintptr_t off = link_get(b) ^ s->key;
@@ -457,6 +457,24 @@ static void report_unowned_free(void* p) {
   report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (or free of a pointer into freed memory)");
 }
 
+// The block of size-class slab s that p designates, or NULL after reporting p as a pointer into
+// the slab's header (allocator metadata) or into a block. Every path that takes a small block
+// back from the program (free, realloc, usable_size, sized free) asks this. A slab that has
+// handed out aligned blocks accepts any pointer into a block (an aligned pointer is one).
+Block* small_block_of(Slab* s, const void* p, const char* what) {
+  uint32_t n = slab_offset(s, p);
+  if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
+  if (s->has_aligned && n < s->capacity * s->block_size) return slab_block_start(s, p);
+  char msg[128];
+  msg[0] = 0;
+  strncat(msg, what, 64);
+  strcat(msg, reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s) < kSlabHeader
+                  ? " (pointer into a slab header: allocator metadata)"
+                  : " (pointer inside a block)");
+  report_error(SPACES_ERROR_INVALID_FREE, p, msg);
+  return nullptr;
+}
+
 void heap_free_slow(void* p) {
   if (p == nullptr) return;
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
@@ -467,14 +485,8 @@ void heap_free_slow(void* p) {
   Slab* s = slab_of(p);
   switch (s->kind) {
     case kSlabSmall: {
-      Block* b = static_cast<Block*>(p);
-      if (SPACES_UNLIKELY(s->has_aligned)) b = slab_block_start(s, p);
-      uintptr_t first = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
-      if (b == nullptr || reinterpret_cast<uintptr_t>(b) < first ||
-          (reinterpret_cast<uintptr_t>(b) - first) % s->block_size != 0) {
-        report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a block)");
-        return;
-      }
+      Block* b = small_block_of(s, p, "invalid free");
+      if (b == nullptr) return;  // (reported)
       // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
       // one it is bound to, so the answer to "is it mine?" cannot change under us.
       Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
@@ -590,16 +602,18 @@ void heap_fork_lock() { g_heap_lock.lock(); }
 void heap_fork_unlock() { g_heap_lock.unlock(); }
 
 // In the child of fork() only the forking thread survives: every other active heap is
-// abandoned so its slabs can be adopted.
+// abandoned so its slabs can be adopted. The survivor's own heap is t_home_heap: t_heap may be a
+// chunk's heap it captured (that stays captured; chunk_fork_child unbinds the others').
 void heap_after_fork_child() {
   g_heap_lock.reset();
+  Heap* self = t_home_heap;
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
-    if (h->state == kHeapActive && h != t_heap) {
+    if (h->state == kHeapActive && h != self) {
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
       pool_put(h);
     }
   }
-  if (g_key_ready && t_heap != &g_empty_heap) pthread_setspecific(g_thread_key, t_heap);
+  if (g_key_ready && self != &g_empty_heap) pthread_setspecific(g_thread_key, self);
 }
 
 HeapTotals heap_totals() {

@@ -62,6 +62,9 @@ constexpr size_t kMaxAlign = size_t(1) << 30;
 constexpr unsigned kNumClasses = 57;
 struct ClassTables {
   uint32_t size[kNumClasses];
+  uint32_t magic[kNumClasses];  // ceil(2^32 / size): floor(n / size) for n < 2^16 (slab_block_index)
+  uint32_t inv[kNumClasses];    // inverse of size's odd factor mod 2^32 (slab_exact_index)
+  uint8_t shift[kNumClasses];   // size's power of two
   uint8_t of[kSmallMax / 8 + 1];  // index (size + 7) >> 3
 };
 extern const ClassTables g_classes;
@@ -143,7 +146,6 @@ struct alignas(64) Slab {
                           // the heap, the heap tracks the slab and it has no aligned block;
                           // 0 otherwise. Anything but the freeing thread's own pointer sends
                           // free() to the slow path; comparing with %fs:0 costs no TLS lookup.
-  Heap* owner;            // heap owning the slab (NULL for large blocks)
   uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
   uint8_t kind;           // SlabKind
   uint8_t cls;
@@ -151,8 +153,12 @@ struct alignas(64) Slab {
   uint8_t has_aligned;    // blocks handed out at an offset inside their slot (aligned alloc)
   uint32_t capacity;      // blocks that fit
   uintptr_t bump;         // first never-carved block (address)
+  uint32_t div_inv;       // block-start test without a divide (slab_exact_index): the inverse of
+  uint8_t div_shift;      // block_size's odd factor mod 2^32, and its power of two
   // -- line 1: written by other threads --
   alignas(64) std::atomic<uintptr_t> thread_free;
+  Heap* owner;            // heap owning the slab (NULL for large blocks): read by remote frees
+                          // with thread_free, by the fast free path only when a slab empties
   // -- line 2: owner-private links and large-block data --
   alignas(64) Slab* next; // partial list / empty cache
   Slab* prev;
@@ -167,6 +173,28 @@ struct alignas(64) Slab {
   Slab* chunk_prev;
 };
 static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
+
+// Offsets, block indexes and the block-start test of a size-class slab, by multiplication (no
+// divide on any path). n is the offset of a pointer from the slab's first block, as 32 bits (a
+// pointer into the header wraps to above 2^32 - 256). With block size d = d0 * 2^k (d0 odd),
+// rotating n * d0^-1 (mod 2^32) right by k gives n / d when d divides n and a value above
+// (2^32 - 1) / d when it does not (Granlund and Montgomery 1994; Hacker's Delight 10-17), so ONE
+// compare with `capacity` refuses header pointers, pointers inside a block and pointers past the
+// last block. The free fast path pays an imul, a rotate and that compare. Slabs that are not
+// size-class slabs have capacity 0 and refuse everything. For a pointer that may be inside a
+// block (aligned slabs), floor(n / d) = (n * ceil(2^32 / d)) >> 32 for n < 2^16, d <= 2^13.
+// tests/core/slab_test.cpp checks both for every class and every offset.
+SPACES_INLINE uint32_t slab_offset(const void* s, const void* p) {
+  return uint32_t(reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) - uint32_t(kSlabHeader);
+}
+SPACES_INLINE uint32_t slab_exact_index(const Slab* s, uint32_t n) {
+  uint32_t x = n * s->div_inv;
+  return (x >> s->div_shift) | (x << ((32 - s->div_shift) & 31));
+}
+SPACES_INLINE bool slab_is_block_start(const Slab* s, uint32_t n) { return slab_exact_index(s, n) < s->capacity; }
+SPACES_INLINE uint32_t slab_block_index(const Slab* s, uint32_t n) {  // n < capacity * block_size
+  return uint32_t((uint64_t(n) * g_classes.magic[s->cls]) >> 32);
+}
 
 SPACES_INLINE Slab* slab_of(const void* p) {
   return reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
@@ -246,21 +274,38 @@ bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (doub
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 
 // ---- pagemap (pagemap.cpp) -------------------------------------------------------------------
-// g_headmap: one bit per 64 KiB granule of user space, set while the granule holds the header
-// of a live slab or large block. One 64-bit word covers one 4 MiB arena, so arena code updates
-// whole words under the arena lock; direct mappings use atomic or/and.
+// Which 64 KiB granules hold the header of a live slab or large block (`heads`, one bit each) and
+// which 4 MiB windows hold Spaces memory (`arenas`, one bit each), in two levels: a static root
+// of one pointer per 4 GiB of the 47-bit user space (256 KiB of .bss, untouched where unused)
+// and a 8 KiB leaf per 4 GiB window that Spaces maps into, made on first use and never freed.
+// So the map costs address space only where Spaces has memory (a flat map would reserve 260 MiB,
+// which RLIMIT_AS counts), and a lookup of any address is two loads that never fault.
+constexpr unsigned kLeafShift = 32;                                         // 4 GiB per leaf
+constexpr size_t kLeafWords = size_t(1) << (kLeafShift - kArenaShift);      // 1024 head words
+constexpr size_t kRootEntries = size_t(kAddressLimit >> kLeafShift);        // 32768
+struct PageLeaf {
+  std::atomic<uint64_t> heads[kLeafWords];       // bit (q >> 16) & 63 of word (q >> 22) & 1023
+  std::atomic<uint64_t> arenas[kLeafWords / 64]; // bit per 4 MiB window
+};
 struct PageMap {
-  uintptr_t limit;                  // 0 until initialised, then kAddressLimit
-  std::atomic<uint64_t>* heads;     // kAddressLimit >> 22 words
-  std::atomic<uint64_t>* arenas;    // one bit per 4 MiB: an arena (or direct mapping) lives here
+  std::atomic<PageLeaf*> leaves[kRootEntries];   // NULL: Spaces has nothing in that 4 GiB
 };
 extern PageMap g_map;
 bool pagemap_init();
 void pagemap_set_head(uintptr_t granule_addr, bool on);
-void pagemap_set_region(uintptr_t start, size_t size, bool on);  // arena-level bits
+// Arena-level bits; setting them first makes the leaves of [start, start + size): false when a
+// leaf cannot be mapped (the caller gives the memory back and answers ENOMEM).
+bool pagemap_set_region(uintptr_t start, size_t size, bool on);
+bool pagemap_prepare(uintptr_t start, size_t size);  // make the leaves only
+SPACES_INLINE PageLeaf* pagemap_leaf(uintptr_t a) {
+  uintptr_t i = a >> kLeafShift;
+  if (SPACES_UNLIKELY(i >= kRootEntries)) return nullptr;  // (also NULL - 1, non-canonical)
+  return g_map.leaves[i].load(std::memory_order_relaxed);
+}
 SPACES_INLINE bool pagemap_is_head(uintptr_t q) {  // q = pointer - 1
-  if (SPACES_UNLIKELY(q >= g_map.limit)) return false;
-  uint64_t w = g_map.heads[q >> kArenaShift].load(std::memory_order_relaxed);
+  PageLeaf* l = pagemap_leaf(q);
+  if (SPACES_UNLIKELY(l == nullptr)) return false;
+  uint64_t w = l->heads[(q >> kArenaShift) & (kLeafWords - 1)].load(std::memory_order_relaxed);
   return (w >> ((q >> kSlabShift) & 63)) & 1;
 }
 bool pagemap_in_region(uintptr_t p);
@@ -271,6 +316,10 @@ void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
 void os_unmap(void* p, size_t size);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
+void os_fork_stdio_lock();     // atfork: libc's stdio list lock, taken before Spaces' locks
+void os_fork_stdio_unlock();
+void os_fork_stdio_child();
+bool os_single_threaded();
 uint64_t os_now_ns();
 uint64_t os_random();
 size_t os_page_size();
@@ -365,6 +414,7 @@ extern SPACES_TLS Heap* t_heap;
 
 void* heap_malloc_slow(Heap* h, size_t size, bool zero);
 void heap_free_slow(void* p);
+Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: reported
 void heap_slab_emptied(Heap* h, Slab* s);
 Heap* heap_thread_init();
 void heap_thread_done(void* h);
@@ -402,6 +452,7 @@ void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg);
 void shared_fork_lock();
 void shared_fork_unlock();
 void shared_fork_child();
+void shared_fork_child_unlocked();  // fork without locks (single-threaded process)
 void* heap_aligned_alloc(Heap* h, size_t align, size_t size);
 void heap_mark_aligned(Slab* s);
 extern SPACES_TLS Heap* t_home_heap;   // the thread's own heap (t_heap may be a captured chunk's)
@@ -421,6 +472,9 @@ void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes);  // +/-: pending
 void* chunk_realloc_block(Chunk* c, void* p, size_t size);
 bool chunk_route_slow(Heap* h);
 void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero);
+void chunk_fork_lock();   // the chunk pool and every chunk's locks
+void chunk_fork_unlock();
+void chunk_fork_child();  // locks reset; heaps captured by threads the child lacks unbound
 
 // ---- large (large.cpp) ----------------------------------------------------------------------
 void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk = nullptr);
@@ -435,10 +489,11 @@ LargeTotals large_totals();
 // ---- api (api.cpp) --------------------------------------------------------------------------
 bool ensure_init();
 void report_error(int code, const void* addr, const char* what);
-void* out_of_memory();   // sets ENOMEM (or reports), returns NULL
+void* out_of_memory(size_t size);   // sets ENOMEM (or reports the request), returns NULL
 void write_str(int fd, const char* s);
 void write_num(int fd, const char* label, unsigned long long v);
 char* format_hex(char* out, uintptr_t v);
+char* format_dec(char* out, unsigned long long v);  // returns the end (the NUL)
 
 }  // namespace spaces_core
 

@@ -69,24 +69,27 @@ static size_t large_footprint(size_t size, size_t align, size_t* slabs_out) {
 }
 
 void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
-  if (!ensure_init()) return out_of_memory();
-  if (size > kMaxRequest || align > kMaxAlign) return out_of_memory();
+  if (!ensure_init()) return out_of_memory(size);
+  if (size > kMaxRequest || align > kMaxAlign) return out_of_memory(size);
   if (align < 16) align = 16;
   size_t slabs;
   size_t cost = large_footprint(size, align, &slabs);
-  if (chunk && !chunk_reserve(chunk, cost)) return out_of_memory();
+  if (chunk && !chunk_reserve(chunk, cost)) return out_of_memory(size);
   uintptr_t p;
   if (slabs <= kMaxRunSlabs) {
     bool dirty = false;
     Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages));
     if (run == nullptr) {
       if (chunk) chunk_unreserve(chunk, cost);
-      return out_of_memory();
+      return out_of_memory(size);
     }
     uintptr_t start = reinterpret_cast<uintptr_t>(run);
     p = user_ptr_in(start, align);
     uintptr_t end = start + slabs * kSlabSize;
-    Slab* h = init_header(p, kSlabLargeRun, start, slabs, end - p);
+    // An aligned block's pointer sits deep in its run: its usable size stays the request rounded
+    // to pages (4097 at 4096 is 8192, not the run's 61 440-byte tail), and realloc to it stays.
+    size_t usable = align > 16 && page_round(size) < end - p ? page_round(size) : end - p;
+    Slab* h = init_header(p, kSlabLargeRun, start, slabs, usable);
     h->chunk = chunk;
     g_large_blocks.fetch_add(1, std::memory_order_relaxed);
     g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
@@ -102,7 +105,7 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   if (m == nullptr) m = arena_map_direct(lead + size, align, &mapped);
   if (m == nullptr) {
     if (chunk) chunk_unreserve(chunk, cost);
-    return out_of_memory();
+    return out_of_memory(size);
   }
   uintptr_t start = reinterpret_cast<uintptr_t>(m);
   p = user_ptr_in(start, align);
@@ -180,13 +183,17 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
     return p;
   }
   size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
-  if (total < need) return nullptr;
+  if (total < need || !pagemap_prepare(base, total)) return nullptr;
   void* r = mremap(reinterpret_cast<void*>(base), mapped, total, 0);  // grow in place?
   uintptr_t nbase = base;
   if (r == MAP_FAILED) {
     // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
     void* dst = os_map_aligned(total, kArenaSize, false);
     if (dst == nullptr) return nullptr;
+    if (!pagemap_prepare(reinterpret_cast<uintptr_t>(dst), total)) {
+      os_unmap(dst, total);
+      return nullptr;
+    }
     r = mremap(reinterpret_cast<void*>(base), mapped, total, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
     if (r == MAP_FAILED) {
       os_unmap(dst, total);
@@ -219,7 +226,8 @@ void* large_realloc(Slab* h, void* p, size_t size) {
   size_t usable = h->user_size;
   if (!kMemcheckExactSizes && h->kind == kSlabLargeRun) {
     // Fits and is not less than half used: keep it.
-    if (size <= usable && size > usable / 2 && size > kSmallMax) return p;
+    // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
+    if (size <= usable && (size == usable || (size > usable / 2 && size > kSmallMax))) return p;
   } else if (!kMemcheckExactSizes && h->chunk == nullptr && size > (size_t(4) << 20) &&
              reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
     // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)

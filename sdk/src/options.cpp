@@ -38,10 +38,11 @@ static int option_find(const char* name) {
   return -1;
 }
 
+// Integers only: optional sign, decimal digits, nothing after them ("10x", "yes", "" refused).
 static bool parse_ll(const char* s, long long* out) {
   if (s == nullptr || *s == 0) return false;
   bool neg = false;
-  if (*s == '-') neg = true, s++;
+  if (*s == '-' || *s == '+') neg = *s == '-', s++;
   long long v = 0;
   if (*s == 0) return false;
   for (; *s; s++) {
@@ -53,6 +54,53 @@ static bool parse_ll(const char* s, long long* out) {
   return true;
 }
 
+// One stderr line per mistake, at start (as jemalloc does for MALLOC_CONF): the variable as
+// given, that it was ignored, and why. Never allocates.
+static void option_warn(const char* var, const char* why, int hint) {
+  char line[400] = "spaces: warning: ";
+  strncat(line, var, 200);
+  strcat(line, " ignored: ");
+  strcat(line, why);
+  if (hint >= 0) {
+    char num[24];
+    if (strncmp(why, "unknown", 7) == 0) {
+      strcat(line, " (did you mean SPACES_");
+      char* e = line + strlen(line);
+      for (const char* n = kOptionDescs[hint].name; *n; n++) *e++ = (*n >= 'a' && *n <= 'z') ? char(*n - 32) : *n;
+      *e = 0;
+      strcat(line, "?)");
+    } else {
+      strcat(line, " (expected an integer from ");
+      long long lo = kOptionDescs[hint].lo, hi = kOptionDescs[hint].hi;
+      if (lo < 0) strcat(line, "-");
+      format_dec(num, (unsigned long long)(lo < 0 ? -lo : lo));
+      strcat(line, num);
+      strcat(line, " to ");
+      format_dec(num, (unsigned long long)hi);
+      strcat(line, num);
+      strcat(line, ")");
+    }
+  }
+  strcat(line, "\n");
+  write_str(2, line);
+}
+
+// The option whose SPACES_<NAME> is closest to an unknown one (same prefix of at least 6
+// characters, either way round), or -1.
+static int option_guess(const char* upper_name) {
+  for (int i = 0; i < kNumOptions; i++) {
+    const char* n = kOptionDescs[i].name;
+    size_t k = 0;
+    while (n[k] && upper_name[k] && upper_name[k] != '=' &&
+           ((n[k] >= 'a' && n[k] <= 'z') ? char(n[k] - 32) : n[k]) == upper_name[k])
+      k++;
+    if (k >= 6) return i;
+  }
+  return -1;
+}
+
+extern "C" char** environ;
+
 void options_init_from_env() {
   for (int i = 0; i < kNumOptions; i++) {
     char env[64];
@@ -63,10 +111,33 @@ void options_init_from_env() {
       env[n] = (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
     }
     env[n] = 0;
+    const char* text = getenv(env);
+    if (text == nullptr) continue;
     long long v;
-    if (parse_ll(getenv(env), &v) && v >= kOptionDescs[i].lo && v <= kOptionDescs[i].hi) {
+    char var[160];
+    var[0] = 0;
+    strncat(var, env, 64);
+    strcat(var, "=");
+    strncat(var, text, 80);
+    if (!parse_ll(text, &v))
+      option_warn(var, "not an integer", i);
+    else if (v < kOptionDescs[i].lo || v > kOptionDescs[i].hi)
+      option_warn(var, "out of range", i);
+    else
       g_options[i] = v;
+  }
+  // SPACES_<anything else>: a misspelt option would otherwise keep its default without a word.
+  for (char** e = environ; e && *e; e++) {
+    const char* kv = *e;
+    if (strncmp(kv, "SPACES_", 7) != 0) continue;
+    bool known = false;
+    for (int i = 0; i < kNumOptions && !known; i++) {
+      const char* n = kOptionDescs[i].name;
+      size_t k = 0;
+      while (n[k] && ((n[k] >= 'a' && n[k] <= 'z') ? char(n[k] - 32) : n[k]) == kv[7 + k]) k++;
+      known = n[k] == 0 && kv[7 + k] == '=';
     }
+    if (!known) option_warn(kv, "unknown option", option_guess(kv + 7));
   }
 }
 

@@ -52,6 +52,32 @@ void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
 
 void os_unmap(void* p, size_t size) { munmap(p, size); }
 
+// ---- fork ----
+// glibc's fork() runs the atfork prepare handlers (ours) and only then takes its stdio list lock,
+// while its own malloc takes its locks after that lock ("the libio list lock has an indirect
+// malloc dependency", glibc fork.c). A thread in fflush(NULL) holds the list lock and waits for a
+// FILE lock held by a thread in getline, which waits in malloc for a lock our prepare handler
+// took: deadlock. So our prepare handler takes the list lock first (it is recursive: glibc's own
+// take then nests), the parent handler drops that extra hold, and the child's is reset (glibc
+// resets it too; both are idempotent). Weak: another libc simply has no such lock to order.
+extern "C" void _IO_list_lock(void) __attribute__((weak));
+extern "C" void _IO_list_unlock(void) __attribute__((weak));
+extern "C" void _IO_list_resetlock(void) __attribute__((weak));
+extern "C" char __libc_single_threaded __attribute__((weak));
+
+void os_fork_stdio_lock() {
+  if (_IO_list_lock) _IO_list_lock();
+}
+void os_fork_stdio_unlock() {
+  if (_IO_list_unlock) _IO_list_unlock();
+}
+void os_fork_stdio_child() {
+  if (_IO_list_resetlock) _IO_list_resetlock();
+}
+// True while the process has never had a second thread (glibc's own test in fork()): no other
+// thread can hold a lock, only a frame of this one that a signal handler interrupted.
+bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_single_threaded; }
+
 void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
 void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }

@@ -19,7 +19,7 @@ SPACES_EXPORT int posix_memalign(void** out, size_t a, size_t n) noexcept { retu
 SPACES_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
 SPACES_EXPORT void* memalign(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
 SPACES_EXPORT void* valloc(size_t n) noexcept { return spaces_aligned_alloc(4096, n); }
-SPACES_EXPORT void* pvalloc(size_t n) noexcept { return spaces_aligned_alloc(4096, n == 0 ? 4096 : (n + 4095) & ~size_t(4095)); }
+SPACES_EXPORT void* pvalloc(size_t n) noexcept { return spaces_pvalloc(n); }
 SPACES_EXPORT size_t malloc_usable_size(void* p) noexcept { return spaces_usable_size(p); }
 SPACES_EXPORT void free_sized(void* p, size_t n) noexcept { spaces_free_sized(p, n); }
 SPACES_EXPORT void free_aligned_sized(void* p, size_t a, size_t n) noexcept { spaces_free_aligned_sized(p, a, n); }

@@ -1,59 +1,79 @@
 // pagemap.cpp - which addresses belong to Spaces, answered without touching the address.
 //
-// Two bitmaps over the 47-bit user address space, reserved (MAP_NORESERVE, never written
-// except where Spaces maps memory) at initialisation:
-//   heads : 1 bit per 64 KiB granule (256 MiB of address space, a few pages of RAM): set while
-//           the granule starts a live slab, an emptied slab held by a heap, or a large block.
-//           free() tests it before reading any header, so a foreign pointer never faults.
+// Two bitmaps over the 47-bit user address space, in 8 KiB leaves of 4 GiB each under a static
+// root (internal.h): leaves are made when Spaces first maps memory in their 4 GiB window (an
+// arena or a direct mapping registers its region first), installed by compare-and-swap (the loser
+// unmaps its copy) and never freed, so a reader can always follow a pointer it loaded.
+//   heads : 1 bit per 64 KiB granule: set while the granule starts a live slab, an emptied slab
+//           held by a heap, or a large block. free() tests it before reading any header, so a
+//           foreign pointer never faults.
 //   arenas: 1 bit per 4 MiB: set for every 4 MiB window that holds an arena or part of a direct
 //           mapping. spaces_owns() uses it for interior pointers.
 // Readers use relaxed loads: a pointer handed to another thread was published with its own
-// synchronisation, which orders the bit-set before it.
+// synchronisation, which orders the leaf install and the bit-set before it. Address space: the
+// root's 256 KiB of .bss plus 8 KiB per 4 GiB window in use (a flat map was 260 MiB reserved,
+// which RLIMIT_AS counts: a 64 MiB limit could not even start).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
 
 namespace spaces_core {
 
-PageMap g_map = {0, nullptr, nullptr};
+PageMap g_map;  // zero-initialised .bss: no constructor
 
-bool pagemap_init() {
-  size_t head_words = kAddressLimit >> kArenaShift;           // 2^25 words = 256 MiB
-  size_t region_words = (kAddressLimit >> kArenaShift) >> 6;  // 2^19 words = 4 MiB
-  void* h = os_map(head_words * 8, false);
-  void* r = os_map(region_words * 8, false);
-  if (h == nullptr || r == nullptr) return false;
-  g_map.heads = static_cast<std::atomic<uint64_t>*>(h);
-  g_map.arenas = static_cast<std::atomic<uint64_t>*>(r);
-  __atomic_store_n(&g_map.limit, kAddressLimit, __ATOMIC_RELEASE);
-  return true;
+bool pagemap_init() { return true; }
+
+namespace {
+PageLeaf* pagemap_make_leaf(uintptr_t i) {
+  PageLeaf* l = g_map.leaves[i].load(std::memory_order_acquire);
+  if (l) return l;
+  PageLeaf* fresh = static_cast<PageLeaf*>(os_map(sizeof(PageLeaf), false));
+  if (fresh == nullptr) return nullptr;
+  if (g_map.leaves[i].compare_exchange_strong(l, fresh, std::memory_order_acq_rel)) return fresh;
+  os_unmap(fresh, sizeof(PageLeaf));  // another thread installed one first
+  return l;
 }
+}  // namespace
 
 void pagemap_set_head(uintptr_t addr, bool on) {
+  PageLeaf* l = g_map.leaves[addr >> kLeafShift].load(std::memory_order_relaxed);
+  SPACES_ASSERT(l != nullptr);  // the region was registered first
   uint64_t bit = uint64_t(1) << ((addr >> kSlabShift) & 63);
-  std::atomic<uint64_t>& w = g_map.heads[addr >> kArenaShift];
+  std::atomic<uint64_t>& w = l->heads[(addr >> kArenaShift) & (kLeafWords - 1)];
   if (on)
     w.fetch_or(bit, std::memory_order_release);
   else
     w.fetch_and(~bit, std::memory_order_release);
 }
 
-void pagemap_set_region(uintptr_t start, size_t size, bool on) {
+bool pagemap_prepare(uintptr_t start, size_t size) {
+  for (uintptr_t i = start >> kLeafShift; i <= (start + size - 1) >> kLeafShift; i++)
+    if (i >= kRootEntries || pagemap_make_leaf(i) == nullptr) return false;
+  return true;
+}
+
+bool pagemap_set_region(uintptr_t start, size_t size, bool on) {
   uintptr_t first = start >> kArenaShift;
   uintptr_t last = (start + size - 1) >> kArenaShift;
+  if (on && !pagemap_prepare(start, size)) return false;
   for (uintptr_t i = first; i <= last; i++) {
+    PageLeaf* l = g_map.leaves[i >> (kLeafShift - kArenaShift)].load(std::memory_order_relaxed);
+    if (l == nullptr) continue;  // (clearing a region whose leaf was never made)
+    std::atomic<uint64_t>& w = l->arenas[(i & (kLeafWords - 1)) >> 6];
     uint64_t bit = uint64_t(1) << (i & 63);
     if (on)
-      g_map.arenas[i >> 6].fetch_or(bit, std::memory_order_release);
+      w.fetch_or(bit, std::memory_order_release);
     else
-      g_map.arenas[i >> 6].fetch_and(~bit, std::memory_order_release);
+      w.fetch_and(~bit, std::memory_order_release);
   }
+  return true;
 }
 
 bool pagemap_in_region(uintptr_t p) {
-  if (p >= g_map.limit) return false;
+  PageLeaf* l = pagemap_leaf(p);
+  if (l == nullptr) return false;
   uintptr_t i = p >> kArenaShift;
-  return (g_map.arenas[i >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1;
+  return (l->arenas[(i & (kLeafWords - 1)) >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1;
 }
 
 }  // namespace spaces_core

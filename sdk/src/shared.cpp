@@ -124,6 +124,30 @@ constexpr int kShMaxHeld = 4;     // regions one thread may hold at once (walk c
 SPACES_TLS ShHeader* t_sh_held[kShMaxHeld];
 SPACES_TLS int t_sh_nheld = 0;
 
+// Errors found while this thread holds a region's mutex are reported after it lets the mutex go
+// (spaces.h promises the handler runs with no Spaces lock held: it may allocate in the region,
+// or another thread may). The first such error of a locked section is kept; ShLock delivers it.
+struct ShReport {
+  int code;
+  const void* addr;
+  const char* what;  // a string literal
+};
+SPACES_TLS ShReport t_sh_report;
+SPACES_TLS bool t_sh_has_report = false;
+void sh_report(int code, const void* addr, const char* what) {
+  if (t_sh_nheld == 0) {
+    report_error(code, addr, what);
+  } else if (!t_sh_has_report) {
+    t_sh_report = ShReport{code, addr, what};
+    t_sh_has_report = true;
+  }
+}
+void sh_deliver_report() {
+  if (t_sh_nheld != 0 || !t_sh_has_report) return;
+  t_sh_has_report = false;
+  report_error(t_sh_report.code, t_sh_report.addr, t_sh_report.what);
+}
+
 ShAttach* sh_by_addr(uintptr_t a) {
   int n = g_sh_count.load(std::memory_order_acquire);
   for (int i = 0; i < n; i++) {
@@ -178,7 +202,7 @@ void sh_list_push(const ShAttach* at, ShSlab* s) {
   ShHeader* h = at->h;
   ShSlab* head = h->partial[s->cls];
   if (head && !sh_slab_ok(at, head, s->cls)) {
-    report_error(SPACES_ERROR_CORRUPTED, head, "corrupted shared region metadata (slab list)");
+    sh_report(SPACES_ERROR_CORRUPTED, head, "corrupted shared region metadata (slab list)");
     head = nullptr;
   }
   s->prev = nullptr;
@@ -279,7 +303,7 @@ struct ShLock {
     for (int i = 0; i < t_sh_nheld; i++)
       if (t_sh_held[i] == h) return;
     if (t_sh_nheld == kShMaxHeld) {
-      report_error(SPACES_ERROR_CORRUPTED, h, "shared regions nested too deep in walk callbacks");
+      sh_report(SPACES_ERROR_CORRUPTED, h, "shared regions nested too deep in walk callbacks");
       ok = false;
       return;
     }
@@ -292,7 +316,7 @@ struct ShLock {
       sh_repair(at);
       pthread_mutex_consistent(&h->lock);
     } else if (r != 0) {  // ENOTRECOVERABLE: cannot happen while every locker repairs
-      report_error(SPACES_ERROR_CORRUPTED, h, "shared region lock not recoverable");
+      sh_report(SPACES_ERROR_CORRUPTED, h, "shared region lock not recoverable");
       ok = false;
       return;
     }
@@ -304,6 +328,7 @@ struct ShLock {
     for (int i = 0; i < t_sh_nheld; i++)
       if (t_sh_held[i] == h) t_sh_held[i] = t_sh_held[--t_sh_nheld];
     pthread_mutex_unlock(&h->lock);
+    sh_deliver_report();
   }
 };
 
@@ -381,7 +406,7 @@ void* sh_alloc_small(const ShAttach* at, unsigned cls) {
     }
     if (!ok) {
       if (attempt > 0) return nullptr;  // (repaired and still unusable: refuse, do not follow)
-      report_error(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
+      sh_report(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
       sh_repair(at);
       continue;
     }
@@ -461,7 +486,7 @@ bool sh_find(const ShAttach* at, const void* p, ShBlock* out, const char* what) 
         *out = ShBlock{s, i, false, s->block_size};
         return true;
       }
-      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
+      sh_report(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
       return false;
     }
   } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->user_ptr == a && s->run >= 1 &&
@@ -469,10 +494,10 @@ bool sh_find(const ShAttach* at, const void* p, ShBlock* out, const char* what) 
     *out = ShBlock{s, 0, true, s->user_size};
     return true;
   } else if (k == kGFree && a == reinterpret_cast<uintptr_t>(s) + kShFirst) {
-    report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
+    sh_report(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
     return false;
   }
-  report_error(SPACES_ERROR_INVALID_FREE, p, what);
+  sh_report(SPACES_ERROR_INVALID_FREE, p, what);
   return false;
 }
 
@@ -488,7 +513,7 @@ void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
   }
   bool was_full = s->used == s->capacity;
   if ((s->in_list || was_full) && !sh_links_ok(at, s)) {
-    report_error(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
+    sh_report(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
     s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
     sh_repair(at);  // rebuilds lists and counts from the bitmaps, this free included
     return;
@@ -740,6 +765,7 @@ void shared_fork_child() {
   g_sh_lock.unlock();
   t_sh_nheld = 0;  // a fork from a walk callback: the child holds no region's mutex
 }
+void shared_fork_child_unlocked() { t_sh_nheld = 0; }
 
 }  // namespace spaces_core
 

@@ -22,7 +22,17 @@ constexpr uint32_t class_size_at(unsigned c) {
 
 constexpr ClassTables make_tables() {
   ClassTables t{};
-  for (unsigned c = 0; c < kNumClasses; c++) t.size[c] = class_size_at(c);
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    uint32_t d = class_size_at(c);
+    t.size[c] = d;
+    t.magic[c] = uint32_t(((uint64_t(1) << 32) + d - 1) / d);
+    uint8_t k = 0;
+    while (((d >> k) & 1) == 0) k++;
+    uint32_t odd = d >> k, x = odd;  // Newton: each step doubles the correct low bits (3 to start)
+    for (int i = 0; i < 5; i++) x *= 2 - odd * x;
+    t.inv[c] = x;
+    t.shift[c] = k;
+  }
   unsigned c = 0;
   for (size_t i = 0; i <= kSmallMax / 8; i++) {
     size_t size = i * 8;  // the largest request that maps to index i
@@ -37,6 +47,7 @@ static_assert(class_size_at(kNumClasses - 1) == kSmallMax, "last class must be 8
 }  // namespace
 
 constexpr ClassTables g_classes = make_tables();
+static_assert(g_classes.inv[20] * (g_classes.size[20] >> g_classes.shift[20]) == 1, "odd inverse");
 static_assert(g_classes.of[0] == 0 && g_classes.of[1] == 0 && g_classes.of[2] == 1, "8/16 B");
 
 }  // namespace spaces_core

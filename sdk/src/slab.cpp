@@ -32,6 +32,8 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->capacity = uint32_t((kSlabSize - kSlabHeader) / bs);
   s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
   s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
+  s->div_inv = g_classes.inv[cls];
+  s->div_shift = g_classes.shift[cls];
   // memcheck: no block is addressable until handed out (so overruns into the slot's slack show)
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
@@ -117,11 +119,10 @@ bool slab_contains_free(Slab* s, Block* b) {
 }
 
 Block* slab_block_start(Slab* s, const void* p) {
+  uint32_t n = slab_offset(s, p);
+  if (n >= s->capacity * s->block_size) return nullptr;  // (the header, or past the last block)
   uintptr_t first = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
-  uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (a < first || a >= first + uintptr_t(s->capacity) * s->block_size) return nullptr;
-  uintptr_t idx = (a - first) / s->block_size;
-  return reinterpret_cast<Block*>(first + idx * s->block_size);
+  return reinterpret_cast<Block*>(first + uintptr_t(slab_block_index(s, n)) * s->block_size);
 }
 
 }  // namespace spaces_core

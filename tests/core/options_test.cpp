@@ -1,6 +1,8 @@
 #include "test_internal.h"
 
+#include <algorithm>
 #include <fstream>
+#include <unistd.h>
 #include <sstream>
 
 TEST(Options, DefaultsAndRoundTrip) {
@@ -37,4 +39,38 @@ TEST(Options, EveryOptionIsDocumented) {
   };
   SPACES_OPTION_LIST(SPACES_X)
 #undef SPACES_X
+}
+
+// Mistakes in SPACES_* variables are reported at start, one stderr line each, naming the variable
+// and why; the option keeps its default. (Reads the environment the way initialisation does.)
+TEST(Options, EnvironmentMistakesAreReportedOneLineEach) {
+  const char* vars[][2] = {{"SPACES_PURGE_DELAY", "1000"},   {"SPACES_PURGE_DELAY_MS", "abc"},
+                           {"SPACES_SLAB_CACHE", "10x"},     {"SPACES_ARENA_CACHE", "99999"},
+                           {"SPACES_VERBOSE", "yes"},        {"SPACES_CHUNK_KEEP_SLABS", ""}};
+  for (auto& v : vars) setenv(v[0], v[1], 1);
+  long long before[kNumOptions];
+  memcpy(before, g_options, sizeof before);
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  int saved = dup(2);
+  dup2(pipefd[1], 2);
+  options_init_from_env();
+  dup2(saved, 2);
+  close(saved);
+  close(pipefd[1]);
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) err.append(buf, size_t(n));
+  close(pipefd[0]);
+  for (auto& v : vars) unsetenv(v[0]);
+  EXPECT_EQ(memcmp(before, g_options, sizeof before), 0) << "a refused value must not be applied";
+  auto has = [&](const char* s) { return err.find(s) != std::string::npos; };
+  EXPECT_TRUE(has("spaces: warning: SPACES_PURGE_DELAY=1000 ignored: unknown option (did you mean "
+                  "SPACES_PURGE_DELAY_MS?)\n")) << err;
+  EXPECT_TRUE(has("SPACES_PURGE_DELAY_MS=abc ignored: not an integer (expected an integer from -1 to 3600000)\n"));
+  EXPECT_TRUE(has("SPACES_SLAB_CACHE=10x ignored: not an integer"));
+  EXPECT_TRUE(has("SPACES_ARENA_CACHE=99999 ignored: out of range (expected an integer from 0 to 4096)\n"));
+  EXPECT_TRUE(has("SPACES_VERBOSE=yes ignored: not an integer"));
+  EXPECT_TRUE(has("SPACES_CHUNK_KEEP_SLABS= ignored: not an integer"));
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 6) << err;
 }

@@ -116,3 +116,29 @@ TEST(Slab, BlockStartOfInteriorPointers) {
   EXPECT_EQ(slab_block_start(s, first + 96 * 3 + 17), reinterpret_cast<Block*>(first + 96 * 3));
   EXPECT_EQ(slab_block_start(s, reinterpret_cast<uint8_t*>(s) + 10), nullptr);
 }
+
+// The free paths' block-start test and block index use multiplications, never a divide: exact
+// for every class and every offset a slab can hold; every pointer into the header (offsets wrap
+// to near 2^32) and past the last block is refused.
+TEST(Slab, BlockStartTestAndIndexAreExactForEveryClassAndOffset) {
+  alignas(64) static Slab s;
+  for (unsigned cls = 0; cls < kNumClasses; cls++) {
+    uint32_t bs = class_size(cls);
+    s.cls = uint8_t(cls);
+    s.block_size = bs;
+    s.capacity = uint32_t((kSlabSize - kSlabHeader) / bs);
+    s.div_inv = g_classes.inv[cls];
+    s.div_shift = g_classes.shift[cls];
+    uint32_t span = s.capacity * bs;
+    unsigned wrong = 0;
+    for (uint32_t n = 0; n <= kSlabSize - kSlabHeader; n++) {
+      bool start = n < span && n % bs == 0;
+      if (slab_is_block_start(&s, n) != start) wrong++;
+      if (start && slab_exact_index(&s, n) != n / bs) wrong++;
+      if (n < span && slab_block_index(&s, n) != n / bs) wrong++;
+    }
+    for (uint32_t back = 1; back <= kSlabHeader; back++)
+      if (slab_is_block_start(&s, 0u - back)) wrong++;
+    EXPECT_EQ(wrong, 0u) << "class " << cls << " size " << bs;
+  }
+}

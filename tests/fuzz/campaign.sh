@@ -79,7 +79,7 @@ fi
 
 SKIPARG=()
 [ "$SKIP" = 1 ] && SKIPARG=(--skip-known)
-export SPACES_FUZZ_SKIP_KNOWN=$([ "$SKIP" = 1 ] && echo -1 || echo 0)
+export FUZZ_SPACES_SKIP_KNOWN=$([ "$SKIP" = 1 ] && echo -1 || echo 0)
 
 TOTAL_OPS=0
 TOTAL_RUNS=0

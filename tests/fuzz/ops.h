@@ -94,7 +94,7 @@ inline std::atomic<uint64_t> g_ops{0};         // operations executed, all input
 inline std::atomic<uint64_t> g_mismatches{0};
 inline std::atomic<bool> g_failed{false};      // the current input hit a mismatch: stop it
 inline bool g_abort_on_mismatch = true;        // libFuzzer: abort so that the input is saved
-// Open core bugs to steer around (standalone --skip-known, env SPACES_FUZZ_SKIP_KNOWN): while a
+// Open core bugs to steer around (standalone --skip-known, env FUZZ_SPACES_SKIP_KNOWN): while a
 // bug found by the fuzzer is not fixed, give it a bit here, test the bit where the op would walk
 // into it, and list its regression input in regressions/OPEN_BUGS; remove both with the fix.
 // None is open now.
@@ -165,7 +165,7 @@ inline void on_spaces_error(int code, void* addr, const char* message, void*) {
 inline void process_init() {
   static bool done = [] {
     spaces_set_error_handler(on_spaces_error, nullptr);
-    if (const char* e = getenv("SPACES_FUZZ_SKIP_KNOWN")) g_skip_known |= unsigned(strtoul(e, nullptr, 0));
+    if (const char* e = getenv("FUZZ_SPACES_SKIP_KNOWN")) g_skip_known |= unsigned(strtoul(e, nullptr, 0));
     atexit([] {
       if (g_report_at_exit)
         fprintf(stderr, "spaces-fuzz: ops=%llu mismatches=%llu\n", (unsigned long long)g_ops.load(),

@@ -259,6 +259,38 @@ void test_corruption() {
   CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
 }
 
+// The error handler runs with no Spaces lock held: a bad free inside a shared region is
+// reported after the region's mutex is released, so another thread can use the region from the
+// handler (it used to block on the mutex the reporting thread held).
+SpacesChunk g_handler_region = nullptr;
+std::atomic<int> g_handler_other_thread_done{0};
+void handler_uses_region(int, void*, const char*, void*) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    void* p = spaces_chunk_alloc(g_handler_region, 64, 0);
+    if (p) spaces_free(p);
+    done = true;
+  });
+  for (int i = 0; i < 5000 && !done.load(); i++) usleep(1000);
+  if (done.load()) g_handler_other_thread_done++;
+  t.join();  // (if it was blocked, it gets the mutex once we return)
+}
+
+void test_handler_unlocked() {
+  std::string name = unique_name("handler");
+  SpacesChunk c = spaces_chunk_create_shared(name.c_str(), 4 << 20, 0);
+  CHECK(c != nullptr);
+  g_handler_region = c;
+  spaces_set_error_handler(handler_uses_region, nullptr);
+  char* p = static_cast<char*>(spaces_chunk_alloc(c, 100, 0));
+  spaces_free(p + 16);  // interior: reported
+  spaces_free(p);
+  spaces_free(p);       // double: reported
+  spaces_set_error_handler(nullptr, nullptr);
+  CHECK(g_handler_other_thread_done.load() == 2);
+  CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
+}
+
 int visit_and_free(void* p, size_t, void*) {
   FREE_BLOCK(p);
   return 0;
@@ -577,7 +609,7 @@ struct Case {
 const Case kCases[] = {{"errors", test_errors},       {"single", test_single_process},
                        {"fork", test_fork},           {"fork_exec", test_fork_exec},
                        {"kill_lock_holder", test_kill_lock_holder}, {"unlink", test_unlink},
-                       {"corruption", test_corruption}};
+                       {"corruption", test_corruption}, {"handler_unlocked", test_handler_unlocked}};
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -96,6 +96,25 @@ void freeInterior(std::size_t size, std::size_t offset) {
 void freeInteriorLargeNear() { freeInterior(1 << 20, 4096 + 16); }
 void freeInteriorLargeFar() { freeInterior(1 << 20, (512 << 10) + 16); } // past its first 64 KiB
 void freeInteriorSmall() { freeInterior(64, 16); }
+void freeMisalignedSmall() { freeInterior(48, 1); }
+// The owning thread frees a pointer into the header of a live slab: the next malloc of that
+// class would otherwise hand out allocator metadata.
+void freeSlabHeader(std::size_t offset) {
+  auto *p = static_cast<unsigned char *>(std::malloc(48));
+  auto *header = reinterpret_cast<unsigned char *>(reinterpret_cast<std::uintptr_t>(p) &
+                                                   ~std::uintptr_t(0xFFFF));
+  reportAddress(header + offset);
+  std::free(launder(header + offset));
+}
+void freeSlabHeader16() { freeSlabHeader(16); }
+void freeSlabHeader1() { freeSlabHeader(1); }
+void freeSlabHeader248() { freeSlabHeader(248); }
+void reallocInteriorSmall() {
+  auto *p = static_cast<unsigned char *>(std::malloc(64));
+  reportAddress(p + 16);
+  void *volatile r = std::realloc(launder(p + 16), 200);
+  (void)r;
+}
 void ignoreError(int, void *, const char *, void *) {}
 void handlerRestored() { // after spaces_set_error_handler(NULL), the default aborts again
   spaces_set_error_handler(ignoreError, nullptr);
@@ -122,11 +141,13 @@ const DeathCase kCases[] = {
      {"invalid free", nullptr}},
     {"free of an interior pointer, large block, +512 KiB", freeInteriorLargeFar,
      {"invalid free", nullptr}},
-#ifdef SPACES_DEBUG_CHECKS
-    // The owner thread's free fast path checks block boundaries only in debug builds (the check
-    // is a division); other threads' frees always check (see the errors_test in tests/core).
-    {"free of an interior pointer, small block", freeInteriorSmall, {"invalid free", nullptr}},
-#endif
+    // The owner thread's free fast path checks block boundaries (a multiply, no divide).
+    {"free of an interior pointer, small block", freeInteriorSmall, {"inside a block", nullptr}},
+    {"free of a misaligned pointer, small block", freeMisalignedSmall, {"inside a block", nullptr}},
+    {"free of a slab header pointer, +16", freeSlabHeader16, {"slab header", nullptr}},
+    {"free of a slab header pointer, +1", freeSlabHeader1, {"slab header", nullptr}},
+    {"free of a slab header pointer, +248", freeSlabHeader248, {"slab header", nullptr}},
+    {"realloc of an interior pointer, small block", reallocInteriorSmall, {"inside a block", nullptr}},
     {"default handler restored", handlerRestored, {"double free", nullptr}},
 };
 
@@ -252,6 +273,17 @@ void handlerContinues() {
 int main(int argc, char **argv) {
   setUp(argc, argv);
   for (const DeathCase &c : kCases) runDeathCase(c);
+
+  // abort_on_oom: the report names the request, not an address.
+  Outcome oom = runChild([] {
+    spaces_option_set("abort_on_oom", 1);
+    void *volatile p = std::malloc(std::size_t(1) << 50);
+    (void)p;
+  });
+  bool oomOk = CHECK(WIFSIGNALED(oom.status) && WTERMSIG(oom.status) == SIGABRT);
+  oomOk &= CHECK(oom.err == "spaces: error: out of memory (request of 1125899906842624 bytes)\n");
+  std::printf("%-52s %s\n    stderr: %s", "abort_on_oom names the size", oomOk ? "ok" : "FAILED",
+              oom.err.c_str());
 
   Outcome out = runChild(handlerContinues);
   bool ok = CHECK(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 0);

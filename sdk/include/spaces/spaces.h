@@ -53,6 +53,9 @@ SPACES_API void spaces_free_sized(void *p, size_t size) SPACES_NOEXCEPT;
 SPACES_API void spaces_free_aligned_sized(void *p, size_t alignment, size_t size) SPACES_NOEXCEPT;
 /* Any power-of-two alignment (1 B up to 1 GiB). Not a power of two: NULL, errno = EINVAL. */
 SPACES_API void *spaces_aligned_alloc(size_t alignment, size_t size) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+/* Whole pages (glibc's pvalloc): size rounded up to the page size, 0 gives one page; a size
+ * whose round-up would overflow is NULL, errno = ENOMEM. */
+SPACES_API void *spaces_pvalloc(size_t size) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
 /* POSIX: alignment must be a power of two and a multiple of sizeof(void*), else EINVAL
  * (returned, errno untouched). */
 SPACES_API int spaces_posix_memalign(void **out, size_t alignment, size_t size) SPACES_NOEXCEPT;
