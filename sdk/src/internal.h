@@ -315,11 +315,18 @@ void* os_map(size_t size, bool huge_tlb);            // NULL on failure
 void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
 void os_unmap(void* p, size_t size);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
+bool os_populate_shared(void* p, size_t size);       // back shared pages now; false: no space
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
 void os_fork_stdio_lock();     // atfork: libc's stdio list lock, taken before Spaces' locks
 void os_fork_stdio_unlock();
 void os_fork_stdio_child();
 bool os_single_threaded();
+int os_tid();
+SPACES_INLINE void os_cpu_relax() { __builtin_ia32_pause(); }
+bool os_thread_alive(int tid);       // false: no such thread (exited, or a zombie's)
+uint32_t os_pidns_tag();             // 8-bit tag of this process's PID namespace
+void os_futex_wait_shared(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns);
+void os_futex_wake_shared(std::atomic<uint32_t>* word, int n);
 uint64_t os_now_ns();
 uint64_t os_random();
 size_t os_page_size();
@@ -337,7 +344,8 @@ size_t os_page_size();
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
   X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")            \
-  X(chunk_huge_pages, 1, 0, 1, "regions take their slabs from arenas advised transparent huge pages")
+  X(chunk_huge_pages, 1, 0, 1, "regions take their slabs from arenas advised transparent huge pages") \
+  X(shared_lock_timeout_ms, 10000, 1, 3600000, "longest wait for a shared region's lock before the operation fails")
 
 enum OptionId {
 #define SPACES_X(name, def, lo, hi, doc) kOpt_##name,

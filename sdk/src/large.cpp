@@ -165,7 +165,10 @@ void large_free(Slab* h, void* p) {
 }
 
 size_t large_usable(const Slab* h, const void* p) {
-  (void)p;
+  if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p))) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, "usable_size of a pointer that is not a live block (pointer inside a large block)");
+    return 0;
+  }
   return h->user_size;
 }
 

@@ -7,7 +7,12 @@
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
 
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,7 +85,60 @@ bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_
 
 void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
+// Back [p, p + size) of a shared mapping now (tmpfs pages allocated, written as zeros), so that a
+// full /dev/shm is an error here and not SIGBUS at the program's first write. MADV_POPULATE_WRITE
+// (Linux 5.14) answers EFAULT where a write would have raised SIGBUS. Older kernels: true (the
+// old lazy behaviour).
+bool os_populate_shared(void* p, size_t size) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  if (madvise(p, size, MADV_POPULATE_WRITE) == 0) return true;
+  return errno == EINVAL;
+}
+
 void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
+
+// ---- threads and futexes for locks that live in memory other processes share ----
+int os_tid() { return int(syscall(SYS_gettid)); }
+
+// Is thread `tid` (of this PID namespace) alive? A thread that exited, or a process that died and
+// is a zombie waiting for its parent, is not. Used only after waiting a while for a lock.
+bool os_thread_alive(int tid) {
+  if (tid <= 0) return false;
+  if (kill(tid, 0) != 0 && errno == ESRCH) return false;
+  char path[40] = "/proc/";
+  char* e = format_dec(path + strlen(path), (unsigned long long)tid);
+  strcpy(e, "/stat");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // (no /proc: assume alive, the wait bound still holds)
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return true;
+  buf[n] = 0;
+  const char* paren = strrchr(buf, ')');  // "tid (comm) S ..."
+  return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
+// A tag of this process's PID namespace (its /proc/self/ns/pid inode, folded to 8 bits): a lock
+// owner's thread id is only judged dead by a process that sees the same PID namespace.
+uint32_t os_pidns_tag() {
+  struct stat st;
+  if (stat("/proc/self/ns/pid", &st) != 0) return 0;
+  uint64_t i = uint64_t(st.st_ino) * 0x9e3779b97f4a7c15ull;
+  return uint32_t(i >> 56);
+}
+
+// FUTEX_WAIT on a process-shared word for at most timeout_ns; returns when woken, on timeout, or
+// at once if *word != expected.
+void os_futex_wait_shared(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns) {
+  struct timespec ts = {time_t(timeout_ns / 1000000000u), long(timeout_ns % 1000000000u)};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+void os_futex_wake_shared(std::atomic<uint32_t>* word, int n) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, n, nullptr, nullptr, 0);
+}
 
 uint64_t os_now_ns() {
   struct timespec ts;

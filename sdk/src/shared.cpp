@@ -3,18 +3,19 @@
 // A shared region is one POSIX shared-memory object (/dev/shm/spaces.<name>) that every attached
 // process maps at the same address, recorded in the object. Everything the allocator needs lives
 // inside it, so a pointer stored in it means the same thing in every process:
-//   - granule 0..meta-1: ShHeader (magic, version, sizes, the robust process-shared mutex, the
+//   - granule 0..meta-1: ShHeader (magic, version, sizes, the lock word, the
 //     root pointer, stats, per-class lists of slabs with free blocks) and a table with one byte
 //     per 64 KiB granule saying what the granule is (meta, small slab, large head, large body,
 //     free).
 //   - small slabs: a ShSlab header with a bitmap of allocated blocks, then blocks of one size
 //     class (the core's classes from 16 bytes). Free blocks are chained through their first word.
 //   - large blocks: a run of granules with a ShSlab header in the first.
-// Every operation holds the region's mutex (PTHREAD_MUTEX_ROBUST | PTHREAD_PROCESS_SHARED). The
-// ground truth is the granule table, the slab headers and their bitmaps; free lists, per-class
-// lists and counters are derived data. A process killed while it holds the mutex leaves the next
-// locker EOWNERDEAD: it rebuilds the derived data from the ground truth (sh_repair), so at most
-// the block being allocated leaks (its bit set, its pointer never returned).
+// Every operation holds the region's lock, a futex word in the header that Spaces validates
+// (see "the region's lock" below). The ground truth is the granule table, the slab headers and
+// their bitmaps; free lists, per-class lists and counters are derived data. A process killed
+// while it holds the lock is found dead by the next waiter, which takes the lock over and
+// rebuilds the derived data from the ground truth (sh_repair), so at most the block being
+// allocated leaks (its bit set, its pointer never returned).
 // The process keeps a small table of attached regions (g_sh); a handle is the address of its
 // entry, so it is process-local. free()/realloc()/usable_size of a pointer the pagemap does not
 // know consult the table on their slow path, so a shared block is freed with plain free() from any
@@ -38,7 +39,7 @@ namespace spaces_core {
 namespace {
 
 constexpr uint64_t kShMagic = 0x3168735365636170ull;  // "paceSsh1"
-constexpr uint32_t kShVersion = 1;
+constexpr uint32_t kShVersion = 2;  // 2: Spaces' own lock word replaced pthread_mutex_t
 constexpr uint32_t kShSlabMagic = 0x53685362;         // "bShS"
 constexpr size_t kShGranule = kSlabSize;
 constexpr size_t kShFirst = 1024;                     // first block / large user offset in a granule
@@ -87,7 +88,8 @@ struct ShHeader {
   uint64_t meta;       // granules of header + table
   uint32_t owner_uid;
   uint32_t flags;
-  pthread_mutex_t lock;
+  uint32_t lock;       // 0 free, else the owner: tid | PID-namespace tag << 23 | waiters (sh_lock_of)
+  uint32_t lock_pad;
   void* root;
   size_t ceiling;
   size_t live_blocks, live_bytes, footprint, peak, ceiling_hits, slabs, large_blocks;
@@ -114,6 +116,7 @@ struct ShAttach {
   dev_t dev;          // the object (an unlinked and recreated name is another object)
   ino_t ino;
   int refs;
+  int fd;             // the object, kept open: fstat tells a truncation from a full tmpfs
   spaces_pressure_fn pressure;
   void* pressure_arg;
 };
@@ -293,8 +296,98 @@ void sh_repair(const ShAttach* at) {
   h->repairs++;
 }
 
-// Holds a region's mutex; re-entrant for the thread that holds it (a walk callback frees). `ok`
-// is false only if the mutex is unusable (reported): the operation must then fail.
+// ---- the region's lock ------------------------------------------------------------------------
+// A futex word in the header that Spaces owns entirely (glibc's robust mutex kept state Spaces
+// could not validate: a writer could leave every process waiting forever on a thread id that does
+// not exist, or make glibc abort on a damaged mutex kind). The word holds the owner's thread id
+// (23 bits, Linux's PID_MAX_LIMIT), an 8-bit tag of its PID namespace and a waiters bit. Waiters
+// sleep in slices of 10 ms; after the first slice they judge the owner: an impossible value, or
+// a thread of their own PID namespace that no longer exists (or whose process is a zombie), is a
+// dead owner, whose lock is taken over and the region repaired (what EOWNERDEAD used to do). An
+// owner in another PID namespace cannot be judged: it is waited for. Nobody waits longer than the
+// option shared_lock_timeout_ms: the operation then fails and the error is reported.
+// (a plain uint32_t in the header keeps ShHeader trivially copyable for the open-time checks)
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) && alignof(std::atomic<uint32_t>) == alignof(uint32_t),
+              "the lock word is accessed as std::atomic<uint32_t>");
+SPACES_INLINE std::atomic<uint32_t>* sh_lock_of(ShHeader* h) { return reinterpret_cast<std::atomic<uint32_t>*>(&h->lock); }
+constexpr uint32_t kLkWaiters = 1u << 31;
+constexpr uint32_t kLkTidMask = (1u << 23) - 1;
+constexpr uint64_t kLkSliceNs = 10000000;  // 10 ms
+SPACES_TLS uint32_t t_lk_self = 0;         // this thread's word (0: not computed; reset in a fork child)
+uint32_t g_lk_tag = 0xffffffffu;           // this process's PID-namespace tag, once known
+
+uint32_t sh_lock_self() {
+  if (SPACES_LIKELY(t_lk_self != 0)) return t_lk_self;
+  uint32_t tag = __atomic_load_n(&g_lk_tag, __ATOMIC_RELAXED);
+  if (tag == 0xffffffffu) __atomic_store_n(&g_lk_tag, tag = os_pidns_tag(), __ATOMIC_RELAXED);
+  return t_lk_self = (uint32_t(os_tid()) & kLkTidMask) | (tag & 0xff) << 23;
+}
+
+enum ShLockResult { kLkTaken, kLkOwnerDied, kLkTimedOut };
+ShLockResult sh_lock_word(std::atomic<uint32_t>* w) {
+  uint32_t self = sh_lock_self();
+  // Spin a little first: the lock is held for a few hundred nanoseconds, and sleeping in the
+  // kernel on every contended call costs two context switches per hand-over.
+  for (int spin = 0; spin < 100; spin++) {
+    uint32_t expected = 0;
+    if (w->load(std::memory_order_relaxed) == 0 &&
+        w->compare_exchange_weak(expected, self, std::memory_order_acquire, std::memory_order_relaxed))
+      return kLkTaken;
+    os_cpu_relax();
+  }
+  uint64_t start = os_now_ns();
+  uint64_t bound = uint64_t(option(kOpt_shared_lock_timeout_ms)) * 1000000u;
+  for (;;) {
+    uint32_t v = w->load(std::memory_order_relaxed);
+    if (v == 0) {  // (taken with the waiters bit: others may sleep behind us)
+      if (w->compare_exchange_strong(v, self | kLkWaiters, std::memory_order_acquire, std::memory_order_relaxed))
+        return kLkTaken;
+      continue;
+    }
+    if (!(v & kLkWaiters) && !w->compare_exchange_strong(v, v | kLkWaiters, std::memory_order_relaxed)) continue;
+    os_futex_wait_shared(w, v | kLkWaiters, kLkSliceNs);
+    v = w->load(std::memory_order_relaxed);
+    if (v == 0) continue;
+    uint64_t waited = os_now_ns() - start;
+    if (waited >= kLkSliceNs) {
+      uint32_t tid = v & kLkTidMask;
+      bool judged = ((v >> 23) & 0xff) == (self >> 23 & 0xff);
+      bool dead = tid == 0 || tid > 4194304 ||
+                  (judged && (tid == (self & kLkTidMask) || !os_thread_alive(int(tid))));
+      if (dead && w->compare_exchange_strong(v, self | kLkWaiters, std::memory_order_acquire, std::memory_order_relaxed))
+        return kLkOwnerDied;
+    }
+    if (waited > bound) return kLkTimedOut;
+  }
+}
+void sh_unlock_word(std::atomic<uint32_t>* w) {
+  if (w->exchange(0, std::memory_order_release) & kLkWaiters) os_futex_wake_shared(w, 1);
+}
+
+// The header fields every operation relies on, against the geometry this process validated on
+// open (the header is writable by every attached process): damaged geometry is rewritten from
+// the process's copy, impossible counters are rebuilt by sh_repair; both are reported.
+void sh_check_header(const ShAttach* at) {
+  ShHeader* h = at->h;
+  size_t G = kShGranule;
+  bool geometry = h->magic == kShMagic && h->version == kShVersion && h->base == at->base &&
+                  h->total == at->end - at->base && h->granules == at->granules && h->meta == at->meta;
+  bool counters = h->footprint >= at->meta * G && h->footprint <= at->granules * G && h->high >= at->meta &&
+                  h->high <= at->granules && h->slabs <= at->granules && h->large_blocks <= at->granules &&
+                  h->live_blocks <= at->granules * (G / 16);
+  if (SPACES_LIKELY(geometry && counters)) return;
+  sh_report(SPACES_ERROR_CORRUPTED, h, geometry ? "corrupted shared region header (counters rebuilt)"
+                                                : "corrupted shared region header (geometry restored)");
+  if (!geometry) {
+    h->base = at->base, h->total = at->end - at->base, h->granules = at->granules, h->meta = at->meta;
+    h->version = kShVersion;
+    __atomic_store_n(&h->magic, kShMagic, __ATOMIC_RELEASE);
+  }
+  sh_repair(at);
+}
+
+// Holds a region's lock; re-entrant for the thread that holds it (a walk callback frees). `ok`
+// is false only if the lock could not be had (reported): the operation must then fail.
 struct ShLock {
   ShHeader* h;
   bool took = false;
@@ -307,27 +400,23 @@ struct ShLock {
       ok = false;
       return;
     }
-    // Spin a little first: the lock is held for a few hundred nanoseconds, and sleeping in the
-    // kernel on every contended call costs two context switches per hand-over.
-    int r = EBUSY;
-    for (int spin = 0; spin < 100 && (r = pthread_mutex_trylock(&h->lock)) == EBUSY; spin++) __builtin_ia32_pause();
-    if (r == EBUSY) r = pthread_mutex_lock(&h->lock);
-    if (r == EOWNERDEAD) {  // its holder died: rebuild, then the lock is usable again
-      sh_repair(at);
-      pthread_mutex_consistent(&h->lock);
-    } else if (r != 0) {  // ENOTRECOVERABLE: cannot happen while every locker repairs
-      sh_report(SPACES_ERROR_CORRUPTED, h, "shared region lock not recoverable");
+    ShLockResult r = sh_lock_word(sh_lock_of(h));
+    if (r == kLkTimedOut) {
+      sh_report(SPACES_ERROR_CORRUPTED, h,
+                "shared region lock not released within shared_lock_timeout_ms (a live holder, or a damaged lock word)");
       ok = false;
       return;
     }
     t_sh_held[t_sh_nheld++] = h;
     took = true;
+    if (r == kLkOwnerDied) sh_repair(at);  // its holder died: rebuild the derived data
+    sh_check_header(at);
   }
   ~ShLock() {
     if (!took) return;
     for (int i = 0; i < t_sh_nheld; i++)
       if (t_sh_held[i] == h) t_sh_held[i] = t_sh_held[--t_sh_nheld];
-    pthread_mutex_unlock(&h->lock);
+    sh_unlock_word(sh_lock_of(h));
     sh_deliver_report();
   }
 };
@@ -352,6 +441,17 @@ size_t sh_take_granules(const ShAttach* at, size_t n) {
     }
   }
   if (g == SIZE_MAX) return SIZE_MAX;
+  // The object is sparse: reserve its backing store for what is handed out, so a region larger
+  // than the free space of its tmpfs (64 MiB /dev/shm in containers) answers NULL + ENOMEM here,
+  // never SIGBUS in the program's first write.
+  if (!os_populate_shared(reinterpret_cast<void*>(sh_granule_addr(at, g)), n * kShGranule)) {
+    struct stat st;
+    if (fstat(at->fd, &st) == 0 && uint64_t(st.st_size) < at->end - at->base)
+      sh_report(SPACES_ERROR_CORRUPTED, at->h, "shared region object truncated by another process");
+    else
+      sh_discard(at, g, n);
+    return SIZE_MAX;
+  }
   for (size_t i = 0; i < n; i++) h->table[g + i] = kGLargeBody;  // (a dead process leaves bodies
   if (g + n > high) h->high = g + n;                               // without a head: repair frees them)
   h->footprint += n * kShGranule;
@@ -552,7 +652,7 @@ SPACES_INLINE SpacesChunk sh_fail(int e) {
 }
 
 // g_sh_lock held. The geometry comes from the validated header copy `hd`, never from the mapping.
-ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st) {
+ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st, int fd) {
   int n = g_sh_count.load(std::memory_order_relaxed);
   ShAttach* at = nullptr;
   for (int i = 0; i < n && at == nullptr; i++)
@@ -570,6 +670,7 @@ ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st) {
   at->dev = st.st_dev;
   at->ino = st.st_ino;
   at->refs = 1;
+  at->fd = fd;
   at->pressure = nullptr;
   at->pressure_arg = nullptr;
   __atomic_store_n(&at->h, h, __ATOMIC_RELEASE);
@@ -628,7 +729,7 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
     {
       ShLock l(at);
       if (!l.ok) {
-        errno = ENOMEM;
+        errno = EDEADLK;  // (the lock could not be had: reported)
         return nullptr;
       }
       p = sh_alloc_locked(at, align, size);
@@ -656,7 +757,7 @@ void* shared_realloc(SpacesChunk c, void* p, size_t size) {
     ShLock l(at);
     ShBlock b;
     if (!l.ok || !sh_find(at, p, &b, "realloc of a pointer that is not a live block")) {
-      errno = EINVAL;
+      errno = l.ok ? EINVAL : EDEADLK;
       return nullptr;
     }
     usable = b.size;
@@ -764,8 +865,12 @@ void shared_fork_unlock() { g_sh_lock.unlock(); }
 void shared_fork_child() {
   g_sh_lock.unlock();
   t_sh_nheld = 0;  // a fork from a walk callback: the child holds no region's mutex
+  t_lk_self = 0;   // (the child's thread id is its own)
 }
-void shared_fork_child_unlocked() { t_sh_nheld = 0; }
+void shared_fork_child_unlocked() {
+  t_sh_nheld = 0;
+  t_lk_self = 0;
+}
 
 }  // namespace spaces_core
 
@@ -813,6 +918,10 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
     }
   }
   if (m == nullptr) return fail(EADDRINUSE);
+  if (!os_populate_shared(m, meta * kShGranule)) {  // (no room for the header in the tmpfs)
+    munmap(m, total);
+    return fail(ENOMEM);
+  }
   ShHeader* h = static_cast<ShHeader*>(m);
   h->version = kShVersion;
   h->header_size = uint32_t(offsetof(ShHeader, table));
@@ -822,25 +931,20 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   h->meta = meta;
   h->owner_uid = uint32_t(geteuid());
   h->flags = flags;
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&h->lock, &a);
-  pthread_mutexattr_destroy(&a);
+  h->lock = 0;
   h->root = nullptr;
   h->ceiling = total;
   h->footprint = h->peak = meta * kShGranule;
   h->high = meta;
   memset(h->table, kGMeta, meta);
-  close(fd);
   ShHeader hd;
   memcpy(&hd, h, offsetof(ShHeader, lock));
   hd.base = h->base, hd.total = total, hd.granules = granules, hd.meta = meta;
   __atomic_store_n(&h->magic, kShMagic, __ATOMIC_RELEASE);
-  ShAttach* at = sh_register(h, hd, st);
+  ShAttach* at = sh_register(h, hd, st, fd);
   if (at == nullptr) {
     munmap(m, total);
+    close(fd);
     shm_unlink(path);
     return sh_fail(ENOMEM);  // more than kShMaxAttached regions attached
   }
@@ -893,20 +997,25 @@ SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags
   void* m = mmap(reinterpret_cast<void*>(hd.base), hd.total, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
   int e = errno;
-  close(fd);
-  if (m == MAP_FAILED) return sh_fail(e == EEXIST ? EADDRINUSE : ENOMEM);
+  if (m == MAP_FAILED) {
+    close(fd);
+    return sh_fail(e == EEXIST ? EADDRINUSE : ENOMEM);
+  }
   if (m != reinterpret_cast<void*>(hd.base)) {
     munmap(m, hd.total);
+    close(fd);
     return sh_fail(EADDRINUSE);
   }
   ShHeader* h = static_cast<ShHeader*>(m);
   if (memcmp(h, &hd, offsetof(ShHeader, lock)) != 0) {  // changed under us: refuse
     munmap(m, hd.total);
+    close(fd);
     return sh_fail(EINVAL);
   }
-  ShAttach* at = sh_register(h, hd, st);
+  ShAttach* at = sh_register(h, hd, st, fd);
   if (at == nullptr) {
     munmap(m, hd.total);
+    close(fd);
     return sh_fail(ENOMEM);
   }
   return sh_handle(at);
@@ -924,6 +1033,7 @@ SPACES_API int spaces_chunk_close_shared(SpacesChunk c) noexcept {
   __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
   sh_end_rewrite(at);
   munmap(reinterpret_cast<void*>(at->base), at->end - at->base);
+  close(at->fd);
   return 0;
 }
 

@@ -42,7 +42,9 @@
 //       * peak_footprint never exceeds the highest ceiling (or footprint at the time it was set)
 //         as long as no allocation ran without a ceiling.
 //   - impossible requests (SIZE_MAX, > 2^46, overflowing calloc) give NULL + ENOMEM, bad
-//     alignments EINVAL, and leave the block of a failed realloc intact.
+//     alignments EINVAL, and leave the block of a failed realloc intact; a bad pointer next to a
+//     live block (its granule's header, inside a large block) is reported once by free, realloc
+//     and usable_size and changes nothing.
 //   - shared-memory regions (spaces_chunk_create_shared, docs/shared.md; a slot is one when
 //     ChunkSlot::shm is set): every region op above runs on them, and the model follows
 //     sdk/src/shared.cpp's rules exactly: usable sizes (shm_path), the granule table (which 64 KiB
@@ -2185,6 +2187,36 @@ class Model {
     }
     if (e != want) fail("%s: errno %d, expected %d", what, e, want);
   }
+  // A pointer the program never got, derived from a live block: into the header at the start of
+  // its 64 KiB granule (slab header, bump or shared slab header, large-block header), or inside a
+  // large block. free, realloc and usable_size must each report exactly one INVALID_FREE and leave
+  // the block (and the allocator) as they were. (Pointers inside a small block are not used: in a
+  // slab that has handed out over-aligned blocks, any pointer into a block is a valid one.)
+  void op_bad_pointer(const Rec& r, int owner) {
+    if (owned_[owner].empty()) return;
+    const Block& b = recs_[owned_[owner][pick(r.val, owned_[owner].size())]];
+    uintptr_t a = reinterpret_cast<uintptr_t>(b.p);
+    if ((a & 0xffff) == 0) return;  // (a 64 KiB-aligned block: its granule's start is the block)
+    uint8_t* bad = b.usable > 8192 ? b.p + 8 + 16 * (r.val >> 8 & 3)
+                                                    : reinterpret_cast<uint8_t*>((a & ~uintptr_t(0xffff)) + 16 + 8 * (r.val >> 8 & 15));
+    const char* what[3] = {"free(bad pointer)", "realloc(bad pointer)", "usable_size(bad pointer)"};
+    for (int call = 0; call < 3 && !g_failed; call++) {
+      t_expect_error = SPACES_ERROR_INVALID_FREE;
+      t_errors_seen = 0;
+      if (call == 0) {
+        spaces_free(bad);
+      } else if (call == 1) {
+        void* q = spaces_realloc(bad, 100);
+        if (q != nullptr) fail("realloc of a bad pointer %p returned %p", static_cast<void*>(bad), q);
+      } else if (spaces_usable_size(bad) != 0) {
+        fail("usable_size of a bad pointer %p is not 0", static_cast<void*>(bad));
+      }
+      t_expect_error = 0;
+      if (t_errors_seen != 1) fail("%s at %p (block %p) made %d reports, expected 1", what[call], static_cast<void*>(bad), static_cast<void*>(b.p), t_errors_seen);
+    }
+    if (!g_failed) verify_block(b, "after frees of a bad pointer next to it");
+  }
+
   void op_impossible(const Rec& r) {
     static const size_t huge[6] = {SIZE_MAX, SIZE_MAX - 15, (size_t(1) << 46) + 1, size_t(1) << 62,
                                    SIZE_MAX / 2 + 1, (size_t(1) << 47)};
@@ -2256,6 +2288,7 @@ class Model {
         break;
       }
       case 13: expect_null(spaces_reallocarray(nullptr, big / 2 + 1, 4), ENOMEM, "reallocarray overflow"); break;
+      case 15: op_bad_pointer(r, (r.sel >> 4 & 1) ? 1 + k : 0); break;
       default: {
         int local = 0;
         if (spaces_usable_size(nullptr) != 0) fail("usable_size(NULL) != 0");

@@ -10,10 +10,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -288,6 +291,138 @@ void test_handler_unlocked() {
   spaces_free(p);       // double: reported
   spaces_set_error_handler(nullptr, nullptr);
   CHECK(g_handler_other_thread_done.load() == 2);
+  CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
+}
+
+// A region larger than the free space of /dev/shm (64 MiB in many containers): allocations that
+// the filesystem cannot back are NULL + ENOMEM, never SIGBUS (plain or SPACES_ZERO). Runs in a
+// child with a private mount namespace and an 8 MiB tmpfs on /dev/shm; a machine that does not
+// allow the namespace says so and the case passes on what it could check.
+void test_small_shm() {
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(60);
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=8m") != 0) {
+      printf("small_shm: no private mount namespace here (%s): not run\n", strerror(errno));
+      fflush(stdout);
+      _exit(0);
+    }
+    std::string name = unique_name("small");
+    SpacesChunk c = spaces_chunk_create_shared(name.c_str(), size_t(64) << 20, 0);
+    if (c == nullptr) _exit(10);
+    size_t got = 0;
+    int err = 0;
+    for (int i = 0; i < 200; i++) {
+      errno = 0;
+      void* p = spaces_chunk_alloc(c, 512 << 10, i % 2 ? SPACES_ZERO : 0);
+      if (p == nullptr) {
+        err = errno;
+        break;
+      }
+      memset(p, 1, 512 << 10);  // SIGBUS here before the fix
+      got += 512 << 10;
+    }
+    void* small = nullptr;
+    for (int i = 0; i < 100000 && (small = spaces_chunk_alloc(c, 100, 0)) != nullptr; i++) memset(small, 1, 100);
+    printf("small_shm: %zu MiB of a 64 MiB region in an 8 MiB /dev/shm, then errno %d\n", got >> 20, err);
+    fflush(stdout);
+    spaces_chunk_close_shared(c);
+    spaces_chunk_unlink_shared(name.c_str());
+    _exit(err == ENOMEM && got >= (size_t(4) << 20) ? 0 : 11);
+  }
+  int status = wait_child(pid);
+  CHECK(status == 0);
+}
+
+// A process that can write the region damages its header (simulated here by this process
+// writing through the mapping, as any attached process could). Offsets mirror ShHeader in
+// sdk/src/shared.cpp (format version 2) and are checked against known values first.
+struct HeaderView {
+  char* h;
+  uint64_t& at(size_t off) { return *reinterpret_cast<uint64_t*>(h + off); }
+  std::atomic<uint32_t>& lock() { return *reinterpret_cast<std::atomic<uint32_t>*>(h + 56); }
+};
+constexpr size_t kOffTotal = 16, kOffBase = 24, kOffGranules = 32, kOffFootprint = 96;
+uint32_t g_seen_lock_word = 0;
+int read_lock_word(void*, size_t, void* view) {  // (inside a walk: we hold the lock)
+  g_seen_lock_word = static_cast<HeaderView*>(view)->lock().load();
+  return 1;
+}
+
+void test_hostile_writer() {
+  std::string name = unique_name("hostile");
+  const size_t cap = 16 << 20;
+  SpacesChunk c = spaces_chunk_create_shared(name.c_str(), cap, 0);
+  CHECK(c != nullptr);
+  HeaderView v{static_cast<char*>(mapping_of(name))};
+  CHECK(v.h != nullptr);
+  CHECK(v.at(kOffTotal) == cap && v.at(kOffBase) == reinterpret_cast<uintptr_t>(v.h) &&
+        v.at(kOffGranules) == cap / 65536);
+  void* keep = spaces_chunk_alloc(c, 100, 0);
+  CHECK(keep != nullptr);
+  fill(keep, 100, 9);
+  spaces_set_error_handler(record, nullptr);
+  g_caught = Caught();
+
+  // 1. A thread id that does not exist in the lock word: taken over (and repaired), not waited
+  //    for forever.
+  spaces_chunk_walk(c, read_lock_word, &v);
+  uint32_t tag = g_seen_lock_word & 0x7f800000u;
+  CHECK(g_seen_lock_word != 0);
+  v.lock().store(tag | 4194000u);  // a tid no process has (pid_max is at most 4194304)
+  time_t t0 = time(nullptr);
+  void* a = spaces_chunk_alloc(c, 100, 0);
+  CHECK(a != nullptr && time(nullptr) - t0 < 5);
+  spaces_free(a);
+
+  // 2. Bytes over the lock word that name a plausible owner of another PID namespace (it cannot
+  //    be judged; an impossible value is taken over like a dead owner): the
+  //    operation fails after shared_lock_timeout_ms with the error reported, and works again
+  //    once the word is sane.
+  spaces_option_set("shared_lock_timeout_ms", 200);
+  uint32_t junk = 0x5a0004d2u;  // tid 1234 of a namespace tag not ours (an impossible tid is taken over)
+  if ((junk & 0x7f800000u) == tag) junk ^= 0x00800000u;
+  v.lock().store(junk);
+  int before = g_caught.count;
+  errno = 0;
+  void* b = spaces_chunk_alloc(c, 100, 0);
+  CHECK(b == nullptr && errno == EDEADLK);
+  CHECK(g_caught.count == before + 1 && g_caught.code == SPACES_ERROR_CORRUPTED);
+  v.lock().store(0);
+  spaces_option_set("shared_lock_timeout_ms", 10000);
+  b = spaces_chunk_alloc(c, 100, 0);
+  CHECK(b != nullptr);
+  spaces_free(b);
+
+  // 3. An impossible footprint (2^60: every allocation refused, nothing said): rebuilt, reported.
+  v.at(kOffFootprint) = uint64_t(1) << 60;
+  before = g_caught.count;
+  b = spaces_chunk_alloc(c, 1 << 20, 0);
+  CHECK(b != nullptr && g_caught.count == before + 1);
+  CHECK(stats_of(c).footprint < cap);
+  spaces_free(b);
+
+  // 4. Damaged geometry: restored from this process's copy, reported.
+  v.at(kOffGranules) = 5;
+  before = g_caught.count;
+  b = spaces_chunk_alloc(c, 200, 0);
+  CHECK(b != nullptr && g_caught.count == before + 1 && v.at(kOffGranules) == cap / 65536);
+  spaces_free(b);
+
+  // 5. The object truncated behind the region's back: new granules are refused (NULL, reported),
+  //    not SIGBUS. (Blocks already handed out past the new end would fault: docs/shared.md.)
+  int fd = shm_open(("/spaces." + name).c_str(), O_RDWR, 0);
+  CHECK(fd >= 0);
+  CHECK(ftruncate(fd, 4 << 20) == 0);
+  close(fd);
+  before = g_caught.count;
+  void* big = nullptr;
+  for (int i = 0; i < 16 && (big = spaces_chunk_alloc(c, 2 << 20, 0)) != nullptr; i++) {
+  }
+  CHECK(big == nullptr && g_caught.count > before);
+  spaces_set_error_handler(nullptr, nullptr);
+  CHECK(intact(keep, 100, 9));
   CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
 }
 
@@ -609,7 +744,8 @@ struct Case {
 const Case kCases[] = {{"errors", test_errors},       {"single", test_single_process},
                        {"fork", test_fork},           {"fork_exec", test_fork_exec},
                        {"kill_lock_holder", test_kill_lock_holder}, {"unlink", test_unlink},
-                       {"corruption", test_corruption}, {"handler_unlocked", test_handler_unlocked}};
+                       {"corruption", test_corruption}, {"handler_unlocked", test_handler_unlocked},
+                       {"small_shm", test_small_shm}, {"hostile_writer", test_hostile_writer}};
 }  // namespace
 
 int main(int argc, char** argv) {
