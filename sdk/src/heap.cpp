@@ -464,7 +464,9 @@ static void report_unowned_free(void* p) {
 Block* small_block_of(Slab* s, const void* p, const char* what) {
   uint32_t n = slab_offset(s, p);
   if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
-  if (s->has_aligned && n < s->capacity * s->block_size) return slab_block_start(s, p);
+  // (any thread: has_aligned only goes 0 -> 1 while the slab lives, set by its allocating side)
+  if (__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED) && n < s->capacity * s->block_size)
+    return slab_block_start(s, p);
   char msg[128];
   msg[0] = 0;
   strncat(msg, what, 64);
@@ -525,7 +527,7 @@ void heap_free_slow(void* p) {
 // Mark a block handed out at an offset inside its slot (aligned allocation): frees of this slab
 // must take the slow path, which finds the slot start.
 void heap_mark_aligned(Slab* s) {
-  s->has_aligned = 1;
+  __atomic_store_n(&s->has_aligned, uint8_t(1), __ATOMIC_RELAXED);
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
 }
 
