@@ -8,7 +8,7 @@
 //   empty    : create + destroy of an empty chunk (a chunk per request)
 // Prints one line per case with the median over --reps runs, and the ratios the issue asks for.
 // --smoke runs tiny sizes (ctest). Timing is reported, never asserted.
-#include <spaces/Spaces.h>
+#include <spaces/SDK.h>
 
 #include <llvm/Support/Allocator.h>
 

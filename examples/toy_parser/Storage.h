@@ -95,14 +95,14 @@ public:
   template <typename T> llvm::ArrayRef<T> copyArray(llvm::ArrayRef<T> Src) {
     if (Src.empty())
       return {};
-    T *P = static_cast<T *>(Nodes->Allocate(Src.size() * sizeof(T), alignof(T)));
+    T *P = Nodes->Allocate<T>(Src.size());
     std::memcpy(P, Src.data(), Src.size() * sizeof(T));
     return {P, Src.size()};
   }
   llvm::StringRef copyString(llvm::StringRef S) {
     if (S.empty())
       return {};
-    char *P = static_cast<char *>(Nodes->Allocate(S.size(), 1));
+    char *P = Nodes->Allocate<char>(S.size());
     std::memcpy(P, S.data(), S.size());
     return {P, S.size()};
   }
@@ -151,14 +151,14 @@ public:
   template <typename T> llvm::ArrayRef<T> copyArray(llvm::ArrayRef<T> Src) {
     if (Src.empty())
       return {};
-    T *P = static_cast<T *>(Pieces->Allocate(Src.size() * sizeof(T), alignof(T)));
+    T *P = Pieces->Allocate<T>(Src.size());
     std::memcpy(P, Src.data(), Src.size() * sizeof(T));
     return {P, Src.size()};
   }
   llvm::StringRef copyString(llvm::StringRef S) {
     if (S.empty())
       return {};
-    char *P = static_cast<char *>(Pieces->Allocate(S.size(), 1));
+    char *P = Pieces->Allocate<char>(S.size());
     std::memcpy(P, S.data(), S.size());
     return {P, S.size()};
   }

@@ -18,7 +18,7 @@
 #include "Storage.h"
 
 #include "spaces/Format.h"
-#include "spaces/Spaces.h"
+#include "spaces/SDK.h"
 
 #include <fmt/format.h>
 

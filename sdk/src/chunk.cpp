@@ -681,6 +681,18 @@ SPACES_API void* spaces_chunk_aligned_alloc(SpacesChunk c, size_t align, size_t 
   return chunk_alloc(c, align, size, flags);
 }
 
+// One slab's worth as a large block: a 256-aligned request of the slab minus its header lands at
+// offset kSlabHeader of a one-slab run (large.cpp: user_ptr_in), with exactly that usable size.
+SPACES_API void* spaces_chunk_alloc_page(SpacesChunk handle, unsigned flags) noexcept {
+  static_assert(SPACES_PAGE_SIZE == kSlabSize && SPACES_PAGE_USABLE == kSlabSize - kSlabHeader,
+                "the public page contract is the slab geometry");
+  if (chunk_checked(handle) == nullptr) {  // (shared-memory regions: their granules differ)
+    errno = EINVAL;
+    return nullptr;
+  }
+  return chunk_alloc(handle, kSlabHeader, kSlabSize - kSlabHeader, flags);
+}
+
 SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) noexcept {
   Chunk* c = chunk_checked(handle);
   bool shared = c == nullptr && shared_is_handle(handle);

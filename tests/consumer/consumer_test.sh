@@ -36,7 +36,9 @@ check "pkg-config spaces-override (malloc replaced)" bash -c "
   printf '#include <spaces/spaces.h>\n#include <stdlib.h>\nint main(void){void*p=malloc(8);return spaces_owns(p)!=1;}\n' > '$work/o.c' &&
   cc '$work/o.c' \$(pkg-config --cflags --libs spaces-override) -o '$work/po' && '$work/po'"
 check "only public headers installed" bash -c "
-  test -z \"\$(ls '$work/prefix/include/spaces' | grep -v -E '^(spaces|Region|ScopedRegion|TypedPool|Allocator|Format|Spaces)\.h$')\""
+  test -z \"\$(ls '$work/prefix/include/spaces' | grep -v -E '^(spaces|Region|ScopedRegion|TypedPool|Allocator|Format|StringSaver|SDK)\.h$')\""
+check "no two installed headers differ only in case" bash -c "
+  test -z \"\$(ls '$work/prefix/include/spaces' | tr A-Z a-z | sort | uniq -d)\""
 check "examples/toy_parser built against the installed package" bash -c "
   cmake -S '$src/examples/toy_parser' -B '$work/toy' -DCMAKE_PREFIX_PATH='$work/prefix' -DCMAKE_BUILD_TYPE=Release &&
   cmake --build '$work/toy' -j2 && '$work/toy/toy_parser' --nodes 20000 | grep -q 'serves malloc and operator new'"

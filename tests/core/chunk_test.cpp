@@ -326,3 +326,33 @@ TEST(ChunkDeathTest, LiveRegionBlocksAreUsable) {
   spaces_chunk_destroy(c);
 }
 #endif
+
+// The page contract of spaces.h (what TypedPool<T> is built on): a block that is the last
+// SPACES_PAGE_USABLE bytes of a SPACES_PAGE_SIZE-aligned page, one page of footprint, an ordinary
+// block otherwise; EINVAL for bad regions and flags.
+TEST(Chunk, AllocPageKeepsThePageContract) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  for (int i = 0; i < 5; i++) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(spaces_chunk_alloc_page(c, i == 0 ? SPACES_ZERO : 0));
+    ASSERT_NE(p, 0u);
+    EXPECT_EQ(p & (SPACES_PAGE_SIZE - 1), SPACES_PAGE_SIZE - SPACES_PAGE_USABLE);
+    EXPECT_EQ(spaces_usable_size(reinterpret_cast<void*>(p)), SPACES_PAGE_USABLE);
+    EXPECT_EQ(spaces_chunk_of(reinterpret_cast<void*>(p)), c);
+  }
+  struct spaces_chunk_stats st;
+  st.size = sizeof st;
+  ASSERT_EQ(spaces_chunk_stats(c, &st), 0);
+  EXPECT_EQ(st.footprint, 5u * SPACES_PAGE_SIZE);
+  EXPECT_EQ(st.live_blocks, 5u);
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_alloc_page(c, SPACES_CHUNK_EXCLUSIVE), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_alloc_page(nullptr, 0), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  ASSERT_EQ(spaces_chunk_set_ceiling(c, 5 * SPACES_PAGE_SIZE), 0);
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_alloc_page(c, 0), nullptr) << "at the ceiling";
+  EXPECT_EQ(errno, ENOMEM);
+  spaces_chunk_destroy(c);
+}

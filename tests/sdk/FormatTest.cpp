@@ -127,3 +127,20 @@ TEST(Format, LiveReportOfAnEmptyRegion) {
   EXPECT_TRUE(contains(S, "region 'empty': 0 live blocks, 0 bytes")) << S;
   EXPECT_FALSE(contains(S, "largest")) << S;
 }
+
+// printStats: llvm::BumpPtrAllocator::PrintStats for a region, to any FILE.
+TEST(Format, PrintStatsWritesTheReport) {
+  spaces::Region R("printed");
+  for (int I = 0; I < 10; I++)
+    R.Allocate(100);
+  std::FILE *F = std::tmpfile();
+  ASSERT_NE(F, nullptr);
+  spaces::printStats(R, F, 2);
+  std::rewind(F);
+  char Buf[4096] = {};
+  size_t N = std::fread(Buf, 1, sizeof Buf - 1, F);
+  std::fclose(F);
+  std::string Out(Buf, N);
+  EXPECT_NE(Out.find("region 'printed': 10 live blocks"), std::string::npos) << Out;
+  EXPECT_NE(Out.find("largest blocks:"), std::string::npos) << Out;
+}

@@ -218,3 +218,26 @@ TEST(ScopedRegion, CapturedMallocAtTheCeilingCountsAHitAndCallsThePressureHandle
   EXPECT_EQ(Hits, 1u) << "a captured malloc refused at the ceiling is not counted";
   EXPECT_EQ(Calls, 1) << "the pressure handler is not called for a captured malloc";
 }
+
+// region() hands out a Region& for allocators and containers, but the region is pinned to the
+// scope: moving it out is a programming error, caught at run time.
+TEST(ScopedRegion, MovingItsRegionOutIsAProgrammingError) {
+  EXPECT_DEATH(
+      {
+        spaces::ScopedRegion S;
+        spaces::Region Escaped(std::move(S.region()));
+        (void)Escaped;
+      },
+      "cannot be moved out of its scope");
+}
+
+TEST(ScopedRegion, ForwardsCeilingAndPressureHandler) {
+  spaces::ScopedRegion S;
+  EXPECT_TRUE(S.setCeiling(1 << 20));
+  EXPECT_EQ(S.ceiling(), size_t(1) << 20);
+  static int Calls;
+  Calls = 0;
+  S.setPressureHandler([](SpacesChunk, size_t, void *) { return Calls++, 0; }, nullptr);
+  EXPECT_EQ(S.tryAllocate(size_t(4) << 20), nullptr);
+  EXPECT_EQ(Calls, 1);
+}

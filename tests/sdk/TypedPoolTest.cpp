@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "SdkTestSupport.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -41,8 +43,12 @@ struct Tracked {
   }
 
   explicit Tracked(int Id, bool Throw = false) : Id(Id) {
+#if SPACES_TEST_EXCEPTIONS
     if (Throw)
       throw std::runtime_error("Tracked");
+#else
+    (void)Throw;
+#endif
     constructed()++;
     std::snprintf(Name, sizeof Name, "obj-%d", Id);
   }
@@ -253,6 +259,7 @@ TEST(TypedPool, ObjectsAreAlignedForTheirType) {
   checkAlignment<256>();
 }
 
+#if SPACES_TEST_EXCEPTIONS
 TEST(TypedPool, ThrowingConstructorReturnsTheSlot) {
   Tracked::clear();
   {
@@ -276,3 +283,34 @@ TEST(TypedPool, ThrowingConstructorReturnsTheSlot) {
   EXPECT_EQ(Tracked::destroyed().size(), 11u);
   EXPECT_EQ(Tracked::destroyed().count(100), 0u) << "no destructor for an object never built";
 }
+#endif
+
+// Movable: the objects stay where they are (pointers remain valid), the moved-from pool holds
+// nothing, and move assignment destroys the target's own objects first.
+TEST(TypedPool, MovesItsObjectsWithoutMovingThem) {
+  Tracked::clear();
+  {
+    TypedPool<Tracked> A;
+    std::vector<Tracked *> Objs;
+    for (int I = 0; I < 3000; I++)
+      Objs.push_back(A.create(I));
+    TypedPool<Tracked> B(std::move(A));
+    EXPECT_EQ(A.size(), 0u);
+    EXPECT_EQ(A.footprint(), 0u);
+    EXPECT_EQ(B.size(), 3000u);
+    for (int I = 0; I < 3000; I++)
+      EXPECT_EQ(Objs[I]->Id, I);
+    B.destroy(Objs[0]);
+    TypedPool<Tracked> C;
+    C.create(5000);
+    C = std::move(B);  // C's object 5000 is destroyed, B's 2999 move in
+    EXPECT_EQ(Tracked::destroyed()[5000], 1);
+    EXPECT_EQ(C.size(), 2999u);
+    EXPECT_EQ(B.size(), 0u);
+  }
+  for (int I = 0; I < 3000; I++)
+    EXPECT_EQ(Tracked::destroyed()[I], 1) << "object " << I;
+}
+
+static_assert(std::is_nothrow_move_constructible<TypedPool<int>>::value, "TypedPool moves");
+static_assert(!std::is_copy_constructible<TypedPool<int>>::value, "TypedPool does not copy");

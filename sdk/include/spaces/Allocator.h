@@ -15,6 +15,7 @@
 #include "spaces/Region.h"
 
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <memory_resource>
 
@@ -46,7 +47,7 @@ private:
   Region *R;
 };
 
-class MemoryResource : public std::pmr::memory_resource {
+class MemoryResource final : public std::pmr::memory_resource {
 public:
   explicit MemoryResource(Region &R) noexcept : R(R) {}
   Region &region() const noexcept { return R; }
@@ -54,9 +55,18 @@ public:
 private:
   void *do_allocate(size_t Bytes, size_t Alignment) override { return R.Allocate(Bytes, Alignment); }
   void do_deallocate(void *P, size_t Bytes, size_t Alignment) override { R.Deallocate(P, Bytes, Alignment); }
+  // Two resources over one region can free each other's blocks, so they are equal. Knowing that
+  // Other is a MemoryResource without RTTI (LLVM builds use -fno-rtti, where dynamic_cast does
+  // not compile): the class is final, so Other is one exactly when it shares this object's
+  // virtual table (the Itanium C++ ABI, which g++ and clang use on Linux, puts the vtable
+  // pointer first in a polymorphic object).
   bool do_is_equal(const std::pmr::memory_resource &Other) const noexcept override {
-    auto *O = dynamic_cast<const MemoryResource *>(&Other);
-    return O && &O->R == &R;
+    if (this == &Other)
+      return true;
+    const void *Mine, *Theirs;
+    std::memcpy(&Mine, static_cast<const void *>(this), sizeof Mine);
+    std::memcpy(&Theirs, static_cast<const void *>(&Other), sizeof Theirs);
+    return Mine == Theirs && &static_cast<const MemoryResource &>(Other).R == &R;
   }
 
   Region &R;

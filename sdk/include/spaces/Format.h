@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstdio>
 #include <map>
 #include <vector>
 
@@ -48,7 +49,7 @@ public:
     size_t Size;
   };
 
-  explicit LiveReport(const Region &R, size_t Largest = 5) : Name(R.name()), Stats(R.stats()) {
+  explicit LiveReport(Region &R, size_t Largest = 5) : Name(R.name()), Stats(R.stats()) {
     std::map<size_t, SizeRow> BySize;
     R.forEachLive([&](void *P, size_t Size) {
       SizeRow &Row = BySize[Size];
@@ -121,5 +122,14 @@ template <> struct fmt::formatter<spaces::LiveReport> {
     return Out;
   }
 };
+
+namespace spaces {
+/// llvm::BumpPtrAllocator::PrintStats for a Region: its statistics and live-allocation report
+/// (LiveReport, \p Largest biggest blocks) on \p Out (stderr by default). Walks the region: no
+/// thread may allocate in it meanwhile. Allocates (through fmt) outside the region.
+inline void printStats(Region &R, std::FILE *Out = stderr, size_t Largest = 5) {
+  fmt::print(Out, "{}", LiveReport(R, Largest));
+}
+} // namespace spaces
 
 #endif // SPACES_FORMAT_H

@@ -5,7 +5,7 @@
 // `llvm::StringMap<V, spaces::Region &>` and `new (Region) T(...)` work.
 //
 // Threads: a Region created Exclusive (the default) may allocate from one thread at a time; a
-// Shared one from any number at once. Blocks may be freed (Deallocate, spaces_free, free) from
+// Concurrent one from any number at once. Blocks may be freed (Deallocate, spaces_free, free) from
 // any thread. reset(), the destructor and forEachLive() need the allocating side to be quiet.
 //
 //===----------------------------------------------------------------------===//
@@ -14,7 +14,9 @@
 
 #include "spaces/spaces.h"
 
+#include <cassert>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -32,22 +34,71 @@ struct RegionStats : ::spaces_chunk_stats {
   }
 };
 
+/// Called when an SDK allocation fails (out of memory, or at a region's ceiling), like the
+/// handler of llvm::install_bad_alloc_error_handler. It must not return (abort, exit, or
+/// longjmp out); if it does, the program is aborted.
+using BadAllocHandler = void (*)(void *UserData, const char *Reason);
+
 namespace detail {
-/// Allocation failure in the SDK: std::bad_alloc when exceptions are on, else abort().
+struct BadAllocHandlerSlot {
+  BadAllocHandler Fn = nullptr;
+  void *UserData = nullptr;
+};
+inline BadAllocHandlerSlot TheBadAllocHandler; // (one per program: C++17 inline variable)
+
+/// Allocation failure in the SDK, LLVM's report_bad_alloc_error convention: the installed
+/// BadAllocHandler if any; else std::bad_alloc when exceptions are on; else (-fno-exceptions,
+/// LLVM's default) one line on stderr, then abort(). tryAllocate() returns nullptr instead.
 [[noreturn]] inline void reportBadAlloc() {
+  const char *Reason = "spaces: allocation failed (out of memory or at the region's ceiling)";
+  if (BadAllocHandler Fn = TheBadAllocHandler.Fn) {
+    Fn(TheBadAllocHandler.UserData, Reason);
+    std::fputs("spaces: the bad-alloc handler returned\n", stderr);
+    std::abort();
+  }
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
   throw std::bad_alloc();
 #else
+  std::fputs(Reason, stderr);
+  std::fputc('\n', stderr);
   std::abort();
 #endif
 }
+/// A programming error (a moved-from Region used, a pinned region moved): asserts in debug
+/// builds; release builds print it and abort, as the error is not recoverable.
+[[noreturn]] inline void programmingError(const char *What) {
+  std::fputs("spaces: programming error: ", stderr);
+  std::fputs(What, stderr);
+  std::fputc('\n', stderr);
+  assert(false && "spaces SDK programming error");
+  std::abort();
+}
+/// Calls Fn(Block, Size); true to go on. Fn may return void (always go on) or bool (false stops).
+template <typename FnT> bool visitBlock(FnT &Fn, void *Block, size_t Size) {
+  if constexpr (std::is_same<decltype(Fn(Block, Size)), void>::value) {
+    Fn(Block, Size);
+    return true;
+  } else {
+    return static_cast<bool>(Fn(Block, Size));
+  }
+}
 } // namespace detail
+
+/// Installs \p Fn as the handler of SDK allocation failures (not thread-safe: install it at
+/// start-up, as LLVM's). nullptr restores the default.
+inline void installBadAllocHandler(BadAllocHandler Fn, void *UserData = nullptr) noexcept {
+  detail::TheBadAllocHandler.Fn = Fn;
+  detail::TheBadAllocHandler.UserData = UserData;
+}
+inline void removeBadAllocHandler() noexcept { installBadAllocHandler(nullptr, nullptr); }
 
 class Region {
 public:
   enum Mode : unsigned {
     Exclusive = SPACES_CHUNK_EXCLUSIVE, ///< one allocating thread, no synchronisation
-    Shared = 0,                         ///< any thread may allocate concurrently
+    Concurrent = 0,                     ///< any thread may allocate concurrently
+    /// The 0.1 name of Concurrent ("shared" elsewhere means shared across processes).
+    Shared [[deprecated("use Region::Concurrent")]] = 0,
   };
 
   /// Creates the region. On failure (out of memory) throws std::bad_alloc (or aborts when
@@ -62,8 +113,16 @@ public:
   /// Destroys every block at once (time proportional to slabs, not blocks).
   ~Region() { spaces_chunk_destroy(Chunk); }
 
-  Region(Region &&Other) noexcept : Chunk(Other.Chunk), Name(Other.Name) { Other.Chunk = nullptr; }
+  /// Moves the region. Moving the region of a ScopedRegion (which is pinned to its scope) is a
+  /// programming error.
+  Region(Region &&Other) noexcept : Chunk(Other.Chunk), Name(Other.Name) {
+    if (Other.Pinned)
+      detail::programmingError("a ScopedRegion's region cannot be moved out of its scope");
+    Other.Chunk = nullptr;
+  }
   Region &operator=(Region &&Other) noexcept {
+    if (Other.Pinned || Pinned)
+      detail::programmingError("a ScopedRegion's region cannot be moved out of its scope");
     if (this != &Other) {
       spaces_chunk_destroy(Chunk);
       Chunk = Other.Chunk;
@@ -84,8 +143,17 @@ public:
       detail::reportBadAlloc();
     return P;
   }
+  /// LLVM allocator concept (AllocatorBase): room for \p Num objects of type T, aligned for T.
+  /// Not constructed: use create() or placement new.
+  template <typename T> T *Allocate(size_t Num = 1) {
+    if (Num > size_t(-1) / sizeof(T))
+      detail::reportBadAlloc();
+    return static_cast<T *>(Allocate(Num * sizeof(T), alignof(T)));
+  }
   /// Like Allocate() but returns nullptr (errno = ENOMEM) at the ceiling.
   void *tryAllocate(size_t Size, size_t Alignment = alignof(std::max_align_t)) noexcept {
+    assert(Alignment != 0 && (Alignment & (Alignment - 1)) == 0 && "alignment must be a power of two");
+    assert(Chunk && "use of a moved-from Region");
     if (Alignment > 16)
       return spaces_chunk_aligned_alloc(Chunk, Alignment, Size, 0);
     // Blocks of 16 bytes and more are 16-aligned; smaller ones only 8: round tiny requests up.
@@ -94,6 +162,11 @@ public:
   /// LLVM allocator concept: frees one block now (any thread). Size and alignment are unused.
   void Deallocate(const void *Ptr, size_t /*Size*/ = 0, size_t /*Alignment*/ = 0) noexcept {
     spaces_free(const_cast<void *>(Ptr));
+  }
+  /// LLVM allocator concept (AllocatorBase): frees what Allocate<T>(Num) returned. Does not run
+  /// ~T.
+  template <typename T> std::enable_if_t<!std::is_same<std::remove_cv_t<T>, void>::value> Deallocate(T *Ptr, size_t Num = 1) noexcept {
+    Deallocate(static_cast<const void *>(Ptr), Num * sizeof(T), alignof(T));
   }
   /// LLVM allocator concept: same as reset().
   void Reset() noexcept { reset(); }
@@ -133,16 +206,19 @@ public:
     return S;
   }
 
-  /// Calls \p Fn(void *Block, size_t UsableSize) for every live block. \p Fn may free the block
-  /// it is given. No thread may allocate in the region meanwhile.
-  template <typename FnT> void forEachLive(FnT &&Fn) const {
-    spaces_chunk_walk(
+  /// Calls \p Fn(void *Block, size_t UsableSize) for every live block; \p Fn returns void, or
+  /// bool (false stops the walk). \p Fn may free the block it is given (hence not const). No
+  /// thread may allocate in the region meanwhile. Returns false if \p Fn stopped the walk.
+  template <typename FnT> bool forEachLive(FnT &&Fn) {
+    assert(Chunk && "use of a moved-from Region");
+    using Callable = std::remove_reference_t<FnT>;
+    int R = spaces_chunk_walk(
         Chunk,
         [](void *Block, size_t Size, void *Arg) -> int {
-          (*static_cast<std::remove_reference_t<FnT> *>(Arg))(Block, Size);
-          return 0;
+          return detail::visitBlock(*static_cast<Callable *>(Arg), Block, Size) ? 0 : 1;
         },
         const_cast<void *>(static_cast<const void *>(&Fn)));
+    return R == 0;
   }
 
   /// True if \p Ptr is a block of this region.
@@ -151,9 +227,14 @@ public:
   const char *name() const noexcept { return Name; }
   SpacesChunk handle() const noexcept { return Chunk; }
 
+protected:
+  /// ScopedRegion pins its region: moving it out of the scope is then a programming error.
+  void pin() noexcept { Pinned = true; }
+
 private:
   SpacesChunk Chunk;
   const char *Name;
+  bool Pinned = false;
 };
 
 } // namespace spaces

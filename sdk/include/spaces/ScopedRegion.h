@@ -24,6 +24,7 @@ public:
 
   explicit ScopedRegion(Capture C = NoCapture, const char *Name = "scoped-region")
       : Region(Region::Exclusive, Name), Captured(C) {
+    pin();  // region() hands out a Region&: moving it out of the scope aborts (asserts in debug)
     if (Captured)
       Previous = spaces_thread_set_chunk(handle());
   }
@@ -46,11 +47,14 @@ public:
   using Region::owns;
   using Region::Reset;
   using Region::reset;
+  using Region::ceiling;
   using Region::setCeiling;
+  using Region::setPressureHandler;
   using Region::stats;
   using Region::tryAllocate;
 
-  /// The region, for APIs that take a Region& (allocators, containers).
+  /// The region, for APIs that take a Region& (allocators, containers). It is pinned to the
+  /// scope: `Region R(std::move(S.region()))` is a programming error (abort; assert in debug).
   Region &region() noexcept { return *this; }
   bool capturesHeap() const noexcept { return Captured; }
 

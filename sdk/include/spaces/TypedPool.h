@@ -7,11 +7,13 @@
 // T is trivially destructible), like llvm::SpecificBumpPtrAllocator<T>::DestroyAll, then frees
 // all its memory at once.
 //
-// Layout: the pool owns an exclusive Region. Each page is one 64 KiB slab's worth (a large
-// block of the region): a small header (next page, live bitmap) followed by the slots. A slot's
-// page is found by address arithmetic, so destroy() needs no lookup.
+// Layout: the pool owns an exclusive Region. Each page is one spaces_chunk_alloc_page() block (the
+// C API's page contract: SPACES_PAGE_USABLE bytes at the end of a SPACES_PAGE_SIZE-aligned page):
+// a small header (next page, live bitmap) followed by the slots. A slot's page is found by
+// masking its address, so destroy() needs no lookup. Only the public C API is used.
 //
-// Threads: one thread at a time (the pool is not synchronised).
+// Threads: one thread at a time (the pool is not synchronised). Movable, not copyable: a
+// moved-from pool holds nothing and may only be destroyed or assigned to.
 //
 //===----------------------------------------------------------------------===//
 #ifndef SPACES_TYPEDPOOL_H
@@ -29,10 +31,10 @@ template <typename T> class TypedPool {
   static constexpr size_t SlotAlign = alignof(T) > alignof(void *) ? alignof(T) : alignof(void *);
   static constexpr size_t SlotSize =
       ((sizeof(T) > sizeof(void *) ? sizeof(T) : sizeof(void *)) + SlotAlign - 1) / SlotAlign * SlotAlign;
-  // A page is the whole of one 64 KiB slab minus the slab's 256-byte header.
-  static constexpr size_t SlabBytes = 64 * 1024;
-  static constexpr size_t SlabHeader = 256;
-  static constexpr size_t PageBytes = SlabBytes - SlabHeader;
+  // A page: the last SPACES_PAGE_USABLE bytes of a SPACES_PAGE_SIZE-aligned page (spaces.h).
+  static constexpr size_t SlabBytes = SPACES_PAGE_SIZE;
+  static constexpr size_t SlabHeader = SPACES_PAGE_SIZE - SPACES_PAGE_USABLE;
+  static constexpr size_t PageBytes = SPACES_PAGE_USABLE;
   static constexpr size_t MaxSlots = PageBytes / SlotSize;
   static constexpr size_t BitmapWords = (MaxSlots + 63) / 64;
   struct Page {
@@ -44,7 +46,8 @@ template <typename T> class TypedPool {
   static constexpr size_t HeaderBytes = (sizeof(Page) + SlotAlign - 1) / SlotAlign * SlotAlign;
   static constexpr size_t SlotsPerPage = (PageBytes - HeaderBytes) / SlotSize;
   static_assert(SlotsPerPage >= 1, "TypedPool<T>: T is too large for a 64 KiB page");
-  static_assert(SlotAlign <= 256, "TypedPool<T>: alignments above 256 are not supported");
+  static_assert(SlotAlign <= SlabHeader && SlabHeader % SlotAlign == 0,
+                "TypedPool<T>: alignments above 256 are not supported");
 
   struct FreeSlot {
     FreeSlot *Next;
@@ -55,6 +58,27 @@ public:
   ~TypedPool() { destroyAll(); }
   TypedPool(const TypedPool &) = delete;
   TypedPool &operator=(const TypedPool &) = delete;
+  /// Moves every live object (no object moves in memory: pointers to them stay valid).
+  TypedPool(TypedPool &&Other) noexcept
+      : Pages(std::move(Other.Pages)), Head(Other.Head), FreeList(Other.FreeList), Count(Other.Count) {
+    Other.Head = nullptr;
+    Other.FreeList = nullptr;
+    Other.Count = 0;
+  }
+  /// Destroys this pool's objects (as destroyAll()), then takes \p Other's.
+  TypedPool &operator=(TypedPool &&Other) noexcept {
+    if (this != &Other) {
+      destroyAll();
+      Pages = std::move(Other.Pages);
+      Head = Other.Head;
+      FreeList = Other.FreeList;
+      Count = Other.Count;
+      Other.Head = nullptr;
+      Other.FreeList = nullptr;
+      Other.Count = 0;
+    }
+    return *this;
+  }
 
   /// Constructs a T in a free slot. O(1). Out of memory: std::bad_alloc (abort without
   /// exceptions). If T's constructor throws, the slot is returned.
@@ -147,9 +171,10 @@ private:
   }
 
   void addPage() {
-    // PageBytes with 256-byte alignment is exactly one slab: its page starts 256 bytes in.
-    Page *P = static_cast<Page *>(Pages.Allocate(PageBytes, 256));
-    assert(pageOf(P) == P && "a pool page must start right after its slab header");
+    Page *P = static_cast<Page *>(spaces_chunk_alloc_page(Pages.handle(), 0));
+    if (!P)
+      detail::reportBadAlloc();
+    assert(pageOf(P) == P && "spaces_chunk_alloc_page: the page contract of spaces.h");
     P->Next = Head;
     P->Slots = uint32_t(SlotsPerPage);
     P->Live = 0;

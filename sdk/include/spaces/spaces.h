@@ -72,7 +72,9 @@ SPACES_API int spaces_owns(const void *p) SPACES_NOEXCEPT;
 typedef struct spaces_chunk *SpacesChunk;
 
 #define SPACES_CHUNK_EXCLUSIVE 1u  /* one thread allocates: no synchronisation on its alloc path */
-#define SPACES_ZERO 1u             /* spaces_chunk_alloc flag: zero the block */
+#define SPACES_ZERO 0x10u          /* spaces_chunk_alloc flag: zero the block. Every flag has its
+                                      own bit across all functions: one passed to the wrong
+                                      function is EINVAL, never another behaviour (0.1: 1u) */
 
 /* NULL + errno (EINVAL for unknown flags, ENOMEM). Any thread. */
 SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) SPACES_NOEXCEPT;
@@ -85,6 +87,16 @@ SPACES_API void spaces_chunk_reset(SpacesChunk c) SPACES_NOEXCEPT;
  * EXCLUSIVE chunk only one thread may allocate at a time; otherwise any thread may. */
 SPACES_API void *spaces_chunk_alloc(SpacesChunk c, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
 SPACES_API void *spaces_chunk_aligned_alloc(SpacesChunk c, size_t alignment, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+/* Pages for pools built on a region (the SDK's TypedPool<T>): one block that fills one page of
+ * the region's memory. A page is SPACES_PAGE_SIZE bytes at a SPACES_PAGE_SIZE-aligned address;
+ * the block is its last SPACES_PAGE_USABLE bytes (the first bytes hold the allocator's header),
+ * so a pool finds the page of any address inside by masking the address. The block is counted,
+ * walked, freed (spaces_free) and reset like any block of c, and costs the footprint exactly one
+ * page. flags: 0 or SPACES_ZERO. NULL + errno: ENOMEM at the ceiling or out of memory; EINVAL
+ * for a NULL, destroyed or shared-memory region, or another flag. Threads: as spaces_chunk_alloc. */
+#define SPACES_PAGE_SIZE 65536u
+#define SPACES_PAGE_USABLE 65280u
+SPACES_API void *spaces_chunk_alloc_page(SpacesChunk c, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
 /* p must be a block of c (or NULL). size 0 frees p and returns NULL. */
 SPACES_API void *spaces_chunk_realloc(SpacesChunk c, void *p, size_t size) SPACES_NOEXCEPT;
 /* Cap the chunk's footprint (bytes of slabs and large mappings held for it). 0 removes the cap;

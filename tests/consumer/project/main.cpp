@@ -1,6 +1,6 @@
 // Uses the C API and the C++ SDK from an installed (or add_subdirectory'd) Spaces, and checks
 // whether malloc is Spaces' exactly when the override variant was linked.
-#include <spaces/Spaces.h>
+#include <spaces/SDK.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
