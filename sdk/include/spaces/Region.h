@@ -210,7 +210,8 @@ public:
   /// bool (false stops the walk). \p Fn may free the block it is given (hence not const). No
   /// thread may allocate in the region meanwhile. Returns false if \p Fn stopped the walk.
   template <typename FnT> bool forEachLive(FnT &&Fn) {
-    assert(Chunk && "use of a moved-from Region");
+    if (!Chunk)
+      return true;  // (a moved-from region has no blocks)
     using Callable = std::remove_reference_t<FnT>;
     int R = spaces_chunk_walk(
         Chunk,
