@@ -315,7 +315,8 @@ void* os_map(size_t size, bool huge_tlb);            // NULL on failure
 void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
 void os_unmap(void* p, size_t size);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
-bool os_populate_shared(void* p, size_t size);       // back shared pages now; false: no space
+bool os_reserve_shared(int fd, size_t off, size_t size);  // fallocate; false: no space
+size_t os_file_size(int fd);                          // SIZE_MAX if unknown
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
 void os_fork_stdio_lock();     // atfork: libc's stdio list lock, taken before Spaces' locks
 void os_fork_stdio_unlock();

@@ -8,6 +8,7 @@
 #endif
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/auxv.h>
@@ -85,16 +86,19 @@ bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_
 
 void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
-// Back [p, p + size) of a shared mapping now (tmpfs pages allocated, written as zeros), so that a
-// full /dev/shm is an error here and not SIGBUS at the program's first write. MADV_POPULATE_WRITE
-// (Linux 5.14) answers EFAULT where a write would have raised SIGBUS. Older kernels: true (the
-// old lazy behaviour).
-bool os_populate_shared(void* p, size_t size) {
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-  if (madvise(p, size, MADV_POPULATE_WRITE) == 0) return true;
-  return errno == EINVAL;
+// Reserve the backing store of [off, off + size) of a shared-memory object now (fallocate: tmpfs
+// allocates the pages without mapping them, so nothing is faulted here), so that a full
+// /dev/shm is an error here and not SIGBUS at the program's first write. false: no space.
+// A file system without fallocate keeps the old lazy behaviour (true).
+// KEEP_SIZE: the object's size is the region's business (a truncated object is reported by the
+// caller, not silently re-extended here).
+bool os_reserve_shared(int fd, size_t off, size_t size) {
+  if (fallocate(fd, FALLOC_FL_KEEP_SIZE, off_t(off), off_t(size)) == 0) return true;
+  return errno != ENOSPC && errno != ENOMEM && errno != EFBIG;
+}
+size_t os_file_size(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 ? size_t(st.st_size) : SIZE_MAX;
 }
 
 void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }

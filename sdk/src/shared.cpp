@@ -441,15 +441,16 @@ size_t sh_take_granules(const ShAttach* at, size_t n) {
     }
   }
   if (g == SIZE_MAX) return SIZE_MAX;
-  // The object is sparse: reserve its backing store for what is handed out, so a region larger
-  // than the free space of its tmpfs (64 MiB /dev/shm in containers) answers NULL + ENOMEM here,
-  // never SIGBUS in the program's first write.
-  if (!os_populate_shared(reinterpret_cast<void*>(sh_granule_addr(at, g)), n * kShGranule)) {
-    struct stat st;
-    if (fstat(at->fd, &st) == 0 && uint64_t(st.st_size) < at->end - at->base)
-      sh_report(SPACES_ERROR_CORRUPTED, at->h, "shared region object truncated by another process");
-    else
-      sh_discard(at, g, n);
+  // The object is sparse: reserve its backing store for what is handed out (fallocate: no page
+  // is mapped or faulted here), so a region larger than the free space of its tmpfs (64 MiB
+  // /dev/shm in containers) answers NULL + ENOMEM here, never SIGBUS in the program's first write.
+  size_t size = os_file_size(at->fd);
+  if (size < at->end - at->base) {  // (pages past the end would be SIGBUS: refuse, say why)
+    sh_report(SPACES_ERROR_CORRUPTED, at->h, "shared region object truncated by another process");
+    return SIZE_MAX;
+  }
+  if (!os_reserve_shared(at->fd, g * kShGranule, n * kShGranule)) {
+    sh_discard(at, g, n);
     return SIZE_MAX;
   }
   for (size_t i = 0; i < n; i++) h->table[g + i] = kGLargeBody;  // (a dead process leaves bodies
@@ -918,7 +919,7 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
     }
   }
   if (m == nullptr) return fail(EADDRINUSE);
-  if (!os_populate_shared(m, meta * kShGranule)) {  // (no room for the header in the tmpfs)
+  if (!os_reserve_shared(fd, 0, meta * kShGranule)) {  // (no room for the header in the tmpfs)
     munmap(m, total);
     return fail(ENOMEM);
   }
