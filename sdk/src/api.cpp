@@ -39,8 +39,14 @@ bool g_fork_locked = false;  // (written by the forking thread only, read back b
 void fork_prepare() {
   g_fork_locked = !os_single_threaded();
   if (!g_fork_locked) return;
-  os_fork_stdio_lock();
-  chunk_fork_lock();
+  // The stdio list lock and the region locks are the ones a thread may hold while it runs user
+  // code (a walk callback): taken together or retried, never waited for in order.
+  for (;;) {
+    os_fork_stdio_lock();
+    if (chunk_fork_try_lock()) break;
+    os_fork_stdio_unlock();
+    os_yield();
+  }
   shared_fork_lock();
   heap_fork_lock();
   g_arena_lock.lock();

@@ -65,7 +65,7 @@ struct Chunk {
   uintptr_t walker_tp;  // thread walking the large list (it already holds large_lock)
   Chunk* free_next;
   Chunk* all_next;      // every Chunk struct ever made (never freed), for fork
-  uint8_t fork_held;    // locks the forking thread took in chunk_fork_lock (1: lock, 2: large)
+  uint8_t fork_held;    // locks the forking thread took in chunk_fork_try_lock (1: lock, 2: large)
 };
 
 // ---- bump slabs ------------------------------------------------------------------------------
@@ -280,11 +280,15 @@ uint8_t* g_chunk_cursor = nullptr;
 uint8_t* g_chunk_end = nullptr;
 SPACES_TLS bool t_chunk_alloc = false;  // suppresses abort_on_oom for ceiling refusals
 
+// (A struct's locks are reset here, under g_chunk_lock: fork_prepare takes every struct's locks
+// under it too, so a reset can never clear a lock the forking thread holds.)
 Chunk* chunk_struct_alloc() {
   LockGuard g(g_chunk_lock);
   if (g_chunk_free) {
     Chunk* c = g_chunk_free;
     g_chunk_free = c->free_next;
+    c->lock.reset();
+    c->large_lock.reset();
     return c;
   }
   size_t need = (sizeof(Chunk) + 63) & ~size_t(63);
@@ -297,6 +301,8 @@ Chunk* chunk_struct_alloc() {
   }
   Chunk* c = reinterpret_cast<Chunk*>(g_chunk_cursor);
   g_chunk_cursor += need;
+  c->lock.reset();
+  c->large_lock.reset();
   c->all_next = g_all_chunks;
   g_all_chunks = c;
   return c;
@@ -525,20 +531,37 @@ bool chunk_suppress_oom_report() { return t_chunk_alloc; }
 // fork(): a thread inside a thread-shared chunk's allocation holds its lock; the child must not
 // inherit it held (it would hang on its first allocation or stats call). Chunk locks come before
 // the heap and arena locks, as on the allocation path.
-// A fork from a walk callback: the walking thread already holds its chunk's lock (thread-shared
-// chunks) and, while it visits large blocks, the large lock; it takes neither again.
-void chunk_fork_lock() {
-  g_chunk_lock.lock();
+// Taken all at once or not at all (false: nothing is held): a thread walking a region holds its
+// lock while its callback runs, and the callback may free into another region, create one, or use
+// stdio, whose lock fork_prepare holds already; waiting in a fixed order could then deadlock, so
+// the forking thread lets everything go and tries again. A fork from a walk callback: the walking
+// thread already holds its chunk's lock (thread-shared chunks) and, while it visits large blocks,
+// the large lock; it takes neither again.
+bool chunk_fork_try_lock() {
+  if (!g_chunk_lock.try_lock()) return false;
   uintptr_t self = thread_self();
   for (Chunk* c = g_all_chunks; c; c = c->all_next) {
+    c->fork_held = 0;
     if (__atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == self) {
       c->fork_held = c->large_lock.try_lock() ? 2 : 0;
       continue;
     }
-    c->lock.lock();
-    c->large_lock.lock();
-    c->fork_held = 3;
+    if (c->lock.try_lock()) {
+      if (c->large_lock.try_lock()) {
+        c->fork_held = 3;
+        continue;
+      }
+      c->lock.unlock();
+    }
+    for (Chunk* d = g_all_chunks; d != c; d = d->all_next) {  // give back what this pass took
+      if (d->fork_held & 2) d->large_lock.unlock();
+      if (d->fork_held & 1) d->lock.unlock();
+      d->fork_held = 0;
+    }
+    g_chunk_lock.unlock();
+    return false;
   }
+  return true;
 }
 void chunk_fork_unlock() {
   for (Chunk* c = g_all_chunks; c; c = c->all_next) {
@@ -548,6 +571,7 @@ void chunk_fork_unlock() {
   }
   g_chunk_lock.unlock();
 }
+
 // Only the forking thread lives on: a chunk heap another thread had captured keeps no fast-free
 // tag (a new thread of the child may get the dead thread's TCB address and would otherwise free
 // into it unsynchronised); the chunk itself stays usable by any thread.
@@ -598,8 +622,6 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->heap_clean = true;
   c->heap.cache_limit_override = uint32_t(option(kOpt_chunk_keep_slabs));
   c->flags = flags;
-  c->lock.reset();
-  c->large_lock.reset();
   c->footprint.store(0, std::memory_order_relaxed);
   c->peak.store(0, std::memory_order_relaxed);
   c->ceiling.store(0, std::memory_order_relaxed);

@@ -316,16 +316,16 @@ void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
 void os_unmap(void* p, size_t size);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
 bool os_reserve_shared(int fd, size_t off, size_t size);  // fallocate; false: no space
-size_t os_file_size(int fd);                          // SIZE_MAX if unknown
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
 void os_fork_stdio_lock();     // atfork: libc's stdio list lock, taken before Spaces' locks
 void os_fork_stdio_unlock();
 void os_fork_stdio_child();
 bool os_single_threaded();
+void os_yield();
 int os_tid();
 SPACES_INLINE void os_cpu_relax() { __builtin_ia32_pause(); }
 bool os_thread_alive(int tid);       // false: no such thread (exited, or a zombie's)
-uint32_t os_pidns_tag();             // 8-bit tag of this process's PID namespace
+uint32_t os_pidns_id();              // this process's PID namespace id, 0 if unknown
 void os_futex_wait_shared(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns);
 void os_futex_wake_shared(std::atomic<uint32_t>* word, int n);
 uint64_t os_now_ns();
@@ -481,7 +481,7 @@ void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes);  // +/-: pending
 void* chunk_realloc_block(Chunk* c, void* p, size_t size);
 bool chunk_route_slow(Heap* h);
 void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero);
-void chunk_fork_lock();   // the chunk pool and every chunk's locks
+bool chunk_fork_try_lock();  // the chunk pool and every chunk's locks, all or none
 void chunk_fork_unlock();
 void chunk_fork_child();  // locks reset; heaps captured by threads the child lacks unbound
 

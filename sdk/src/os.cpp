@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
@@ -82,6 +83,7 @@ void os_fork_stdio_child() {
 }
 // True while the process has never had a second thread (glibc's own test in fork()): no other
 // thread can hold a lock, only a frame of this one that a signal handler interrupted.
+void os_yield() { sched_yield(); }
 bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_single_threaded; }
 
 void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
@@ -96,10 +98,7 @@ bool os_reserve_shared(int fd, size_t off, size_t size) {
   if (fallocate(fd, FALLOC_FL_KEEP_SIZE, off_t(off), off_t(size)) == 0) return true;
   return errno != ENOSPC && errno != ENOMEM && errno != EFBIG;
 }
-size_t os_file_size(int fd) {
-  struct stat st;
-  return fstat(fd, &st) == 0 ? size_t(st.st_size) : SIZE_MAX;
-}
+
 
 void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
 
@@ -125,13 +124,12 @@ bool os_thread_alive(int tid) {
   return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
-// A tag of this process's PID namespace (its /proc/self/ns/pid inode, folded to 8 bits): a lock
-// owner's thread id is only judged dead by a process that sees the same PID namespace.
-uint32_t os_pidns_tag() {
+// This process's PID namespace id (the inode of /proc/self/ns/pid; 0 when unknown): a lock
+// owner's thread id is only judged dead by a process of the same namespace.
+uint32_t os_pidns_id() {
   struct stat st;
   if (stat("/proc/self/ns/pid", &st) != 0) return 0;
-  uint64_t i = uint64_t(st.st_ino) * 0x9e3779b97f4a7c15ull;
-  return uint32_t(i >> 56);
+  return uint32_t(st.st_ino);
 }
 
 // FUTEX_WAIT on a process-shared word for at most timeout_ns; returns when woken, on timeout, or

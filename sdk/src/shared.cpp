@@ -88,8 +88,8 @@ struct ShHeader {
   uint64_t meta;       // granules of header + table
   uint32_t owner_uid;
   uint32_t flags;
-  uint32_t lock;       // 0 free, else the owner: tid | PID-namespace tag << 23 | waiters (sh_lock_of)
-  uint32_t lock_pad;
+  uint32_t lock;       // 0 free, else the owner: tid | home-namespace bit | waiters (sh_lock_of)
+  uint32_t pidns;      // the creator's PID namespace id (lock owners of it can be judged dead)
   void* root;
   size_t ceiling;
   size_t live_blocks, live_bytes, footprint, peak, ceiling_hits, slabs, large_blocks;
@@ -116,7 +116,8 @@ struct ShAttach {
   dev_t dev;          // the object (an unlinked and recreated name is another object)
   ino_t ino;
   int refs;
-  int fd;             // the object, kept open: fstat tells a truncation from a full tmpfs
+  int fd;             // the object, kept open (checked against dev/ino before each use)
+  bool home;          // this process is in the region's PID namespace (h->pidns, at attach)
   spaces_pressure_fn pressure;
   void* pressure_arg;
 };
@@ -311,21 +312,20 @@ static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) && alignof(std::
               "the lock word is accessed as std::atomic<uint32_t>");
 SPACES_INLINE std::atomic<uint32_t>* sh_lock_of(ShHeader* h) { return reinterpret_cast<std::atomic<uint32_t>*>(&h->lock); }
 constexpr uint32_t kLkWaiters = 1u << 31;
-constexpr uint32_t kLkTidMask = (1u << 23) - 1;
+constexpr uint32_t kLkHome = 1u << 23;     // the owner is in the region's home PID namespace
+constexpr uint32_t kLkTidMask = kLkHome - 1;
 constexpr uint64_t kLkSliceNs = 10000000;  // 10 ms
-SPACES_TLS uint32_t t_lk_self = 0;         // this thread's word (0: not computed; reset in a fork child)
-uint32_t g_lk_tag = 0xffffffffu;           // this process's PID-namespace tag, once known
+SPACES_TLS uint32_t t_lk_tid = 0;          // this thread's id (0: not known yet; reset in a fork child)
 
-uint32_t sh_lock_self() {
-  if (SPACES_LIKELY(t_lk_self != 0)) return t_lk_self;
-  uint32_t tag = __atomic_load_n(&g_lk_tag, __ATOMIC_RELAXED);
-  if (tag == 0xffffffffu) __atomic_store_n(&g_lk_tag, tag = os_pidns_tag(), __ATOMIC_RELAXED);
-  return t_lk_self = (uint32_t(os_tid()) & kLkTidMask) | (tag & 0xff) << 23;
+// This thread's word for region `at`: its id, and the home bit when this process is in the PID
+// namespace the region was created in (ShAttach::home, from a full namespace-id compare).
+uint32_t sh_lock_self(const ShAttach* at) {
+  if (SPACES_UNLIKELY(t_lk_tid == 0)) t_lk_tid = uint32_t(os_tid()) & kLkTidMask;
+  return t_lk_tid | (at->home ? kLkHome : 0);
 }
 
 enum ShLockResult { kLkTaken, kLkOwnerDied, kLkTimedOut };
-ShLockResult sh_lock_word(std::atomic<uint32_t>* w) {
-  uint32_t self = sh_lock_self();
+ShLockResult sh_lock_word(std::atomic<uint32_t>* w, uint32_t self) {
   // Spin a little first: the lock is held for a few hundred nanoseconds, and sleeping in the
   // kernel on every contended call costs two context switches per hand-over.
   for (int spin = 0; spin < 100; spin++) {
@@ -350,9 +350,11 @@ ShLockResult sh_lock_word(std::atomic<uint32_t>* w) {
     if (v == 0) continue;
     uint64_t waited = os_now_ns() - start;
     if (waited >= kLkSliceNs) {
+      // Only an owner of the region's home namespace can be judged, by a process of it: another
+      // namespace's thread ids mean nothing here (such an owner is waited for).
       uint32_t tid = v & kLkTidMask;
-      bool judged = ((v >> 23) & 0xff) == (self >> 23 & 0xff);
-      bool dead = tid == 0 || tid > 4194304 ||
+      bool judged = (self & kLkHome) && (v & kLkHome);
+      bool dead = tid == 0 || tid > 4194304 || (v & 0x7f000000u) != 0 ||
                   (judged && (tid == (self & kLkTidMask) || !os_thread_alive(int(tid))));
       if (dead && w->compare_exchange_strong(v, self | kLkWaiters, std::memory_order_acquire, std::memory_order_relaxed))
         return kLkOwnerDied;
@@ -360,8 +362,16 @@ ShLockResult sh_lock_word(std::atomic<uint32_t>* w) {
     if (waited > bound) return kLkTimedOut;
   }
 }
-void sh_unlock_word(std::atomic<uint32_t>* w) {
-  if (w->exchange(0, std::memory_order_release) & kLkWaiters) os_futex_wake_shared(w, 1);
+// Releases only a word this thread holds (a fork child resuming a parent's locked section, or a
+// word another process overwrote, is left alone).
+void sh_unlock_word(std::atomic<uint32_t>* w, uint32_t self) {
+  uint32_t v = w->load(std::memory_order_relaxed);
+  while ((v & ~kLkWaiters) == self) {
+    if (w->compare_exchange_weak(v, 0, std::memory_order_release, std::memory_order_relaxed)) {
+      if (v & kLkWaiters) os_futex_wake_shared(w, 1);
+      return;
+    }
+  }
 }
 
 // The header fields every operation relies on, against the geometry this process validated on
@@ -390,9 +400,10 @@ void sh_check_header(const ShAttach* at) {
 // is false only if the lock could not be had (reported): the operation must then fail.
 struct ShLock {
   ShHeader* h;
+  uint32_t self;
   bool took = false;
   bool ok = true;
-  explicit ShLock(const ShAttach* at) : h(at->h) {
+  explicit ShLock(const ShAttach* at) : h(at->h), self(sh_lock_self(at)) {
     for (int i = 0; i < t_sh_nheld; i++)
       if (t_sh_held[i] == h) return;
     if (t_sh_nheld == kShMaxHeld) {
@@ -400,7 +411,7 @@ struct ShLock {
       ok = false;
       return;
     }
-    ShLockResult r = sh_lock_word(sh_lock_of(h));
+    ShLockResult r = sh_lock_word(sh_lock_of(h), self);
     if (r == kLkTimedOut) {
       sh_report(SPACES_ERROR_CORRUPTED, h,
                 "shared region lock not released within shared_lock_timeout_ms (a live holder, or a damaged lock word)");
@@ -416,7 +427,7 @@ struct ShLock {
     if (!took) return;
     for (int i = 0; i < t_sh_nheld; i++)
       if (t_sh_held[i] == h) t_sh_held[i] = t_sh_held[--t_sh_nheld];
-    sh_unlock_word(sh_lock_of(h));
+    sh_unlock_word(sh_lock_of(h), self);
     sh_deliver_report();
   }
 };
@@ -444,14 +455,18 @@ size_t sh_take_granules(const ShAttach* at, size_t n) {
   // The object is sparse: reserve its backing store for what is handed out (fallocate: no page
   // is mapped or faulted here), so a region larger than the free space of its tmpfs (64 MiB
   // /dev/shm in containers) answers NULL + ENOMEM here, never SIGBUS in the program's first write.
-  size_t size = os_file_size(at->fd);
-  if (size < at->end - at->base) {  // (pages past the end would be SIGBUS: refuse, say why)
-    sh_report(SPACES_ERROR_CORRUPTED, at->h, "shared region object truncated by another process");
-    return SIZE_MAX;
-  }
-  if (!os_reserve_shared(at->fd, g * kShGranule, n * kShGranule)) {
-    sh_discard(at, g, n);
-    return SIZE_MAX;
+  // (the fd is ours only while it still names the object: a program may close fds it does not
+  // own, and the number may be reused; then the old lazy behaviour is all that is left)
+  struct stat st;
+  if (fstat(at->fd, &st) == 0 && st.st_dev == at->dev && st.st_ino == at->ino) {
+    if (uint64_t(st.st_size) < at->end - at->base) {  // (pages past the end would be SIGBUS)
+      sh_report(SPACES_ERROR_CORRUPTED, at->h, "shared region object truncated by another process");
+      return SIZE_MAX;
+    }
+    if (!os_reserve_shared(at->fd, g * kShGranule, n * kShGranule)) {
+      sh_discard(at, g, n);
+      return SIZE_MAX;
+    }
   }
   for (size_t i = 0; i < n; i++) h->table[g + i] = kGLargeBody;  // (a dead process leaves bodies
   if (g + n > high) h->high = g + n;                               // without a head: repair frees them)
@@ -672,6 +687,8 @@ ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st, in
   at->ino = st.st_ino;
   at->refs = 1;
   at->fd = fd;
+  uint32_t ns = os_pidns_id();
+  at->home = ns != 0 && ns == h->pidns;
   at->pressure = nullptr;
   at->pressure_arg = nullptr;
   __atomic_store_n(&at->h, h, __ATOMIC_RELEASE);
@@ -743,7 +760,7 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
     if (attempt == 0 && fn && fn(c, size, at->pressure_arg)) continue;  // (no lock held)
     {
       ShLock l(at);
-      at->h->ceiling_hits++;  // once per refused call, whatever the handler did
+      if (l.ok) at->h->ceiling_hits++;  // once per refused call, whatever the handler did
     }
     errno = ENOMEM;
     return nullptr;
@@ -782,6 +799,7 @@ SpacesChunk shared_chunk_of(const void* p) {
 int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st) {
   ShAttach* at = sh_by_handle(c);
   ShLock l(at);
+  if (!l.ok) return -1;
   ShHeader* h = at->h;
   st->flags = h->flags;
   st->live_blocks = h->live_blocks;
@@ -846,14 +864,15 @@ void shared_reset(SpacesChunk c) {
 int shared_set_ceiling(SpacesChunk c, size_t bytes) {
   ShAttach* at = sh_by_handle(c);
   ShLock l(at);
+  if (!l.ok) return -1;
   size_t cap = at->granules * kShGranule;
   at->h->ceiling = bytes == 0 || bytes > cap ? cap : bytes;
-  return l.ok ? 0 : -1;
+  return 0;
 }
 size_t shared_ceiling(SpacesChunk c) {
   ShAttach* at = sh_by_handle(c);
   ShLock l(at);
-  return at->h->ceiling;
+  return l.ok ? at->h->ceiling : 0;
 }
 void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg) {
   ShAttach* at = sh_by_handle(c);
@@ -863,15 +882,21 @@ void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg) {
 
 void shared_fork_lock() { g_sh_lock.lock(); }
 void shared_fork_unlock() { g_sh_lock.unlock(); }
+// The child's thread id is its own, and it may be in another PID namespace
+// (unshare(CLONE_NEWPID) before fork): its lock words are recomputed.
+static void sh_after_fork_child() {
+  t_sh_nheld = 0;  // a fork from a walk callback: the child holds no region's lock
+  t_lk_tid = 0;
+  uint32_t ns = os_pidns_id();
+  int n = g_sh_count.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; i++)
+    if (ShHeader* h = g_sh[i].h) g_sh[i].home = ns != 0 && ns == h->pidns;
+}
 void shared_fork_child() {
   g_sh_lock.unlock();
-  t_sh_nheld = 0;  // a fork from a walk callback: the child holds no region's mutex
-  t_lk_self = 0;   // (the child's thread id is its own)
+  sh_after_fork_child();
 }
-void shared_fork_child_unlocked() {
-  t_sh_nheld = 0;
-  t_lk_self = 0;
-}
+void shared_fork_child_unlocked() { sh_after_fork_child(); }
 
 }  // namespace spaces_core
 
@@ -933,6 +958,7 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   h->owner_uid = uint32_t(geteuid());
   h->flags = flags;
   h->lock = 0;
+  h->pidns = os_pidns_id();
   h->root = nullptr;
   h->ceiling = total;
   h->footprint = h->peak = meta * kShGranule;
@@ -1034,7 +1060,8 @@ SPACES_API int spaces_chunk_close_shared(SpacesChunk c) noexcept {
   __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
   sh_end_rewrite(at);
   munmap(reinterpret_cast<void*>(at->base), at->end - at->base);
-  close(at->fd);
+  struct stat st;
+  if (fstat(at->fd, &st) == 0 && st.st_dev == at->dev && st.st_ino == at->ino) close(at->fd);
   return 0;
 }
 

@@ -14,6 +14,9 @@
 //                    call held).
 //   stdio          - fork while other threads allocate under stdio locks (getline, fflush(NULL)):
 //                    our prepare handler must take glibc's stdio list lock before ours.
+//   walk           - fork while another thread walks a region and its callback uses another
+//                    region, the region pool and stdio: the region locks are taken all at once
+//                    or retried, never waited for in order.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -222,12 +225,56 @@ void stdioLocks() {
   std::printf("stdio: %d of %d children ran\n", ok, forks);
 }
 
+// ---- walk ----
+// A thread walks a thread-shared region (holding its lock) while its callback frees into another
+// region, creates and destroys a region and flushes stdio; the main thread forks meanwhile. The
+// prepare handler used to wait for the walked region's lock while holding the locks the callback
+// needed.
+void walkChild(void *) {
+  void *p = std::malloc(100);
+  std::free(p);
+}
+
+void walkDuringFork() {
+  SpacesChunk walked = spaces_chunk_create(0);
+  SpacesChunk other = spaces_chunk_create(0);
+  for (int i = 0; i < 64; i++) {
+    void *keep = spaces_chunk_alloc(walked, 64, 0);  // (freed by the destroy)
+    (void)keep;
+  }
+  std::atomic<bool> stop{false};
+  std::thread walker([&] {
+    while (!stop.load()) {
+      spaces_chunk_walk(
+          walked,
+          [](void *, size_t, void *arg) -> int {
+            SpacesChunk o = static_cast<SpacesChunk>(arg);
+            spaces_free(spaces_chunk_alloc(o, 20000, 0));  // the other region's locks
+            spaces_chunk_destroy(spaces_chunk_create(0));  // the chunk pool's lock
+            std::fflush(nullptr);                          // the stdio list lock
+            return 0;
+          },
+          other);
+    }
+  });
+  int ok = 0;
+  const int forks = 60;
+  for (int i = 0; i < forks; i++) ok += childExitsCleanly(walkChild, nullptr);
+  stop = true;
+  walker.join();
+  CHECK(ok == forks);
+  std::printf("walk: %d of %d children ran\n", ok, forks);
+  spaces_chunk_destroy(walked);
+  spaces_chunk_destroy(other);
+}
+
 struct Scenario {
   const char *name;
   void (*run)();
 };
 const Scenario kScenarios[] = {
-    {"signal_fork", signalFork}, {"region_lock", regionLock}, {"capture", capture}, {"stdio", stdioLocks}};
+    {"signal_fork", signalFork}, {"region_lock", regionLock}, {"capture", capture}, {"stdio", stdioLocks},
+    {"walk", walkDuringFork}};
 
 }  // namespace
 
