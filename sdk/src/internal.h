@@ -178,7 +178,7 @@ static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the firs
 // divide on any path). n is the offset of a pointer from the slab's first block, as 32 bits (a
 // pointer into the header wraps to above 2^32 - 256). With block size d = d0 * 2^k (d0 odd),
 // rotating n * d0^-1 (mod 2^32) right by k gives n / d when d divides n and a value above
-// (2^32 - 1) / d when it does not (Granlund and Montgomery 1994; Hacker's Delight 10-17), so ONE
+// (2^32 - 1) / d when it does not (Granlund and Montgomery 1994; Hacker's Delight 10-17), so a single
 // compare with `capacity` refuses header pointers, pointers inside a block and pointers past the
 // last block. The free fast path pays an imul, a rotate and that compare. Slabs that are not
 // size-class slabs have capacity 0 and refuse everything. For a pointer that may be inside a
