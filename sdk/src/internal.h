@@ -277,7 +277,7 @@ Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if
 // Which 64 KiB granules hold the header of a live slab or large block (`heads`, one bit each) and
 // which 4 MiB windows hold Spaces memory (`arenas`, one bit each), in two levels: a static root
 // of one pointer per 4 GiB of the 47-bit user space (256 KiB of .bss, untouched where unused)
-// and a 8 KiB leaf per 4 GiB window that Spaces maps into, made on first use and never freed.
+// and a 12 KiB leaf (8 320 bytes used) per 4 GiB window that Spaces maps into, made on first use and never freed.
 // So the map costs address space only where Spaces has memory (a flat map would reserve 260 MiB,
 // which RLIMIT_AS counts), and a lookup of any address is two loads that never fault.
 constexpr unsigned kLeafShift = 32;                                         // 4 GiB per leaf

@@ -1,6 +1,6 @@
 // pagemap.cpp - which addresses belong to Spaces, answered without touching the address.
 //
-// Two bitmaps over the 47-bit user address space, in 8 KiB leaves of 4 GiB each under a static
+// Two bitmaps over the 47-bit user address space, in leaves of 4 GiB each (8 320 bytes, 12 KiB mapped) under a static
 // root (internal.h): leaves are made when Spaces first maps memory in their 4 GiB window (an
 // arena or a direct mapping registers its region first), installed by compare-and-swap (the loser
 // unmaps its copy) and never freed, so a reader can always follow a pointer it loaded.
@@ -11,7 +11,7 @@
 //           mapping. spaces_owns() uses it for interior pointers.
 // Readers use relaxed loads: a pointer handed to another thread was published with its own
 // synchronisation, which orders the leaf install and the bit-set before it. Address space: the
-// root's 256 KiB of .bss plus 8 KiB per 4 GiB window in use (a flat map was 260 MiB reserved,
+// root's 256 KiB of .bss plus 12 KiB per 4 GiB window in use (a flat map was 260 MiB reserved,
 // which RLIMIT_AS counts: a 64 MiB limit could not even start).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
