@@ -199,14 +199,13 @@ void* out_of_memory(size_t size) {
 // Shared by realloc and usable_size: the slab of a pointer that must be a live block, or NULL
 // after reporting.
 static Slab* checked_slab(const void* p, const char* what) {
-  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
-  if (!pagemap_is_head(q)) {
+  Slab* s = slab_find(p);
+  if (s == nullptr) {
     report_error(pagemap_in_region(reinterpret_cast<uintptr_t>(p)) ? SPACES_ERROR_DOUBLE_FREE
                                                                    : SPACES_ERROR_INVALID_FREE,
                  p, what);
     return nullptr;
   }
-  Slab* s = slab_of(p);
   if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump) {
     report_error(SPACES_ERROR_DOUBLE_FREE, p, what);
     return nullptr;
@@ -233,6 +232,9 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
   if (align <= kSlabHeader && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
+    return heap_malloc_slow(h, rounded, false);
+  // Medium classes are multiples of 1 KiB after the 256-byte header: every slot is 256-aligned.
+  if (align <= kSlabHeader && rounded > kSmallMax && rounded <= kMediumMax && h->chunk == nullptr)
     return heap_malloc_slow(h, rounded, false);
   if (size + align <= kSmallMax) {
     uint8_t* b = static_cast<uint8_t*>(heap_malloc_slow(h, size + align - 1, false));
@@ -304,7 +306,7 @@ SPACES_API void* spaces_calloc(size_t count, size_t size) noexcept {
 SPACES_API size_t spaces_usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
   size_t shared_size;
-  if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1) && shared_usable(p, &shared_size)) return shared_size;
+  if (slab_find(p) == nullptr && shared_usable(p, &shared_size)) return shared_size;
   Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
   if (s == nullptr) return 0;
   if (s->kind == kSlabSmall) return small_usable(s, p, "usable_size of a pointer that is not a live block");
@@ -319,7 +321,7 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
     return nullptr;
   }
   if (size > kMaxRequest) return out_of_memory(size);  // (p stays valid and untouched)
-  if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1) && shared_owns(p)) return shared_realloc_any(p, size);
+  if (slab_find(p) == nullptr && shared_owns(p)) return shared_realloc_any(p, size);
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
@@ -371,8 +373,7 @@ SPACES_API int spaces_posix_memalign(void** out, size_t align, size_t size) noex
 }
 
 SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
-  if (p != nullptr && pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) {
-    Slab* s = slab_of(p);
+  if (Slab* s = p != nullptr ? slab_find(p) : nullptr) {
     bool ok = true;
     // Only "larger than the block" is certain: realloc may keep a block in place at any size
     // down to half its slot, so a smaller size of another class is legitimate.
@@ -395,8 +396,7 @@ SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
 
 SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
   (void)align;
-  if (p != nullptr && pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) {
-    Slab* s = slab_of(p);
+  if (Slab* s = p != nullptr ? slab_find(p) : nullptr) {
     if ((s->kind == kSlabSmall && size > s->block_size) ||
         ((s->kind == kSlabLargeRun || s->kind == kSlabDirect) && size > s->user_size) ||
         (s->kind == kSlabBump && size > bump_check(s, p, "free_aligned_sized of a pointer that is not a live block"))) {

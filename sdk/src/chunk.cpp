@@ -775,8 +775,8 @@ SPACES_API size_t spaces_chunk_ceiling(SpacesChunk handle) noexcept {
 
 SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
   if (p == nullptr) return nullptr;
-  if (!pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1)) return shared_chunk_of(p);
-  Slab* s = slab_of(p);
+  Slab* s = slab_find(p);
+  if (s == nullptr) return shared_chunk_of(p);
   if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump)
     return nullptr;
   return reinterpret_cast<SpacesChunk>(s->chunk);

@@ -96,6 +96,7 @@ void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
   if (old != &g_empty_slab) old->used--;
   if (s != &g_empty_slab) s->used++;
   h->cur[cls] = s;
+  if (cls >= kNumSmallClasses) return;  // (malloc's direct table covers small sizes only)
   size_t lo = cls == 0 ? 0 : class_size(cls - 1) / 8 + 1;
   size_t hi = class_size(cls) / 8;
   for (size_t i = lo; i <= hi; i++) h->direct[i] = s;
@@ -158,6 +159,22 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
   s->kind = kSlabEmpty;
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   s->attached = 0;
+  unsigned granules = g_classes.granules[s->cls];
+  if (granules > 1) {  // a medium slab (thread heaps only)
+    if (!to_arena && h->medium_empty_granules + granules <= uint64_t(option(kOpt_medium_cache_kib)) / 64) {
+      s->next = h->medium_empty;
+      h->medium_empty = s;
+      h->medium_empty_granules += granules;
+      return;
+    }
+    s->kind = kSlabFree;
+    s->owner = nullptr;
+    pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
+    pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, false);
+    g_slabs_in_use.fetch_sub(granules, std::memory_order_relaxed);
+    arena_free_slabs(s, granules);
+    return;
+  }
   uint32_t limit = h->chunk ? h->cache_limit_override : uint32_t(option(kOpt_slab_cache));
   if (!to_arena && h->empty_count < limit) {
     s->next = h->empty;
@@ -201,6 +218,8 @@ void heap_init_fields(Heap* h, Chunk* c) {
   h->notify.store(nullptr, std::memory_order_relaxed);
   h->empty = nullptr;
   h->empty_count = 0;
+  h->medium_empty = nullptr;
+  h->medium_empty_granules = 0;
   h->state = c ? kHeapChunk : kHeapAbandoned;
   h->pool_next = nullptr;
   h->all_next = nullptr;
@@ -274,6 +293,12 @@ void heap_sweep(Heap* h, bool all, bool to_arena) {
       Slab* s = h->empty;
       h->empty = s->next;
       h->empty_count--;
+      heap_release_slab(h, s, true);
+    }
+    while (h->medium_empty) {
+      Slab* s = h->medium_empty;
+      h->medium_empty = s->next;
+      h->medium_empty_granules -= g_classes.granules[s->cls];
       heap_release_slab(h, s, true);
     }
   }
@@ -359,8 +384,33 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 
 }  // namespace
 
+// A medium slab: an emptied one of the same geometry from the heap's cache, else a run of
+// `granules` from the arenas, its head bit and back offsets set before any block is handed out.
+static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
+  SPACES_ASSERT(h->chunk == nullptr);
+  for (Slab** link = &h->medium_empty; *link; link = &(*link)->next) {
+    Slab* s = *link;
+    if (g_classes.granules[s->cls] != granules) continue;
+    *link = s->next;
+    h->medium_empty_granules -= granules;
+    slab_init(s, h, cls);
+    return s;
+  }
+  bool dirty;
+  Slab* s = arena_alloc_slabs(granules, &dirty, false);
+  if (s == nullptr) return nullptr;
+  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
+  g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);
+  pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, true);
+  pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+  slab_init(s, h, cls);
+  return s;
+}
+
 // A fresh slab for class cls (also the chunk's bump slabs, which re-initialise it).
 Slab* heap_new_slab(Heap* h, unsigned cls) {
+  unsigned granules = g_classes.granules[cls];
+  if (granules > 1) return heap_new_medium_slab(h, cls, granules);
   Slab* s = h->empty;
   if (s) {
     h->empty = s->next;
@@ -388,9 +438,9 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
     if (h == nullptr) return out_of_memory(size);
   }
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
-  if (size > kSmallMax) return large_alloc(size, 0, zero, h->chunk);
+  if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
   h->slow_calls++;
-  unsigned cls = class_of(size);
+  unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   for (;;) {
     Slab* s = h->cur[cls];
     if (!slab_has_free(s)) {
@@ -399,7 +449,7 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
     }
     Block* b = static_cast<Block*>(s->free);
     uintptr_t off = link_get(b) ^ s->key;
-    if (SPACES_UNLIKELY(off >= kSlabSize)) {
+    if (SPACES_UNLIKELY(off >= slab_span(s))) {
       report_error(SPACES_ERROR_CORRUPTED, b, "corrupted free list (write after free?)");
       s->free = s;  // drop the damaged list (its blocks leak), never follow it
       continue;
@@ -479,12 +529,11 @@ Block* small_block_of(Slab* s, const void* p, const char* what) {
 
 void heap_free_slow(void* p) {
   if (p == nullptr) return;
-  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
-  if (!pagemap_is_head(q)) {
+  Slab* s = slab_find(p);
+  if (s == nullptr) {
     if (!shared_free(p)) report_unowned_free(p);  // (a block of an attached shared region?)
     return;
   }
-  Slab* s = slab_of(p);
   switch (s->kind) {
     case kSlabSmall: {
       Block* b = small_block_of(s, p, "invalid free");

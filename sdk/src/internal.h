@@ -50,26 +50,36 @@ constexpr uintptr_t kArenaShift = 22;
 constexpr uintptr_t kArenaSize = uintptr_t(1) << kArenaShift;  // 4 MiB = 64 granules
 constexpr unsigned kSlabsPerArena = unsigned(kArenaSize / kSlabSize);  // 64; granule 0 = arena header
 constexpr uintptr_t kAddressLimit = uintptr_t(1) << 47;  // user space on x86-64 (4-level paging)
-constexpr size_t kSmallMax = 8192;                        // largest size-class block
+constexpr size_t kSmallMax = 8192;                        // largest block of a one-granule slab
+constexpr size_t kMediumMax = size_t(256) << 10;          // largest size-class block (multi-granule slab)
 constexpr size_t kSlabHeader = 256;                       // first block offset in a slab
 constexpr size_t kMaxRunSlabs = kSlabsPerArena - 1;       // longest run inside one arena
 constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kMaxRequest = size_t(1) << 46;           // anything larger is ENOMEM at once
 constexpr size_t kMaxAlign = size_t(1) << 30;
 
-// ---- size classes (sizeclass.h) -------------------------------------------------------------
-// 8, 16..128 in steps of 16, then 8 classes per power of two up to 8 KiB: 57 classes.
-constexpr unsigned kNumClasses = 57;
+// ---- size classes (sizeclass.cpp) -----------------------------------------------------------
+// 8, 16..128 in steps of 16, then 8 classes per power of two: small classes up to 8 KiB (57,
+// one 64 KiB granule per slab; shared regions use these alone), medium classes above that up to
+// 256 KiB (40 more, slabs of 2..32 granules, thread heaps only: regions send them to large.cpp).
+constexpr unsigned kNumSmallClasses = 57;
+constexpr unsigned kNumClasses = 97;
 struct ClassTables {
   uint32_t size[kNumClasses];
   uint32_t magic[kNumClasses];  // ceil(2^32 / size): floor(n / size) for n < 2^16 (slab_block_index)
   uint32_t inv[kNumClasses];    // inverse of size's odd factor mod 2^32 (slab_exact_index)
   uint8_t shift[kNumClasses];   // size's power of two
+  uint8_t granules[kNumClasses];  // 64 KiB granules per slab of the class (1 for small classes)
   uint8_t of[kSmallMax / 8 + 1];  // index (size + 7) >> 3
 };
 extern const ClassTables g_classes;
 SPACES_INLINE unsigned class_of(size_t size) { return g_classes.of[(size + 7) >> 3]; }
 SPACES_INLINE uint32_t class_size(unsigned cls) { return g_classes.size[cls]; }
+// kSmallMax < size <= kMediumMax: 8 classes per power of two, class 57 = 9 KiB.
+SPACES_INLINE unsigned medium_class_of(size_t size) {
+  unsigned k = 63u - unsigned(__builtin_clzll(size - 1));  // 2^k < size <= 2^(k+1)
+  return kNumSmallClasses + 8 * (k - 13) + unsigned((size - (size_t(1) << k) - 1) >> (k - 3));
+}
 
 // ---- blocks and slabs (slab.cpp) ------------------------------------------------------------
 // A free block's first word is its link: the offset of the next free block inside the same
@@ -201,6 +211,7 @@ SPACES_INLINE Slab* slab_of(const void* p) {
 }
 SPACES_INLINE bool slab_has_free(const Slab* s) { return s->free != static_cast<const void*>(s); }
 SPACES_INLINE uintptr_t slab_end(const Slab* s) { return s->bump_end; }
+SPACES_INLINE uintptr_t slab_span(const Slab* s) { return uintptr_t(g_classes.granules[s->cls]) << kSlabShift; }
 SPACES_INLINE uintptr_t slab_encode(const Slab* s, const void* next) {
   return (reinterpret_cast<uintptr_t>(next) - reinterpret_cast<uintptr_t>(s)) ^ s->key;
 }
@@ -277,7 +288,7 @@ Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if
 // Which 64 KiB granules hold the header of a live slab or large block (`heads`, one bit each) and
 // which 4 MiB windows hold Spaces memory (`arenas`, one bit each), in two levels: a static root
 // of one pointer per 4 GiB of the 47-bit user space (256 KiB of .bss, untouched where unused)
-// and a 12 KiB leaf (8 320 bytes used) per 4 GiB window that Spaces maps into, made on first use and never freed.
+// and a leaf (8 320 bytes of bitmaps, then 64 KiB of medium-slab back offsets) per 4 GiB window that Spaces maps into, made on first use and never freed.
 // So the map costs address space only where Spaces has memory (a flat map would reserve 260 MiB,
 // which RLIMIT_AS counts), and a lookup of any address is two loads that never fault.
 constexpr unsigned kLeafShift = 32;                                         // 4 GiB per leaf
@@ -286,6 +297,11 @@ constexpr size_t kRootEntries = size_t(kAddressLimit >> kLeafShift);        // 3
 struct PageLeaf {
   std::atomic<uint64_t> heads[kLeafWords];       // bit (q >> 16) & 63 of word (q >> 22) & 1023
   std::atomic<uint64_t> arenas[kLeafWords / 64]; // bit per 4 MiB window
+  // Granules inside a medium slab after its first: how many granules back its header is (0 for
+  // every other granule). Written before the slab's first block is handed out, cleared after its
+  // last is freed, so any free of a live block reads the right value. 64 KiB, touched only where
+  // medium slabs live.
+  uint8_t back[kLeafWords * 64];
 };
 struct PageMap {
   std::atomic<PageLeaf*> leaves[kRootEntries];   // NULL: Spaces has nothing in that 4 GiB
@@ -309,6 +325,20 @@ SPACES_INLINE bool pagemap_is_head(uintptr_t q) {  // q = pointer - 1
   return (w >> ((q >> kSlabShift) & 63)) & 1;
 }
 bool pagemap_in_region(uintptr_t p);
+void pagemap_set_back(uintptr_t slab, unsigned granules, bool on);  // a medium slab's granules
+// The header of the live slab or large block whose block p may be: the granule of p - 1 when it
+// starts one, else the head of the medium slab that granule is part of. NULL: none.
+SPACES_INLINE Slab* slab_find(const void* p) {
+  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
+  PageLeaf* l = pagemap_leaf(q);
+  if (SPACES_UNLIKELY(l == nullptr)) return nullptr;
+  uint64_t w = l->heads[(q >> kArenaShift) & (kLeafWords - 1)].load(std::memory_order_relaxed);
+  if (SPACES_LIKELY((w >> ((q >> kSlabShift) & 63)) & 1)) return reinterpret_cast<Slab*>(q & ~kSlabMask);
+  unsigned b = __atomic_load_n(&l->back[(q >> kSlabShift) & (kLeafWords * 64 - 1)], __ATOMIC_RELAXED);
+  if (b == 0) return nullptr;
+  uintptr_t h = (q & ~kSlabMask) - (uintptr_t(b) << kSlabShift);
+  return pagemap_is_head(h) ? reinterpret_cast<Slab*>(h) : nullptr;
+}
 
 // ---- os (os.cpp) ----------------------------------------------------------------------------
 void* os_map(size_t size, bool huge_tlb);            // NULL on failure
@@ -342,6 +372,7 @@ size_t os_page_size();
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
+  X(medium_cache_kib, 4096, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
   X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")            \
@@ -407,6 +438,8 @@ struct alignas(64) Heap {
   alignas(64) std::atomic<Slab*> notify;  // slabs that got a remote free while kStateFull
   alignas(64) Slab* empty;           // cache of empty slabs, linked by next
   uint32_t empty_count;
+  uint32_t medium_empty_granules;    // granules held by medium_empty
+  Slab* medium_empty;                // cache of empty medium slabs (any class), linked by next
   uint32_t state;                    // HeapState
   Heap* pool_next;                   // abandoned pool
   Heap* all_next;                    // registry of every heap

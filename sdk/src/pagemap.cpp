@@ -1,6 +1,6 @@
 // pagemap.cpp - which addresses belong to Spaces, answered without touching the address.
 //
-// Two bitmaps over the 47-bit user address space, in leaves of 4 GiB each (8 320 bytes, 12 KiB mapped) under a static
+// Two bitmaps over the 47-bit user address space, in leaves of 4 GiB each (8 320 bytes of bitmaps and 64 KiB of back offsets, 76 KiB mapped) under a static
 // root (internal.h): leaves are made when Spaces first maps memory in their 4 GiB window (an
 // arena or a direct mapping registers its region first), installed by compare-and-swap (the loser
 // unmaps its copy) and never freed, so a reader can always follow a pointer it loaded.
@@ -9,9 +9,11 @@
 //           foreign pointer never faults.
 //   arenas: 1 bit per 4 MiB: set for every 4 MiB window that holds an arena or part of a direct
 //           mapping. spaces_owns() uses it for interior pointers.
+//   back  : 1 byte per granule: in a medium slab (several granules, one header), how far back
+//           the header is; slab_find() uses it for blocks past the slab's first granule.
 // Readers use relaxed loads: a pointer handed to another thread was published with its own
 // synchronisation, which orders the leaf install and the bit-set before it. Address space: the
-// root's 256 KiB of .bss plus 12 KiB per 4 GiB window in use (a flat map was 260 MiB reserved,
+// root's 256 KiB of .bss plus 76 KiB per 4 GiB window in use (pages of it that are never written cost no memory) (a flat map was 260 MiB reserved,
 // which RLIMIT_AS counts: a 64 MiB limit could not even start).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
@@ -67,6 +69,14 @@ bool pagemap_set_region(uintptr_t start, size_t size, bool on) {
       w.fetch_and(~bit, std::memory_order_release);
   }
   return true;
+}
+
+void pagemap_set_back(uintptr_t slab, unsigned granules, bool on) {
+  PageLeaf* l = g_map.leaves[slab >> kLeafShift].load(std::memory_order_relaxed);
+  SPACES_ASSERT(l != nullptr && granules <= kSlabsPerArena);  // (a slab never crosses an arena)
+  uintptr_t g = slab >> kSlabShift;
+  for (unsigned i = 1; i < granules; i++)
+    __atomic_store_n(&l->back[(g + i) & (kLeafWords * 64 - 1)], uint8_t(on ? i : 0), __ATOMIC_RELAXED);
 }
 
 bool pagemap_in_region(uintptr_t p) {

@@ -95,7 +95,7 @@ struct ShHeader {
   size_t live_blocks, live_bytes, footprint, peak, ceiling_hits, slabs, large_blocks;
   size_t high;         // granules below this index have been used at some time
   uint64_t repairs;    // recoveries from a dead lock holder
-  ShSlab* partial[kNumClasses];
+  ShSlab* partial[kNumSmallClasses];
   uint8_t table[1];    // `granules` bytes
 };
 
@@ -194,7 +194,7 @@ bool sh_slab_ok(const ShAttach* at, const ShSlab* s, int cls) {
   uintptr_t a = reinterpret_cast<uintptr_t>(s);
   if (a < at->base + at->meta * kShGranule || a >= at->base + at->granules * kShGranule || (a - at->base) % kShGranule)
     return false;
-  if (at->h->table[sh_granule_of(at, s)] != kGSmall || s->magic != kShSlabMagic || s->cls >= kNumClasses ||
+  if (at->h->table[sh_granule_of(at, s)] != kGSmall || s->magic != kShSlabMagic || s->cls >= kNumSmallClasses ||
       (cls >= 0 && s->cls != unsigned(cls)))
     return false;
   return s->block_size == class_size(s->cls) && s->capacity == (kShGranule - kShFirst) / s->block_size &&
@@ -248,7 +248,7 @@ void sh_repair(const ShAttach* at) {
     if (k == kGFree) continue;
     ShSlab* s = sh_slab(at, g);
     if (k == kGSmall) {
-      if (s->magic != kShSlabMagic || s->cls >= kNumClasses || s->block_size != class_size(s->cls) ||
+      if (s->magic != kShSlabMagic || s->cls >= kNumSmallClasses || s->block_size != class_size(s->cls) ||
           s->capacity != (kShGranule - kShFirst) / s->block_size || s->carved > s->capacity) {
         s->magic = 0;
         h->table[g] = kGFree;  // died while setting the slab up: nothing of it was handed out

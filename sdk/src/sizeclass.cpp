@@ -1,9 +1,10 @@
 // sizeclass.cpp - the size-class map.
 //
 // Classes: 8, then 16..128 in steps of 16 (every block of 16 B or more is 16-byte aligned, so no
-// 24/40/56 classes), then eight classes per power of two from 128 B to 8 KiB. 57 classes in all;
-// above 128 B the worst internal waste is 1/9 (11.1 %), between 64 and 128 B it is the 16-byte
-// step (at most 15 of 80 bytes). The tables are built at compile time: no static constructor.
+// 24/40/56 classes), then eight classes per power of two from 128 B to 256 KiB: 57 small classes
+// (up to 8 KiB, one-granule slabs) and 40 medium ones (multi-granule slabs, `granules`). Above
+// 128 B the worst internal waste is 1/9 (11.1 %), between 64 and 128 B it is the 16-byte step (at
+// most 15 of 80 bytes). The tables are built at compile time: no static constructor.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -32,6 +33,12 @@ constexpr ClassTables make_tables() {
     for (int i = 0; i < 5; i++) x *= 2 - odd * x;
     t.inv[c] = x;
     t.shift[c] = k;
+    // Medium slabs: a power of two of granules (so emptied slabs of neighbouring classes share
+    // them) holding at least 8 blocks after the header, at most 32 granules (2 MiB).
+    uint8_t g = 1;
+    if (d > kSmallMax)
+      while (g < 32 && (size_t(g) << kSlabShift) < kSlabHeader + 8 * size_t(d)) g = uint8_t(g * 2);
+    t.granules[c] = g;
   }
   unsigned c = 0;
   for (size_t i = 0; i <= kSmallMax / 8; i++) {
@@ -42,7 +49,8 @@ constexpr ClassTables make_tables() {
   return t;
 }
 
-static_assert(class_size_at(kNumClasses - 1) == kSmallMax, "last class must be 8 KiB");
+static_assert(class_size_at(kNumSmallClasses - 1) == kSmallMax, "last small class must be 8 KiB");
+static_assert(class_size_at(kNumClasses - 1) == kMediumMax, "last class must be 256 KiB");
 
 }  // namespace
 

@@ -1,6 +1,7 @@
-// slab.cpp - one 64 KiB slab of equal-sized blocks.
+// slab.cpp - one slab of equal-sized blocks.
 //
-// A slab holds `capacity` blocks of `block_size` bytes after a 256-byte header. Blocks are handed
+// A slab holds `capacity` blocks of `block_size` bytes after a 256-byte header: one 64 KiB
+// granule for a small class, 2..32 contiguous granules for a medium class (slab_span). Blocks are handed
 // out from `free` (owner thread only, no atomics); blocks never handed out yet sit past `bump`
 // and are carved into `free` a batch at a time so that a fresh slab costs page faults only for
 // what is used. Other threads free onto `thread_free`, a lock-free stack: they only ever push,
@@ -29,7 +30,7 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->cls = uint8_t(cls);
   s->attached = 0;
   s->has_aligned = 0;
-  s->capacity = uint32_t((kSlabSize - kSlabHeader) / bs);
+  s->capacity = uint32_t((slab_span(s) - kSlabHeader) / bs);
   s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
   s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
   s->div_inv = g_classes.inv[cls];
@@ -73,7 +74,7 @@ unsigned slab_collect_remote(Slab* s) {
   for (;;) {
     uintptr_t off = link_get(b) ^ key;
     if (off == 0) break;
-    if (SPACES_UNLIKELY(off >= kSlabSize || n > s->capacity)) {
+    if (SPACES_UNLIKELY(off >= slab_span(s) || n > s->capacity)) {
       report_error(SPACES_ERROR_CORRUPTED, b, "corrupted remote free list");
       break;  // keep what was verified; the rest is lost (leaked), never followed
     }
@@ -105,13 +106,14 @@ bool slab_remote_push(Slab* s, Block* b) {
 bool slab_contains_free(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t key = s->key;
+  uintptr_t span = slab_span(s);
   const void* heads[2] = {s->free, reinterpret_cast<void*>(s->thread_free.load(std::memory_order_acquire) & ~kStateMask)};
   for (const void* h : heads) {
     uintptr_t p = reinterpret_cast<uintptr_t>(h);
     for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
       if (p == reinterpret_cast<uintptr_t>(b)) return true;
       uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ key;
-      if (off >= kSlabSize || off < kSlabHeader) break;
+      if (off >= span || off < kSlabHeader) break;
       p = base + off;
     }
   }

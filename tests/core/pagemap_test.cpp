@@ -29,7 +29,7 @@ TEST(PageMap, HeadBitsFollowSlabs) {
   EXPECT_FALSE(pagemap_is_head(reinterpret_cast<uintptr_t>(&p)));
   EXPECT_FALSE(pagemap_is_head(~uintptr_t(0)));
   spaces_free(p);
-  void* big = spaces_malloc(200000);
+  void* big = spaces_malloc(300000);  // (above the medium classes: a large run)
   uintptr_t head = reinterpret_cast<uintptr_t>(slab_of(big));
   EXPECT_TRUE(pagemap_is_head(head));
   spaces_free(big);

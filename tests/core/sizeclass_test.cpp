@@ -1,8 +1,8 @@
 #include "test_internal.h"
 
 TEST(SizeClass, MapsEverySizeToTheSmallestClassThatFits) {
-  for (size_t n = 0; n <= kSmallMax; n++) {
-    unsigned c = class_of(n);
+  for (size_t n = 0; n <= kMediumMax; n++) {
+    unsigned c = n <= kSmallMax ? class_of(n) : medium_class_of(n);
     ASSERT_LT(c, kNumClasses) << n;
     ASSERT_GE(class_size(c), n) << n;
     if (c > 0) ASSERT_LT(class_size(c - 1), n == 0 ? 1 : n) << "size " << n << " skipped a smaller class";
@@ -11,7 +11,8 @@ TEST(SizeClass, MapsEverySizeToTheSmallestClassThatFits) {
 
 TEST(SizeClass, ClassesAreIncreasingAndAligned) {
   EXPECT_EQ(class_size(0), 8u);
-  EXPECT_EQ(class_size(kNumClasses - 1), kSmallMax);
+  EXPECT_EQ(class_size(kNumSmallClasses - 1), kSmallMax);
+  EXPECT_EQ(class_size(kNumClasses - 1), kMediumMax);
   for (unsigned c = 1; c < kNumClasses; c++) {
     EXPECT_GT(class_size(c), class_size(c - 1));
     EXPECT_EQ(class_size(c) % 16, 0u) << "class " << c << " breaks 16-byte alignment";
@@ -29,7 +30,14 @@ TEST(SizeClass, WasteAbove128BytesIsAtMost12Point5Percent) {
 
 TEST(SizeClass, EveryClassFitsSeveralBlocksInASlab) {
   for (unsigned c = 0; c < kNumClasses; c++) {
-    size_t cap = (kSlabSize - kSlabHeader) / class_size(c);
+    unsigned g = g_classes.granules[c];
+    EXPECT_EQ(g == 1, c < kNumSmallClasses) << class_size(c);
+    EXPECT_EQ(g & (g - 1), 0u) << "granules per slab must be a power of two";
+    EXPECT_LE(g, 32u);
+    size_t cap = ((size_t(g) << kSlabShift) - kSlabHeader) / class_size(c);
     EXPECT_GE(cap, 7u) << class_size(c);
+    // Medium slots stay 256-byte aligned (aligned_alloc serves align <= 256 from them) and a
+    // block never starts on a granule boundary (free looks its slab up from pointer - 1).
+    if (c >= kNumSmallClasses) EXPECT_EQ(class_size(c) % 1024, 0u);
   }
 }

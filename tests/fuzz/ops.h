@@ -267,13 +267,15 @@ inline void apply_options(uint8_t h0) {
 
 // ---- what the model knows about the allocator (from docs/design.md and docs/regions.md) ------
 constexpr size_t kSmallMax = 8192;
+constexpr size_t kMediumMax = size_t(256) << 10;  // thread heaps: size classes up to this
 constexpr size_t kBumpMax = 1024;  // exclusive regions: bump slabs up to this size
 constexpr size_t kSlab = 65536;
 constexpr size_t kArena = size_t(4) << 20;
 constexpr size_t kLiveCap = size_t(64) << 20;  // requested bytes live at once, per model
 constexpr size_t kMaxBlocks = 20000;           // live blocks per model
 
-// 57 classes: 8, 16..128 by 16, then 8 per power of two up to 8 KiB.
+// 8, 16..128 by 16, then 8 per power of two: up to 8 KiB in regions (57 classes), up to 256 KiB in
+// thread heaps (40 medium classes more).
 inline size_t model_class_size(size_t n) {
   if (n <= 8) return 8;
   if (n <= 128) return (n + 15) & ~size_t(15);
@@ -305,14 +307,16 @@ struct Need {
   bool large;
   size_t bytes;
 };
-inline Need model_need(size_t size, size_t align) {
+// thread: a thread heap's block (medium classes up to kMediumMax), else a region's.
+inline Need model_need(size_t size, size_t align, bool thread = false) {
+  size_t class_max = thread ? kMediumMax : kSmallMax;
   if (align <= 16) {
-    if (size <= kSmallMax) return {false, kSlab};
+    if (size <= class_max) return {false, kSlab};
     return {true, model_large_cost(size, 16)};
   }
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
-  if (align <= 256 && rounded <= kSmallMax && model_class_size(rounded) % align == 0) return {false, kSlab};
+  if (align <= 256 && rounded <= class_max && model_class_size(rounded) % align == 0) return {false, kSlab};
   if (size + align <= kSmallMax) return {false, kSlab};
   return {true, model_large_cost(std::max(size, kSmallMax + 1), align)};
 }
@@ -989,8 +993,8 @@ class Model {
       if (shm_exact(*os) && !shm_note_alloc(owner - 1, p, pl)) return false;
       if (pl.large) count(kEvLargeBlocks);
     } else {
-      Need nd = model_need(req, align);
-      if (nd.large != (u > kSmallMax)) {
+      Need nd = model_need(req, align, owner == 0);
+      if (nd.large ? u <= kSmallMax : u > (owner == 0 ? kMediumMax : kSmallMax)) {
         fail("block %p (request %zu, align %zu) has usable size %zu: the model expected the %s path", vp, req, align, u,
              nd.large ? "large" : "small");
         return false;
@@ -1013,7 +1017,8 @@ class Model {
         bool inside = false;  // may sit at an offset inside a slot of class `want`
         if (align > 16) {
           size_t rounded = std::max((req + align - 1) & ~(align - 1), align);
-          bool natural = align <= 256 && rounded <= kSmallMax && model_class_size(rounded) % align == 0;
+          bool natural = align <= 256 && rounded <= (owner == 0 ? kMediumMax : kSmallMax) &&
+                         model_class_size(rounded) % align == 0;
           want = natural ? model_class_size(rounded) : model_class_size(req + align - 1);
           inside = !natural;
           exact = natural || u == want;
@@ -1280,7 +1285,7 @@ class Model {
       b.usable = u;
       b.req = n;
       b.kind = owner ? kKindChunk : kKindRealloc;
-      b.realloc_off_class = u <= kSmallMax && model_class_size(n) != u;
+      b.realloc_off_class = u <= (owner == 0 ? kMediumMax : kSmallMax) && model_class_size(n) != u;
       b.seed = next_seed();
       fill_block(b);
       add_block(b);

@@ -194,10 +194,13 @@ struct spaces_stats {
   size_t reserved_bytes;      /* virtual memory reserved from the OS (arenas + large mappings) */
   size_t committed_bytes;     /* of which possibly backed by RAM (in use or not yet purged) */
   size_t peak_committed_bytes;
-  size_t slabs_in_use;        /* slabs owned by a heap (including each heap's empty-slab cache) */
+  size_t slabs_in_use;        /* 64 KiB slab granules owned by a heap (including each heap's
+                                 empty-slab caches; a 9-256 KiB size-class slab counts each of
+                                 its 2-32 granules) */
   size_t slabs_cached;        /* free slabs in arenas, not yet returned to the OS */
   size_t arenas;              /* 4 MiB arenas mapped */
-  size_t large_blocks;        /* live blocks over 8 KiB */
+  size_t large_blocks;        /* live blocks on the large path: over 256 KiB (thread heaps),
+                                 over 8 KiB (regions), or aligned beyond a size-class slot */
   size_t large_bytes;         /* bytes mapped for them */
   size_t heaps;               /* thread heaps ever created */
   size_t heaps_abandoned;     /* heaps of exited threads waiting for a new thread */
