@@ -29,6 +29,7 @@ struct Arena {
   Arena* prev_all;
   uint64_t free_mask;
   uint64_t dirty_mask;
+  uint64_t purging_mask; // slabs being purged outside the lock: neither free nor in use
   uint64_t dirty_since;  // ns when the first still-dirty slab was freed; 0 if none
   bool on_free_list;
   bool huge;             // advised MADV_HUGEPAGE: serves regions (option chunk_huge_pages)
@@ -95,24 +96,61 @@ void commit_add(size_t bytes) {
   if (g_committed > g_peak_committed) g_peak_committed = g_committed;
 }
 
-// Purge every dirty run of `a` (lock held).
-void arena_purge(Arena* a) {
-  uint64_t d = a->dirty_mask;
-  while (d) {
-    unsigned i = __builtin_ctzll(d);
-    uint64_t run = d >> i;
-    unsigned n = (~run == 0) ? 64 - i : __builtin_ctzll(~run);
-    os_purge(reinterpret_cast<uint8_t*>(a) + i * kSlabSize, n * kSlabSize);
-    g_purges++;
-    g_committed -= n * kSlabSize;
-    g_slabs_cached -= n;
-    d &= ~(((n == 64) ? ~uint64_t(0) : ((uint64_t(1) << n) - 1)) << i);
-  }
-  a->dirty_mask = 0;
-  a->dirty_since = 0;
+// ---- purging: decided under the lock, done outside it ------------------------------------
+// No system call is made while g_arena_lock is held (every thread that needs a slab waits on it).
+// purge_plan() (lock held) takes the slabs it will purge out of the free set (purging_mask), the
+// arenas it will unmap out of every list, and the cached direct mappings it will purge out of
+// the cache, and writes them into a PurgeBatch; purge_run() (lock released) makes the madvise
+// and munmap calls, then gives the purged slabs and mappings back, clean. So nothing can hand
+// out memory that is being purged, and a purge of one arena never stalls a thread that needs
+// another.
+//
+// What is due (the decay rule, docs/options.md):
+//   - dirty memory above `dirty_max_kib` (free slabs in arenas + cached direct mappings not yet
+//     purged): the oldest dirty arenas are purged at once, down to three quarters of it, so a
+//     program's dirty memory stays bounded however fast it frees;
+//   - below that, an arena's dirty slabs are purged `purge_delay_ms` after the first of them was
+//     freed, and a cached direct mapping's pages that long after it was freed: bursts reuse warm
+//     memory, an idle program (that calls into Spaces or spaces_collect) shrinks;
+//   - fully free arenas beyond `arena_cache` are unmapped on the same delay.
+constexpr int kBatch = 16;
+struct PurgeBatch {
+  int n = 0, nu = 0, nd = 0;
+  Arena* arena[kBatch];
+  uint64_t mask[kBatch];
+  Arena* unmap[kBatch];
+  DirectCached direct[kBatch];
+  bool full() const { return n == kBatch || nu == kBatch || nd == kBatch; }
+};
+
+SPACES_INLINE size_t dirty_bytes() {
+  size_t d = g_slabs_cached * kSlabSize;
+  for (int i = 0; i < g_dcache_n; i++) d += g_dcache[i].resident;
+  return d;
+}
+std::atomic<size_t> g_dirty_heaps{1};  // thread heaps in existence (heap.cpp keeps it)
+SPACES_INLINE size_t dirty_limit() {
+  size_t heaps = g_dirty_heaps.load(std::memory_order_relaxed);
+  return (size_t(option(kOpt_dirty_max_kib)) << 10) * (heaps ? heaps : 1);
 }
 
-void arena_unmap(Arena* a) {
+// Take a's dirty slabs out of the free set for purging (lock held).
+void plan_arena_purge(PurgeBatch& b, Arena* a) {
+  uint64_t d = a->dirty_mask;
+  if (d == 0) return;
+  if (a->free_mask == kAllSlabs) g_empty_arenas--;
+  a->free_mask &= ~d;
+  a->purging_mask |= d;
+  a->dirty_mask = 0;
+  a->dirty_since = 0;
+  g_slabs_cached -= __builtin_popcountll(d);
+  if (a->free_mask == 0) free_list_remove(a);
+  b.arena[b.n] = a;
+  b.mask[b.n++] = d;
+}
+
+// Unlink a fully free arena from every list; purge_run unmaps it (lock held).
+void plan_arena_unmap(PurgeBatch& b, Arena* a) {
   if (a->on_free_list) free_list_remove(a);
   if (a->prev_all)
     a->prev_all->next_all = a->next_all;
@@ -122,45 +160,116 @@ void arena_unmap(Arena* a) {
   g_committed -= __builtin_popcountll(a->dirty_mask) * kSlabSize;
   g_slabs_cached -= __builtin_popcountll(a->dirty_mask);
   g_arena_count--;
+  g_empty_arenas--;
   g_reserved -= kArenaSize;
-  pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, false);
-  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(a, kArenaSize));
-  os_unmap(a, kArenaSize);
+  b.unmap[b.nu++] = a;
 }
 
-// Purge what is due (lock held). force: everything dirty, now.
-void purge_due(uint64_t now, bool force) {
+void plan_direct_purge(PurgeBatch& b, int i) {
+  b.direct[b.nd++] = g_dcache[i];
+  dcache_remove(i);  // (back, clean, after the purge; its reservation stays counted meanwhile)
+  g_dcache_bytes += b.direct[b.nd - 1].mapped;
+}
+
+// Decide what to purge now (lock held). force: everything dirty.
+void purge_plan(PurgeBatch& b, uint64_t now, bool force) {
   long long delay_ms = option(kOpt_purge_delay_ms);
-  if (!force && (delay_ms < 0 || now < g_next_purge)) return;
-  uint64_t delay = delay_ms < 0 ? 0 : uint64_t(delay_ms) * 1000000ull;
+  bool over = dirty_bytes() > dirty_limit();
+  if (!force && !over && (delay_ms < 0 || now < g_next_purge)) return;
+  uint64_t delay = delay_ms < 0 ? UINT64_MAX : uint64_t(delay_ms) * 1000000ull;
+  auto due = [&](uint64_t since) { return force || (delay != UINT64_MAX && now - since >= delay); };
   uint64_t next = UINT64_MAX;
-  for (int i = 0; i < g_dcache_n; i++) {
+  for (int i = 0; i < g_dcache_n && !b.full();) {
     DirectCached& e = g_dcache[i];
-    if (e.resident == 0) continue;
-    if (force || now >= e.freed_at + delay) {
-      os_purge(reinterpret_cast<void*>(e.base), e.resident);
-      g_committed -= e.resident;
-      g_purges++;
-      e.resident = 0;
-    } else if (e.freed_at + delay < next) {
-      next = e.freed_at + delay;
+    if (e.resident != 0 && due(e.freed_at)) {
+      plan_direct_purge(b, i);  // (moves the last entry to i)
+      continue;
     }
+    if (e.resident != 0 && delay != UINT64_MAX && e.freed_at + delay < next) next = e.freed_at + delay;
+    i++;
   }
-  for (Arena* a = g_free, *following; a; a = following) {
+  for (Arena* a = g_free, *following; a && !b.full(); a = following) {
     following = a->next_free;
     if (!a->dirty_mask && !(force && a->free_mask == kAllSlabs)) continue;
-    if (force || now >= a->dirty_since + delay) {
-      if (a->free_mask == kAllSlabs && g_empty_arenas > size_t(option(kOpt_arena_cache))) {
-        g_empty_arenas--;
-        arena_unmap(a);  // fully free beyond the cache: give the address space back too
-      } else {
-        arena_purge(a);
-      }
-    } else if (a->dirty_since + delay < next) {
+    if (due(a->dirty_since)) {
+      if (a->free_mask == kAllSlabs && g_empty_arenas > size_t(option(kOpt_arena_cache)))
+        plan_arena_unmap(b, a);  // fully free beyond the cache: give the address space back too
+      else
+        plan_arena_purge(b, a);
+    } else if (delay != UINT64_MAX && a->dirty_since + delay < next) {
       next = a->dirty_since + delay;
     }
   }
-  g_next_purge = next;
+  // Above the bound: the oldest dirty arenas now, down to three quarters of it.
+  size_t target = dirty_limit() / 4 * 3;
+  while (!b.full() && dirty_bytes() > target) {
+    Arena* oldest = nullptr;
+    for (Arena* a = g_free; a; a = a->next_free)
+      if (a->dirty_mask && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
+    if (oldest == nullptr) {  // only cached direct mappings left: the oldest of them
+      int o = -1;
+      for (int i = 0; i < g_dcache_n; i++)
+        if (g_dcache[i].resident && (o < 0 || g_dcache[i].freed_at < g_dcache[o].freed_at)) o = i;
+      if (o < 0) break;
+      plan_direct_purge(b, o);
+      continue;
+    }
+    plan_arena_purge(b, oldest);
+  }
+  g_next_purge = b.full() ? now : next;  // a full batch leaves the rest for the next operation
+}
+
+// Carry out a batch (lock NOT held): the system calls, then the memory goes back, clean.
+void purge_run(PurgeBatch& b) {
+  if (b.n == 0 && b.nu == 0 && b.nd == 0) return;
+  for (int k = 0; k < b.n; k++) {
+    uint64_t d = b.mask[k];
+    while (d) {
+      unsigned i = __builtin_ctzll(d);
+      uint64_t run = d >> i;
+      unsigned n = (~run == 0) ? 64 - i : __builtin_ctzll(~run);
+      os_purge(reinterpret_cast<uint8_t*>(b.arena[k]) + i * kSlabSize, n * kSlabSize);
+      d &= ~(((n == 64) ? ~uint64_t(0) : ((uint64_t(1) << n) - 1)) << i);
+    }
+  }
+  for (int k = 0; k < b.nd; k++) os_purge(reinterpret_cast<void*>(b.direct[k].base), b.direct[k].resident);
+  for (int k = 0; k < b.nu; k++) {
+    Arena* a = b.unmap[k];
+    pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, false);
+    SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(a, kArenaSize));
+    os_unmap(a, kArenaSize);
+  }
+  int evict = 0;
+  DirectCached evicted[kBatch];
+  {
+    LockGuard g(g_arena_lock);
+    for (int k = 0; k < b.n; k++) {
+      Arena* a = b.arena[k];
+      uint64_t d = b.mask[k];
+      unsigned n = __builtin_popcountll(d);
+      g_purges++;
+      g_committed -= n * kSlabSize;
+      a->purging_mask &= ~d;
+      if (a->free_mask == 0) free_list_add(a);
+      a->free_mask |= d;
+      if (a->free_mask == kAllSlabs) g_empty_arenas++;
+    }
+    for (int k = 0; k < b.nd; k++) {
+      DirectCached e = b.direct[k];
+      g_purges++;
+      g_committed -= e.resident;
+      g_dcache_bytes -= e.mapped;
+      e.resident = 0;
+      if (g_dcache_n < kDirectCacheSlots) {
+        g_dcache[g_dcache_n++] = e;
+        g_dcache_bytes += e.mapped;
+      } else {
+        g_reserved -= e.mapped;
+        evicted[evict++] = e;
+      }
+    }
+  }
+  for (int k = 0; k < evict; k++) arena_unmap_direct(evicted[k].base, evicted[k].mapped);
 }
 
 Arena* arena_new(bool huge) {
@@ -171,6 +280,7 @@ Arena* arena_new(bool huge) {
   Arena* a = static_cast<Arena*>(p);
   a->free_mask = kAllSlabs;
   a->dirty_mask = 0;
+  a->purging_mask = 0;
   a->dirty_since = 0;
   a->on_free_list = false;
   a->huge = huge;
@@ -185,21 +295,37 @@ Arena* arena_new(bool huge) {
 
 SpinLock g_arena_lock;
 
+namespace {
+// The first start of a run of `count` free slabs in `a` (preferring one that reuses dirty slabs:
+// warm memory, no page faults), or -1 (lock held).
+int find_run(const Arena* a, size_t count, bool dirty_only) {
+  uint64_t m = a->free_mask;
+  if (size_t(__builtin_popcountll(m)) < count || (dirty_only && a->dirty_mask == 0)) return -1;
+  uint64_t starts = m;
+  for (size_t k = 1; k < count && starts; k++) starts &= m >> k;
+  uint64_t dirty_starts = starts & a->dirty_mask;
+  if (dirty_only) starts = dirty_starts;
+  if (!starts) return -1;
+  return __builtin_ctzll(dirty_starts ? dirty_starts : starts);
+}
+}  // namespace
+
 Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
   for (;;) {
+    PurgeBatch batch;
+    Slab* run_start = nullptr;
     {
       LockGuard g(g_arena_lock);
-      purge_due(os_now_ns(), false);
-      for (Arena* a = g_free; a; a = a->next_free) {
-        if (a->huge != huge) continue;  // regions' huge-page arenas and the rest do not mix
-        uint64_t m = a->free_mask;
-        if (size_t(__builtin_popcountll(m)) < count) continue;
-        uint64_t starts = m;
-        for (size_t k = 1; k < count && starts; k++) starts &= m >> k;
-        if (!starts) continue;
-        uint64_t dirty_starts = starts & a->dirty_mask;
-        unsigned i = __builtin_ctzll(dirty_starts ? dirty_starts : starts);
+      purge_plan(batch, os_now_ns(), false);
+      // Two passes: an arena with dirty slabs first (so memory freed anywhere is reused before
+      // a clean arena is touched: RSS stays flat under churn), then any arena with room.
+      Arena* a = nullptr;
+      int i = -1;
+      for (int pass = 0; pass < 2 && i < 0; pass++)
+        for (a = g_free; a; a = a->next_free)
+          if (a->huge == huge && (i = find_run(a, count, pass == 0)) >= 0) break;  // (huge: regions' arenas)
+      if (i >= 0) {
         uint64_t run = (count == 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1)) << i;
         if (a->free_mask == kAllSlabs) g_empty_arenas--;
         unsigned reused = __builtin_popcountll(a->dirty_mask & run);
@@ -207,13 +333,17 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
         a->free_mask &= ~run;
         a->dirty_mask &= ~run;
         g_slabs_cached -= reused;
+        if (a->dirty_mask == 0) a->dirty_since = 0;
         commit_add((count - reused) * kSlabSize);
         if (a->free_mask == 0) free_list_remove(a);
-        Slab* run_start = reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
-        SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run_start, count * kSlabSize));
-        SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run_start, count * kSlabSize));
-        return run_start;
+        run_start = reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
       }
+    }
+    purge_run(batch);
+    if (run_start) {
+      SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run_start, count * kSlabSize));
+      SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run_start, count * kSlabSize));
+      return run_start;
     }
     // No room: map a new arena outside the lock, then retry (another thread may win the race;
     // the new arena is then simply added to the pool).
@@ -237,36 +367,46 @@ void arena_free_slabs(Slab* s, size_t count) {
   unsigned i = unsigned((reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(a)) >> kSlabShift);
   uint64_t run = (count == 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1)) << i;
   uint64_t now = os_now_ns();
-  LockGuard g(g_arena_lock);
-  SPACES_ASSERT((a->free_mask & run) == 0);
-  a->free_mask |= run;
-  a->dirty_mask |= run;
-  g_slabs_cached += count;
-  if (!a->on_free_list) free_list_add(a);
-  long long delay_ms = option(kOpt_purge_delay_ms);
-  if (delay_ms == 0) {
-    arena_purge(a);
-  } else if (a->dirty_since == 0) {
-    a->dirty_since = now;
-    if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < g_next_purge)
-      g_next_purge = now + uint64_t(delay_ms) * 1000000ull;
-  }
-  if (a->free_mask == kAllSlabs) {
-    g_empty_arenas++;
-    // Unmapping waits for the purge delay like purging does: a region destroyed and rebuilt
-    // at once (a chunk per request, a compiler pass per function) reuses its arenas warm.
-    if (delay_ms == 0 && g_empty_arenas > size_t(option(kOpt_arena_cache))) {
-      g_empty_arenas--;
-      arena_unmap(a);
+  PurgeBatch batch;
+  {
+    LockGuard g(g_arena_lock);
+    SPACES_ASSERT((a->free_mask & run) == 0 && (a->purging_mask & run) == 0);
+    if (a->free_mask == 0) free_list_add(a);
+    a->free_mask |= run;
+    a->dirty_mask |= run;
+    g_slabs_cached += count;
+    if (a->free_mask == kAllSlabs) g_empty_arenas++;
+    long long delay_ms = option(kOpt_purge_delay_ms);
+    if (delay_ms == 0) {
+      // Unmapping waits for the purge delay like purging does (a region destroyed and rebuilt at
+      // once reuses its arenas warm); with no delay it happens now.
+      if (a->free_mask == kAllSlabs && g_empty_arenas > size_t(option(kOpt_arena_cache)))
+        plan_arena_unmap(batch, a);
+      else
+        plan_arena_purge(batch, a);
+    } else if (a->dirty_since == 0) {
+      a->dirty_since = now;
+      if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < g_next_purge)
+        g_next_purge = now + uint64_t(delay_ms) * 1000000ull;
     }
+    purge_plan(batch, now, false);
   }
-  purge_due(now, false);
+  purge_run(batch);
 }
+
+void arena_set_heaps(size_t n) { g_dirty_heaps.store(n, std::memory_order_relaxed); }
 
 void arena_collect(bool force) {
   if (force) arena_direct_cache_drop();
-  LockGuard g(g_arena_lock);
-  purge_due(os_now_ns(), force);
+  for (int round = 0; round < 1024; round++) {  // (bounded: a batch holds 16 arenas)
+    PurgeBatch batch;
+    {
+      LockGuard g(g_arena_lock);
+      purge_plan(batch, os_now_ns(), force);
+    }
+    purge_run(batch);
+    if (!batch.full()) return;
+  }
 }
 
 void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
@@ -276,7 +416,8 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
   long long hp = option(kOpt_huge_pages);
   void* p = os_map_aligned(total, a, hp == 2 && size >= kHugePage);
   if (p == nullptr) return nullptr;
-  if (hp == 1 && size >= kHugePage) os_hugepage_advise(p, total);
+  // (transparent huge pages, huge_pages 1: large_alloc advises from the block's first 2 MiB
+  // boundary, so the header's page stays a small one)
   if (!pagemap_set_region(reinterpret_cast<uintptr_t>(p), total, true)) {
     os_unmap(p, total);
     return nullptr;

@@ -244,6 +244,7 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   h->all_next = g_all_heaps;
   g_all_heaps = h;
   g_heap_count++;
+  arena_set_heaps(g_heap_count);  // (live threads' heaps and the pool the next threads reuse)
   return h;
 }
 

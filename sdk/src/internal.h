@@ -181,6 +181,7 @@ struct alignas(64) Slab {
   // -- line 3: chunk bookkeeping (owner side of the chunk) --
   alignas(64) Slab* chunk_next;  // every small slab of a chunk, for walk/reset/destroy
   Slab* chunk_prev;
+  size_t map_resident;    // direct: bytes from map_base that may be resident (hold old data)
 };
 static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
 
@@ -369,6 +370,7 @@ size_t os_page_size();
   X(show_stats, 0, 0, 1, "print the statistics to stderr at exit")                               \
   X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
   X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never)")\
+  X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
@@ -411,6 +413,7 @@ struct LockGuard {
 Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge = false);  // huge: a THP arena
 void arena_free_slabs(Slab* s, size_t count);
 void arena_collect(bool force);          // purge what is due (or everything)
+void arena_set_heaps(size_t n);          // the dirty bound is dirty_max_kib per thread heap
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
 void arena_unmap_direct(uintptr_t base, size_t mapped);
 void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident);

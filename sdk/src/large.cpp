@@ -1,8 +1,9 @@
 // large.cpp - blocks over 8 KiB.
 //
-// A large block is a run of whole slabs inside an arena when it fits in one (up to ~4 MiB with
-// its alignment), else a direct mapping (4 MiB-aligned; >= 2 MiB gets huge pages, see
-// options). Either way a Slab header sits at H = (p - 1) & ~0xFFFF, the granule just before or
+// A large block (above the medium classes in thread heaps, above 8 KiB in regions) is a run of
+// whole slabs inside an arena when it fits in one (up to ~4 MiB with its alignment), else a
+// direct mapping (4 MiB-aligned). A thread heap's block of 2 MiB or more is a direct mapping
+// advised transparent huge pages (option huge_pages; large_alloc says where its data starts). Either way a Slab header sits at H = (p - 1) & ~0xFFFF, the granule just before or
 // containing the user pointer p, so free() finds it exactly as it finds a small block's slab:
 //   align <= 64 KiB : p = run/mapping start + 256 (the header) rounded up to align; H = start.
 //   align >  64 KiB : p = the first align-aligned address at least 64 KiB into the run/mapping;
@@ -68,56 +69,58 @@ static size_t large_footprint(size_t size, size_t align, size_t* slabs_out) {
   return (lead + size + kArenaSize - 1) & ~(kArenaSize - 1);
 }
 
-void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
-  if (!ensure_init()) return out_of_memory(size);
-  if (size > kMaxRequest || align > kMaxAlign) return out_of_memory(size);
-  if (align < 16) align = 16;
-  size_t slabs;
-  size_t cost = large_footprint(size, align, &slabs);
-  if (chunk && !chunk_reserve(chunk, cost)) return out_of_memory(size);
-  uintptr_t p;
-  if (slabs <= kMaxRunSlabs) {
-    bool dirty = false;
-    Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages));
-    if (run == nullptr) {
-      if (chunk) chunk_unreserve(chunk, cost);
-      return out_of_memory(size);
-    }
-    uintptr_t start = reinterpret_cast<uintptr_t>(run);
-    p = user_ptr_in(start, align);
-    uintptr_t end = start + slabs * kSlabSize;
-    // An aligned block's pointer sits deep in its run: its usable size stays the request rounded
-    // to pages (4097 at 4096 is 8192, not the run's 61 440-byte tail), and realloc to it stays.
-    size_t usable = align > 16 && page_round(size) < end - p ? page_round(size) : end - p;
-    Slab* h = init_header(p, kSlabLargeRun, start, slabs, usable);
-    h->chunk = chunk;
-    g_large_blocks.fetch_add(1, std::memory_order_relaxed);
-    g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
-    if (chunk) chunk_large_added(chunk, h);
-    track_alloc(chunk, reinterpret_cast<void*>(p), size, zero);  // (before the memset touches it)
-    if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
-    return reinterpret_cast<void*>(p);
-  }
+// A run of slabs in an arena; NULL when the arenas have no room (nothing reported).
+static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk* chunk) {
+  bool dirty = false;
+  Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages));
+  if (run == nullptr) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(run);
+  uintptr_t p = user_ptr_in(start, align);
+  uintptr_t end = start + slabs * kSlabSize;
+  // An aligned block's pointer sits deep in its run: its usable size stays the request rounded
+  // to pages (4097 at 4096 is 8192, not the run's 61 440-byte tail), and realloc to it stays.
+  size_t usable = align > 16 && page_round(size) < end - p ? page_round(size) : end - p;
+  Slab* h = init_header(p, kSlabLargeRun, start, slabs, usable);
+  h->chunk = chunk;
+  g_large_blocks.fetch_add(1, std::memory_order_relaxed);
+  g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
+  if (chunk) chunk_large_added(chunk, h);
+  track_alloc(chunk, reinterpret_cast<void*>(p), size, zero);  // (before the memset touches it)
+  if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
+  return reinterpret_cast<void*>(p);
+}
+
+// A direct mapping (a cached one if one fits); NULL when the kernel refuses (nothing reported).
+// cost: what the block's footprint is (large_footprint). huge: advise transparent huge pages.
+static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, bool huge, Chunk* chunk) {
   size_t mapped;
   size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
   size_t stale = 0;  // a cached mapping: bytes from its start that may hold an old block's data
   void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &mapped, &stale) : nullptr;
   if (m == nullptr) m = arena_map_direct(lead + size, align, &mapped);
-  if (m == nullptr) {
-    if (chunk) chunk_unreserve(chunk, cost);
-    return out_of_memory(size);
-  }
+  if (m == nullptr) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(m);
-  p = user_ptr_in(start, align);
+  uintptr_t p = user_ptr_in(start, align);
   size_t usable = page_round(p + size) - p;
-  size_t extent = page_round(p + size - start);
-  if (stale > extent) {  // old data past the new block: drop it, so "beyond the block is zero" holds
+  // (a huge block's last 2 MiB page is resident whole once touched)
+  size_t extent = huge ? ((p + size - start + kHugePage - 1) & ~(kHugePage - 1)) : page_round(p + size - start);
+  if (extent > mapped) extent = mapped;
+  // A reused mapping's old pages past the new block stay (the cache gives at most twice the
+  // need, so at most as much again; a later calloc of this mapping zeroes what is old) unless
+  // they are more than an eighth of the block: those are dropped.
+  if (stale > extent + extent / 8) {
     os_purge(reinterpret_cast<void*>(start + extent), stale - extent);
     stale = extent;
   }
+  size_t resident = stale > extent ? stale : extent;
+  if (huge && option(kOpt_huge_pages) == 1) {  // from the 2 MiB page that holds the data's start
+    uintptr_t from = p & ~uintptr_t(kHugePage - 1);
+    os_hugepage_advise(reinterpret_cast<void*>(from), start + mapped - from);
+  }
   Slab* h = init_header(p, kSlabDirect, start, mapped, usable);
   h->chunk = chunk;
-  arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(page_round(p + size - start)));
+  h->map_resident = resident;
+  arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(resident));
   g_large_blocks.fetch_add(1, std::memory_order_relaxed);
   g_large_bytes.fetch_add(mapped, std::memory_order_relaxed);
   if (chunk) {
@@ -130,6 +133,41 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
     memset(reinterpret_cast<void*>(p), 0, old_bytes < size ? old_bytes : size);
   }
   return reinterpret_cast<void*>(p);
+}
+
+void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
+  if (!ensure_init()) return out_of_memory(size);
+  if (size > kMaxRequest || align > kMaxAlign) return out_of_memory(size);
+  if (align < 16) align = 16;
+  // Huge blocks (2 MiB and more from a thread heap, option huge_pages on) are direct mappings
+  // advised transparent huge pages, so they fault in 2 MiB at a time. Right after the header,
+  // the data takes ceil((size + 256) / 2 MiB) huge pages: when that is one more than
+  // ceil(size / 2 MiB) (a size at or just under a multiple of 2 MiB), the data starts instead on
+  // the mapping's second 2 MiB boundary, the header granule just before it in a small page, so
+  // N x 2 MiB takes N huge pages. Both layouts round to the same 4 MiB of address space there.
+  bool huge = chunk == nullptr && size >= kHugePage && option(kOpt_huge_pages) != 0;
+  if (huge && align <= kSlabSize &&
+      (size + kHugePage - 1) / kHugePage < (kSlabHeader + size + kHugePage - 1) / kHugePage)
+    align = kHugePage;
+  size_t slabs;
+  size_t cost = large_footprint(size, align, &slabs);
+  if (chunk && !chunk_reserve(chunk, cost)) return out_of_memory(size);
+  void* p = nullptr;
+  if (slabs <= kMaxRunSlabs && !huge) {
+    p = alloc_run(size, align, slabs, zero, chunk);
+  } else {
+    size_t direct_cost = (slabs <= kMaxRunSlabs)
+                             ? (((align <= kSlabSize ? kSlabSize : align) + size + kArenaSize - 1) & ~(kArenaSize - 1))
+                             : cost;
+    p = alloc_direct(size, align, direct_cost, zero, huge, chunk);
+    // Out of address space (RLIMIT_AS) for a mapping of its own: a run in an arena may still fit.
+    if (p == nullptr && huge && slabs <= kMaxRunSlabs) p = alloc_run(size, align, slabs, zero, chunk);
+  }
+  if (p == nullptr) {
+    if (chunk) chunk_unreserve(chunk, cost);
+    return out_of_memory(size);
+  }
+  return p;
 }
 
 void large_free(Slab* h, void* p) {
@@ -156,7 +194,7 @@ void large_free(Slab* h, void* p) {
   } else {
     uintptr_t base = h->map_base;
     size_t mapped = h->map_size;
-    size_t committed = page_round(h->user_ptr + h->user_size - base);
+    size_t committed = h->map_resident;
     g_large_bytes.fetch_sub(mapped, std::memory_order_relaxed);
     arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(committed));
     bool cacheable = h->chunk == nullptr && h->user_ptr - base <= kArenaSize;
@@ -177,11 +215,12 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   uintptr_t base = h->map_base;
   size_t mapped = h->map_size;
   uintptr_t up = reinterpret_cast<uintptr_t>(p);
-  size_t old_commit = page_round(up + h->user_size - base);
+  size_t old_commit = h->map_resident;
   size_t need = page_round(up + size - base);
   if (need <= mapped) {  // inside the mapping's rounding: just move the end
     h->user_size = page_round(up + size) - up;
     if (need < old_commit) os_purge(reinterpret_cast<void*>(base + need), old_commit - need);
+    h->map_resident = need;
     arena_direct_account(0, ptrdiff_t(need) - ptrdiff_t(old_commit));
     return p;
   }
@@ -214,6 +253,7 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   nh->map_size = total;
   nh->user_ptr = np;
   nh->user_size = page_round(np + size) - np;
+  nh->map_resident = need;
   pagemap_set_head(reinterpret_cast<uintptr_t>(nh), true);
   g_large_bytes.fetch_add(total - mapped, std::memory_order_relaxed);
   arena_direct_account(ptrdiff_t(total) - ptrdiff_t(mapped), ptrdiff_t(need) - ptrdiff_t(old_commit));

@@ -34,10 +34,12 @@ constexpr ClassTables make_tables() {
     t.inv[c] = x;
     t.shift[c] = k;
     // Medium slabs: a power of two of granules (so emptied slabs of neighbouring classes share
-    // them) holding at least 8 blocks after the header, at most 32 granules (2 MiB).
+    // them) holding at least 4 blocks after the header, at most 16 granules (1 MiB: the 256 KiB
+    // class holds 3). Larger slabs fragment the arenas: a 2 MiB run is rarely free among
+    // reused granules, so it would be cut from clean memory that small slabs then fill.
     uint8_t g = 1;
     if (d > kSmallMax)
-      while (g < 32 && (size_t(g) << kSlabShift) < kSlabHeader + 8 * size_t(d)) g = uint8_t(g * 2);
+      while (g < 16 && (size_t(g) << kSlabShift) < kSlabHeader + 4 * size_t(d)) g = uint8_t(g * 2);
     t.granules[c] = g;
   }
   unsigned c = 0;

@@ -107,6 +107,8 @@ void churn20MiB() {
 
 TEST(Heap, FreeSlabsAreReturnedAfterThePurgeDelay) {
   long long old = spaces_option_get("purge_delay_ms");
+  long long old_max = spaces_option_get("dirty_max_kib");
+  ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);  // (the bound is the next test's)
   std::thread([] {  // a fresh heap, so its cache starts empty
     spaces_collect(1);
     size_t base = committedNow();
@@ -127,4 +129,28 @@ TEST(Heap, FreeSlabsAreReturnedAfterThePurgeDelay) {
     EXPECT_LT(committedNow(), base + (size_t(3) << 20)) << "delay 0 purges at once";
   }).join();
   spaces_option_set("purge_delay_ms", old);
+  spaces_option_set("dirty_max_kib", old_max);
+}
+
+// Dirty memory above dirty_max_kib per thread heap is purged at once, whatever the delay: a
+// program that frees a lot in a burst does not keep it resident for the whole delay.
+TEST(Heap, DirtyMemoryAboveTheBoundIsPurgedAtOnce) {
+  long long old = spaces_option_get("purge_delay_ms");
+  long long old_max = spaces_option_get("dirty_max_kib");
+  std::thread([] {
+    spaces_collect(1);
+    ASSERT_EQ(spaces_option_set("purge_delay_ms", 3600000), 0);  // (never within this test)
+    ASSERT_EQ(spaces_option_set("dirty_max_kib", 1024), 0);
+    size_t base = committedNow();
+    churn20MiB();
+    spaces_collect(0);  // (gives the heap's empty slabs back to the arenas, purges nothing due)
+    struct spaces_stats st;
+    st.size = sizeof st;
+    spaces_stats(&st);
+    size_t limit = (size_t(1) << 20) * (st.heaps ? st.heaps : 1);  // (per thread heap)
+    EXPECT_LE(st.slabs_cached * 65536, limit) << "dirty slabs above the bound are purged";
+    EXPECT_LT(committedNow(), base + limit + (size_t(2) << 20));
+  }).join();
+  spaces_option_set("purge_delay_ms", old);
+  spaces_option_set("dirty_max_kib", old_max);
 }

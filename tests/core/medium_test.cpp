@@ -76,7 +76,7 @@ TEST(Medium, SizesMapToTheSmallestClassThatFits) {
 
 TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
   MediumHandlerScope scope;
-  const size_t size = 100000;  // class 104 KiB: slabs of 16 granules
+  const size_t size = 100000;  // class 104 KiB: slabs of 8 granules
   std::vector<void*> blocks;
   for (int i = 0; i < 6; i++) blocks.push_back(spaces_malloc(size));
   void* far = blocks[5];  // past the slab's first granule
@@ -140,7 +140,7 @@ TEST(Medium, EmptiedSlabsAreCachedThenGivenBack) {
   spaces_collect(1);
   size_t base = slabs_in_use();
   std::vector<void*> blocks;
-  for (int i = 0; i < 200; i++) blocks.push_back(spaces_malloc(150000));  // 2 MiB slabs
+  for (int i = 0; i < 200; i++) blocks.push_back(spaces_malloc(150000));  // 1 MiB slabs
   EXPECT_GE(slabs_in_use(), base + 200 * 150000 / 65536);
   for (void* p : blocks) spaces_free(p);
   spaces_collect(1);

@@ -307,9 +307,19 @@ struct Need {
   bool large;
   size_t bytes;
 };
-// thread: a thread heap's block (medium classes up to kMediumMax), else a region's.
+// A thread heap's block of 2 MiB or more (large.cpp, huge_pages on by default) is a direct
+// mapping: 4 MiB-rounded after a 64 KiB lead, or a 2 MiB lead when the data would otherwise take
+// one more 2 MiB page than it needs.
+inline size_t model_huge_cost(size_t size, size_t align) {
+  if (align <= kSlab && (size + (2u << 20) - 1) / (2u << 20) < (256 + size + (2u << 20) - 1) / (2u << 20))
+    align = 2u << 20;
+  size_t lead = std::max(kSlab, align);
+  return (lead + size + kArena - 1) & ~(kArena - 1);
+}
+// thread: a thread heap's block (medium classes up to kMediumMax, huge blocks), else a region's.
 inline Need model_need(size_t size, size_t align, bool thread = false) {
   size_t class_max = thread ? kMediumMax : kSmallMax;
+  if (thread && size >= (2u << 20)) return {true, model_huge_cost(size, std::max<size_t>(align, 16))};
   if (align <= 16) {
     if (size <= class_max) return {false, kSlab};
     return {true, model_large_cost(size, 16)};
