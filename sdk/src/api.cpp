@@ -49,11 +49,11 @@ void fork_prepare() {
   }
   shared_fork_lock();
   heap_fork_lock();
-  g_arena_lock.lock();
+  arena_fork_lock();
 }
 void fork_parent() {
   if (!g_fork_locked) return;
-  g_arena_lock.unlock();
+  arena_fork_unlock();
   heap_fork_unlock();
   shared_fork_unlock();
   chunk_fork_unlock();

@@ -2,18 +2,34 @@
 //
 // An arena is a 4 MiB, 4 MiB-aligned mapping cut into 64 granules of 64 KiB. Granule 0 holds the
 // Arena record below (only its first page is ever touched); granules 1..63 are slabs, handed out
-// alone (size-class slabs) or as contiguous runs (large blocks up to ~4 MiB).
+// alone (small size-class slabs), as contiguous runs (medium slabs of 2..16 granules, large
+// blocks up to ~4 MiB).
 //
-// Invariants (all under g_arena_lock, which guards every Arena field and the globals below):
-//   - free_mask bit i <=> slab i is not in use; dirty_mask is a subset of free_mask: free slabs
-//     whose pages may still be resident. A free, clean slab costs nothing but address space.
-//   - an arena is on the g_free list iff free_mask != 0.
-//   - dirty slabs are purged (MADV_DONTNEED) once `purge_delay_ms` has passed since the arena
-//     first became dirty; purging happens on the next arena operation or spaces_collect, never
-//     from a background thread.
-//   - fully free arenas beyond `arena_cache` are unmapped, on the same delay as purging.
-// Blocks larger than a run get a direct mapping: 4 MiB-aligned, its size rounded up to 4 MiB of
-// address space (the tail is never touched, so costs no RAM), so the arenas bitmap stays exact.
+// Shards. Arenas are spread over up to 16 shards (a power of two, at most the CPUs this process
+// may run on), each with its own lock, free list and purge clock; a thread allocates from the
+// shard it was given at its first arena operation (round robin), and a run goes back to the
+// shard of its arena, whichever thread frees it. So no lock is process-wide: threads meet on a
+// shard lock only when they share a shard, and only when a heap's slab caches run dry or
+// overflow. A thread whose shard has no room takes dirty slabs from another shard it can lock
+// without waiting before it maps a new arena, so memory freed anywhere is reused before fresh
+// memory is touched (RSS stays flat under thread churn).
+//
+// Invariants (under the arena's shard lock, which guards every Arena field and the shard's lists):
+//   - free_mask bit i <=> slab i can be handed out; dirty_mask is a subset of free_mask: free
+//     slabs whose pages may still be resident. A free, clean slab costs nothing but address space.
+//     purging_mask: slabs being purged outside the lock (neither free nor in use).
+//   - an arena is on its shard's free list iff free_mask != 0.
+// Purging (decided under a lock, done outside it: no system call is made while a lock that
+// other threads wait for is held):
+//   - dirty memory (free slabs in arenas + cached direct mappings' resident pages, one atomic
+//     count) above `dirty_max_kib` per thread heap: the shard that is freeing purges its oldest
+//     dirty arenas at once, down to three quarters of the bound;
+//   - below that, an arena's dirty slabs are purged `purge_delay_ms` after the first of them was
+//     freed, on the next operation of its shard or spaces_collect (never from a background
+//     thread); fully free arenas beyond `arena_cache` (per shard) are unmapped on the same delay.
+// Blocks of their own mapping ("direct": above a run, or huge blocks) are 4 MiB-aligned, their
+// size rounded up to 4 MiB of address space (the tail is never touched, so costs no RAM), so the
+// arenas bitmap stays exact. Freed ones wait in a small cache (its own lock) for reuse.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -33,26 +49,70 @@ struct Arena {
   uint64_t dirty_since;  // ns when the first still-dirty slab was freed; 0 if none
   bool on_free_list;
   bool huge;             // advised MADV_HUGEPAGE: serves regions (option chunk_huge_pages)
+  uint8_t shard;
 };
 
 constexpr uint64_t kAllSlabs = ~uint64_t(1);  // granule 0 is the arena record
+constexpr unsigned kMaxShards = 16;
 
-Arena* g_free = nullptr;
-Arena* g_all = nullptr;
-size_t g_arena_count = 0;
-size_t g_empty_arenas = 0;
-size_t g_committed = 0;        // bytes: slabs in use + dirty free slabs + direct mappings
-size_t g_peak_committed = 0;
-size_t g_reserved = 0;
-size_t g_slabs_cached = 0;     // dirty free slabs
-size_t g_purges = 0;
-size_t g_mmaps = 0;
-uint64_t g_next_purge = UINT64_MAX;
+struct alignas(64) Shard {
+  SpinLock lock;
+  Arena* free_list;
+  Arena* all;
+  size_t arena_count;
+  size_t empty_arenas;
+  size_t slabs_cached;       // dirty free slabs
+  uint64_t next_purge;       // 0 (static init) is "at once": a harmless first check
+};
+Shard g_shard[kMaxShards];
+unsigned g_shards = 0;        // set once by shard_count(); a power of two
+std::atomic<unsigned> g_next_shard{0};
+SPACES_TLS int t_shard = -1;
 
-// Freed direct mappings (blocks above ~4 MiB) kept for reuse, so a program that allocates and
-// frees big buffers in a loop pays neither mmap/munmap nor page faults each time. Dirty entries
-// are purged on the same delay as slabs; the least recently freed entry is unmapped when the
-// cache is full. All under g_arena_lock.
+// Process totals: atomics, so that no lock is shared by all threads for accounting.
+std::atomic<size_t> g_committed{0};   // bytes: slabs in use + dirty free slabs + direct mappings
+std::atomic<size_t> g_peak_committed{0};
+std::atomic<size_t> g_reserved{0};
+std::atomic<size_t> g_dirty{0};       // bytes: dirty free slabs + cached mappings' resident pages
+std::atomic<size_t> g_purges{0};
+std::atomic<size_t> g_mmaps{0};
+std::atomic<size_t> g_heaps_for_bound{1};  // thread heaps in existence (heap.cpp keeps it)
+
+void commit_add(ptrdiff_t bytes) {
+  size_t now = g_committed.fetch_add(size_t(bytes), std::memory_order_relaxed) + size_t(bytes);
+  size_t peak = g_peak_committed.load(std::memory_order_relaxed);
+  while (bytes > 0 && now > peak &&
+         !g_peak_committed.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+SPACES_INLINE void dirty_add(ptrdiff_t bytes) { g_dirty.fetch_add(size_t(bytes), std::memory_order_relaxed); }
+SPACES_INLINE size_t dirty_limit() {
+  size_t heaps = g_heaps_for_bound.load(std::memory_order_relaxed);
+  return (size_t(option(kOpt_dirty_max_kib)) << 10) * (heaps ? heaps : 1);
+}
+SPACES_INLINE bool over_dirty_limit() { return g_dirty.load(std::memory_order_relaxed) > dirty_limit(); }
+
+unsigned shard_count() {
+  unsigned n = __atomic_load_n(&g_shards, __ATOMIC_ACQUIRE);
+  if (n) return n;
+  unsigned cpus = os_cpu_count();
+  n = 1;
+  while (n * 2 <= cpus && n * 2 <= kMaxShards) n *= 2;
+  __atomic_store_n(&g_shards, n, __ATOMIC_RELEASE);  // (two racing threads compute the same)
+  return n;
+}
+SPACES_INLINE unsigned my_shard() {
+  int s = t_shard;
+  if (SPACES_LIKELY(s >= 0)) return unsigned(s);
+  s = int(g_next_shard.fetch_add(1, std::memory_order_relaxed) & (shard_count() - 1));
+  t_shard = s;
+  return unsigned(s);
+}
+
+// Freed direct mappings kept for reuse, so a program that allocates and frees big buffers in a
+// loop pays neither mmap/munmap nor page faults each time. Dirty entries are purged on the same
+// delay as slabs (or at once above the dirty bound); the least recently freed entry is unmapped
+// when the cache is full. All under g_dcache_lock.
 struct DirectCached {
   uintptr_t base;
   size_t mapped;
@@ -61,9 +121,10 @@ struct DirectCached {
 };
 constexpr int kDirectCacheSlots = 16;
 constexpr size_t kDirectCacheBytes = size_t(512) << 20;
+SpinLock g_dcache_lock;
 DirectCached g_dcache[kDirectCacheSlots];
 int g_dcache_n = 0;
-size_t g_dcache_bytes = 0;
+size_t g_dcache_bytes = 0;   // (includes entries out for purging)
 
 void dcache_remove(int i) {
   g_dcache_bytes -= g_dcache[i].mapped;
@@ -73,48 +134,31 @@ void dcache_remove(int i) {
 SPACES_INLINE Arena* arena_of(const void* p) {
   return reinterpret_cast<Arena*>(reinterpret_cast<uintptr_t>(p) & ~(kArenaSize - 1));
 }
-
-void free_list_add(Arena* a) {
-  a->on_free_list = true;
-  a->prev_free = nullptr;
-  a->next_free = g_free;
-  if (g_free) g_free->prev_free = a;
-  g_free = a;
+SPACES_INLINE uint64_t run_mask(size_t count, unsigned i) {
+  return (count == 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1)) << i;
 }
 
-void free_list_remove(Arena* a) {
+void free_list_add(Shard& sh, Arena* a) {
+  a->on_free_list = true;
+  a->prev_free = nullptr;
+  a->next_free = sh.free_list;
+  if (sh.free_list) sh.free_list->prev_free = a;
+  sh.free_list = a;
+}
+
+void free_list_remove(Shard& sh, Arena* a) {
   a->on_free_list = false;
   if (a->prev_free)
     a->prev_free->next_free = a->next_free;
   else
-    g_free = a->next_free;
+    sh.free_list = a->next_free;
   if (a->next_free) a->next_free->prev_free = a->prev_free;
 }
 
-void commit_add(size_t bytes) {
-  g_committed += bytes;
-  if (g_committed > g_peak_committed) g_peak_committed = g_committed;
-}
-
-// ---- purging: decided under the lock, done outside it ------------------------------------
-// No system call is made while g_arena_lock is held (every thread that needs a slab waits on it).
-// purge_plan() (lock held) takes the slabs it will purge out of the free set (purging_mask), the
-// arenas it will unmap out of every list, and the cached direct mappings it will purge out of
-// the cache, and writes them into a PurgeBatch; purge_run() (lock released) makes the madvise
-// and munmap calls, then gives the purged slabs and mappings back, clean. So nothing can hand
-// out memory that is being purged, and a purge of one arena never stalls a thread that needs
-// another.
-//
-// What is due (the decay rule, docs/options.md):
-//   - dirty memory above `dirty_max_kib` (free slabs in arenas + cached direct mappings not yet
-//     purged): the oldest dirty arenas are purged at once, down to three quarters of it, so a
-//     program's dirty memory stays bounded however fast it frees;
-//   - below that, an arena's dirty slabs are purged `purge_delay_ms` after the first of them was
-//     freed, and a cached direct mapping's pages that long after it was freed: bursts reuse warm
-//     memory, an idle program (that calls into Spaces or spaces_collect) shrinks;
-//   - fully free arenas beyond `arena_cache` are unmapped on the same delay.
+// ---- purging: decided under a lock, done outside it -------------------------------------------
 constexpr int kBatch = 16;
 struct PurgeBatch {
+  Shard* shard = nullptr;
   int n = 0, nu = 0, nd = 0;
   Arena* arena[kBatch];
   uint64_t mask[kBatch];
@@ -123,103 +167,106 @@ struct PurgeBatch {
   bool full() const { return n == kBatch || nu == kBatch || nd == kBatch; }
 };
 
-SPACES_INLINE size_t dirty_bytes() {
-  size_t d = g_slabs_cached * kSlabSize;
-  for (int i = 0; i < g_dcache_n; i++) d += g_dcache[i].resident;
-  return d;
-}
-std::atomic<size_t> g_dirty_heaps{1};  // thread heaps in existence (heap.cpp keeps it)
-SPACES_INLINE size_t dirty_limit() {
-  size_t heaps = g_dirty_heaps.load(std::memory_order_relaxed);
-  return (size_t(option(kOpt_dirty_max_kib)) << 10) * (heaps ? heaps : 1);
-}
-
-// Take a's dirty slabs out of the free set for purging (lock held).
-void plan_arena_purge(PurgeBatch& b, Arena* a) {
+// Take a's dirty slabs out of the free set for purging (shard lock held).
+void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
   uint64_t d = a->dirty_mask;
   if (d == 0) return;
-  if (a->free_mask == kAllSlabs) g_empty_arenas--;
+  if (a->free_mask == kAllSlabs) sh.empty_arenas--;
   a->free_mask &= ~d;
   a->purging_mask |= d;
   a->dirty_mask = 0;
   a->dirty_since = 0;
-  g_slabs_cached -= __builtin_popcountll(d);
-  if (a->free_mask == 0) free_list_remove(a);
+  unsigned n = __builtin_popcountll(d);
+  sh.slabs_cached -= n;
+  dirty_add(-ptrdiff_t(n * kSlabSize));
+  if (a->free_mask == 0) free_list_remove(sh, a);
   b.arena[b.n] = a;
   b.mask[b.n++] = d;
 }
 
-// Unlink a fully free arena from every list; purge_run unmaps it (lock held).
-void plan_arena_unmap(PurgeBatch& b, Arena* a) {
-  if (a->on_free_list) free_list_remove(a);
+// Unlink a fully free arena from its shard; purge_run unmaps it (shard lock held).
+void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
+  if (a->on_free_list) free_list_remove(sh, a);
   if (a->prev_all)
     a->prev_all->next_all = a->next_all;
   else
-    g_all = a->next_all;
+    sh.all = a->next_all;
   if (a->next_all) a->next_all->prev_all = a->prev_all;
-  g_committed -= __builtin_popcountll(a->dirty_mask) * kSlabSize;
-  g_slabs_cached -= __builtin_popcountll(a->dirty_mask);
-  g_arena_count--;
-  g_empty_arenas--;
-  g_reserved -= kArenaSize;
+  unsigned n = __builtin_popcountll(a->dirty_mask);
+  commit_add(-ptrdiff_t(n * kSlabSize));
+  dirty_add(-ptrdiff_t(n * kSlabSize));
+  sh.slabs_cached -= n;
+  sh.arena_count--;
+  sh.empty_arenas--;
+  g_reserved.fetch_sub(kArenaSize, std::memory_order_relaxed);
   b.unmap[b.nu++] = a;
 }
 
-void plan_direct_purge(PurgeBatch& b, int i) {
-  b.direct[b.nd++] = g_dcache[i];
-  dcache_remove(i);  // (back, clean, after the purge; its reservation stays counted meanwhile)
-  g_dcache_bytes += b.direct[b.nd - 1].mapped;
+SPACES_INLINE uint64_t delay_ns() {
+  long long ms = option(kOpt_purge_delay_ms);
+  return ms < 0 ? UINT64_MAX : uint64_t(ms) * 1000000ull;
 }
 
-// Decide what to purge now (lock held). force: everything dirty.
-void purge_plan(PurgeBatch& b, uint64_t now, bool force) {
-  long long delay_ms = option(kOpt_purge_delay_ms);
-  bool over = dirty_bytes() > dirty_limit();
-  if (!force && !over && (delay_ms < 0 || now < g_next_purge)) return;
-  uint64_t delay = delay_ms < 0 ? UINT64_MAX : uint64_t(delay_ms) * 1000000ull;
+// Decide what shard sh purges now (its lock held). force: everything dirty.
+void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
+  b.shard = &sh;
+  bool over = over_dirty_limit();
+  if (!force && !over && now < sh.next_purge) return;
+  uint64_t delay = delay_ns();
   auto due = [&](uint64_t since) { return force || (delay != UINT64_MAX && now - since >= delay); };
   uint64_t next = UINT64_MAX;
-  for (int i = 0; i < g_dcache_n && !b.full();) {
-    DirectCached& e = g_dcache[i];
-    if (e.resident != 0 && due(e.freed_at)) {
-      plan_direct_purge(b, i);  // (moves the last entry to i)
-      continue;
-    }
-    if (e.resident != 0 && delay != UINT64_MAX && e.freed_at + delay < next) next = e.freed_at + delay;
-    i++;
-  }
-  for (Arena* a = g_free, *following; a && !b.full(); a = following) {
+  for (Arena* a = sh.free_list, *following; a && !b.full(); a = following) {
     following = a->next_free;
     if (!a->dirty_mask && !(force && a->free_mask == kAllSlabs)) continue;
     if (due(a->dirty_since)) {
-      if (a->free_mask == kAllSlabs && g_empty_arenas > size_t(option(kOpt_arena_cache)))
-        plan_arena_unmap(b, a);  // fully free beyond the cache: give the address space back too
+      if (a->free_mask == kAllSlabs && sh.empty_arenas > size_t(option(kOpt_arena_cache)))
+        plan_arena_unmap(sh, b, a);  // fully free beyond the cache: give the address space back too
       else
-        plan_arena_purge(b, a);
+        plan_arena_purge(sh, b, a);
     } else if (delay != UINT64_MAX && a->dirty_since + delay < next) {
       next = a->dirty_since + delay;
     }
   }
-  // Above the bound: the oldest dirty arenas now, down to three quarters of it.
+  // Above the bound: this shard's oldest dirty arenas now, down to three quarters of it.
   size_t target = dirty_limit() / 4 * 3;
-  while (!b.full() && dirty_bytes() > target) {
+  while (over && !b.full() && g_dirty.load(std::memory_order_relaxed) > target) {
     Arena* oldest = nullptr;
-    for (Arena* a = g_free; a; a = a->next_free)
+    for (Arena* a = sh.free_list; a; a = a->next_free)
       if (a->dirty_mask && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
-    if (oldest == nullptr) {  // only cached direct mappings left: the oldest of them
-      int o = -1;
-      for (int i = 0; i < g_dcache_n; i++)
-        if (g_dcache[i].resident && (o < 0 || g_dcache[i].freed_at < g_dcache[o].freed_at)) o = i;
-      if (o < 0) break;
-      plan_direct_purge(b, o);
-      continue;
-    }
-    plan_arena_purge(b, oldest);
+    if (oldest == nullptr) break;
+    plan_arena_purge(sh, b, oldest);
   }
-  g_next_purge = b.full() ? now : next;  // a full batch leaves the rest for the next operation
+  sh.next_purge = b.full() ? now : next;  // a full batch leaves the rest for the next operation
 }
 
-// Carry out a batch (lock NOT held): the system calls, then the memory goes back, clean.
+// The direct cache's share (g_dcache_lock held): due entries, and the oldest above the bound.
+void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
+  uint64_t delay = delay_ns();
+  auto take = [&](int i) {
+    b.direct[b.nd++] = g_dcache[i];
+    dirty_add(-ptrdiff_t(g_dcache[i].resident));
+    dcache_remove(i);  // (back, clean, after the purge; its bytes stay counted meanwhile)
+    g_dcache_bytes += b.direct[b.nd - 1].mapped;
+  };
+  for (int i = 0; i < g_dcache_n && b.nd < kBatch;) {
+    DirectCached& e = g_dcache[i];
+    if (e.resident != 0 && (force || (delay != UINT64_MAX && now - e.freed_at >= delay))) {
+      take(i);  // (moves the last entry to i)
+      continue;
+    }
+    i++;
+  }
+  size_t target = dirty_limit() / 4 * 3;
+  while (b.nd < kBatch && over_dirty_limit() && g_dirty.load(std::memory_order_relaxed) > target) {
+    int o = -1;
+    for (int i = 0; i < g_dcache_n; i++)
+      if (g_dcache[i].resident && (o < 0 || g_dcache[i].freed_at < g_dcache[o].freed_at)) o = i;
+    if (o < 0) break;
+    take(o);
+  }
+}
+
+// Carry out a batch (no lock held): the system calls, then the memory goes back, clean.
 void purge_run(PurgeBatch& b) {
   if (b.n == 0 && b.nu == 0 && b.nd == 0) return;
   for (int k = 0; k < b.n; k++) {
@@ -229,42 +276,47 @@ void purge_run(PurgeBatch& b) {
       uint64_t run = d >> i;
       unsigned n = (~run == 0) ? 64 - i : __builtin_ctzll(~run);
       os_purge(reinterpret_cast<uint8_t*>(b.arena[k]) + i * kSlabSize, n * kSlabSize);
-      d &= ~(((n == 64) ? ~uint64_t(0) : ((uint64_t(1) << n) - 1)) << i);
+      d &= ~run_mask(n, i);
     }
+    g_purges.fetch_add(1, std::memory_order_relaxed);
   }
-  for (int k = 0; k < b.nd; k++) os_purge(reinterpret_cast<void*>(b.direct[k].base), b.direct[k].resident);
+  for (int k = 0; k < b.nd; k++) {
+    os_purge(reinterpret_cast<void*>(b.direct[k].base), b.direct[k].resident);
+    g_purges.fetch_add(1, std::memory_order_relaxed);
+  }
   for (int k = 0; k < b.nu; k++) {
     Arena* a = b.unmap[k];
     pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, false);
     SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(a, kArenaSize));
     os_unmap(a, kArenaSize);
   }
-  int evict = 0;
-  DirectCached evicted[kBatch];
-  {
-    LockGuard g(g_arena_lock);
+  if (b.n) {
+    Shard& sh = *b.shard;
+    LockGuard g(sh.lock);
     for (int k = 0; k < b.n; k++) {
       Arena* a = b.arena[k];
       uint64_t d = b.mask[k];
-      unsigned n = __builtin_popcountll(d);
-      g_purges++;
-      g_committed -= n * kSlabSize;
+      commit_add(-ptrdiff_t(__builtin_popcountll(d) * kSlabSize));
       a->purging_mask &= ~d;
-      if (a->free_mask == 0) free_list_add(a);
+      if (a->free_mask == 0) free_list_add(sh, a);
       a->free_mask |= d;
-      if (a->free_mask == kAllSlabs) g_empty_arenas++;
+      if (a->free_mask == kAllSlabs) sh.empty_arenas++;
     }
+  }
+  int evict = 0;
+  DirectCached evicted[kBatch];
+  if (b.nd) {
+    LockGuard g(g_dcache_lock);
     for (int k = 0; k < b.nd; k++) {
       DirectCached e = b.direct[k];
-      g_purges++;
-      g_committed -= e.resident;
+      commit_add(-ptrdiff_t(e.resident));
       g_dcache_bytes -= e.mapped;
       e.resident = 0;
       if (g_dcache_n < kDirectCacheSlots) {
         g_dcache[g_dcache_n++] = e;
         g_dcache_bytes += e.mapped;
       } else {
-        g_reserved -= e.mapped;
+        g_reserved.fetch_sub(e.mapped, std::memory_order_relaxed);
         evicted[evict++] = e;
       }
     }
@@ -272,7 +324,18 @@ void purge_run(PurgeBatch& b) {
   for (int k = 0; k < evict; k++) arena_unmap_direct(evicted[k].base, evicted[k].mapped);
 }
 
-Arena* arena_new(bool huge) {
+// Plan and run the direct cache's due purges (no lock held on entry).
+void dcache_purge(uint64_t now, bool force) {
+  PurgeBatch b;
+  {
+    LockGuard g(g_dcache_lock);
+    if (g_dcache_n == 0) return;
+    dcache_plan(b, now, force);
+  }
+  purge_run(b);
+}
+
+Arena* arena_new(bool huge, unsigned shard) {
   void* p = os_map_aligned(kArenaSize, kArenaSize, false);
   if (p == nullptr) return nullptr;
   if (huge || option(kOpt_arena_huge_pages)) os_hugepage_advise(p, kArenaSize);
@@ -284,6 +347,7 @@ Arena* arena_new(bool huge) {
   a->dirty_since = 0;
   a->on_free_list = false;
   a->huge = huge;
+  a->shard = uint8_t(shard);
   if (!pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, true)) {
     os_unmap(p, kArenaSize);
     return nullptr;
@@ -291,13 +355,8 @@ Arena* arena_new(bool huge) {
   return a;
 }
 
-}  // namespace
-
-SpinLock g_arena_lock;
-
-namespace {
-// The first start of a run of `count` free slabs in `a` (preferring one that reuses dirty slabs:
-// warm memory, no page faults), or -1 (lock held).
+// The first start of a run of `count` free slabs in `a`, preferring one that reuses dirty slabs
+// (warm memory, no page faults); dirty_only: only such a run. -1 if none (shard lock held).
 int find_run(const Arena* a, size_t count, bool dirty_only) {
   uint64_t m = a->free_mask;
   if (size_t(__builtin_popcountll(m)) < count || (dirty_only && a->dirty_mask == 0)) return -1;
@@ -308,105 +367,160 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
   if (!starts) return -1;
   return __builtin_ctzll(dirty_starts ? dirty_starts : starts);
 }
+
+// Take a run from shard sh (its lock held): dirty_only as find_run. NULL if none fits.
+Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty) {
+  Arena* a;
+  int i = -1;
+  for (a = sh.free_list; a; a = a->next_free)
+    if (a->huge == huge && (i = find_run(a, count, dirty_only)) >= 0) break;  // (huge: regions' arenas)
+  if (i < 0) return nullptr;
+  uint64_t run = run_mask(count, unsigned(i));
+  if (a->free_mask == kAllSlabs) sh.empty_arenas--;
+  unsigned reused = __builtin_popcountll(a->dirty_mask & run);
+  *dirty = reused != 0;
+  a->free_mask &= ~run;
+  a->dirty_mask &= ~run;
+  sh.slabs_cached -= reused;
+  dirty_add(-ptrdiff_t(reused * kSlabSize));
+  if (a->dirty_mask == 0) a->dirty_since = 0;
+  commit_add(ptrdiff_t((count - reused) * kSlabSize));
+  if (a->free_mask == 0) free_list_remove(sh, a);
+  return reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
+}
+
 }  // namespace
 
 Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
+  unsigned home = my_shard();
+  Shard& sh = g_shard[home];
   for (;;) {
     PurgeBatch batch;
-    Slab* run_start = nullptr;
+    Slab* run = nullptr;
+    uint64_t now = os_now_ns();
     {
-      LockGuard g(g_arena_lock);
-      purge_plan(batch, os_now_ns(), false);
-      // Two passes: an arena with dirty slabs first (so memory freed anywhere is reused before
-      // a clean arena is touched: RSS stays flat under churn), then any arena with room.
-      Arena* a = nullptr;
-      int i = -1;
-      for (int pass = 0; pass < 2 && i < 0; pass++)
-        for (a = g_free; a; a = a->next_free)
-          if (a->huge == huge && (i = find_run(a, count, pass == 0)) >= 0) break;  // (huge: regions' arenas)
-      if (i >= 0) {
-        uint64_t run = (count == 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1)) << i;
-        if (a->free_mask == kAllSlabs) g_empty_arenas--;
-        unsigned reused = __builtin_popcountll(a->dirty_mask & run);
-        *dirty = reused != 0;
-        a->free_mask &= ~run;
-        a->dirty_mask &= ~run;
-        g_slabs_cached -= reused;
-        if (a->dirty_mask == 0) a->dirty_since = 0;
-        commit_add((count - reused) * kSlabSize);
-        if (a->free_mask == 0) free_list_remove(a);
-        run_start = reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
-      }
+      LockGuard g(sh.lock);
+      purge_plan(sh, batch, now, false);
+      run = take_run(sh, count, huge, true, dirty);  // dirty first, then any
+      if (run == nullptr) run = take_run(sh, count, huge, false, dirty);
     }
     purge_run(batch);
-    if (run_start) {
-      SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run_start, count * kSlabSize));
-      SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run_start, count * kSlabSize));
-      return run_start;
+    // Before touching fresh memory: dirty slabs of a shard that is not busy right now.
+    for (unsigned k = 1; run == nullptr && k < shard_count(); k++) {
+      Shard& other = g_shard[(home + k) & (shard_count() - 1)];
+      if (!other.lock.try_lock()) continue;
+      run = take_run(other, count, huge, true, dirty);
+      other.lock.unlock();
+    }
+    if (run) {
+      SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run, count * kSlabSize));
+      SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run, count * kSlabSize));
+      return run;
     }
     // No room: map a new arena outside the lock, then retry (another thread may win the race;
-    // the new arena is then simply added to the pool).
-    Arena* a = arena_new(huge);
+    // the new arena is then simply added to the shard).
+    Arena* a = arena_new(huge, home);
     if (a == nullptr) return nullptr;
-    LockGuard g(g_arena_lock);
+    g_reserved.fetch_add(kArenaSize, std::memory_order_relaxed);
+    g_mmaps.fetch_add(1, std::memory_order_relaxed);
+    LockGuard g(sh.lock);
     a->prev_all = nullptr;
-    a->next_all = g_all;
-    if (g_all) g_all->prev_all = a;
-    g_all = a;
-    g_arena_count++;
-    g_empty_arenas++;
-    g_reserved += kArenaSize;
-    g_mmaps++;
-    free_list_add(a);
+    a->next_all = sh.all;
+    if (sh.all) sh.all->prev_all = a;
+    sh.all = a;
+    sh.arena_count++;
+    sh.empty_arenas++;
+    free_list_add(sh, a);
   }
 }
 
-void arena_free_slabs(Slab* s, size_t count) {
+namespace {
+// Give back a run of `count` slabs at s (its shard's lock held); plans purges into `batch`.
+void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t now, PurgeBatch& batch) {
   Arena* a = arena_of(s);
   unsigned i = unsigned((reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(a)) >> kSlabShift);
-  uint64_t run = (count == 64 ? ~uint64_t(0) : ((uint64_t(1) << count) - 1)) << i;
+  uint64_t run = run_mask(count, i);
+  SPACES_ASSERT((a->free_mask & run) == 0 && (a->purging_mask & run) == 0);
+  if (a->free_mask == 0) free_list_add(sh, a);
+  a->free_mask |= run;
+  a->dirty_mask |= run;
+  sh.slabs_cached += count;
+  dirty_add(ptrdiff_t(count * kSlabSize));
+  if (a->free_mask == kAllSlabs) sh.empty_arenas++;
+  long long delay_ms = option(kOpt_purge_delay_ms);
+  if (delay_ms == 0) {
+    // Unmapping waits for the purge delay like purging does (a region destroyed and rebuilt at
+    // once reuses its arenas warm); with no delay it happens now.
+    if (batch.full()) {  // (left dirty: the next operation purges it)
+      sh.next_purge = now;
+      return;
+    }
+    if (a->free_mask == kAllSlabs && sh.empty_arenas > size_t(option(kOpt_arena_cache)))
+      plan_arena_unmap(sh, batch, a);
+    else
+      plan_arena_purge(sh, batch, a);
+  } else if (a->dirty_since == 0) {
+    a->dirty_since = now;
+    if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < sh.next_purge)
+      sh.next_purge = now + uint64_t(delay_ms) * 1000000ull;
+  }
+}
+}  // namespace
+
+void arena_free_slabs(Slab* s, size_t count) {
   uint64_t now = os_now_ns();
+  Shard& sh = g_shard[arena_of(s)->shard];
   PurgeBatch batch;
   {
-    LockGuard g(g_arena_lock);
-    SPACES_ASSERT((a->free_mask & run) == 0 && (a->purging_mask & run) == 0);
-    if (a->free_mask == 0) free_list_add(a);
-    a->free_mask |= run;
-    a->dirty_mask |= run;
-    g_slabs_cached += count;
-    if (a->free_mask == kAllSlabs) g_empty_arenas++;
-    long long delay_ms = option(kOpt_purge_delay_ms);
-    if (delay_ms == 0) {
-      // Unmapping waits for the purge delay like purging does (a region destroyed and rebuilt at
-      // once reuses its arenas warm); with no delay it happens now.
-      if (a->free_mask == kAllSlabs && g_empty_arenas > size_t(option(kOpt_arena_cache)))
-        plan_arena_unmap(batch, a);
-      else
-        plan_arena_purge(batch, a);
-    } else if (a->dirty_since == 0) {
-      a->dirty_since = now;
-      if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < g_next_purge)
-        g_next_purge = now + uint64_t(delay_ms) * 1000000ull;
-    }
-    purge_plan(batch, now, false);
+    LockGuard g(sh.lock);
+    batch.shard = &sh;
+    free_run_locked(sh, s, count, now, batch);
+    purge_plan(sh, batch, now, false);
   }
   purge_run(batch);
 }
 
-void arena_set_heaps(size_t n) { g_dirty_heaps.store(n, std::memory_order_relaxed); }
+// A region's destroy or reset: every run of one shard in one lock round trip.
+void arena_free_batch(RunBatch& runs) {
+  uint64_t now = os_now_ns();
+  size_t done = 0;
+  while (done < runs.n) {
+    Shard& sh = g_shard[arena_of(runs.run[done])->shard];
+    PurgeBatch batch;
+    {
+      LockGuard g(sh.lock);
+      batch.shard = &sh;
+      for (size_t k = done; k < runs.n; k++) {
+        if (runs.run[k] == nullptr || &g_shard[arena_of(runs.run[k])->shard] != &sh) continue;
+        free_run_locked(sh, runs.run[k], runs.count[k], now, batch);
+        runs.run[k] = nullptr;
+      }
+      purge_plan(sh, batch, now, false);
+    }
+    purge_run(batch);
+    while (done < runs.n && runs.run[done] == nullptr) done++;
+  }
+  runs.n = 0;
+}
+
+void arena_set_heaps(size_t n) { g_heaps_for_bound.store(n, std::memory_order_relaxed); }
 
 void arena_collect(bool force) {
   if (force) arena_direct_cache_drop();
-  for (int round = 0; round < 1024; round++) {  // (bounded: a batch holds 16 arenas)
-    PurgeBatch batch;
-    {
-      LockGuard g(g_arena_lock);
-      purge_plan(batch, os_now_ns(), force);
+  uint64_t now = os_now_ns();
+  for (unsigned k = 0; k < shard_count(); k++) {
+    for (int round = 0; round < 1024; round++) {  // (bounded: a batch holds 16 arenas)
+      PurgeBatch batch;
+      {
+        LockGuard g(g_shard[k].lock);
+        purge_plan(g_shard[k], batch, now, force);
+      }
+      purge_run(batch);
+      if (!batch.full()) break;
     }
-    purge_run(batch);
-    if (!batch.full()) return;
   }
+  dcache_purge(now, force);
 }
 
 void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
@@ -424,8 +538,7 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
   }
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, total));
   *mapped = total;
-  LockGuard g(g_arena_lock);
-  g_mmaps++;
+  g_mmaps.fetch_add(1, std::memory_order_relaxed);
   return p;
 }
 
@@ -437,21 +550,25 @@ void arena_unmap_direct(uintptr_t base, size_t mapped) {
 }
 
 // A cached mapping of at least `need` bytes (and at most twice that), or NULL. The region bits
-// stay set while cached. *dirty: it may hold old data (else it is zero).
+// stay set while cached. *resident: bytes from its start that may hold old data (the rest is zero).
 void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident) {
-  LockGuard g(g_arena_lock);
-  int best = -1;
-  for (int i = 0; i < g_dcache_n; i++) {
-    const DirectCached& e = g_dcache[i];
-    if (e.mapped >= need && e.mapped <= 2 * need && (best < 0 || e.mapped < g_dcache[best].mapped)) best = i;
+  DirectCached e;
+  {
+    LockGuard g(g_dcache_lock);
+    int best = -1;
+    for (int i = 0; i < g_dcache_n; i++) {
+      const DirectCached& c = g_dcache[i];
+      if (c.mapped >= need && c.mapped <= 2 * need && (best < 0 || c.mapped < g_dcache[best].mapped)) best = i;
+    }
+    if (best < 0) return nullptr;
+    e = g_dcache[best];
+    dcache_remove(best);
   }
-  if (best < 0) return nullptr;
-  DirectCached e = g_dcache[best];
-  dcache_remove(best);
-  g_reserved -= e.mapped;   // the caller accounts the block as a new mapping
-  g_committed -= e.resident;
+  g_reserved.fetch_sub(e.mapped, std::memory_order_relaxed);  // the caller accounts it as new
+  commit_add(-ptrdiff_t(e.resident));
+  dirty_add(-ptrdiff_t(e.resident));
   *mapped = e.mapped;
-  *resident = e.resident;  // bytes from the start that may hold old data (the rest is zero)
+  *resident = e.resident;
   return reinterpret_cast<void*>(e.base);
 }
 
@@ -462,34 +579,28 @@ bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident) {
   uintptr_t evict_base = 0;
   size_t evict_size = 0;
   {
-    LockGuard g(g_arena_lock);
+    LockGuard g(g_dcache_lock);
     if (g_dcache_n == kDirectCacheSlots || g_dcache_bytes + mapped > kDirectCacheBytes) {
+      if (g_dcache_n == 0) return false;
       int oldest = 0;
       for (int i = 1; i < g_dcache_n; i++)
         if (g_dcache[i].freed_at < g_dcache[oldest].freed_at) oldest = i;
-      if (g_dcache_n == 0) return false;
+      if (g_dcache_bytes - g_dcache[oldest].mapped + mapped > kDirectCacheBytes) return false;  // no room
       evict_base = g_dcache[oldest].base;
       evict_size = g_dcache[oldest].mapped;
-      g_reserved -= evict_size;
-      g_committed -= g_dcache[oldest].resident;
+      g_reserved.fetch_sub(evict_size, std::memory_order_relaxed);
+      commit_add(-ptrdiff_t(g_dcache[oldest].resident));
+      dirty_add(-ptrdiff_t(g_dcache[oldest].resident));
       dcache_remove(oldest);
-      if (g_dcache_bytes + mapped > kDirectCacheBytes) {
-        // still no room: give this one back instead
-        g_dcache[g_dcache_n++] = DirectCached{evict_base, evict_size, 0, now};
-        g_dcache_bytes += evict_size;
-        g_reserved += evict_size;
-        return false;
-      }
     }
     g_dcache[g_dcache_n++] = DirectCached{base, mapped, resident, now};
     g_dcache_bytes += mapped;
-    g_reserved += mapped;
-    commit_add(resident);
-    long long delay_ms = option(kOpt_purge_delay_ms);
-    if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < g_next_purge)
-      g_next_purge = now + uint64_t(delay_ms) * 1000000ull;
   }
+  g_reserved.fetch_add(mapped, std::memory_order_relaxed);
+  commit_add(ptrdiff_t(resident));
+  dirty_add(ptrdiff_t(resident));
   if (evict_size) arena_unmap_direct(evict_base, evict_size);
+  if (over_dirty_limit()) dcache_purge(now, false);  // (the freeing thread purges what it overfilled)
   return true;
 }
 
@@ -498,31 +609,51 @@ void arena_direct_cache_drop() {
   for (;;) {
     DirectCached e;
     {
-      LockGuard g(g_arena_lock);
+      LockGuard g(g_dcache_lock);
       if (g_dcache_n == 0) return;
       e = g_dcache[0];
-      g_reserved -= e.mapped;
-      g_committed -= e.resident;
       dcache_remove(0);
     }
+    g_reserved.fetch_sub(e.mapped, std::memory_order_relaxed);
+    commit_add(-ptrdiff_t(e.resident));
+    dirty_add(-ptrdiff_t(e.resident));
     arena_unmap_direct(e.base, e.mapped);
   }
 }
 
-// Direct mappings: reserved = address space, committed = the page-rounded bytes in use.
+// Direct mappings: reserved = address space, committed = the bytes that may be resident.
 void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta) {
-  LockGuard g(g_arena_lock);
-  g_reserved += reserved_delta;
-  g_committed += committed_delta;
-  if (g_committed > g_peak_committed) g_peak_committed = g_committed;
+  g_reserved.fetch_add(size_t(reserved_delta), std::memory_order_relaxed);
+  commit_add(committed_delta);
 }
 
 ArenaTotals arena_totals() {
-  LockGuard g(g_arena_lock);
-  return ArenaTotals{g_arena_count, g_reserved, g_committed, g_peak_committed,
-                     g_slabs_cached,  g_purges,   g_mmaps};
+  ArenaTotals t{};
+  for (unsigned k = 0; k < shard_count(); k++) {
+    LockGuard g(g_shard[k].lock);
+    t.arenas += g_shard[k].arena_count;
+    t.slabs_cached += g_shard[k].slabs_cached;
+  }
+  t.reserved = g_reserved.load(std::memory_order_relaxed);
+  t.committed = g_committed.load(std::memory_order_relaxed);
+  t.peak_committed = g_peak_committed.load(std::memory_order_relaxed);
+  t.purges = g_purges.load(std::memory_order_relaxed);
+  t.mmaps = g_mmaps.load(std::memory_order_relaxed);
+  return t;
 }
 
-void arena_after_fork_child() { g_arena_lock.reset(); }
+// fork: every shard lock and the cache lock, in a fixed order; the child resets them.
+void arena_fork_lock() {
+  for (unsigned k = 0; k < kMaxShards; k++) g_shard[k].lock.lock();
+  g_dcache_lock.lock();
+}
+void arena_fork_unlock() {
+  g_dcache_lock.unlock();
+  for (unsigned k = kMaxShards; k-- > 0;) g_shard[k].lock.unlock();
+}
+void arena_after_fork_child() {
+  for (unsigned k = 0; k < kMaxShards; k++) g_shard[k].lock.reset();
+  g_dcache_lock.reset();
+}
 
 }  // namespace spaces_core

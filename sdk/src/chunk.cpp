@@ -411,15 +411,17 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   h->cache_limit_override = keep;
   c->bump = &g_no_bump;
   c->bump_empty.store(nullptr, std::memory_order_relaxed);  // (its slabs are on c->slabs too)
+  RunBatch batch;  // (one arena-lock round trip per 64 slabs, not one per slab)
   while (s) {
     Slab* next = s->chunk_next;
     s->used = 0;
     // ASan builds: every block of the region is now poisoned (a later use is a report)
     SPACES_ASAN(ASAN_POISON_MEMORY_REGION(reinterpret_cast<uint8_t*>(s) + kSlabHeader,
                                           kSlabSize - kSlabHeader));
-    heap_release_slab(h, s, false);  // cached up to `keep`, else to the arena (unlinks it)
+    heap_release_slab(h, s, false, &batch);  // cached up to `keep`, else to the arena (unlinks it)
     s = next;
   }
+  arena_free_batch(batch);
   for (;;) {
     Slab* l;
     {

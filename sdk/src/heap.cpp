@@ -155,7 +155,7 @@ void slab_attach(Heap* h, Slab* s) {
 }  // namespace
 
 // Give an empty slab back: to the heap's cache, or to its arena.
-void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
+void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
   s->kind = kSlabEmpty;
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   s->attached = 0;
@@ -172,7 +172,13 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
     pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
     pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, false);
     g_slabs_in_use.fetch_sub(granules, std::memory_order_relaxed);
-    arena_free_slabs(s, granules);
+    if (batch == nullptr) {
+      arena_free_slabs(s, granules);
+      return;
+    }
+    if (batch->n == RunBatch::kMax) arena_free_batch(*batch);
+    batch->run[batch->n] = s;
+    batch->count[batch->n++] = granules;
     return;
   }
   uint32_t limit = h->chunk ? h->cache_limit_override : uint32_t(option(kOpt_slab_cache));
@@ -188,7 +194,13 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena) {
   s->chunk = nullptr;
   pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
   g_slabs_in_use.fetch_sub(1, std::memory_order_relaxed);
-  arena_free_slabs(s, 1);
+  if (batch == nullptr) {
+    arena_free_slabs(s, 1);
+    return;
+  }
+  if (batch->n == RunBatch::kMax) arena_free_batch(*batch);
+  batch->run[batch->n] = s;
+  batch->count[batch->n++] = 1;
 }
 
 namespace {

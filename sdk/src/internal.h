@@ -354,6 +354,7 @@ void os_fork_stdio_child();
 bool os_single_threaded();
 void os_yield();
 int os_tid();
+unsigned os_cpu_count();             // CPUs this process may run on (at least 1)
 SPACES_INLINE void os_cpu_relax() { __builtin_ia32_pause(); }
 bool os_thread_alive(int tid);       // false: no such thread (exited, or a zombie's)
 uint32_t os_pidns_id();              // this process's PID namespace id, 0 if unknown
@@ -412,7 +413,14 @@ struct LockGuard {
 // it may hold old data (else it is fresh or purged, hence zero).
 Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge = false);  // huge: a THP arena
 void arena_free_slabs(Slab* s, size_t count);
-void arena_collect(bool force);          // purge what is due (or everything)
+struct RunBatch {  // runs to give back together (arena_free_batch empties it)
+  static constexpr size_t kMax = 64;
+  size_t n = 0;
+  Slab* run[kMax];
+  uint32_t count[kMax];
+};
+void arena_free_batch(RunBatch& runs);
+void arena_collect(bool force);          // purge what is due (or everything), every shard
 void arena_set_heaps(size_t n);          // the dirty bound is dirty_max_kib per thread heap
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
 void arena_unmap_direct(uintptr_t base, size_t mapped);
@@ -424,7 +432,8 @@ struct ArenaTotals {
   size_t arenas, reserved, committed, peak_committed, slabs_cached, purges, mmaps;
 };
 ArenaTotals arena_totals();
-extern SpinLock g_arena_lock;
+void arena_fork_lock();       // fork: every arena shard's lock and the mapping cache's
+void arena_fork_unlock();
 void arena_after_fork_child();
 
 // ---- heap (heap.cpp) ------------------------------------------------------------------------
@@ -473,7 +482,8 @@ struct HeapTotals {
 };
 HeapTotals heap_totals();
 
-void heap_release_slab(Heap* h, Slab* s, bool to_arena);
+// batch: slabs that go to the arenas are collected there (the caller gives it to arena_free_batch).
+void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch = nullptr);
 Slab* heap_new_slab(Heap* h, unsigned cls);
 // Bump slabs of exclusive chunks (chunk.cpp)
 void bump_free(Slab* s, void* p);

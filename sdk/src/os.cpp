@@ -88,6 +88,13 @@ bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_
 
 void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
+unsigned os_cpu_count() {
+  cpu_set_t set;  // (on the stack: sched_getaffinity allocates nothing)
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  int n = CPU_COUNT(&set);
+  return n > 0 ? unsigned(n) : 1;
+}
+
 // Reserve the backing store of [off, off + size) of a shared-memory object now (fallocate: tmpfs
 // allocates the pages without mapping them, so nothing is faulted here), so that a full
 // /dev/shm is an error here and not SIGBUS at the program's first write. false: no space.
