@@ -365,7 +365,10 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
   uint64_t dirty_starts = starts & a->dirty_mask;
   if (dirty_only) starts = dirty_starts;
   if (!starts) return -1;
-  return __builtin_ctzll(dirty_starts ? dirty_starts : starts);
+  // Single slabs from the top of the arena, runs from the bottom: small slabs coming and going
+  // then do not cut up the free stretches that medium slabs and large blocks need.
+  uint64_t pick = dirty_starts ? dirty_starts : starts;
+  return count == 1 ? 63 - __builtin_clzll(pick) : __builtin_ctzll(pick);
 }
 
 // Take a run from shard sh (its lock held): dirty_only as find_run. NULL if none fits.

@@ -7,7 +7,9 @@
 //   - the first remote free into it flips it to kStateNotified and queues it on `notify`, which
 //     the owner drains on its next refill.
 // So every slab with free blocks is reachable from its heap, and no list is ever scanned for
-// room.
+// room. Medium classes (9-256 KiB, thread heaps only) work the same way on slabs of several
+// granules (g_classes.granules); their emptied slabs wait in a cache of their own
+// (medium_cache_kib) and are reused by any class of the same slab size.
 //
 // Threads come and go; heaps do not. A thread's first allocation takes a heap from the pool of
 // abandoned heaps (or makes one); its exit (pthread key destructor) returns emptied slabs to the

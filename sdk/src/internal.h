@@ -4,11 +4,11 @@
 //   os      : the kernel (mmap, madvise, clock). Knows nothing above it.
 //   options : the option table. Calls nothing.
 //   pagemap : ownership bitmaps (which 64 KiB granules hold a live slab/large head). Uses os.
-//   arena   : 4 MiB arenas cut into 64 KiB slabs and slab runs, purge, direct mappings. Uses
-//             os, pagemap, options.
+//   arena   : 4 MiB arenas cut into 64 KiB slabs and slab runs, in locked shards; purge, direct
+//             mappings. Uses os, pagemap, options.
 //   slab    : one slab's free lists (local, remote), carving. Uses nothing but its own memory.
 //   heap    : per-thread heaps, thread life cycle, malloc/free slow paths. Uses arena, slab.
-//   large   : blocks over 8 KiB (arena runs and direct mappings). Uses arena.
+//   large   : blocks above the size classes (arena runs and direct mappings). Uses arena.
 //   api     : the spaces_* functions, init, fork, errors, stats. Uses everything.
 // This header is included only by those files, through spaces.cpp (one translation unit).
 #ifndef SPACES_INTERNAL_H
@@ -375,7 +375,7 @@ size_t os_page_size();
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
-  X(medium_cache_kib, 4096, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
+  X(medium_cache_kib, 1024, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
   X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")            \
