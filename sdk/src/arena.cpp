@@ -552,7 +552,8 @@ void arena_unmap_direct(uintptr_t base, size_t mapped) {
   os_unmap(reinterpret_cast<void*>(base), mapped);
 }
 
-// A cached mapping of at least `need` bytes (and at most twice that), or NULL. The region bits
+// The smallest cached mapping of at least `need` bytes, or NULL (large_alloc purges an old tail
+// of more than an eighth of the new block, so a big mapping reused small keeps little). The region bits
 // stay set while cached. *resident: bytes from its start that may hold old data (the rest is zero).
 void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident) {
   DirectCached e;
@@ -561,7 +562,7 @@ void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident) {
     int best = -1;
     for (int i = 0; i < g_dcache_n; i++) {
       const DirectCached& c = g_dcache[i];
-      if (c.mapped >= need && c.mapped <= 2 * need && (best < 0 || c.mapped < g_dcache[best].mapped)) best = i;
+      if (c.mapped >= need && (best < 0 || c.mapped < g_dcache[best].mapped)) best = i;
     }
     if (best < 0) return nullptr;
     e = g_dcache[best];

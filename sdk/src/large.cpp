@@ -105,9 +105,8 @@ static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, boo
   // (a huge block's last 2 MiB page is resident whole once touched)
   size_t extent = huge ? ((p + size - start + kHugePage - 1) & ~(kHugePage - 1)) : page_round(p + size - start);
   if (extent > mapped) extent = mapped;
-  // A reused mapping's old pages past the new block stay (the cache gives at most twice the
-  // need, so at most as much again; a later calloc of this mapping zeroes what is old) unless
-  // they are more than an eighth of the block: those are dropped.
+  // A reused mapping's old pages past the new block stay (a later calloc of this mapping zeroes
+  // what is old) unless they are more than an eighth of the block: then they are dropped.
   if (stale > extent + extent / 8) {
     os_purge(reinterpret_cast<void*>(start + extent), stale - extent);
     stale = extent;
