@@ -112,7 +112,8 @@ SPACES_INLINE unsigned my_shard() {
 // Freed direct mappings kept for reuse, so a program that allocates and frees big buffers in a
 // loop pays neither mmap/munmap nor page faults each time. Dirty entries are purged on the same
 // delay as slabs (or at once above the dirty bound); the least recently freed entry is unmapped
-// when the cache is full. All under g_dcache_lock.
+// when the cache is full. All under g_dcache_lock; g_dcache_next_purge says when the next
+// entry's delay runs out (checked after every arena operation).
 struct DirectCached {
   uintptr_t base;
   size_t mapped;
@@ -122,6 +123,7 @@ struct DirectCached {
 constexpr int kDirectCacheSlots = 16;
 constexpr size_t kDirectCacheBytes = size_t(512) << 20;
 SpinLock g_dcache_lock;
+std::atomic<uint64_t> g_dcache_next_purge{UINT64_MAX};  // when a cached mapping's delay runs out
 DirectCached g_dcache[kDirectCacheSlots];
 int g_dcache_n = 0;
 size_t g_dcache_bytes = 0;   // (includes entries out for purging)
@@ -213,7 +215,8 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   bool over = over_dirty_limit();
   if (!force && !over && now < sh.next_purge) return;
   uint64_t delay = delay_ns();
-  auto due = [&](uint64_t since) { return force || (delay != UINT64_MAX && now - since >= delay); };
+  // (`since` may be later than `now`, sampled before the lock: not due)
+  auto due = [&](uint64_t since) { return force || (delay != UINT64_MAX && since <= now && now - since >= delay); };
   uint64_t next = UINT64_MAX;
   for (Arena* a = sh.free_list, *following; a && !b.full(); a = following) {
     following = a->next_free;
@@ -234,7 +237,10 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
     for (Arena* a = sh.free_list; a; a = a->next_free)
       if (a->dirty_mask && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
     if (oldest == nullptr) break;
-    plan_arena_purge(sh, b, oldest);
+    if (oldest->free_mask == kAllSlabs && sh.empty_arenas > size_t(option(kOpt_arena_cache)))
+      plan_arena_unmap(sh, b, oldest);
+    else
+      plan_arena_purge(sh, b, oldest);
   }
   sh.next_purge = b.full() ? now : next;  // a full batch leaves the rest for the next operation
 }
@@ -250,7 +256,7 @@ void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
   };
   for (int i = 0; i < g_dcache_n && b.nd < kBatch;) {
     DirectCached& e = g_dcache[i];
-    if (e.resident != 0 && (force || (delay != UINT64_MAX && now - e.freed_at >= delay))) {
+    if (e.resident != 0 && (force || (delay != UINT64_MAX && e.freed_at <= now && now - e.freed_at >= delay))) {
       take(i);  // (moves the last entry to i)
       continue;
     }
@@ -264,6 +270,11 @@ void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
     if (o < 0) break;
     take(o);
   }
+  uint64_t next = UINT64_MAX;  // the next entry whose delay runs out
+  for (int i = 0; i < g_dcache_n; i++)
+    if (g_dcache[i].resident && delay != UINT64_MAX && g_dcache[i].freed_at + delay < next)
+      next = g_dcache[i].freed_at + delay;
+  g_dcache_next_purge.store(b.nd == kBatch ? now : next, std::memory_order_relaxed);
 }
 
 // Carry out a batch (no lock held): the system calls, then the memory goes back, clean.
@@ -333,6 +344,21 @@ void dcache_purge(uint64_t now, bool force) {
     dcache_plan(b, now, force);
   }
   purge_run(b);
+}
+
+// After an operation of shard `home`: purge the mapping cache when its delay ran out, and while
+// dirty memory is still over the bound, the oldest dirty memory of the shards that are not busy
+// (the bound is process-wide; the shard that freed may hold little of it).
+void purge_elsewhere(unsigned home, uint64_t now) {
+  if (now >= g_dcache_next_purge.load(std::memory_order_relaxed) || over_dirty_limit()) dcache_purge(now, false);
+  for (unsigned k = 1; k < shard_count() && over_dirty_limit(); k++) {
+    Shard& other = g_shard[(home + k) & (shard_count() - 1)];
+    if (!other.lock.try_lock()) continue;
+    PurgeBatch b;
+    purge_plan(other, b, now, false);
+    other.lock.unlock();
+    purge_run(b);
+  }
 }
 
 Arena* arena_new(bool huge, unsigned shard) {
@@ -409,6 +435,7 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
       if (run == nullptr) run = take_run(sh, count, huge, false, dirty);
     }
     purge_run(batch);
+    purge_elsewhere(home, now);
     // Before touching fresh memory: dirty slabs of a shard that is not busy right now.
     for (unsigned k = 1; run == nullptr && k < shard_count(); k++) {
       Shard& other = g_shard[(home + k) & (shard_count() - 1)];
@@ -473,7 +500,8 @@ void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t now, PurgeBatch&
 
 void arena_free_slabs(Slab* s, size_t count) {
   uint64_t now = os_now_ns();
-  Shard& sh = g_shard[arena_of(s)->shard];
+  unsigned home = arena_of(s)->shard;
+  Shard& sh = g_shard[home];
   PurgeBatch batch;
   {
     LockGuard g(sh.lock);
@@ -482,6 +510,7 @@ void arena_free_slabs(Slab* s, size_t count) {
     purge_plan(sh, batch, now, false);
   }
   purge_run(batch);
+  purge_elsewhere(home, now);
 }
 
 // A region's destroy or reset: every run of one shard in one lock round trip.
@@ -597,14 +626,19 @@ bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident) {
       dirty_add(-ptrdiff_t(g_dcache[oldest].resident));
       dcache_remove(oldest);
     }
+    // (the totals first: once the entry is in the cache another thread may take it and subtract)
+    g_reserved.fetch_add(mapped, std::memory_order_relaxed);
+    commit_add(ptrdiff_t(resident));
+    dirty_add(ptrdiff_t(resident));
     g_dcache[g_dcache_n++] = DirectCached{base, mapped, resident, now};
     g_dcache_bytes += mapped;
+    uint64_t due = delay_ns() == UINT64_MAX ? UINT64_MAX : now + delay_ns();
+    if (due < g_dcache_next_purge.load(std::memory_order_relaxed))
+      g_dcache_next_purge.store(due, std::memory_order_relaxed);
   }
-  g_reserved.fetch_add(mapped, std::memory_order_relaxed);
-  commit_add(ptrdiff_t(resident));
-  dirty_add(ptrdiff_t(resident));
   if (evict_size) arena_unmap_direct(evict_base, evict_size);
-  if (over_dirty_limit()) dcache_purge(now, false);  // (the freeing thread purges what it overfilled)
+  if (over_dirty_limit() || now >= g_dcache_next_purge.load(std::memory_order_relaxed))
+    dcache_purge(now, false);  // (the freeing thread purges what it overfilled, or what is due)
   return true;
 }
 
@@ -655,8 +689,27 @@ void arena_fork_unlock() {
   g_dcache_lock.unlock();
   for (unsigned k = kMaxShards; k-- > 0;) g_shard[k].lock.unlock();
 }
+// In the child, a purge another thread had planned but not finished never will be: its slabs go
+// back to the free set as dirty. (An arena it had unlinked to unmap, or a cached mapping it had
+// taken out, stays mapped and unused in the child: address space only.)
 void arena_after_fork_child() {
-  for (unsigned k = 0; k < kMaxShards; k++) g_shard[k].lock.reset();
+  for (unsigned k = 0; k < kMaxShards; k++) {
+    Shard& sh = g_shard[k];
+    sh.lock.reset();
+    for (Arena* a = sh.all; a; a = a->next_all) {
+      uint64_t d = a->purging_mask;
+      if (d == 0) continue;
+      unsigned n = __builtin_popcountll(d);
+      a->purging_mask = 0;
+      if (a->free_mask == 0) free_list_add(sh, a);
+      a->free_mask |= d;
+      a->dirty_mask |= d;
+      if (a->dirty_since == 0) a->dirty_since = os_now_ns();
+      sh.slabs_cached += n;
+      dirty_add(ptrdiff_t(n * kSlabSize));
+      if (a->free_mask == kAllSlabs) sh.empty_arenas++;
+    }
+  }
   g_dcache_lock.reset();
 }
 

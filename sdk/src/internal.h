@@ -61,7 +61,7 @@ constexpr size_t kMaxAlign = size_t(1) << 30;
 // ---- size classes (sizeclass.cpp) -----------------------------------------------------------
 // 8, 16..128 in steps of 16, then 8 classes per power of two: small classes up to 8 KiB (57,
 // one 64 KiB granule per slab; shared regions use these alone), medium classes above that up to
-// 256 KiB (40 more, slabs of 2..32 granules, thread heaps only: regions send them to large.cpp).
+// 256 KiB (40 more, slabs of 1..16 granules, thread heaps only: regions send them to large.cpp).
 constexpr unsigned kNumSmallClasses = 57;
 constexpr unsigned kNumClasses = 97;
 struct ClassTables {
@@ -204,6 +204,8 @@ SPACES_INLINE uint32_t slab_exact_index(const Slab* s, uint32_t n) {
 }
 SPACES_INLINE bool slab_is_block_start(const Slab* s, uint32_t n) { return slab_exact_index(s, n) < s->capacity; }
 SPACES_INLINE uint32_t slab_block_index(const Slab* s, uint32_t n) {  // n < capacity * block_size
+  // (exact for one-granule slabs only: aligned blocks, the only users, never come from medium ones)
+  SPACES_ASSERT(g_classes.granules[s->cls] == 1);
   return uint32_t((uint64_t(n) * g_classes.magic[s->cls]) >> 32);
 }
 
@@ -348,6 +350,7 @@ void os_unmap(void* p, size_t size);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
 bool os_reserve_shared(int fd, size_t off, size_t size);  // fallocate; false: no space
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
+void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort
 void os_fork_stdio_lock();     // atfork: libc's stdio list lock, taken before Spaces' locks
 void os_fork_stdio_unlock();
 void os_fork_stdio_child();

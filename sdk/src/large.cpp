@@ -115,6 +115,9 @@ static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, boo
   if (huge && option(kOpt_huge_pages) == 1) {  // from the 2 MiB page that holds the data's start
     uintptr_t from = p & ~uintptr_t(kHugePage - 1);
     os_hugepage_advise(reinterpret_cast<void*>(from), start + mapped - from);
+    // (the lead before it holds only the header's page: never a huge page, even with THP
+    // "always", and whatever a cached mapping's previous block advised there)
+    if (from > start) os_hugepage_forbid(reinterpret_cast<void*>(start), from - start);
   }
   Slab* h = init_header(p, kSlabDirect, start, mapped, usable);
   h->chunk = chunk;
@@ -138,6 +141,7 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   if (!ensure_init()) return out_of_memory(size);
   if (size > kMaxRequest || align > kMaxAlign) return out_of_memory(size);
   if (align < 16) align = 16;
+  size_t asked_align = align;
   // Huge blocks (2 MiB and more from a thread heap, option huge_pages on) are direct mappings
   // advised transparent huge pages, so they fault in 2 MiB at a time. Right after the header,
   // the data takes ceil((size + 256) / 2 MiB) huge pages: when that is one more than
@@ -159,8 +163,11 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
                              ? (((align <= kSlabSize ? kSlabSize : align) + size + kArenaSize - 1) & ~(kArenaSize - 1))
                              : cost;
     p = alloc_direct(size, align, direct_cost, zero, huge, chunk);
-    // Out of address space (RLIMIT_AS) for a mapping of its own: a run in an arena may still fit.
-    if (p == nullptr && huge && slabs <= kMaxRunSlabs) p = alloc_run(size, align, slabs, zero, chunk);
+    // Out of address space (RLIMIT_AS) for a mapping of its own: a run in an arena may still fit
+    // (at the alignment asked for, not the huge layout's).
+    size_t run_slabs;
+    large_footprint(size, asked_align, &run_slabs);
+    if (p == nullptr && huge && run_slabs <= kMaxRunSlabs) p = alloc_run(size, asked_align, run_slabs, zero, chunk);
   }
   if (p == nullptr) {
     if (chunk) chunk_unreserve(chunk, cost);
@@ -218,9 +225,16 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   size_t need = page_round(up + size - base);
   if (need <= mapped) {  // inside the mapping's rounding: just move the end
     h->user_size = page_round(up + size) - up;
-    if (need < old_commit) os_purge(reinterpret_cast<void*>(base + need), old_commit - need);
-    h->map_resident = need;
-    arena_direct_account(0, ptrdiff_t(need) - ptrdiff_t(old_commit));
+    // (a huge mapping keeps whole 2 MiB pages: purging part of one would split it)
+    size_t keep = size >= kHugePage && option(kOpt_huge_pages) == 1 ? (need + kHugePage - 1) & ~(kHugePage - 1) : need;
+    if (keep > mapped) keep = mapped;
+    if (keep < old_commit) {
+      os_purge(reinterpret_cast<void*>(base + keep), old_commit - keep);
+    } else {
+      keep = keep > old_commit ? keep : old_commit;
+    }
+    h->map_resident = keep;
+    arena_direct_account(0, ptrdiff_t(keep) - ptrdiff_t(old_commit));
     return p;
   }
   size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);

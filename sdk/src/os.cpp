@@ -88,6 +88,8 @@ bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_
 
 void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
+void os_hugepage_forbid(void* p, size_t size) { madvise(p, size, MADV_NOHUGEPAGE); }
+
 unsigned os_cpu_count() {
   cpu_set_t set;  // (on the stack: sched_getaffinity allocates nothing)
   if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;

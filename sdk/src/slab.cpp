@@ -1,7 +1,7 @@
 // slab.cpp - one slab of equal-sized blocks.
 //
 // A slab holds `capacity` blocks of `block_size` bytes after a 256-byte header: one 64 KiB
-// granule for a small class, 2..32 contiguous granules for a medium class (slab_span). Blocks are handed
+// granule for a small class, 1..16 contiguous granules for a medium class (slab_span). Blocks are handed
 // out from `free` (owner thread only, no atomics); blocks never handed out yet sit past `bump`
 // and are carved into `free` a batch at a time so that a fresh slab costs page faults only for
 // what is used. Other threads free onto `thread_free`, a lock-free stack: they only ever push,

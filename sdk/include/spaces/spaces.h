@@ -196,7 +196,7 @@ struct spaces_stats {
   size_t peak_committed_bytes;
   size_t slabs_in_use;        /* 64 KiB slab granules owned by a heap (including each heap's
                                  empty-slab caches; a 9-256 KiB size-class slab counts each of
-                                 its 2-32 granules) */
+                                 its 1-16 granules) */
   size_t slabs_cached;        /* free slabs in arenas, not yet returned to the OS */
   size_t arenas;              /* 4 MiB arenas mapped */
   size_t large_blocks;        /* live blocks on the large path: over 256 KiB (thread heaps),
