@@ -5,26 +5,6 @@
 #include <sys/mman.h>
 #include <thread>
 
-namespace {
-struct Caught {
-  int code = 0;
-  void* addr = nullptr;
-  int count = 0;
-};
-Caught g_caught;
-void record(int code, void* addr, const char*, void*) {
-  g_caught.code = code;
-  g_caught.addr = addr;
-  g_caught.count++;
-}
-struct HandlerScope {
-  HandlerScope() {
-    g_caught = Caught();
-    spaces_set_error_handler(record, nullptr);
-  }
-  ~HandlerScope() { spaces_set_error_handler(nullptr, nullptr); }
-};
-}  // namespace
 
 TEST(Errors, DoubleFreeOfASmallBlock) {
   HandlerScope h;

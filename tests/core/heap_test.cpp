@@ -92,12 +92,7 @@ TEST(Heap, EmptySlabsGoBackToTheArenas) {
 }
 
 namespace {
-size_t committedNow() {
-  struct spaces_stats st;
-  st.size = sizeof st;
-  spaces_stats(&st);
-  return st.committed_bytes;
-}
+size_t committedNow() { return stats_now().committed_bytes; }
 void churn20MiB() {
   std::vector<void*> v;
   for (int i = 0; i < 320000; i++) v.push_back(spaces_malloc(64));
@@ -144,9 +139,7 @@ TEST(Heap, DirtyMemoryAboveTheBoundIsPurgedAtOnce) {
     size_t base = committedNow();
     churn20MiB();
     spaces_collect(0);  // (gives the heap's empty slabs back to the arenas, purges nothing due)
-    struct spaces_stats st;
-    st.size = sizeof st;
-    spaces_stats(&st);
+    struct spaces_stats st = stats_now();
     size_t limit = (size_t(1) << 20) * (st.heaps ? st.heaps : 1);  // (per thread heap)
     EXPECT_LE(st.slabs_cached * 65536, limit) << "dirty slabs above the bound are purged";
     EXPECT_LT(committedNow(), base + limit + (size_t(2) << 20));

@@ -58,14 +58,6 @@ TEST(Large, ImpossibleSizesAreEnomem) {
   EXPECT_EQ(out, reinterpret_cast<void*>(0x1234));
 }
 
-namespace {
-size_t committed_bytes() {
-  struct spaces_stats st;
-  st.size = sizeof st;
-  spaces_stats(&st);
-  return st.committed_bytes;
-}
-}  // namespace
 
 // A freed huge block's mapping waits in the cache with its pages (reused warm), and is purged
 // once purge_delay_ms has passed, on the next arena operation, like a free slab.
@@ -75,19 +67,19 @@ TEST(Large, CachedHugeMappingIsPurgedAfterTheDelay) {
   ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);  // (the delay rule alone)
   ASSERT_EQ(spaces_option_set("purge_delay_ms", 200), 0);
   spaces_collect(1);
-  size_t base = committed_bytes();
+  size_t base = stats_now().committed_bytes;
   void* p = spaces_malloc(size_t(6) << 20);
   ASSERT_NE(p, nullptr);
   memset(p, 1, size_t(6) << 20);
   spaces_free(p);
-  EXPECT_GE(committed_bytes(), base + (size_t(5) << 20)) << "within the delay the cached pages stay";
+  EXPECT_GE(stats_now().committed_bytes, base + (size_t(5) << 20)) << "within the delay the cached pages stay";
   void* again = spaces_malloc(size_t(6) << 20);
   EXPECT_EQ(again, p) << "the cached mapping is reused";
   spaces_free(again);
   usleep(400 * 1000);
   void* trigger = spaces_malloc(size_t(1) << 20);  // any arena operation runs the due purge
   spaces_free(trigger);
-  EXPECT_LT(committed_bytes(), base + (size_t(3) << 20)) << "after the delay the cached pages are purged";
+  EXPECT_LT(stats_now().committed_bytes, base + (size_t(3) << 20)) << "after the delay the cached pages are purged";
   spaces_option_set("purge_delay_ms", old_delay);
   spaces_option_set("dirty_max_kib", old_max);
 }

@@ -7,24 +7,7 @@
 #include <vector>
 
 namespace {
-struct Caught {
-  int code = 0;
-  void* addr = nullptr;
-  int count = 0;
-};
-Caught g_medium_caught;
-void record_medium(int code, void* addr, const char*, void*) {
-  g_medium_caught.code = code;
-  g_medium_caught.addr = addr;
-  g_medium_caught.count++;
-}
-struct MediumHandlerScope {
-  MediumHandlerScope() {
-    g_medium_caught = Caught();
-    spaces_set_error_handler(record_medium, nullptr);
-  }
-  ~MediumHandlerScope() { spaces_set_error_handler(nullptr, nullptr); }
-};
+size_t slabs_in_use() { return stats_now().slabs_in_use; }
 }  // namespace
 
 TEST(Medium, EveryClassServesItsSizeFromAThreadHeapSlab) {
@@ -75,7 +58,7 @@ TEST(Medium, SizesMapToTheSmallestClassThatFits) {
 }
 
 TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
-  MediumHandlerScope scope;
+  HandlerScope scope;
   const size_t size = 100000;  // class 104 KiB: slabs of 8 granules
   std::vector<void*> blocks;
   for (int i = 0; i < 6; i++) blocks.push_back(spaces_malloc(size));
@@ -83,25 +66,23 @@ TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
   ASSERT_NE(slab_find(far), reinterpret_cast<Slab*>(reinterpret_cast<uintptr_t>(far) & ~kSlabMask));
   char* interior = static_cast<char*>(far) + 4096;
   spaces_free(interior);
-  EXPECT_EQ(g_medium_caught.code, SPACES_ERROR_INVALID_FREE);
-  EXPECT_EQ(g_medium_caught.addr, interior);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  EXPECT_EQ(g_caught.addr, interior);
   EXPECT_EQ(spaces_usable_size(interior), 0u);
-  EXPECT_EQ(g_medium_caught.count, 2);
+  EXPECT_EQ(g_caught.count, 2);
   EXPECT_EQ(spaces_realloc(interior, 10), nullptr);
-  EXPECT_EQ(g_medium_caught.count, 3);
+  EXPECT_EQ(g_caught.count, 3);
   spaces_free(far);
-  EXPECT_EQ(g_medium_caught.count, 3) << "a valid free reports nothing";
+  EXPECT_EQ(g_caught.count, 3) << "a valid free reports nothing";
   spaces_free(far);
-  EXPECT_EQ(g_medium_caught.code, SPACES_ERROR_DOUBLE_FREE);
-  EXPECT_EQ(g_medium_caught.count, 4);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.count, 4);
   // A wrong size to free_sized is caught for medium blocks too.
   spaces_free_sized(blocks[4], size + 50000);
-  EXPECT_EQ(g_medium_caught.code, SPACES_ERROR_SIZE_MISMATCH);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
   for (int i = 0; i < 5; i++) spaces_free(blocks[i]);
-  EXPECT_EQ(g_medium_caught.count, 5);
+  EXPECT_EQ(g_caught.count, 5);
 }
-
-static size_t slabs_in_use();
 
 TEST(Medium, RemoteFreesAreReusedByTheOwner) {
   for (int mixed = 0; mixed < 2; mixed++) {
@@ -127,13 +108,6 @@ TEST(Medium, RemoteFreesAreReusedByTheOwner) {
     EXPECT_LE(slabs_in_use(), slabs) << (mixed ? "mixed sizes" : "one size");
     for (void* p : again) spaces_free(p);
   }
-}
-
-static size_t slabs_in_use() {
-  struct spaces_stats st{};
-  st.size = sizeof st;
-  EXPECT_EQ(spaces_stats(&st), 0);
-  return st.slabs_in_use;
 }
 
 TEST(Medium, EmptiedSlabsAreCachedThenGivenBack) {

@@ -4,3 +4,33 @@
 #include "../../sdk/src/internal.h"
 #include <gtest/gtest.h>
 using namespace spaces_core;
+
+// Shared by the tests: the error handler's last report, caught while a HandlerScope lives
+// (each test file gets its own copy: anonymous namespace).
+namespace {
+struct Caught {
+  int code = 0;
+  void* addr = nullptr;
+  int count = 0;
+};
+Caught g_caught;
+inline void record(int code, void* addr, const char*, void*) {
+  g_caught.code = code;
+  g_caught.addr = addr;
+  g_caught.count++;
+}
+struct HandlerScope {
+  HandlerScope() {
+    g_caught = Caught();
+    spaces_set_error_handler(record, nullptr);
+  }
+  ~HandlerScope() { spaces_set_error_handler(nullptr, nullptr); }
+};
+// Process statistics now (spaces_stats with the current layout).
+inline struct spaces_stats stats_now() {
+  struct spaces_stats st;
+  st.size = sizeof st;
+  spaces_stats(&st);
+  return st;
+}
+}  // namespace
