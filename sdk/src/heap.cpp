@@ -156,6 +156,23 @@ void slab_attach(Heap* h, Slab* s) {
 
 }  // namespace
 
+// An empty slab of `granules` leaves the heaps: to its arena now, or into `batch` (given back
+// when full or by the caller).
+static void give_to_arena(Slab* s, unsigned granules, RunBatch* batch) {
+  s->kind = kSlabFree;
+  s->owner = nullptr;
+  s->chunk = nullptr;
+  pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
+  g_slabs_in_use.fetch_sub(granules, std::memory_order_relaxed);
+  if (batch == nullptr) {
+    arena_free_slabs(s, granules);
+    return;
+  }
+  if (batch->n == RunBatch::kMax) arena_free_batch(*batch);
+  batch->run[batch->n] = s;
+  batch->count[batch->n++] = granules;
+}
+
 // Give an empty slab back: to the heap's cache, or to its arena.
 void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
   s->kind = kSlabEmpty;
@@ -169,18 +186,8 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
       h->medium_empty_granules += granules;
       return;
     }
-    s->kind = kSlabFree;
-    s->owner = nullptr;
-    pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
     pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, false);
-    g_slabs_in_use.fetch_sub(granules, std::memory_order_relaxed);
-    if (batch == nullptr) {
-      arena_free_slabs(s, granules);
-      return;
-    }
-    if (batch->n == RunBatch::kMax) arena_free_batch(*batch);
-    batch->run[batch->n] = s;
-    batch->count[batch->n++] = granules;
+    give_to_arena(s, granules, batch);
     return;
   }
   uint32_t limit = h->chunk ? h->cache_limit_override : uint32_t(option(kOpt_slab_cache));
@@ -191,18 +198,7 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
     return;
   }
   if (h->chunk) chunk_slab_removed(h->chunk, s);
-  s->kind = kSlabFree;
-  s->owner = nullptr;
-  s->chunk = nullptr;
-  pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
-  g_slabs_in_use.fetch_sub(1, std::memory_order_relaxed);
-  if (batch == nullptr) {
-    arena_free_slabs(s, 1);
-    return;
-  }
-  if (batch->n == RunBatch::kMax) arena_free_batch(*batch);
-  batch->run[batch->n] = s;
-  batch->count[batch->n++] = 1;
+  give_to_arena(s, 1, batch);
 }
 
 namespace {
