@@ -11,12 +11,15 @@
 // granules (g_classes.granules); their emptied slabs wait in a cache of their own
 // (medium_cache_kib) and are reused by any class of the same slab size.
 //
-// Threads come and go; heaps do not. A thread's first allocation takes a heap from the pool of
-// abandoned heaps (or makes one); its exit (pthread key destructor) returns emptied slabs to the
-// arenas and puts the heap, with its remaining slabs, back in the pool. A new thread thus starts
-// with warm slabs, which keeps thousands of short-lived threads fast. So that memory is never
-// stranded in a heap nobody adopts, a living thread that needs a fresh slab first merges one
-// abandoned heap into its own (heap_merge), and spaces_collect(1) collects them all.
+// Threads come and go; heaps do not. A thread's first allocation takes the newest heap from the
+// pool of abandoned heaps (or makes one); its exit (pthread key destructor) collects remote
+// frees, moves emptied slabs to the heap's caches and puts the heap, with its slabs, back in the
+// pool. A new thread thus starts with warm slabs, which keeps thousands of short-lived threads
+// fast and their RSS flat. So that memory is never stranded in a heap nobody takes, a heap that
+// waited longer than the purge delay is *stale*: a living thread that needs a fresh slab first
+// merges the oldest stale heap into its own (heap_merge), and spaces_collect(1) collects them
+// all. (Merging fresh heaps too, as 0.1 did, stripped the heaps the next threads were about to
+// take: slabs cycled between heaps and arenas and churn RSS grew fourfold.)
 //
 // Heap structs are never freed (they are recycled), so a remote thread may always dereference
 // slab->owner. A slab's owner changes only while it is attached and kStateNormal, when no
@@ -52,7 +55,8 @@ SPACES_TLS Heap* t_home_heap = &g_empty_heap;
 namespace {
 
 SpinLock g_heap_lock;          // guards the pool, the registry and heap-struct allocation
-Heap* g_pool = nullptr;        // abandoned heaps
+Heap* g_pool = nullptr;        // abandoned heaps, newest first (a new thread takes the warmest)
+Heap* g_pool_tail = nullptr;   // the oldest: merged into a living heap once stale
 Heap* g_all_heaps = nullptr;   // every heap ever made
 size_t g_heap_count = 0;
 std::atomic<size_t> g_abandoned{0};
@@ -232,6 +236,8 @@ void heap_init_fields(Heap* h, Chunk* c) {
   h->medium_empty_granules = 0;
   h->state = c ? kHeapChunk : kHeapAbandoned;
   h->pool_next = nullptr;
+  h->pool_prev = nullptr;
+  h->abandoned_ns = 0;
   h->all_next = nullptr;
   h->slow_calls = 0;
   h->tp = 0;
@@ -258,19 +264,40 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   return h;
 }
 
-Heap* pool_take() {  // g_heap_lock held
+void pool_unlink(Heap* h) {  // g_heap_lock held
+  (h->pool_prev ? h->pool_prev->pool_next : g_pool) = h->pool_next;
+  (h->pool_next ? h->pool_next->pool_prev : g_pool_tail) = h->pool_prev;
+  h->pool_next = h->pool_prev = nullptr;
+  g_abandoned.fetch_sub(1, std::memory_order_relaxed);
+}
+
+Heap* pool_take() {  // g_heap_lock held; the newest heap (warm caches for a new thread)
   Heap* h = g_pool;
-  if (h) {
-    g_pool = h->pool_next;
-    h->pool_next = nullptr;
-    g_abandoned.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (h) pool_unlink(h);
   return h;
 }
 
-void pool_put(Heap* h) {  // g_heap_lock held
+// How long a heap may wait in the pool for a new thread before living threads merge it: the
+// purge delay (1 s when purging is off), so a steady stream of short threads keeps reusing
+// whole heaps while the heaps of a burst that ended are folded back within a purge period.
+uint64_t pool_stale_ns() {
+  long long ms = option(kOpt_purge_delay_ms);
+  return uint64_t(ms < 0 ? 1000 : ms) * 1000000;
+}
+
+Heap* pool_take_stale(uint64_t now) {  // g_heap_lock held; the oldest heap, if stale
+  Heap* h = g_pool_tail;
+  if (h == nullptr || now - h->abandoned_ns < pool_stale_ns()) return nullptr;
+  pool_unlink(h);
+  return h;
+}
+
+void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   h->state = kHeapAbandoned;
+  h->abandoned_ns = now;
+  h->pool_prev = nullptr;
   h->pool_next = g_pool;
+  (g_pool ? g_pool->pool_prev : g_pool_tail) = h;
   g_pool = h;
   g_abandoned.fetch_add(1, std::memory_order_relaxed);
 }
@@ -339,16 +366,20 @@ void heap_merge(Heap* h, Heap* a) {
 }
 
 
-// Adopt slabs of an exited thread before asking the arenas for fresh memory.
+// Adopt the slabs of a heap that no new thread took within pool_stale_ns() before asking the
+// arenas for fresh memory. (Merging the newest heaps instead would strip the heaps that the
+// next short-lived threads are about to take: under thread churn every refill then moved
+// slabs between heaps and arenas, and RSS grew fourfold.)
 bool heap_try_adopt(Heap* h, unsigned cls) {
   if (h->chunk || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
+  uint64_t now = os_now_ns();
   if (!g_heap_lock.try_lock()) return false;
-  Heap* a = pool_take();
+  Heap* a = pool_take_stale(now);
   g_heap_lock.unlock();
   if (a == nullptr) return false;
   heap_merge(h, a);
   LockGuard g(g_heap_lock);
-  pool_put(a);
+  pool_put(a, now);
   return h->partial[cls].head != nullptr;
 }
 
@@ -624,8 +655,9 @@ void heap_thread_done(void* arg) {
   t_home_heap = &g_empty_heap;
   heap_sweep(h, false, false);
   heap_bind_slabs(h, 0);
+  uint64_t now = os_now_ns();
   LockGuard g(g_heap_lock);
-  pool_put(h);
+  pool_put(h, now);
 }
 
 void heap_collect(Heap* h, bool force) {
@@ -636,21 +668,20 @@ void heap_collect(Heap* h, bool force) {
 // Collect every abandoned heap: release its empty slabs to the arenas. The pool is taken whole
 // for the pass; a thread starting meanwhile simply makes a new heap.
 void heap_collect_abandoned() {
-  Heap* list;
+  Heap *list, *tail;
   {
     LockGuard g(g_heap_lock);
     list = g_pool;
-    g_pool = nullptr;
-  }
-  Heap* last = nullptr;
-  for (Heap* a = list; a; a = a->pool_next) {
-    heap_sweep(a, true, true);
-    last = a;
+    tail = g_pool_tail;
+    g_pool = g_pool_tail = nullptr;
   }
   if (list == nullptr) return;
-  LockGuard g(g_heap_lock);
-  last->pool_next = g_pool;
-  g_pool = list;
+  for (Heap* a = list; a; a = a->pool_next) heap_sweep(a, true, true);
+  LockGuard g(g_heap_lock);  // the collected heaps are older than any put meanwhile
+  tail->pool_next = nullptr;
+  list->pool_prev = g_pool_tail;
+  (g_pool_tail ? g_pool_tail->pool_next : g_pool) = list;
+  g_pool_tail = tail;
 }
 
 void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }
@@ -669,10 +700,11 @@ void heap_fork_unlock() { g_heap_lock.unlock(); }
 void heap_after_fork_child() {
   g_heap_lock.reset();
   Heap* self = t_home_heap;
+  uint64_t now = os_now_ns();
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
     if (h->state == kHeapActive && h != self) {
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
-      pool_put(h);
+      pool_put(h, now);
     }
   }
   if (g_key_ready && self != &g_empty_heap) pthread_setspecific(g_thread_key, self);

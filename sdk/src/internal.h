@@ -373,7 +373,7 @@ size_t os_page_size();
 #define SPACES_OPTION_LIST(X)                                                                    \
   X(show_stats, 0, 0, 1, "print the statistics to stderr at exit")                               \
   X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
-  X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never)")\
+  X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
@@ -456,7 +456,9 @@ struct alignas(64) Heap {
   uint32_t medium_empty_granules;    // granules held by medium_empty
   Slab* medium_empty;                // cache of empty medium slabs (any class), linked by next
   uint32_t state;                    // HeapState
-  Heap* pool_next;                   // abandoned pool
+  Heap* pool_next;                   // abandoned pool, newest first (towards older heaps)
+  Heap* pool_prev;                   // towards newer heaps
+  uint64_t abandoned_ns;             // when it entered the pool (os_now_ns)
   Heap* all_next;                    // registry of every heap
   uint64_t slow_calls;
   uintptr_t tp;                      // thread pointer of the owning thread, 0 while abandoned

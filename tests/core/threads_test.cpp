@@ -142,3 +142,66 @@ TEST(Threads, ThreadChurnReusesHeaps) {
   EXPECT_GE(after.threads_started - before.threads_started, 1000u);
   EXPECT_LE(after.heaps - before.heaps, 8u) << "exited threads' heaps must be reused";
 }
+
+namespace {
+// Restores purge_delay_ms (which also sets how long an abandoned heap waits for a new thread).
+struct PurgeDelay {
+  long long old = spaces_option_get("purge_delay_ms");
+  explicit PurgeDelay(long long ms) { EXPECT_EQ(spaces_option_set("purge_delay_ms", ms), 0); }
+  ~PurgeDelay() { spaces_option_set("purge_delay_ms", old); }
+};
+// Allocates 8 KiB blocks (a handful per slab) until the calling thread's heap has asked for
+// `slabs` fresh slabs, each ask a chance to merge a stale abandoned heap; frees them again.
+void force_refills(int slabs) {
+  std::vector<void*> v;
+  for (int i = 0; i < slabs * 8; i++) v.push_back(spaces_malloc(8000));
+  for (void* p : v) spaces_free(p);
+}
+}  // namespace
+
+// A steady stream of short threads reuses whole heaps: a heap left by an exited thread is not
+// stripped by living threads that need slabs (that moved every slab between heaps and arenas
+// and grew RSS fourfold under churn); the next thread takes it with its slabs.
+TEST(Threads, AnAbandonedHeapWaitsWholeForTheNextThread) {
+  PurgeDelay delay(3600000);
+  spaces_free(spaces_malloc(1));  // (this thread has its own heap, so it cannot take the pooled one)
+  void* kept = nullptr;
+  Heap* first = nullptr;
+  std::thread([&] {
+    kept = spaces_malloc(100);
+    first = t_heap;
+  }).join();
+  ASSERT_NE(kept, nullptr);
+  force_refills(64);
+  Slab* s = slab_find(kept);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(__atomic_load_n(&s->owner, __ATOMIC_RELAXED), first) << "a fresh heap was merged";
+  Heap* second = nullptr;
+  void* next = nullptr;
+  std::thread([&] {
+    next = spaces_malloc(100);
+    second = t_heap;
+  }).join();
+  EXPECT_EQ(second, first) << "the newest abandoned heap goes to the next thread";
+  EXPECT_EQ(slab_find(next), s) << "and with it its warm slab";
+  spaces_free(next);
+  spaces_free(kept);
+}
+
+// Heaps that no new thread takes within the purge delay are folded into living threads, so a
+// burst of threads that ended leaves no memory stranded.
+TEST(Threads, AStaleAbandonedHeapIsMergedByALivingThread) {
+  PurgeDelay delay(0);
+  spaces_free(spaces_malloc(1));  // (this thread has its own heap, so it cannot take the pooled one)
+  void* kept = nullptr;
+  std::thread([&] { kept = spaces_malloc(100); }).join();
+  ASSERT_NE(kept, nullptr);
+  Slab* s = slab_find(kept);
+  ASSERT_NE(s, nullptr);
+  size_t pooled = stats_now().heaps_abandoned;
+  for (size_t i = 0; i <= pooled && __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != t_heap; i++)
+    force_refills(1);  // one stale heap per refill that finds nothing, oldest first
+  EXPECT_EQ(__atomic_load_n(&s->owner, __ATOMIC_RELAXED), t_heap) << "the stale heap was not merged";
+  EXPECT_EQ(stats_now().heaps_abandoned, pooled) << "the emptied heap stays in the pool for reuse";
+  spaces_free(kept);
+}
