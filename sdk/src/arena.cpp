@@ -90,7 +90,16 @@ SPACES_INLINE size_t dirty_limit() {
   size_t heaps = g_heaps_for_bound.load(std::memory_order_relaxed);
   return (size_t(option(kOpt_dirty_max_kib)) << 10) * (heaps ? heaps : 1);
 }
-SPACES_INLINE bool over_dirty_limit() { return g_dirty.load(std::memory_order_relaxed) > dirty_limit(); }
+// The most recently freed direct mapping is the one the next big allocation most likely reuses
+// (a buffer freed and allocated again in a loop): when its resident bytes are within the bound,
+// they do not count against it, so it is not purged just before that reuse. It is purged on the
+// delay like any other, or by the bound once a newer mapping is freed. (g_dcache_lock keeps it.)
+std::atomic<size_t> g_dirty_exempt{0};
+SPACES_INLINE size_t dirty_counted() {
+  size_t d = g_dirty.load(std::memory_order_relaxed), e = g_dirty_exempt.load(std::memory_order_relaxed);
+  return d > e ? d - e : 0;
+}
+SPACES_INLINE bool over_dirty_limit() { return dirty_counted() > dirty_limit(); }
 
 unsigned shard_count() {
   unsigned n = __atomic_load_n(&g_shards, __ATOMIC_ACQUIRE);
@@ -117,8 +126,11 @@ SPACES_INLINE unsigned my_shard() {
 struct DirectCached {
   uintptr_t base;
   size_t mapped;
-  size_t resident;  // bytes possibly resident (0 once purged)
+  size_t resident;  // bytes from base possibly resident (0 once purged)
+  size_t charged;   // of those, counted in g_committed and g_dirty (a huge lead's gap is not)
+  size_t lead;      // DirectReuse::lead (a purge keeps it: page tables stay)
   uint64_t freed_at;
+  uint64_t seq;     // order of freeing ("oldest first"; freed_at is a coarse clock)
 };
 constexpr int kDirectCacheSlots = 16;
 constexpr size_t kDirectCacheBytes = size_t(512) << 20;
@@ -127,8 +139,14 @@ std::atomic<uint64_t> g_dcache_next_purge{UINT64_MAX};  // when a cached mapping
 DirectCached g_dcache[kDirectCacheSlots];
 int g_dcache_n = 0;
 size_t g_dcache_bytes = 0;   // (includes entries out for purging)
+uintptr_t g_dcache_newest = 0;  // base of the entry whose bytes are g_dirty_exempt (0: none)
+uint64_t g_dcache_seq = 0;
 
 void dcache_remove(int i) {
+  if (g_dcache[i].base == g_dcache_newest) {
+    g_dcache_newest = 0;
+    g_dirty_exempt.store(0, std::memory_order_relaxed);
+  }
   g_dcache_bytes -= g_dcache[i].mapped;
   g_dcache[i] = g_dcache[--g_dcache_n];
 }
@@ -232,7 +250,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   }
   // Above the bound: this shard's oldest dirty arenas now, down to three quarters of it.
   size_t target = dirty_limit() / 4 * 3;
-  while (over && !b.full() && g_dirty.load(std::memory_order_relaxed) > target) {
+  while (over && !b.full() && dirty_counted() > target) {
     Arena* oldest = nullptr;
     for (Arena* a = sh.free_list; a; a = a->next_free)
       if (a->dirty_mask && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
@@ -250,7 +268,7 @@ void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
   uint64_t delay = delay_ns();
   auto take = [&](int i) {
     b.direct[b.nd++] = g_dcache[i];
-    dirty_add(-ptrdiff_t(g_dcache[i].resident));
+    dirty_add(-ptrdiff_t(g_dcache[i].charged));
     dcache_remove(i);  // (back, clean, after the purge; its bytes stay counted meanwhile)
     g_dcache_bytes += b.direct[b.nd - 1].mapped;
   };
@@ -263,10 +281,12 @@ void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
     i++;
   }
   size_t target = dirty_limit() / 4 * 3;
-  while (b.nd < kBatch && over_dirty_limit() && g_dirty.load(std::memory_order_relaxed) > target) {
+  while (b.nd < kBatch && over_dirty_limit() && dirty_counted() > target) {
     int o = -1;
     for (int i = 0; i < g_dcache_n; i++)
-      if (g_dcache[i].resident && (o < 0 || g_dcache[i].freed_at < g_dcache[o].freed_at)) o = i;
+      if (g_dcache[i].resident && g_dcache[i].base != g_dcache_newest &&
+          (o < 0 || g_dcache[i].seq < g_dcache[o].seq))
+        o = i;
     if (o < 0) break;
     take(o);
   }
@@ -320,9 +340,9 @@ void purge_run(PurgeBatch& b) {
     LockGuard g(g_dcache_lock);
     for (int k = 0; k < b.nd; k++) {
       DirectCached e = b.direct[k];
-      commit_add(-ptrdiff_t(e.resident));
+      commit_add(-ptrdiff_t(e.charged));
       g_dcache_bytes -= e.mapped;
-      e.resident = 0;
+      e.resident = e.charged = 0;
       if (g_dcache_n < kDirectCacheSlots) {
         g_dcache[g_dcache_n++] = e;
         g_dcache_bytes += e.mapped;
@@ -584,7 +604,7 @@ void arena_unmap_direct(uintptr_t base, size_t mapped) {
 // The smallest cached mapping of at least `need` bytes, or NULL (large_alloc purges an old tail
 // of more than an eighth of the new block, so a big mapping reused small keeps little). The region bits
 // stay set while cached. *resident: bytes from its start that may hold old data (the rest is zero).
-void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident) {
+void* arena_direct_from_cache(size_t need, DirectReuse* out) {
   DirectCached e;
   {
     LockGuard g(g_dcache_lock);
@@ -598,15 +618,15 @@ void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident) {
     dcache_remove(best);
   }
   g_reserved.fetch_sub(e.mapped, std::memory_order_relaxed);  // the caller accounts it as new
-  commit_add(-ptrdiff_t(e.resident));
-  dirty_add(-ptrdiff_t(e.resident));
-  *mapped = e.mapped;
-  *resident = e.resident;
+  commit_add(-ptrdiff_t(e.charged));
+  dirty_add(-ptrdiff_t(e.charged));
+  *out = DirectReuse{e.mapped, e.resident, e.charged, e.lead};
   return reinterpret_cast<void*>(e.base);
 }
 
 // Keep a freed direct mapping (already un-accounted by the caller) for reuse; false: unmap it.
-bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident) {
+bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r) {
+  size_t mapped = r.mapped, charged = r.charged;
   if (mapped > kDirectCacheBytes / 4 || option(kOpt_purge_delay_ms) == 0) return false;
   uint64_t now = os_now_ns();
   uintptr_t evict_base = 0;
@@ -617,21 +637,28 @@ bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident) {
       if (g_dcache_n == 0) return false;
       int oldest = 0;
       for (int i = 1; i < g_dcache_n; i++)
-        if (g_dcache[i].freed_at < g_dcache[oldest].freed_at) oldest = i;
+        if (g_dcache[i].seq < g_dcache[oldest].seq) oldest = i;
       if (g_dcache_bytes - g_dcache[oldest].mapped + mapped > kDirectCacheBytes) return false;  // no room
       evict_base = g_dcache[oldest].base;
       evict_size = g_dcache[oldest].mapped;
       g_reserved.fetch_sub(evict_size, std::memory_order_relaxed);
-      commit_add(-ptrdiff_t(g_dcache[oldest].resident));
-      dirty_add(-ptrdiff_t(g_dcache[oldest].resident));
+      commit_add(-ptrdiff_t(g_dcache[oldest].charged));
+      dirty_add(-ptrdiff_t(g_dcache[oldest].charged));
       dcache_remove(oldest);
     }
     // (the totals first: once the entry is in the cache another thread may take it and subtract)
     g_reserved.fetch_add(mapped, std::memory_order_relaxed);
-    commit_add(ptrdiff_t(resident));
-    dirty_add(ptrdiff_t(resident));
-    g_dcache[g_dcache_n++] = DirectCached{base, mapped, resident, now};
+    commit_add(ptrdiff_t(charged));
+    dirty_add(ptrdiff_t(charged));
+    g_dcache[g_dcache_n++] = DirectCached{base, mapped, r.resident, charged, r.lead, now, ++g_dcache_seq};
     g_dcache_bytes += mapped;
+    if (charged <= dirty_limit()) {  // (a bigger one is purged by the bound like any other)
+      g_dcache_newest = base;
+      g_dirty_exempt.store(charged, std::memory_order_relaxed);
+    } else if (g_dcache_newest) {
+      g_dcache_newest = 0;
+      g_dirty_exempt.store(0, std::memory_order_relaxed);
+    }
     uint64_t due = delay_ns() == UINT64_MAX ? UINT64_MAX : now + delay_ns();
     if (due < g_dcache_next_purge.load(std::memory_order_relaxed))
       g_dcache_next_purge.store(due, std::memory_order_relaxed);
@@ -653,8 +680,8 @@ void arena_direct_cache_drop() {
       dcache_remove(0);
     }
     g_reserved.fetch_sub(e.mapped, std::memory_order_relaxed);
-    commit_add(-ptrdiff_t(e.resident));
-    dirty_add(-ptrdiff_t(e.resident));
+    commit_add(-ptrdiff_t(e.charged));
+    dirty_add(-ptrdiff_t(e.charged));
     arena_unmap_direct(e.base, e.mapped);
   }
 }

@@ -182,6 +182,8 @@ struct alignas(64) Slab {
   alignas(64) Slab* chunk_next;  // every small slab of a chunk, for walk/reset/destroy
   Slab* chunk_prev;
   size_t map_resident;    // direct: bytes from map_base that may be resident (hold old data)
+  size_t map_gap;         // direct: bytes of those never touched (the huge layout's lead below
+                          // the data, but for the header's page): not counted as committed
 };
 static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
 
@@ -347,6 +349,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
 void* os_map(size_t size, bool huge_tlb);            // NULL on failure
 void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
 void os_unmap(void* p, size_t size);
+bool os_remap_fresh(void* p, size_t size);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
 bool os_reserve_shared(int fd, size_t off, size_t size);  // fallocate; false: no space
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
@@ -427,8 +430,15 @@ void arena_collect(bool force);          // purge what is due (or everything), e
 void arena_set_heaps(size_t n);          // the dirty bound is dirty_max_kib per thread heap
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
 void arena_unmap_direct(uintptr_t base, size_t mapped);
-void* arena_direct_from_cache(size_t need, size_t* mapped, size_t* resident);
-bool arena_direct_to_cache(uintptr_t base, size_t mapped, size_t resident);
+// A cached direct mapping: resident: bytes from base that may hold old data; charged: of those,
+// what is counted as committed and dirty (resident less a never-touched lead); lead: bytes from
+// base, whole 2 MiB pages, below the 2 MiB page its last block's data started in (they hold a
+// small-page table: data placed there would fault 4 KiB at a time).
+struct DirectReuse {
+  size_t mapped, resident, charged, lead;
+};
+void* arena_direct_from_cache(size_t need, DirectReuse* out);
+bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r);
 void arena_direct_cache_drop();
 void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta);
 struct ArenaTotals {

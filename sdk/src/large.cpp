@@ -54,6 +54,8 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
   h->map_size = map_size;
   h->user_size = user_size;
   h->user_ptr = p;
+  h->map_resident = 0;
+  h->map_gap = 0;
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), true);
   return h;
 }
@@ -93,14 +95,23 @@ static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk
 // A direct mapping (a cached one if one fits); NULL when the kernel refuses (nothing reported).
 // cost: what the block's footprint is (large_footprint). huge: advise transparent huge pages.
 static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, bool huge, Chunk* chunk) {
-  size_t mapped;
   size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
-  size_t stale = 0;  // a cached mapping: bytes from its start that may hold an old block's data
-  void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &mapped, &stale) : nullptr;
+  DirectReuse old{0, 0, 0, 0};  // a cached mapping's past (all zero for a fresh mapping)
+  void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &old) : nullptr;
+  size_t mapped = old.mapped;
   if (m == nullptr) m = arena_map_direct(lead + size, align, &mapped);
   if (m == nullptr) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(m);
+  bool thp = huge && option(kOpt_huge_pages) == 1;
+  // A cached mapping whose last block had the huge layout keeps it when it fits: its lead holds
+  // a small-page table, and data placed there would fault 4 KiB at a time.
+  if (thp && align <= kSlabSize && old.lead == kHugePage && kHugePage + size <= mapped) align = kHugePage;
   uintptr_t p = user_ptr_in(start, align);
+  uintptr_t from = p & ~uintptr_t(kHugePage - 1);  // the 2 MiB page holding the data's start
+  if (old.lead > from - start && option(kOpt_huge_pages) != 2) {  // else: fresh pages there
+    os_remap_fresh(reinterpret_cast<void*>(from), old.lead - (from - start));
+  }
+  size_t stale = old.resident;  // bytes from start that may hold an old block's data
   size_t usable = page_round(p + size) - p;
   // (a huge block's last 2 MiB page is resident whole once touched)
   size_t extent = huge ? ((p + size - start + kHugePage - 1) & ~(kHugePage - 1)) : page_round(p + size - start);
@@ -112,17 +123,22 @@ static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, boo
     stale = extent;
   }
   size_t resident = stale > extent ? stale : extent;
-  if (huge && option(kOpt_huge_pages) == 1) {  // from the 2 MiB page that holds the data's start
-    uintptr_t from = p & ~uintptr_t(kHugePage - 1);
+  size_t gap = 0;  // lead bytes never touched
+  if (thp) {
     os_hugepage_advise(reinterpret_cast<void*>(from), start + mapped - from);
     // (the lead before it holds only the header's page: never a huge page, even with THP
     // "always", and whatever a cached mapping's previous block advised there)
-    if (from > start) os_hugepage_forbid(reinterpret_cast<void*>(start), from - start);
+    if (from > start) {
+      os_hugepage_forbid(reinterpret_cast<void*>(start), from - start);
+      // (unless an old block of a cached mapping left pages there)
+      if (stale == 0 || old.resident - old.charged >= from - start - kPage) gap = from - start - kPage;
+    }
   }
   Slab* h = init_header(p, kSlabDirect, start, mapped, usable);
   h->chunk = chunk;
   h->map_resident = resident;
-  arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(resident));
+  h->map_gap = gap;
+  arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(resident - gap));
   g_large_blocks.fetch_add(1, std::memory_order_relaxed);
   g_large_bytes.fetch_add(mapped, std::memory_order_relaxed);
   if (chunk) {
@@ -200,11 +216,12 @@ void large_free(Slab* h, void* p) {
   } else {
     uintptr_t base = h->map_base;
     size_t mapped = h->map_size;
-    size_t committed = h->map_resident;
+    DirectReuse r{mapped, h->map_resident, h->map_resident - h->map_gap,
+                  (h->user_ptr & ~uintptr_t(kHugePage - 1)) - base};
     g_large_bytes.fetch_sub(mapped, std::memory_order_relaxed);
-    arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(committed));
+    arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(r.charged));
     bool cacheable = h->chunk == nullptr && h->user_ptr - base <= kArenaSize;
-    if (!cacheable || !arena_direct_to_cache(base, mapped, committed)) arena_unmap_direct(base, mapped);
+    if (!cacheable || !arena_direct_to_cache(base, r)) arena_unmap_direct(base, mapped);
   }
 }
 

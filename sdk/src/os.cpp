@@ -59,6 +59,13 @@ void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
 
 void os_unmap(void* p, size_t size) { munmap(p, size); }
 
+// Replace [p, p + size) of a private anonymous mapping with fresh zero pages: unlike a purge,
+// the page tables under it go too, so a range that held small pages can fault huge ones again.
+bool os_remap_fresh(void* p, size_t size) {
+  void* r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  return r == p;
+}
+
 // ---- fork ----
 // glibc's fork() runs the atfork prepare handlers (ours) and only then takes its stdio list lock,
 // while its own malloc takes its locks after that lock ("the libio list lock has an indirect
