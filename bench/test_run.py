@@ -73,7 +73,9 @@ class WorkloadTableTest(unittest.TestCase):
     def test_select_by_entry_or_binary_name(self):
         self.assertEqual(run.select_workloads(None), list(run.WORKLOADS))
         self.assertEqual(run.select_workloads("tight"), ["tight_single", "tight_batch"])
-        self.assertEqual(run.select_workloads("xthread,larson"), ["larson", "xthread"])   # report order
+        # report order; a binary name selects every entry of that binary
+        self.assertEqual(run.select_workloads("xthread,larson"), ["larson", "larson_sized", "xthread"])
+        self.assertEqual(run.select_workloads("xthread,larson_sized"), ["larson_sized", "xthread"])
         self.assertEqual(run.select_workloads("tight_batch,tight"), ["tight_single", "tight_batch"])
         with self.assertRaises(ValueError):
             run.select_workloads("nosuch")

@@ -1,6 +1,8 @@
 // Models a larson-style server: each thread owns a slot array of random-sized blocks and replaces random slots;
 // after every round the arrays move to the next thread, so most blocks are freed by a thread that did not
 // allocate them. Checks every block's pattern before it is freed; exits non-zero on a mismatch.
+// --sized: the blocks come from ::operator new and go back through C++14 sized ::operator delete (what a
+// C++ server compiled with -fsized-deallocation does), to compare sized and plain frees.
 #include "common.h"
 
 #include <thread>
@@ -22,7 +24,16 @@ struct Config {
   unsigned threads;
   size_t slots, rounds, per_round, min_size, max_size;
   uint64_t seed;
+  bool sized;  // ::operator new / sized ::operator delete instead of malloc / free
 };
+
+void *obtain(size_t n, const Config &c) { return c.sized ? ::operator new(n) : checked_malloc(kName, n); }
+void release(void *p, size_t n, const Config &c) {
+  if (c.sized)
+    ::operator delete(p, n);
+  else
+    std::free(p);
+}
 
 struct alignas(64) Worker {  // one cache line each: the harness must not false-share
   Rng rng{0};
@@ -32,10 +43,10 @@ struct alignas(64) Worker {  // one cache line each: the harness must not false-
 void replace(Slot &s, Worker &w, unsigned t, const Config &c) {
   if (!intact(s.p, s.size, s.key)) fail(kName, "pattern mismatch before free", s.p, s.size);
   w.sum += s.key ^ s.size;
-  std::free(s.p);
+  release(s.p, s.size, c);
   s.size = w.rng.range(c.min_size, c.max_size);
   s.key = make_key(t, w.counter++);
-  s.p = checked_malloc(kName, s.size);
+  s.p = obtain(s.size, c);
   fill(s.p, s.size, s.key);
   w.ops++;
 }
@@ -53,6 +64,7 @@ int main(int argc, char **argv) {
   c.min_size = (size_t)a.num("--min-size", 16, 1);
   c.max_size = (size_t)a.num("--max-size", 1024, 1);
   c.seed = (uint64_t)a.num("--seed", 1);
+  c.sized = a.flag("--sized");
   a.finish();
   if (c.max_size < c.min_size) c.max_size = c.min_size;
 
@@ -67,7 +79,7 @@ int main(int argc, char **argv) {
     for (Slot &s : arrays[t]) {
       s.size = w.rng.range(c.min_size, c.max_size);
       s.key = make_key(t, w.counter++);
-      s.p = checked_malloc(kName, s.size);
+      s.p = obtain(s.size, c);
       fill(s.p, s.size, s.key);
     }
     for (size_t r = 0; r < c.rounds; r++) {
@@ -80,7 +92,7 @@ int main(int argc, char **argv) {
     for (Slot &s : arrays[(t + c.rounds) % c.threads]) {
       if (!intact(s.p, s.size, s.key)) fail(kName, "pattern mismatch at the end", s.p, s.size);
       w.sum += s.key ^ s.size;
-      std::free(s.p);
+      release(s.p, s.size, c);
     }
   };
 
@@ -93,6 +105,6 @@ int main(int argc, char **argv) {
 
   uint64_t ops = 0, sum = 0;
   for (const Worker &w : workers) { ops += w.ops; sum += w.sum; }
-  print_result(kName, c.threads, ops, secs, sum);
+  print_result(c.sized ? "larson_sized" : kName, c.threads, ops, secs, sum);
   return 0;
 }

@@ -80,11 +80,11 @@ SPACES_NEW void operator delete(void* p) noexcept { spaces_free(p); }
 SPACES_NEW void operator delete[](void* p) noexcept { spaces_free(p); }
 SPACES_NEW void operator delete(void* p, const std::nothrow_t&) noexcept { spaces_free(p); }
 SPACES_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept { spaces_free(p); }
-SPACES_NEW void operator delete(void* p, size_t) noexcept { spaces_free(p); }
-SPACES_NEW void operator delete[](void* p, size_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, size_t n) noexcept { spaces_free_sized(p, n); }
+SPACES_NEW void operator delete[](void* p, size_t n) noexcept { spaces_free_sized(p, n); }
 SPACES_NEW void operator delete(void* p, std::align_val_t) noexcept { spaces_free(p); }
 SPACES_NEW void operator delete[](void* p, std::align_val_t) noexcept { spaces_free(p); }
-SPACES_NEW void operator delete(void* p, size_t, std::align_val_t) noexcept { spaces_free(p); }
-SPACES_NEW void operator delete[](void* p, size_t, std::align_val_t) noexcept { spaces_free(p); }
+SPACES_NEW void operator delete(void* p, size_t n, std::align_val_t a) noexcept { spaces_free_aligned_sized(p, size_t(a), n); }
+SPACES_NEW void operator delete[](void* p, size_t n, std::align_val_t a) noexcept { spaces_free_aligned_sized(p, size_t(a), n); }
 SPACES_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { spaces_free(p); }
 SPACES_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { spaces_free(p); }

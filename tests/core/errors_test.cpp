@@ -94,6 +94,37 @@ TEST(Errors, FreeSizedMismatch) {
   EXPECT_EQ(g_caught.count, 1);
 }
 
+// Sized frees share the plain free's fast path: a right (or smaller: realloc keeps blocks in
+// place) size frees the block there, a larger one is reported and the block stays allocated;
+// the same for aligned blocks, and from a thread that does not own the block.
+TEST(Errors, FreeSizedOnTheFastPathAndOff) {
+  HandlerScope h;
+  void* p = spaces_malloc(100);
+  spaces_free_sized(p, 100);
+  EXPECT_EQ(spaces_malloc(100), p) << "freed on the fast path: the next block of the class";
+  spaces_free_sized(p, 40);
+  EXPECT_EQ(g_caught.count, 0) << "a smaller size is legitimate";
+  EXPECT_EQ(spaces_malloc(100), p);
+  void* a = spaces_aligned_alloc(256, 300);
+  ASSERT_NE(a, nullptr);
+  spaces_free_aligned_sized(a, 256, 100000);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
+  EXPECT_EQ(g_caught.count, 1);
+  spaces_free_aligned_sized(a, 256, 300);
+  EXPECT_EQ(g_caught.count, 1);
+  std::thread([&] {
+    spaces_free_sized(p, 5000);  // (a remote block: the slow path checks it too)
+    spaces_free_sized(p, 100);
+  }).join();
+  EXPECT_EQ(g_caught.count, 2);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
+  void* big = spaces_malloc(size_t(1) << 20);
+  spaces_free_sized(big, (size_t(1) << 20) + 65536);
+  EXPECT_EQ(g_caught.count, 3);
+  spaces_free_sized(big, size_t(1) << 20);
+  EXPECT_EQ(g_caught.count, 3);
+}
+
 // Exclusive regions keep small blocks in bump slabs, found through start/freed bitmaps: double
 // frees (same or another thread), pointers inside a block and past the bump are reported, and a
 // reported mistake leaves the slab's counts alone.
