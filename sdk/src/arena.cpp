@@ -615,11 +615,11 @@ void* arena_direct_from_cache(size_t need, DirectReuse* out) {
     }
     if (best < 0) return nullptr;
     e = g_dcache[best];
+    dirty_add(-ptrdiff_t(e.charged));  // (before the exemption goes: never over the bound by it)
     dcache_remove(best);
   }
   g_reserved.fetch_sub(e.mapped, std::memory_order_relaxed);  // the caller accounts it as new
   commit_add(-ptrdiff_t(e.charged));
-  dirty_add(-ptrdiff_t(e.charged));
   *out = DirectReuse{e.mapped, e.resident, e.charged, e.lead};
   return reinterpret_cast<void*>(e.base);
 }
@@ -649,16 +649,16 @@ bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r) {
     // (the totals first: once the entry is in the cache another thread may take it and subtract)
     g_reserved.fetch_add(mapped, std::memory_order_relaxed);
     commit_add(ptrdiff_t(charged));
-    dirty_add(ptrdiff_t(charged));
-    g_dcache[g_dcache_n++] = DirectCached{base, mapped, r.resident, charged, r.lead, now, ++g_dcache_seq};
-    g_dcache_bytes += mapped;
     if (charged <= dirty_limit()) {  // (a bigger one is purged by the bound like any other)
       g_dcache_newest = base;
-      g_dirty_exempt.store(charged, std::memory_order_relaxed);
+      g_dirty_exempt.store(charged, std::memory_order_relaxed);  // (before its bytes count)
     } else if (g_dcache_newest) {
       g_dcache_newest = 0;
       g_dirty_exempt.store(0, std::memory_order_relaxed);
     }
+    dirty_add(ptrdiff_t(charged));
+    g_dcache[g_dcache_n++] = DirectCached{base, mapped, r.resident, charged, r.lead, now, ++g_dcache_seq};
+    g_dcache_bytes += mapped;
     uint64_t due = delay_ns() == UINT64_MAX ? UINT64_MAX : now + delay_ns();
     if (due < g_dcache_next_purge.load(std::memory_order_relaxed))
       g_dcache_next_purge.store(due, std::memory_order_relaxed);

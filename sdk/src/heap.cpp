@@ -264,11 +264,19 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   return h;
 }
 
+// When the oldest pooled heap was abandoned (UINT64_MAX: none), read without the lock so that a
+// refill does not take g_heap_lock just to learn that no heap is stale yet.
+std::atomic<uint64_t> g_pool_tail_ns{UINT64_MAX};
+void pool_tail_changed() {  // g_heap_lock held
+  g_pool_tail_ns.store(g_pool_tail ? g_pool_tail->abandoned_ns : UINT64_MAX, std::memory_order_relaxed);
+}
+
 void pool_unlink(Heap* h) {  // g_heap_lock held
   (h->pool_prev ? h->pool_prev->pool_next : g_pool) = h->pool_next;
   (h->pool_next ? h->pool_next->pool_prev : g_pool_tail) = h->pool_prev;
   h->pool_next = h->pool_prev = nullptr;
   g_abandoned.fetch_sub(1, std::memory_order_relaxed);
+  pool_tail_changed();
 }
 
 Heap* pool_take() {  // g_heap_lock held; the newest heap (warm caches for a new thread)
@@ -285,9 +293,13 @@ uint64_t pool_stale_ns() {
   return uint64_t(ms < 0 ? 1000 : ms) * 1000000;
 }
 
+bool pool_is_stale(uint64_t abandoned_ns, uint64_t now) {  // (one pooled after `now` is not)
+  return abandoned_ns <= now && now - abandoned_ns >= pool_stale_ns();
+}
+
 Heap* pool_take_stale(uint64_t now) {  // g_heap_lock held; the oldest heap, if stale
   Heap* h = g_pool_tail;
-  if (h == nullptr || now - h->abandoned_ns < pool_stale_ns()) return nullptr;
+  if (h == nullptr || !pool_is_stale(h->abandoned_ns, now)) return nullptr;
   pool_unlink(h);
   return h;
 }
@@ -300,6 +312,7 @@ void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   (g_pool ? g_pool->pool_prev : g_pool_tail) = h;
   g_pool = h;
   g_abandoned.fetch_add(1, std::memory_order_relaxed);
+  pool_tail_changed();
 }
 
 // Visit every tracked slab: collect remote frees, release the empty ones (but keep `cur` unless
@@ -373,6 +386,7 @@ void heap_merge(Heap* h, Heap* a) {
 bool heap_try_adopt(Heap* h, unsigned cls) {
   if (h->chunk || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
   uint64_t now = os_now_ns();
+  if (!pool_is_stale(g_pool_tail_ns.load(std::memory_order_relaxed), now)) return false;
   if (!g_heap_lock.try_lock()) return false;
   Heap* a = pool_take_stale(now);
   g_heap_lock.unlock();
@@ -674,14 +688,16 @@ void heap_collect_abandoned() {
     list = g_pool;
     tail = g_pool_tail;
     g_pool = g_pool_tail = nullptr;
+    pool_tail_changed();
   }
   if (list == nullptr) return;
   for (Heap* a = list; a; a = a->pool_next) heap_sweep(a, true, true);
-  LockGuard g(g_heap_lock);  // the collected heaps are older than any put meanwhile
+  LockGuard g(g_heap_lock);  // (at the old end: heaps put meanwhile are newer, unless two collects overlap)
   tail->pool_next = nullptr;
   list->pool_prev = g_pool_tail;
   (g_pool_tail ? g_pool_tail->pool_next : g_pool) = list;
   g_pool_tail = tail;
+  pool_tail_changed();
 }
 
 void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }

@@ -99,18 +99,26 @@ static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, boo
   DirectReuse old{0, 0, 0, 0};  // a cached mapping's past (all zero for a fresh mapping)
   void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &old) : nullptr;
   size_t mapped = old.mapped;
-  if (m == nullptr) m = arena_map_direct(lead + size, align, &mapped);
-  if (m == nullptr) return nullptr;
-  uintptr_t start = reinterpret_cast<uintptr_t>(m);
   bool thp = huge && option(kOpt_huge_pages) == 1;
   // A cached mapping whose last block had the huge layout keeps it when it fits: its lead holds
-  // a small-page table, and data placed there would fault 4 KiB at a time.
-  if (thp && align <= kSlabSize && old.lead == kHugePage && kHugePage + size <= mapped) align = kHugePage;
-  uintptr_t p = user_ptr_in(start, align);
+  // a small-page table, and data placed there would fault 4 KiB at a time (THP only).
+  if (m && thp && align <= kSlabSize && old.lead == kHugePage && kHugePage + size <= mapped) align = kHugePage;
+  uintptr_t p = user_ptr_in(reinterpret_cast<uintptr_t>(m), align);
   uintptr_t from = p & ~uintptr_t(kHugePage - 1);  // the 2 MiB page holding the data's start
-  if (old.lead > from - start && option(kOpt_huge_pages) != 2) {  // else: fresh pages there
-    os_remap_fresh(reinterpret_cast<void*>(from), old.lead - (from - start));
+  size_t kept_lead = from - reinterpret_cast<uintptr_t>(m);
+  if (m && thp && old.lead > kept_lead &&  // else: fresh pages there (a failure may leave a hole)
+      !os_remap_fresh(reinterpret_cast<void*>(from), old.lead - kept_lead)) {
+    arena_unmap_direct(reinterpret_cast<uintptr_t>(m), mapped);
+    m = nullptr;
+    old = DirectReuse{0, 0, 0, 0};
   }
+  if (m == nullptr) {
+    m = arena_map_direct(lead + size, align, &mapped);
+    if (m == nullptr) return nullptr;
+    p = user_ptr_in(reinterpret_cast<uintptr_t>(m), align);
+    from = p & ~uintptr_t(kHugePage - 1);
+  }
+  uintptr_t start = reinterpret_cast<uintptr_t>(m);
   size_t stale = old.resident;  // bytes from start that may hold an old block's data
   size_t usable = page_round(p + size) - p;
   // (a huge block's last 2 MiB page is resident whole once touched)
