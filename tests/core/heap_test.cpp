@@ -147,3 +147,34 @@ TEST(Heap, DirtyMemoryAboveTheBoundIsPurgedAtOnce) {
   spaces_option_set("purge_delay_ms", old);
   spaces_option_set("dirty_max_kib", old_max);
 }
+
+// ...except a region's (chunk_huge_pages arenas): its memory is most likely taken again by the
+// next region, and purging it piecemeal would split its huge pages. It waits for the delay.
+TEST(Heap, ARegionsFreedSlabsWaitForTheDelayNotTheBound) {
+  long long old = spaces_option_get("purge_delay_ms");
+  long long old_max = spaces_option_get("dirty_max_kib");
+  long long old_huge = spaces_option_get("chunk_huge_pages");
+  std::thread([] {
+    spaces_collect(1);
+    ASSERT_EQ(spaces_option_set("purge_delay_ms", 3600000), 0);
+    ASSERT_EQ(spaces_option_set("dirty_max_kib", 1024), 0);
+    ASSERT_EQ(spaces_option_set("chunk_huge_pages", 1), 0);
+    size_t base = committedNow();
+    SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+    ASSERT_NE(c, nullptr);
+    for (int i = 0; i < 320000; i++) ASSERT_NE(spaces_chunk_alloc(c, 64, 0), nullptr);
+    spaces_chunk_destroy(c);
+    void* trigger = spaces_malloc(1 << 20);  // (an arena operation: would purge above the bound)
+    spaces_free(trigger);
+    EXPECT_GT(committedNow(), base + (size_t(15) << 20)) << "the region's slabs stay committed";
+    c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);  // the next region takes them warm
+    for (int i = 0; i < 320000; i++) ASSERT_NE(spaces_chunk_alloc(c, 64, 0), nullptr);
+    EXPECT_LT(committedNow(), base + (size_t(30) << 20)) << "reused, not mapped again";
+    spaces_chunk_destroy(c);
+    spaces_collect(1);
+    EXPECT_LT(committedNow(), base + (size_t(3) << 20)) << "spaces_collect(1) purges them";
+  }).join();
+  spaces_option_set("purge_delay_ms", old);
+  spaces_option_set("dirty_max_kib", old_max);
+  spaces_option_set("chunk_huge_pages", old_huge);
+}
