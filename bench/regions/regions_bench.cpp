@@ -2,12 +2,19 @@
 //   alloc    : N small allocations (8..128 B, fixed pseudo-random sequence, contents written)
 //              in an exclusive chunk, llvm::BumpPtrAllocator, std::pmr::monotonic_buffer_resource
 //              and malloc (glibc, or Spaces when run under LD_PRELOAD=libspaces.so)
+//   reuse    : the same through the SDK as a compiler uses it: one spaces::Region and one
+//              BumpPtrAllocator kept for the whole run, reset()/Reset() after each round
+//              (Allocate of the random sizes, and create<T> of a 32-byte node); glibc is told
+//              not to unmap or trim, so the bump allocator's slabs stay warm too
 //   teardown : freeing those N blocks at once (chunk destroy, allocator destructors) vs one free()
 //              per block
 //   pool     : TypedPool<40-byte T> create/destroy cycles vs new/delete (window of 1000 live)
 //   empty    : create + destroy of an empty chunk (a chunk per request)
 // Prints one line per case with the median over --reps runs, and the ratios the issue asks for.
 // --smoke runs tiny sizes (ctest). Timing is reported, never asserted.
+// --reuse runs only the reuse cases (Region against BumpPtrAllocator, nothing in between).
+// --only CASE runs one reuse case once (region-alloc, bump-alloc, region-create, bump-create),
+// for instruction counts: bench/regions/callgrind_region.sh.
 #include <spaces/SDK.h>
 
 #include <llvm/Support/Allocator.h>
@@ -17,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <malloc.h>
 #include <map>
 #include <memory_resource>
 #include <string>
@@ -63,12 +71,28 @@ Timing runAlloc(const Sizes &Z, std::vector<void *> &Ptrs, AllocFn &&A, Teardown
   return R;
 }
 
+struct Node32 {  // an AST node: a kind, two children, a value
+  uint32_t Kind;
+  uint32_t Flags;
+  Node32 *L, *R;
+  uint64_t V;
+  explicit Node32(uint64_t X) : Kind(uint32_t(X)), Flags(0), L(nullptr), R(nullptr), V(X) {}
+};
+static_assert(sizeof(Node32) == 32, "");
+
 struct Obj40 {
   uint64_t A, B, C, D;
   uint32_t E, F;
   explicit Obj40(uint64_t V) : A(V), B(V + 1), C(V + 2), D(V + 3), E(1), F(2) {}
 };
 static_assert(sizeof(Obj40) == 40, "");
+
+// The --only loop, alone in a function so that callgrind can count it (--toggle-collect).
+template <typename AllocFn> __attribute__((noinline)) uint64_t onlyLoop(size_t N, AllocFn &A) {
+  uint64_t Sum = 0;
+  for (size_t I = 0; I < N; I++) Sum += reinterpret_cast<uintptr_t>(A(I)) & 0xff;
+  return Sum;
+}
 
 double median(std::vector<double> V) {
   std::sort(V.begin(), V.end());
@@ -79,15 +103,62 @@ double median(std::vector<double> V) {
 int main(int argc, char **argv) {
   size_t N = 1000000, Cycles = 2000000, Empty = 200000;
   int Reps = 5;
+  const char *Only = nullptr;
+  bool ReuseOnly = false;
   for (int I = 1; I < argc; I++) {
     if (!std::strcmp(argv[I], "--smoke")) N = 20000, Cycles = 20000, Empty = 2000, Reps = 1;
     else if (!std::strcmp(argv[I], "--n") && I + 1 < argc) N = std::strtoull(argv[++I], nullptr, 10);
     else if (!std::strcmp(argv[I], "--reps") && I + 1 < argc) Reps = std::atoi(argv[++I]);
+    else if (!std::strcmp(argv[I], "--only") && I + 1 < argc) Only = argv[++I];
+    else if (!std::strcmp(argv[I], "--reuse")) ReuseOnly = true;
   }
+  // Warm for everyone: glibc keeps what BumpPtrAllocator frees at Reset (its slabs grow past the
+  // mmap threshold). (Under LD_PRELOAD=libspaces.so mallopt changes nothing.)
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   Sizes Z(N);
   std::vector<void *> Ptrs(N);
   std::map<std::string, std::vector<double>> T;
+  spaces::Region KeptRegion("bench");
+  llvm::BumpPtrAllocator KeptBump;
+  if (Only) {  // one case, N allocations (sizes as in the timed runs), for callgrind
+    std::string O = Only;
+    uint64_t Sum = 0;
+    auto Loop = [&](auto &&A) { Sum = onlyLoop(N, A); };
+    if (O == "region-alloc") Loop([&](size_t I) { return KeptRegion.Allocate(Z.S[I], 16); });
+    else if (O == "bump-alloc") Loop([&](size_t I) { return KeptBump.Allocate(Z.S[I], 16); });
+    else if (O == "region-create") Loop([&](size_t I) { return KeptRegion.create<Node32>(I); });
+    else if (O == "bump-create") Loop([&](size_t I) { return new (KeptBump.Allocate<Node32>()) Node32(I); });
+    else {
+      std::fprintf(stderr, "unknown --only case %s\n", Only);
+      return 2;
+    }
+    Sink = Sum;
+    return 0;
+  }
   for (int Rep = 0; Rep < Reps; Rep++) {
+    { // the SDK, kept and reset (rounds alternate which goes first)
+      auto RunRegion = [&] {
+        Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return KeptRegion.Allocate(S, 16); }, [&] { KeptRegion.reset(); });
+        T["reuse Region Allocate"].push_back(R.Alloc);
+        auto T0 = Clock::now();
+        for (size_t I = 0; I < N; I++) Ptrs[I] = KeptRegion.create<Node32>(I);
+        T["reuse Region create<Node32>"].push_back(secondsSince(T0));
+        KeptRegion.reset();
+      };
+      auto RunBump = [&] {
+        Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return KeptBump.Allocate(S, 16); }, [&] { KeptBump.Reset(); });
+        T["reuse bump Allocate"].push_back(R.Alloc);
+        auto T0 = Clock::now();
+        for (size_t I = 0; I < N; I++) Ptrs[I] = new (KeptBump.Allocate<Node32>()) Node32(I);
+        T["reuse bump create<Node32>"].push_back(secondsSince(T0));
+        KeptBump.Reset();
+      };
+      if (Rep & 1) RunBump(), RunRegion();
+      else RunRegion(), RunBump();
+    }
+    if (ReuseOnly)
+      continue;
     { // exclusive chunk
       SpacesChunk C = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
       Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return spaces_chunk_alloc(C, S, 0); },
@@ -151,6 +222,11 @@ int main(int argc, char **argv) {
   std::free(Probe);
   for (auto &KV : T) std::printf("  %-28s %10.3f ms\n", KV.first.c_str(), median(KV.second) * 1e3);
   auto M = [&](const char *K) { return median(T[K]); };
+  std::printf("RATIO reuse_region_over_bump=%.2f reuse_region_create_over_bump=%.2f\n",
+              M("reuse Region Allocate") / M("reuse bump Allocate"),
+              M("reuse Region create<Node32>") / M("reuse bump create<Node32>"));
+  if (ReuseOnly)
+    return 0;
   std::printf("RATIO alloc_chunk_over_bump=%.2f alloc_chunk_over_malloc=%.2f alloc_chunk_over_pmr=%.2f\n",
               M("alloc chunk") / M("alloc bump"), M("alloc chunk") / M("alloc malloc"),
               M("alloc chunk") / M("alloc pmr monotonic"));

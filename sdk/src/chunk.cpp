@@ -28,6 +28,8 @@
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
 
+#include <emmintrin.h>  // SSE2 (every x86-64): packing a slab's start marks
+
 namespace spaces_core {
 
 constexpr uint32_t kChunkMagic = 0x4b435053;  // "SPCK"
@@ -42,6 +44,8 @@ struct Chunk {
     __builtin_memcpy(&k, &magic, 8);
     return k;
   }
+  spaces_window win;               // the room left in `bump` (spaces.h): its `cur` is the slab's
+                                   // top while the slab is current; empty when there is none
   Slab* bump;                      // current bump slab (EXCLUSIVE), g_no_bump when none
   bool heap_clean;                 // `heap` holds no slab and its tables are initialised: create
                                    // and destroy skip re-initialising 1 100 table entries
@@ -66,18 +70,44 @@ struct Chunk {
   Chunk* free_next;
   Chunk* all_next;      // every Chunk struct ever made (never freed), for fork
   uint8_t fork_held;    // locks the forking thread took in chunk_fork_try_lock (1: lock, 2: large)
+  // Start marks of the current bump slab, a byte per 16-byte granule (the window's `marks`
+  // points here): the allocating path stores a byte, where a bit would be a read-modify-write
+  // that chains each allocation to the previous one (1.3-1.5x the time of a bump allocator).
+  // Sealing the slab packs them into its start bitmap and clears them (chunk.cpp: bump slabs).
+  alignas(64) uint8_t marks[kSlabSize >> 4];
 };
 
 // ---- bump slabs ------------------------------------------------------------------------------
 // Layout: the header, a bitmap of block starts and a bitmap of freed blocks (one bit per 16-byte
 // granule of the slab, 512 bytes each), then the blocks, 16-aligned, back to back: a block's size
-// is the distance to the next start bit (or to `bump`). Only the owner writes start bits (and
-// publishes them before moving `bump`); any thread sets freed bits, with an atomic OR.
+// is the distance to the next start (or to the top). Any thread sets freed bits (atomic OR).
+// The current slab is filled through the chunk's window (spaces.h: spaces_window_alloc, which
+// the SDK inlines): its top is the window's `cur`, and its starts are bytes in the chunk's
+// `marks` (stored by the owner before it publishes the new top). Sealing the slab (the owner
+// retires it) copies the top to its `bump`, packs the marks into its start bitmap, sets
+// `attached`, then clears the marks for the next slab. Readers on other threads (free,
+// usable_size, stats) take a view of the starts (bump_read): the marks while `attached` is 0,
+// re-checked after reading them as a sequence lock would, else the bitmap.
 constexpr size_t kBumpMax = 1024;                       // larger blocks: size-class slabs
 constexpr uintptr_t kBumpStarts = kSlabHeader;          // 64 words
 constexpr uintptr_t kBumpFreed = kBumpStarts + 512;     // 64 words
 constexpr uintptr_t kBumpFirst = kBumpFreed + 512;      // first block
 Slab g_no_bump;  // bump == bump_end == 0: the fast path's bounds test always fails
+spaces_window g_no_window = {0, 0, 0};  // never has room: spaces_chunk_window's answer when the
+                                        // inline path must not be used
+constexpr uintptr_t kBumpFirstG = kBumpFirst >> 4;  // granule of the first block
+constexpr uintptr_t kBumpMarksFrom = kBumpFirstG & ~uintptr_t(63);  // (whole bitmap words)
+
+// Make s (or none: g_no_bump) the current bump slab and open its window.
+SPACES_INLINE void bump_set(Chunk* c, Slab* s) {
+  c->bump = s;
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  bool none = s == &g_no_bump;
+  c->win.marks = none ? 0 : reinterpret_cast<uintptr_t>(c->marks) - (base >> 4);
+  c->win.end = none ? 0 : s->bump_end;
+  __atomic_store_n(&c->win.cur, none ? 0 : s->bump, __ATOMIC_RELEASE);
+}
+static_assert(kBumpMax == SPACES_WINDOW_MAX, "the window's size limit is the bump slabs'");
 
 SPACES_INLINE uintptr_t bump_need(size_t size) {
   uintptr_t n = (size + 15) & ~uintptr_t(15);
@@ -85,12 +115,6 @@ SPACES_INLINE uintptr_t bump_need(size_t size) {
 }
 SPACES_INLINE uint64_t* bump_bits(const Slab* s, uintptr_t which) {
   return reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(s) + which);
-}
-// The owner marks the block at offset `off` of its slab as a start (relaxed: other threads read
-// neighbouring bits of the word).
-SPACES_INLINE void bump_mark_start(Slab* s, uintptr_t off) {
-  uint64_t* w = bump_bits(s, kBumpStarts) + (off >> 10);
-  __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | (uint64_t(1) << ((off >> 4) & 63)), __ATOMIC_RELAXED);
 }
 
 static void bump_init(Chunk* c, Slab* s) {
@@ -106,15 +130,15 @@ static void bump_init(Chunk* c, Slab* s) {
   s->has_aligned = 0;
   s->capacity = 0;
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  void* bits = reinterpret_cast<void*>(base + kBumpStarts);
-  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(bits, kBumpFirst - kBumpStarts));
-  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(bits, kBumpFirst - kBumpStarts));
-  memset(bits, 0, kBumpFirst - kBumpStarts);
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(base + kBumpStarts), kBumpFirst - kBumpStarts));
+  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(reinterpret_cast<void*>(base + kBumpStarts), kBumpFirst - kBumpStarts));
+  // (the start bitmap is written whole when the slab is sealed, and not read before)
+  memset(reinterpret_cast<void*>(base + kBumpFreed), 0, kBumpFirst - kBumpFreed);
   __atomic_store_n(&s->bump, base + kBumpFirst, __ATOMIC_RELAXED);
   s->bump_end = base + kSlabSize;
   s->thread_free.store(0, std::memory_order_relaxed);
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
-  c->bump = s;
+  bump_set(c, s);
 }
 
 // (inline: the baseline x86-64 has no popcnt instruction, and libgcc's is a call per word)
@@ -124,15 +148,82 @@ SPACES_INLINE uint64_t bit_count(uint64_t x) {
   x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
   return (x * 0x0101010101010101ull) >> 56;
 }
+SPACES_INLINE uint64_t marks_word(const uint8_t* m) {  // 8 marks (bytes 0 or 1), one load
+  return __atomic_load_n(reinterpret_cast<const uint64_t*>(m), __ATOMIC_RELAXED);
+}
+SPACES_INLINE uint64_t pack8(uint64_t x) { return (x * 0x0102040810204080ull) >> 56; }  // byte i -> bit i
 
-// (blocks << 32 | bytes) handed out from a bump slab: its start bits and its bump (the fast
-// path keeps no count).
-static uint64_t bump_carved(const Slab* s) {
-  const uint64_t* starts = bump_bits(s, kBumpStarts);
-  uint64_t n = 0;
-  for (uintptr_t w = kBumpFirst >> 10; w <= ((s->bump - 1) & kSlabMask) >> 10; w++)
-    n += bit_count(__atomic_load_n(&starts[w], __ATOMIC_RELAXED));
-  return (n << 32) + (s->bump - (reinterpret_cast<uintptr_t>(s) + kBumpFirst));
+// The starts of bump slab s below granule `top`: the chunk's marks (current slab) or the slab's
+// bitmap (sealed). Granules are indexes from the slab's base.
+struct StartsView {
+  const Slab* s;
+  const uint8_t* marks;  // nullptr: the bitmap
+  uintptr_t top;
+  bool is_start(uintptr_t g) const {
+    if (marks) return __atomic_load_n(&marks[g], __ATOMIC_RELAXED) != 0;
+    return __atomic_load_n(&bump_bits(s, kBumpStarts)[g >> 6], __ATOMIC_RELAXED) >> (g & 63) & 1;
+  }
+  // The first start at or after g, or top.
+  uintptr_t next_start(uintptr_t g) const {
+    while (g < top) {
+      uint64_t w;
+      uintptr_t step;
+      if (marks) {
+        if (g & 7) {
+          if (__atomic_load_n(&marks[g], __ATOMIC_RELAXED)) return g;
+          g++;
+          continue;
+        }
+        w = marks_word(marks + g);
+        step = 8;
+        if (w) return g + (uintptr_t(__builtin_ctzll(w)) >> 3) < top ? g + (uintptr_t(__builtin_ctzll(w)) >> 3) : top;
+      } else {
+        w = __atomic_load_n(&bump_bits(s, kBumpStarts)[g >> 6], __ATOMIC_RELAXED) >> (g & 63);
+        step = 64 - (g & 63);
+        if (w) return g + uintptr_t(__builtin_ctzll(w)) < top ? g + uintptr_t(__builtin_ctzll(w)) : top;
+      }
+      g += step;
+    }
+    return top;
+  }
+  // (blocks << 32 | bytes) carved: the starts and the top (the fast path keeps no count).
+  uint64_t carved() const {
+    uint64_t n = 0;
+    if (top > kBumpFirstG) {
+      if (marks) {
+        for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
+          n += (marks_word(marks + g) * 0x0101010101010101ull) >> 56;  // (bytes 0/1: no carry)
+      } else {
+        const uint64_t* starts = bump_bits(s, kBumpStarts);
+        for (uintptr_t w = kBumpMarksFrom >> 6; w <= (top - 1) >> 6; w++)
+          n += bit_count(__atomic_load_n(&starts[w], __ATOMIC_RELAXED));
+      }
+    }
+    return (n << 32) + ((top - kBumpFirstG) << 4);
+  }
+};
+
+// The view of s for its owner, or when no thread allocates in its chunk (walk, reset).
+static StartsView bump_view_quiet(const Slab* s) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  if (s->attached) return StartsView{s, nullptr, (s->bump - base) >> 4};
+  return StartsView{s, s->chunk->marks, (s->chunk->win.cur - base) >> 4};
+}
+
+// f(view) for s, from any thread, while its owner may seal it: a consistent view (f must not
+// have effects; it may run more than once). The owner sets `attached` before it clears the marks
+// (and before the window moves on), so a reader that still sees 0 after reading read s's marks.
+template <typename F> static auto bump_read(const Slab* s, F f) -> decltype(f(StartsView{})) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  for (;;) {
+    if (__atomic_load_n(&s->attached, __ATOMIC_ACQUIRE))
+      return f(StartsView{s, nullptr, (__atomic_load_n(&s->bump, __ATOMIC_RELAXED) - base) >> 4});
+    uintptr_t t = __atomic_load_n(&s->chunk->win.cur, __ATOMIC_ACQUIRE);  // (marks below it are visible)
+    if (t - base - 1 >= kSlabSize) continue;  // the window has moved on: s is sealed by now
+    auto r = f(StartsView{s, s->chunk->marks, (t - base) >> 4});
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (!__atomic_load_n(&s->attached, __ATOMIC_RELAXED)) return r;
+  }
 }
 
 // Live (blocks << 32 | bytes) of a bump slab. (Read by stats, possibly while the owner seals the
@@ -142,15 +233,57 @@ static uint64_t bump_live(const Slab* s) {
     uint8_t before = __atomic_load_n(&s->attached, __ATOMIC_ACQUIRE);
     uint64_t v = s->thread_free.load(std::memory_order_acquire);
     if (__atomic_load_n(&s->attached, __ATOMIC_ACQUIRE) != before) continue;
-    if (!before) return v + bump_carved(s);
+    if (!before) return v + bump_read(s, [](const StartsView& w) { return w.carved(); });
     if (int64_t(v) >= 0) return v;  // (negative: sealed, its add not yet made)
   }
 }
 
+// Clear the marks below granule top (the owner, once nothing can read them as the slab's).
+static void marks_clear(Chunk* c, uintptr_t top) {
+#if defined(__SANITIZE_THREAD__)  // (atomic stores: readers may still load them, and retry)
+  for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
+    __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), __ATOMIC_RELAXED);
+#else
+  for (uintptr_t g = kBumpMarksFrom; g < top; g += 16)
+    _mm_store_si128(reinterpret_cast<__m128i*>(c->marks + g), _mm_setzero_si128());
+#endif
+}
+
+// 64 marks from granule g (a multiple of 64) as a bitmap word; n += how many are set.
+SPACES_INLINE uint64_t marks_pack(const uint8_t* m, uint64_t& n) {
+#if defined(__SANITIZE_THREAD__)
+  uint64_t w = 0;
+  for (unsigned k = 0; k < 8; k++) w |= pack8(marks_word(m + 8 * k)) << (8 * k);
+  n += bit_count(w);
+  return w;
+#else
+  // SSE2 (every x86-64): a mark is 0 or 1; shifted to the byte's top bit, movemask packs 16.
+  uint64_t w = 0;
+  __m128i sum = _mm_setzero_si128();
+  for (unsigned k = 0; k < 4; k++) {
+    __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(m + 16 * k));
+    w |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_slli_epi16(x, 7)))) << (16 * k);
+    sum = _mm_add_epi64(sum, _mm_sad_epu8(x, _mm_setzero_si128()));
+  }
+  n += uint64_t(_mm_cvtsi128_si64(sum)) + uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum)));
+  return w;
+#endif
+}
+
 // The owner retires its current slab; true if every block of it is already free.
-static bool bump_seal(Slab* s) {
-  uint64_t add = bump_carved(s);
+static bool bump_seal(Chunk* c, Slab* s) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t top = c->win.cur;
+  uintptr_t tg = (top - base) >> 4;
+  uint64_t* starts = bump_bits(s, kBumpStarts);
+  uint64_t n = 0;
+  for (uintptr_t g = kBumpMarksFrom; g < tg; g += 64)  // marks -> bitmap, a word at a time
+    __atomic_store_n(&starts[g >> 6], marks_pack(c->marks + g, n), __ATOMIC_RELAXED);
+  __atomic_store_n(&s->bump, top, __ATOMIC_RELAXED);  // (published by `attached`)
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELEASE);
+  __atomic_thread_fence(__ATOMIC_RELEASE);  // (readers that see a cleared mark see `attached`)
+  marks_clear(c, tg);
+  uint64_t add = (n << 32) + (top - (base + kBumpFirst));
   return s->thread_free.fetch_add(add, std::memory_order_acq_rel) + add == 0;
 }
 
@@ -175,60 +308,43 @@ static Slab* bump_take_empty(Chunk* c, int keep) {
 static void* bump_alloc(Chunk* c, size_t size, bool zero) {
   uintptr_t need = bump_need(size);
   Slab* s = c->bump;
-  if (s->bump + need > s->bump_end) {
-    if (s != &g_no_bump && bump_seal(s)) {
+  if (c->win.cur + need > c->win.end) {  // (refill)
+    if (s != &g_no_bump && bump_seal(c, s)) {
       bump_init(c, s);  // all of it was freed meanwhile: start it over
     } else if (Slab* e = bump_take_empty(c, 1)) {
       bump_init(c, e);
     } else {
-      c->bump = &g_no_bump;
+      bump_set(c, &g_no_bump);
       s = heap_new_slab(&c->heap, 0);
       if (s == nullptr) return nullptr;
       bump_init(c, s);
     }
-    s = c->bump;
   }
-  uintptr_t cur = s->bump;
-  bump_mark_start(s, cur & kSlabMask);
-  __atomic_store_n(&s->bump, cur + need, __ATOMIC_RELEASE);
-  void* p = reinterpret_cast<void*>(cur);
+  void* p = spaces_window_alloc(&c->win, need);  // (has room now; size 0 takes 16 bytes)
   track_alloc(c, p, size, zero);
   if (zero) memset(p, 0, size);
   return p;
-}
-
-// Granule index of the first start at or after granule g, or top (granule of `bump`).
-static uintptr_t bump_next_start(const Slab* s, uintptr_t g, uintptr_t top) {
-  const uint64_t* starts = bump_bits(s, kBumpStarts);
-  while (g < top) {
-    uint64_t w = __atomic_load_n(&starts[g >> 6], __ATOMIC_RELAXED) >> (g & 63);
-    if (w) {
-      uintptr_t n = g + uintptr_t(__builtin_ctzll(w));
-      return n < top ? n : top;
-    }
-    g = (g | 63) + 1;
-  }
-  return top;
 }
 
 // The size of p if it is a live block of bump slab s; else 0, the error reported.
 size_t bump_check(Slab* s, const void* p, const char* what) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  uintptr_t top = __atomic_load_n(&s->bump, __ATOMIC_ACQUIRE);  // (start bits below it are visible)
-  if ((a & 15) == 0 && a >= base + kBumpFirst && a < top) {
-    uintptr_t g = (a - base) >> 4;
-    uint64_t bit = uint64_t(1) << (g & 63);
-    if (__atomic_load_n(&bump_bits(s, kBumpStarts)[g >> 6], __ATOMIC_RELAXED) & bit) {
-      if (__atomic_load_n(&bump_bits(s, kBumpFreed)[g >> 6], __ATOMIC_RELAXED) & bit) {
-        report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");
-        return 0;
-      }
-      return (bump_next_start(s, g + 1, (top - base) >> 4) - g) << 4;
-    }
+  uintptr_t g = (a - base) >> 4;
+  size_t size = 0;
+  if ((a & 15) == 0 && g >= kBumpFirstG)
+    size = bump_read(s, [g](const StartsView& v) -> size_t {
+      return g < v.top && v.is_start(g) ? (v.next_start(g + 1) - g) << 4 : 0;
+    });
+  if (size == 0) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, what);
+    return 0;
   }
-  report_error(SPACES_ERROR_INVALID_FREE, p, what);
-  return 0;
+  if (__atomic_load_n(&bump_bits(s, kBumpFreed)[g >> 6], __ATOMIC_RELAXED) >> (g & 63) & 1) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");
+    return 0;
+  }
+  return size;
 }
 
 size_t bump_usable(Slab* s, const void* p) {
@@ -258,10 +374,11 @@ void bump_free(Slab* s, void* p) {
 
 static int walk_bump(Slab* s, spaces_walk_fn fn, void* arg) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  uintptr_t top = (s->bump - base) >> 4;
+  StartsView v = bump_view_quiet(s);
+  uintptr_t top = v.top;
   const uint64_t* freed = bump_bits(s, kBumpFreed);
-  for (uintptr_t g = kBumpFirst >> 4; g < top;) {
-    uintptr_t end = bump_next_start(s, g + 1, top);
+  for (uintptr_t g = kBumpFirstG; g < top;) {
+    uintptr_t end = v.next_start(g + 1);
     if (!(__atomic_load_n(&freed[g >> 6], __ATOMIC_RELAXED) >> (g & 63) & 1)) {
       int r = fn(reinterpret_cast<void*>(base + (g << 4)), (end - g) << 4, arg);  // fn may free it
       if (r) return r;
@@ -409,7 +526,8 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   Slab* s = c->slabs;
   if (!c->heap_clean) heap_init_chunk(h, c);
   h->cache_limit_override = keep;
-  c->bump = &g_no_bump;
+  if (c->bump != &g_no_bump) marks_clear(c, (c->win.cur - reinterpret_cast<uintptr_t>(c->bump)) >> 4);
+  bump_set(c, &g_no_bump);
   c->bump_empty.store(nullptr, std::memory_order_relaxed);  // (its slabs are on c->slabs too)
   RunBatch batch;  // (one arena-lock round trip per 64 slabs, not one per slab)
   while (s) {
@@ -640,7 +758,7 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->ceiling_blocked = false;
   c->walker_tp = 0;
   c->free_next = nullptr;
-  c->bump = &g_no_bump;
+  bump_set(c, &g_no_bump);
   c->bump_empty.store(nullptr, std::memory_order_relaxed);
   SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   __atomic_store_n(&c->magic, kChunkMagic, __ATOMIC_RELEASE);
@@ -682,19 +800,23 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
   // atomic read-modify-write: one bounds test, a start bit, the bump.
   // (magic and flags compared as one word: a live EXCLUSIVE chunk; size 0 takes the slow path)
   Chunk* c = reinterpret_cast<Chunk*>(handle);
-  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0 && size - 1 < kBumpMax)) {
-    Slab* s = c->bump;
-    uintptr_t cur = s->bump;
-    uintptr_t need = (size + 15) & ~uintptr_t(15);
-    if (SPACES_LIKELY(cur + need <= s->bump_end)) {
-      bump_mark_start(s, cur & kSlabMask);
-      __atomic_store_n(&s->bump, cur + need, __ATOMIC_RELEASE);
-      void* p = reinterpret_cast<void*>(cur);
+  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0)) {
+    if (void* p = spaces_window_alloc(&c->win, size)) {  // (the SDK inlines the same code)
       track_alloc(c, p, size, false);
       return p;
     }
   }
   return chunk_alloc(handle, 0, size, flags);
+}
+
+SPACES_API struct spaces_window* spaces_chunk_window(SpacesChunk handle) noexcept {
+#if defined(SPACES_VALGRIND) || defined(__SANITIZE_ADDRESS__)
+  (void)handle;
+  return &g_no_window;  // every block must go through track_alloc
+#else
+  Chunk* c = chunk_checked(handle);
+  return c != nullptr && (c->flags & SPACES_CHUNK_EXCLUSIVE) ? &c->win : &g_no_window;
+#endif
 }
 
 SPACES_API void* spaces_chunk_aligned_alloc(SpacesChunk c, size_t align, size_t size, unsigned flags) noexcept {

@@ -145,6 +145,42 @@ TEST(Region, MovedFromRegionIsHarmless) {
   EXPECT_TRUE(A.owns(A.Allocate(8)));
 }
 
+// Allocate, create<T> and new (R) T on an Exclusive region are carved inline from the region's
+// allocation window (spaces.h): the blocks are ordinary blocks (walked with their sizes, freed,
+// counted), the window moves with the region, and a moved-from region never uses it.
+TEST(Region, InlineAllocationsAreOrdinaryBlocks) {
+  Region A;
+  spaces_window *W = A.window();
+  ASSERT_NE(W, nullptr);
+  std::map<void *, size_t> Model;
+  for (size_t I = 0; I < 50000; I++) { // (many pages: refills through the library)
+    size_t N = I % 200 + 1;
+    void *P = A.Allocate(N, 8);
+    Model[P] = (N + 15) & ~size_t(15);
+  }
+  struct Node {
+    uint64_t A, B;
+    Node(uint64_t X) : A(X), B(~X) {}
+  };
+  Node *Last = nullptr;
+  for (int I = 0; I < 1000; I++)
+    Model[Last = A.create<Node>(uint64_t(I))] = 16;
+  EXPECT_EQ(Last->B, ~uint64_t(999));
+  EXPECT_EQ(A.stats().live_blocks, Model.size());
+  Region B(std::move(A));
+  EXPECT_EQ(B.window(), W) << "the window moves with the chunk";
+  void *More = B.Allocate(48);
+  Model[More] = 48;
+  std::map<void *, size_t> Seen;
+  B.forEachLive([&](void *P, size_t N) { Seen[P] = N; });
+  EXPECT_EQ(Seen, Model);
+#ifdef NDEBUG
+  EXPECT_EQ(A.tryAllocate(16), nullptr) << "a moved-from region does not allocate in the window it gave away";
+#endif
+  B.Deallocate(More);
+  EXPECT_EQ(B.stats().live_blocks, Model.size() - 1);
+}
+
 // A moved-from Region has a null handle, and spaces_chunk_of() is also null for every pointer
 // that is not in a chunk, so owns() answers "yes" for them. (Bug: Region::owns should return
 // false when Chunk is null.)

@@ -104,7 +104,7 @@ public:
   /// Creates the region. On failure (out of memory) throws std::bad_alloc (or aborts when
   /// built without exceptions). \p Name is kept by pointer: pass a string literal.
   explicit Region(Mode M = Exclusive, const char *Name = "region")
-      : Chunk(spaces_chunk_create(M)), Name(Name) {
+      : Chunk(spaces_chunk_create(M)), Window(spaces_chunk_window(Chunk)), Name(Name) {
     if (!Chunk)
       detail::reportBadAlloc();
   }
@@ -115,10 +115,11 @@ public:
 
   /// Moves the region. Moving the region of a ScopedRegion (which is pinned to its scope) is a
   /// programming error.
-  Region(Region &&Other) noexcept : Chunk(Other.Chunk), Name(Other.Name) {
+  Region(Region &&Other) noexcept : Chunk(Other.Chunk), Window(Other.Window), Name(Other.Name) {
     if (Other.Pinned)
       detail::programmingError("a ScopedRegion's region cannot be moved out of its scope");
     Other.Chunk = nullptr;
+    Other.Window = spaces_chunk_window(nullptr);  // (never has room)
   }
   Region &operator=(Region &&Other) noexcept {
     if (Other.Pinned || Pinned)
@@ -126,8 +127,10 @@ public:
     if (this != &Other) {
       spaces_chunk_destroy(Chunk);
       Chunk = Other.Chunk;
+      Window = Other.Window;
       Name = Other.Name;
       Other.Chunk = nullptr;
+      Other.Window = spaces_chunk_window(nullptr);
     }
     return *this;
   }
@@ -138,10 +141,10 @@ public:
   /// ceiling or out of memory: throws std::bad_alloc (aborts without exceptions); use
   /// tryAllocate() to get nullptr instead.
   void *Allocate(size_t Size, size_t Alignment = alignof(std::max_align_t)) {
-    void *P = tryAllocate(Size, Alignment);
-    if (!P)
-      detail::reportBadAlloc();
-    return P;
+    if (Alignment <= 16)
+      if (void *P = spaces_window_alloc(Window, Size)) // inline (see tryAllocate)
+        return P;
+    return allocateOrFail(Size, Alignment);
   }
   /// LLVM allocator concept (AllocatorBase): room for \p Num objects of type T, aligned for T.
   /// Not constructed: use create() or placement new.
@@ -151,14 +154,21 @@ public:
     return static_cast<T *>(Allocate(Num * sizeof(T), alignof(T)));
   }
   /// Like Allocate() but returns nullptr (errno = ENOMEM) at the ceiling.
+  /// An Exclusive region's small blocks (up to SPACES_WINDOW_MAX bytes) are carved inline from
+  /// its allocation window (spaces.h), as a bump allocator does: a bounds test, one bit in the
+  /// page's start bitmap (what walk and free read), the bump. The library refills the window.
   void *tryAllocate(size_t Size, size_t Alignment = alignof(std::max_align_t)) noexcept {
     assert(Alignment != 0 && (Alignment & (Alignment - 1)) == 0 && "alignment must be a power of two");
     assert(Chunk && "use of a moved-from Region");
     if (Alignment > 16)
       return spaces_chunk_aligned_alloc(Chunk, Alignment, Size, 0);
-    // Blocks of 16 bytes and more are 16-aligned; smaller ones only 8: round tiny requests up.
-    return spaces_chunk_alloc(Chunk, Size < Alignment ? Alignment : Size, 0);
+    if (void *P = spaces_window_alloc(Window, Size)) // (16-aligned, whatever the size)
+      return P;
+    return allocateSlow(Size, Alignment);
   }
+  /// The allocating thread's inline path, for code that wants it without the Region object
+  /// (one pointer instead of two): see spaces_window_alloc in spaces.h.
+  spaces_window *window() const noexcept { return Window; }
   /// LLVM allocator concept: frees one block now (any thread). Size and alignment are unused.
   void Deallocate(const void *Ptr, size_t /*Size*/ = 0, size_t /*Alignment*/ = 0) noexcept {
     spaces_free(const_cast<void *>(Ptr));
@@ -233,7 +243,22 @@ protected:
   void pin() noexcept { Pinned = true; }
 
 private:
+  /// Out of line: the window has no room (the library refills it), or the region is not
+  /// Exclusive, or the size is 0 or above the window's limit.
+  __attribute__((noinline)) void *allocateSlow(size_t Size, size_t Alignment) noexcept {
+    assert(Chunk && "use of a moved-from Region");
+    // Blocks of 16 bytes and more are 16-aligned; smaller ones only 8: round tiny requests up.
+    return spaces_chunk_alloc(Chunk, Size < Alignment ? Alignment : Size, 0);
+  }
+  __attribute__((noinline)) void *allocateOrFail(size_t Size, size_t Alignment) {
+    void *P = tryAllocate(Size, Alignment);
+    if (!P)
+      detail::reportBadAlloc();
+    return P;
+  }
+
   SpacesChunk Chunk;
+  spaces_window *Window; ///< Chunk's allocation window (never null)
   const char *Name;
   bool Pinned = false;
 };

@@ -87,6 +87,37 @@ SPACES_API void spaces_chunk_reset(SpacesChunk c) SPACES_NOEXCEPT;
  * EXCLUSIVE chunk only one thread may allocate at a time; otherwise any thread may. */
 SPACES_API void *spaces_chunk_alloc(SpacesChunk c, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
 SPACES_API void *spaces_chunk_aligned_alloc(SpacesChunk c, size_t alignment, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
+/* Allocation windows: an EXCLUSIVE chunk's small blocks inline in the caller (the SDK's
+ * Region::Allocate), with no call and no handle check, at bump-allocator speed.
+ * An EXCLUSIVE chunk carves blocks of 1..SPACES_WINDOW_MAX bytes back to back, 16-aligned, from
+ * its current page; the free room is [cur, end), and each block's first 16-byte granule is
+ * marked by storing 1 in the byte at address marks + (cur >> 4) (a map the chunk keeps for the
+ * page it is filling), which is how walk, free and usable_size find it. spaces_chunk_window(c)
+ * returns c's window, whose address is fixed for c's lifetime; a NULL, destroyed, shared-memory
+ * or non-EXCLUSIVE chunk, or a library built to track blocks for ASan or valgrind, gets a window
+ * that never has room. The thread allocating in c may take a block with
+ * spaces_window_alloc(w, size): NULL when the window has no room (or size is 0 or above
+ * SPACES_WINDOW_MAX); then spaces_chunk_alloc(c, size, 0), which refills the window, must be
+ * called instead. This is exactly spaces_chunk_alloc's own fast path: the block is counted,
+ * walked, freed and reset like any other. */
+#define SPACES_WINDOW_MAX 1024u
+struct spaces_window {
+  size_t cur;   /* next block's address (16-aligned) */
+  size_t end;   /* end of the room */
+  size_t marks; /* the byte at marks + (address >> 4) marks a block starting at address */
+};
+SPACES_API struct spaces_window *spaces_chunk_window(SpacesChunk c) SPACES_NOEXCEPT;
+#if defined(__GNUC__)
+static inline void *spaces_window_alloc(struct spaces_window *w, size_t size) {
+  size_t cur = w->cur, need = (size + 15) & ~(size_t)15;
+  if (__builtin_expect(size - 1 >= SPACES_WINDOW_MAX || cur + need > w->end, 0)) return NULL;
+  /* A byte store, not a bit: no read-modify-write chain from one block to the next. Only this
+   * thread writes marks; others read them after loading cur (acquire). */
+  __atomic_store_n((unsigned char *)(w->marks + (cur >> 4)), (unsigned char)1, __ATOMIC_RELAXED);
+  __atomic_store_n(&w->cur, cur + need, __ATOMIC_RELEASE);
+  return (void *)cur;
+}
+#endif
 /* Pages for pools built on a region (the SDK's TypedPool<T>): one block that fills one page of
  * the region's memory. A page is SPACES_PAGE_SIZE bytes at a SPACES_PAGE_SIZE-aligned address;
  * the block is its last SPACES_PAGE_USABLE bytes (the first bytes hold the allocator's header),
