@@ -526,7 +526,12 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   Slab* s = c->slabs;
   if (!c->heap_clean) heap_init_chunk(h, c);
   h->cache_limit_override = keep;
-  if (c->bump != &g_no_bump) marks_clear(c, (c->win.cur - reinterpret_cast<uintptr_t>(c->bump)) >> 4);
+  if (Slab* cur = c->bump; cur != &g_no_bump) {  // retire the current slab without counting: a
+    __atomic_store_n(&cur->bump, c->win.cur, __ATOMIC_RELAXED);  // stale free's reader must not
+    __atomic_store_n(&cur->attached, uint8_t(1), __ATOMIC_RELEASE);  // wait for a window that
+    __atomic_thread_fence(__ATOMIC_RELEASE);                        // left it
+    marks_clear(c, (c->win.cur - reinterpret_cast<uintptr_t>(cur)) >> 4);
+  }
   bump_set(c, &g_no_bump);
   c->bump_empty.store(nullptr, std::memory_order_relaxed);  // (its slabs are on c->slabs too)
   RunBatch batch;  // (one arena-lock round trip per 64 slabs, not one per slab)
