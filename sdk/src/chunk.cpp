@@ -107,7 +107,6 @@ SPACES_INLINE void bump_set(Chunk* c, Slab* s) {
   c->win.end = none ? 0 : s->bump_end;
   __atomic_store_n(&c->win.cur, none ? 0 : s->bump, __ATOMIC_RELEASE);
 }
-static_assert(kBumpMax == SPACES_WINDOW_MAX, "the window's size limit is the bump slabs'");
 
 SPACES_INLINE uintptr_t bump_need(size_t size) {
   uintptr_t n = (size + 15) & ~uintptr_t(15);
@@ -116,6 +115,8 @@ SPACES_INLINE uintptr_t bump_need(size_t size) {
 SPACES_INLINE uint64_t* bump_bits(const Slab* s, uintptr_t which) {
   return reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(s) + which);
 }
+
+static_assert(kBumpMax == SPACES_WINDOW_MAX, "the window's size limit is the bump slabs'");
 
 static void bump_init(Chunk* c, Slab* s) {
   s->kind = kSlabBump;
@@ -244,29 +245,44 @@ static void marks_clear(Chunk* c, uintptr_t top) {
   for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
     __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), __ATOMIC_RELAXED);
 #else
-  for (uintptr_t g = kBumpMarksFrom; g < top; g += 16)
-    _mm_store_si128(reinterpret_cast<__m128i*>(c->marks + g), _mm_setzero_si128());
+  for (uintptr_t g = kBumpMarksFrom; g < top; g += 64) {  // (whole words of 64 marks)
+    __m128i* m = reinterpret_cast<__m128i*>(c->marks + g);
+    _mm_store_si128(m, _mm_setzero_si128());
+    _mm_store_si128(m + 1, _mm_setzero_si128());
+    _mm_store_si128(m + 2, _mm_setzero_si128());
+    _mm_store_si128(m + 3, _mm_setzero_si128());
+  }
 #endif
 }
 
-// 64 marks from granule g (a multiple of 64) as a bitmap word; n += how many are set.
-SPACES_INLINE uint64_t marks_pack(const uint8_t* m, uint64_t& n) {
+// The marks of granules [kBumpMarksFrom, tg) into the start bitmap; returns how many are set.
+static uint64_t marks_pack(const uint8_t* marks, uint64_t* starts, uintptr_t tg) {
 #if defined(__SANITIZE_THREAD__)
-  uint64_t w = 0;
-  for (unsigned k = 0; k < 8; k++) w |= pack8(marks_word(m + 8 * k)) << (8 * k);
-  n += bit_count(w);
-  return w;
-#else
-  // SSE2 (every x86-64): a mark is 0 or 1; shifted to the byte's top bit, movemask packs 16.
-  uint64_t w = 0;
-  __m128i sum = _mm_setzero_si128();
-  for (unsigned k = 0; k < 4; k++) {
-    __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(m + 16 * k));
-    w |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_slli_epi16(x, 7)))) << (16 * k);
-    sum = _mm_add_epi64(sum, _mm_sad_epu8(x, _mm_setzero_si128()));
+  uint64_t n = 0;
+  for (uintptr_t g = kBumpMarksFrom; g < tg; g += 64) {
+    uint64_t w = 0;
+    for (unsigned k = 0; k < 8; k++) w |= pack8(marks_word(marks + g + 8 * k)) << (8 * k);
+    __atomic_store_n(&starts[g >> 6], w, __ATOMIC_RELAXED);
+    n += bit_count(w);
   }
-  n += uint64_t(_mm_cvtsi128_si64(sum)) + uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum)));
-  return w;
+  return n;
+#else
+  // SSE2 (every x86-64): a mark is 0 or 1; shifted to the byte's top bit, movemask packs 16 of
+  // them, and psadbw sums them.
+  __m128i sum = _mm_setzero_si128();
+  for (uintptr_t g = kBumpMarksFrom; g < tg; g += 64) {
+    const __m128i* m = reinterpret_cast<const __m128i*>(marks + g);
+    __m128i x0 = _mm_load_si128(m), x1 = _mm_load_si128(m + 1), x2 = _mm_load_si128(m + 2),
+            x3 = _mm_load_si128(m + 3);
+    uint64_t w = uint64_t(uint32_t(_mm_movemask_epi8(_mm_slli_epi16(x0, 7)))) |
+                 uint64_t(uint32_t(_mm_movemask_epi8(_mm_slli_epi16(x1, 7)))) << 16 |
+                 uint64_t(uint32_t(_mm_movemask_epi8(_mm_slli_epi16(x2, 7)))) << 32 |
+                 uint64_t(uint32_t(_mm_movemask_epi8(_mm_slli_epi16(x3, 7)))) << 48;
+    __atomic_store_n(&starts[g >> 6], w, __ATOMIC_RELAXED);
+    __m128i b = _mm_add_epi8(_mm_add_epi8(x0, x1), _mm_add_epi8(x2, x3));  // (each byte <= 4)
+    sum = _mm_add_epi64(sum, _mm_sad_epu8(b, _mm_setzero_si128()));
+  }
+  return uint64_t(_mm_cvtsi128_si64(sum)) + uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum)));
 #endif
 }
 
@@ -275,10 +291,7 @@ static bool bump_seal(Chunk* c, Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t top = c->win.cur;
   uintptr_t tg = (top - base) >> 4;
-  uint64_t* starts = bump_bits(s, kBumpStarts);
-  uint64_t n = 0;
-  for (uintptr_t g = kBumpMarksFrom; g < tg; g += 64)  // marks -> bitmap, a word at a time
-    __atomic_store_n(&starts[g >> 6], marks_pack(c->marks + g, n), __ATOMIC_RELAXED);
+  uint64_t n = marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
   __atomic_store_n(&s->bump, top, __ATOMIC_RELAXED);  // (published by `attached`)
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELEASE);
   __atomic_thread_fence(__ATOMIC_RELEASE);  // (readers that see a cleared mark see `attached`)

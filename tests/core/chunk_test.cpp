@@ -378,6 +378,8 @@ TEST(Chunk, WindowBlocksAreBlocksLikeAnyOther) {
   }
   for (auto& kv : model) ASSERT_EQ(spaces_usable_size(kv.first), kv.second);
   EXPECT_EQ(spaces_window_alloc(w, 0), nullptr);
+  EXPECT_EQ(spaces_window_alloc(w, SIZE_MAX), nullptr);
+  EXPECT_EQ(spaces_window_alloc(w, SIZE_MAX - 20), nullptr);
   EXPECT_EQ(spaces_window_alloc(w, SPACES_WINDOW_MAX + 1), nullptr);
   EXPECT_EQ(ChunkStats(c).live_blocks, model.size());
   std::map<void*, size_t> seen;

@@ -154,9 +154,9 @@ public:
     return static_cast<T *>(Allocate(Num * sizeof(T), alignof(T)));
   }
   /// Like Allocate() but returns nullptr (errno = ENOMEM) at the ceiling.
-  /// An Exclusive region's small blocks (up to SPACES_WINDOW_MAX bytes) are carved inline from
-  /// its allocation window (spaces.h), as a bump allocator does: a bounds test, one bit in the
-  /// page's start bitmap (what walk and free read), the bump. The library refills the window.
+  /// An Exclusive region's small blocks are carved inline from its allocation window (spaces.h),
+  /// as a bump allocator does: a bounds test, one byte in the region's start-mark map (what walk
+  /// and free read), the bump. The library refills the window.
   void *tryAllocate(size_t Size, size_t Alignment = alignof(std::max_align_t)) noexcept {
     assert(Alignment != 0 && (Alignment & (Alignment - 1)) == 0 && "alignment must be a power of two");
     assert(Chunk && "use of a moved-from Region");

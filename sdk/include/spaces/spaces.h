@@ -110,7 +110,9 @@ SPACES_API struct spaces_window *spaces_chunk_window(SpacesChunk c) SPACES_NOEXC
 #if defined(__GNUC__)
 static inline void *spaces_window_alloc(struct spaces_window *w, size_t size) {
   size_t cur = w->cur, need = (size + 15) & ~(size_t)15;
-  if (__builtin_expect(size - 1 >= SPACES_WINDOW_MAX || cur + need > w->end, 0)) return NULL;
+  if (__builtin_expect(size - 1 >= SPACES_WINDOW_MAX || need > w->end - cur, 0)) return NULL;
+  if (cur == 0) __builtin_unreachable(); /* (a window with room has a cursor: the caller's null
+                                            test folds away) */
   /* A byte store, not a bit: no read-modify-write chain from one block to the next. Only this
    * thread writes marks; others read them after loading cur (acquire). */
   __atomic_store_n((unsigned char *)(w->marks + (cur >> 4)), (unsigned char)1, __ATOMIC_RELAXED);
