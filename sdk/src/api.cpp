@@ -489,6 +489,194 @@ SPACES_API void spaces_stats_print(int fd) noexcept {
   write_num(fd, "  mmap calls            ", s.mmap_calls);
 }
 
+// ---- glibc's introspection calls -------------------------------------------------------------
+namespace {
+// One pass over every arena's slab and run heads (arena_for_each_head): live and free blocks,
+// per size class too. Reads other threads' headers with relaxed loads: approximate while they
+// allocate, as glibc's figures are.
+struct Census {
+  size_t granules;  // arena granules in use
+  size_t live_blocks, live_bytes, free_slots, free_bytes;
+  size_t cls_free[kNumClasses];
+};
+void census_head(const Slab* s, void* arg) {
+  Census& c = *static_cast<Census*>(arg);
+  switch (__atomic_load_n(&s->kind, __ATOMIC_RELAXED)) {
+    case kSlabSmall: {
+      uint32_t used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
+      uint32_t cap = __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
+      uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
+      unsigned cls = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
+      Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+      // (the current slab of its class carries one phantom count: heap.cpp, heap_set_cur)
+      if (h && cls < kNumClasses && __atomic_load_n(&h->cur[cls], __ATOMIC_RELAXED) == s && used > 0) used--;
+      if (used > cap) used = cap;
+      c.live_blocks += used;
+      c.live_bytes += size_t(used) * bs;
+      c.free_slots += cap - used;
+      c.free_bytes += size_t(cap - used) * bs;
+      if (cls < kNumClasses) c.cls_free[cls] += cap - used;
+      break;
+    }
+    case kSlabBump: {
+      uint64_t v = bump_live_of(s);
+      c.live_blocks += size_t(v >> 32);
+      c.live_bytes += size_t(uint32_t(v));
+      break;
+    }
+    case kSlabLargeRun:
+      c.live_blocks++;
+      c.live_bytes += __atomic_load_n(&s->user_size, __ATOMIC_RELAXED);
+      break;
+    default:
+      break;
+  }
+}
+void census_take(Census& c) {
+  memset(&c, 0, sizeof c);
+  c.granules = arena_for_each_head(census_head, &c);
+}
+
+// Appends to a bounded buffer; counts what did not fit, so the caller learns the length needed.
+struct Out {
+  char* buf;
+  size_t cap, len;
+  void str(const char* s) {
+    for (; *s; s++, len++)
+      if (len + 1 < cap) buf[len] = *s;
+  }
+  void num(unsigned long long v) {
+    char d[24];
+    format_dec(d, v);
+    str(d);
+  }
+  void attr(const char* name, unsigned long long v) {  // name="v"
+    str(name);
+    str("=\"");
+    num(v);
+    str("\"");
+  }
+};
+}  // namespace
+
+SPACES_API int spaces_mallinfo(struct spaces_mallinfo* out) noexcept {
+  if (out == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  ensure_init();
+  Census c;
+  census_take(c);
+  ArenaTotals a = arena_totals();
+  LargeTotals l = large_totals();
+  memset(out, 0, sizeof *out);
+  out->arena = (c.granules + a.slabs_cached) * kSlabSize;
+  out->ordblks = c.free_slots;
+  out->hblks = l.direct_blocks;
+  out->hblkhd = l.direct_bytes;
+  out->uordblks = c.live_bytes < out->arena ? c.live_bytes : out->arena;
+  out->fordblks = out->arena - out->uordblks;
+  out->keepcost = a.slabs_cached * kSlabSize;
+  return 0;
+}
+
+SPACES_API void spaces_malloc_stats(void) noexcept {
+  struct spaces_mallinfo m;
+  spaces_mallinfo(&m);
+  // glibc's layout ("%10u" after the label); "Arena 0" is all of Spaces' arenas
+  auto line = [](const char* label, unsigned long long v) {
+    char d[24];
+    char* e = format_dec(d, v);
+    char pad[16];
+    int n = 10 - int(e - d);
+    int i = 0;
+    for (; i < n && i < 15; i++) pad[i] = ' ';
+    pad[i] = 0;
+    write_str(2, label);
+    write_str(2, pad);
+    write_str(2, d);
+    write_str(2, "\n");
+  };
+  write_str(2, "Arena 0:\n");
+  line("system bytes     = ", m.arena);
+  line("in use bytes     = ", m.uordblks);
+  write_str(2, "Total (incl. mmap):\n");
+  line("system bytes     = ", m.arena + m.hblkhd);
+  line("in use bytes     = ", m.uordblks + m.hblkhd);
+  line("max mmap regions = ", m.hblks);  // (current: Spaces keeps no peak of these two)
+  line("max mmap bytes   = ", m.hblkhd);
+}
+
+SPACES_API long spaces_malloc_info(int options, char* buf, size_t cap) noexcept {
+  if (options != 0 || (buf == nullptr && cap != 0)) {
+    errno = EINVAL;
+    return -1;
+  }
+  ensure_init();
+  Census c;
+  census_take(c);
+  ArenaTotals a = arena_totals();
+  LargeTotals l = large_totals();
+  size_t arena = (c.granules + a.slabs_cached) * kSlabSize;
+  Out o{buf, cap, 0};
+  o.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  for (unsigned k = 0; k < kNumClasses; k++) {
+    if (c.cls_free[k] == 0) continue;
+    o.str("  <size ");
+    o.attr("from", k == 0 ? 1 : class_size(k - 1) + 1);
+    o.str(" ");
+    o.attr("to", class_size(k));
+    o.str(" ");
+    o.attr("total", (unsigned long long)c.cls_free[k] * class_size(k));
+    o.str(" ");
+    o.attr("count", c.cls_free[k]);
+    o.str("/>\n");
+  }
+  o.str("</sizes>\n");
+  auto totals = [&](bool with_mmap) {
+    o.str("<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" ");
+    o.attr("count", c.free_slots);
+    o.str(" ");
+    o.attr("size", c.free_bytes);
+    o.str("/>\n");
+    if (with_mmap) {
+      o.str("<total type=\"mmap\" ");
+      o.attr("count", l.direct_blocks);
+      o.str(" ");
+      o.attr("size", l.direct_bytes);
+      o.str("/>\n");
+    }
+    o.str("<system type=\"current\" ");
+    o.attr("size", arena);
+    o.str("/>\n<system type=\"max\" ");
+    o.attr("size", a.peak_committed);
+    o.str("/>\n<aspace type=\"total\" ");
+    o.attr("size", a.reserved);
+    o.str("/>\n<aspace type=\"mprotect\" ");
+    o.attr("size", a.reserved);
+    o.str("/>\n");
+  };
+  totals(false);
+  o.str("</heap>\n");
+  totals(true);
+  o.str("</malloc>\n");
+  if (cap) buf[o.len < cap ? o.len : cap - 1] = 0;
+  return long(o.len);
+}
+
+SPACES_API int spaces_mallopt(int param, int value) noexcept {
+  switch (param) {
+    case -1:  // M_TRIM_THRESHOLD: freed memory kept resident before it is returned
+      if (value < 0) return 0;
+      return spaces_option_set("dirty_max_kib", value / 1024 < 1048576 ? value / 1024 : 1048576) == 0 ? 1 : 0;
+    case -7:  // M_ARENA_TEST
+    case 1:   // M_MXFAST: tuning hints glibc itself may ignore
+      return 1;
+    default:
+      return 0;
+  }
+}
+
 SPACES_API void spaces_set_error_handler(spaces_error_fn fn, void* arg) noexcept {
   __atomic_store_n(&g_error_arg, arg, __ATOMIC_RELEASE);
   __atomic_store_n(&g_error_fn, fn, __ATOMIC_RELEASE);

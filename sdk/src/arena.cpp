@@ -703,6 +703,22 @@ void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta) {
   commit_add(committed_delta);
 }
 
+size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
+  size_t in_use = 0;
+  for (unsigned k = 0; k < shard_count(); k++) {
+    LockGuard g(g_shard[k].lock);
+    for (Arena* a = g_shard[k].all; a; a = a->next_all) {
+      uint64_t m = kAllSlabs & ~a->free_mask & ~a->purging_mask;
+      in_use += size_t(__builtin_popcountll(m));
+      for (; m; m &= m - 1) {
+        uintptr_t s = reinterpret_cast<uintptr_t>(a) + (uintptr_t(__builtin_ctzll(m)) << kSlabShift);
+        if (pagemap_is_head(s)) fn(reinterpret_cast<const Slab*>(s), arg);
+      }
+    }
+  }
+  return in_use;
+}
+
 ArenaTotals arena_totals() {
   ArenaTotals t{};
   for (unsigned k = 0; k < shard_count(); k++) {

@@ -239,6 +239,8 @@ static uint64_t bump_live(const Slab* s) {
   }
 }
 
+uint64_t bump_live_of(const Slab* s) { return bump_live(s); }
+
 // Clear the marks below granule top (the owner, once nothing can read them as the slab's).
 static void marks_clear(Chunk* c, uintptr_t top) {
 #if defined(__SANITIZE_THREAD__)  // (atomic stores: readers may still load them, and retry)

@@ -445,6 +445,10 @@ struct ArenaTotals {
   size_t arenas, reserved, committed, peak_committed, slabs_cached, purges, mmaps;
 };
 ArenaTotals arena_totals();
+// Calls fn(head, arg) for every in-use granule of every arena that heads a slab or a large run,
+// one shard at a time under its lock (fn only reads: no allocation, no lock, no system call).
+// Returns the arena granules in use.
+size_t arena_for_each_head(void (*fn)(const Slab* head, void* arg), void* arg);
 void arena_fork_lock();       // fork: every arena shard's lock and the mapping cache's
 void arena_fork_unlock();
 void arena_after_fork_child();
@@ -502,6 +506,7 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch = nullpt
 Slab* heap_new_slab(Heap* h, unsigned cls);
 // Bump slabs of exclusive chunks (chunk.cpp)
 void bump_free(Slab* s, void* p);
+uint64_t bump_live_of(const Slab* s);  // (blocks << 32 | bytes) live in a bump slab, any thread
 size_t bump_usable(Slab* s, const void* p);
 size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
 // Shared regions (shared.cpp): pointers and handles of regions this process has attached.
@@ -553,6 +558,7 @@ void* large_realloc(Slab* head, void* p, size_t size);
 size_t large_usable(const Slab* head, const void* p);
 struct LargeTotals {
   size_t blocks, bytes;
+  size_t direct_blocks, direct_bytes;  // of which blocks in mappings of their own, bytes mapped
 };
 LargeTotals large_totals();
 

@@ -23,6 +23,8 @@ namespace spaces_core {
 namespace {
 std::atomic<size_t> g_large_blocks{0};
 std::atomic<size_t> g_large_bytes{0};
+std::atomic<size_t> g_direct_blocks{0};  // (the part of those two in mappings of their own)
+std::atomic<size_t> g_direct_bytes{0};
 
 constexpr size_t kPage = 4096;
 SPACES_INLINE size_t page_round(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
@@ -149,6 +151,8 @@ static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, boo
   arena_direct_account(ptrdiff_t(mapped), ptrdiff_t(resident - gap));
   g_large_blocks.fetch_add(1, std::memory_order_relaxed);
   g_large_bytes.fetch_add(mapped, std::memory_order_relaxed);
+  g_direct_blocks.fetch_add(1, std::memory_order_relaxed);
+  g_direct_bytes.fetch_add(mapped, std::memory_order_relaxed);
   if (chunk) {
     if (mapped != cost) chunk_reserve(chunk, mapped - cost);  // (only if the kernel rounded more)
     chunk_large_added(chunk, h);
@@ -227,6 +231,8 @@ void large_free(Slab* h, void* p) {
     DirectReuse r{mapped, h->map_resident, h->map_resident - h->map_gap,
                   (h->user_ptr & ~uintptr_t(kHugePage - 1)) - base};
     g_large_bytes.fetch_sub(mapped, std::memory_order_relaxed);
+    g_direct_blocks.fetch_sub(1, std::memory_order_relaxed);
+    g_direct_bytes.fetch_sub(mapped, std::memory_order_relaxed);
     arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(r.charged));
     bool cacheable = h->chunk == nullptr && h->user_ptr - base <= kArenaSize;
     if (!cacheable || !arena_direct_to_cache(base, r)) arena_unmap_direct(base, mapped);
@@ -294,6 +300,7 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   nh->map_resident = need;
   pagemap_set_head(reinterpret_cast<uintptr_t>(nh), true);
   g_large_bytes.fetch_add(total - mapped, std::memory_order_relaxed);
+  g_direct_bytes.fetch_add(total - mapped, std::memory_order_relaxed);
   arena_direct_account(ptrdiff_t(total) - ptrdiff_t(mapped), ptrdiff_t(need) - ptrdiff_t(old_commit));
   return reinterpret_cast<void*>(np);
 }
@@ -323,7 +330,8 @@ void* large_realloc(Slab* h, void* p, size_t size) {
 }
 
 LargeTotals large_totals() {
-  return LargeTotals{g_large_blocks.load(std::memory_order_relaxed), g_large_bytes.load(std::memory_order_relaxed)};
+  return LargeTotals{g_large_blocks.load(std::memory_order_relaxed), g_large_bytes.load(std::memory_order_relaxed),
+                     g_direct_blocks.load(std::memory_order_relaxed), g_direct_bytes.load(std::memory_order_relaxed)};
 }
 
 }  // namespace spaces_core

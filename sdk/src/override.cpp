@@ -6,6 +6,9 @@
 // The only logic of its own is operator new's std::new_handler loop.
 #include "spaces.cpp"
 
+#include <climits>
+#include <cstdio>
+#include <malloc.h>
 #include <new>
 
 #define SPACES_EXPORT extern "C" __attribute__((visibility("default")))
@@ -25,6 +28,32 @@ SPACES_EXPORT void free_sized(void* p, size_t n) noexcept { spaces_free_sized(p,
 SPACES_EXPORT void free_aligned_sized(void* p, size_t a, size_t n) noexcept { spaces_free_aligned_sized(p, a, n); }
 SPACES_EXPORT void cfree(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT int malloc_trim(size_t) noexcept { return spaces_collect(1), 1; }
+// glibc's introspection calls, answered with Spaces' figures (spaces.h)
+static_assert(sizeof(struct spaces_mallinfo) == sizeof(struct mallinfo2), "mallinfo2's layout");
+SPACES_EXPORT struct mallinfo2 mallinfo2() noexcept {
+  struct mallinfo2 m;
+  spaces_mallinfo(reinterpret_cast<struct spaces_mallinfo*>(&m));
+  return m;
+}
+SPACES_EXPORT struct mallinfo mallinfo() noexcept {  // (int fields: saturated)
+  struct mallinfo2 m = mallinfo2();
+  auto sat = [](size_t v) { return v > size_t(INT_MAX) ? INT_MAX : int(v); };
+  struct mallinfo r;
+  r.arena = sat(m.arena), r.ordblks = sat(m.ordblks), r.smblks = sat(m.smblks), r.hblks = sat(m.hblks);
+  r.hblkhd = sat(m.hblkhd), r.usmblks = sat(m.usmblks), r.fsmblks = sat(m.fsmblks);
+  r.uordblks = sat(m.uordblks), r.fordblks = sat(m.fordblks), r.keepcost = sat(m.keepcost);
+  return r;
+}
+SPACES_EXPORT void malloc_stats() noexcept { spaces_malloc_stats(); }
+SPACES_EXPORT int malloc_info(int options, FILE* fp) noexcept {
+  if (fp == nullptr) return -1;
+  char buf[16384];  // (the XML of every size class fits; no allocation before the write)
+  long n = spaces_malloc_info(options, buf, sizeof buf);
+  if (n < 0) return -1;
+  size_t len = size_t(n) < sizeof buf ? size_t(n) : sizeof buf - 1;
+  return fwrite(buf, 1, len, fp) == len ? 0 : -1;
+}
+SPACES_EXPORT int mallopt(int param, int value) noexcept { return spaces_mallopt(param, value); }
 // glibc-internal names some programs and libraries call directly
 SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_malloc(n); }
 SPACES_EXPORT void __libc_free(void* p) noexcept { spaces_free(p); }

@@ -5,7 +5,7 @@ set -u
 api=$1
 ovr=$2
 fail=0
-allowed_override='^(spaces_.*|malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|free_sized|free_aligned_sized|cfree|malloc_trim|__libc_(malloc|free|calloc|realloc|memalign)|_Znwm.*|_Znam.*|_ZdlPv.*|_ZdaPv.*)$'
+allowed_override='^(spaces_.*|malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|free_sized|free_aligned_sized|cfree|malloc_trim|mallinfo2?|malloc_stats|malloc_info|mallopt|__libc_(malloc|free|calloc|realloc|memalign)|_Znwm.*|_Znam.*|_ZdlPv.*|_ZdaPv.*)$'
 bad=$(nm -D --defined-only "$api" | awk '{print $3}' | grep -v -E '^spaces_')
 [ -n "$bad" ] && { echo "FAIL $api exports: $bad"; fail=1; } || echo "ok   $api exports only spaces_*"
 bad=$(nm -D --defined-only "$ovr" | awk '{print $3}' | grep -v -E "$allowed_override")

@@ -246,6 +246,38 @@ SPACES_API int spaces_stats(struct spaces_stats *out) SPACES_NOEXCEPT;
  * thread is inside Spaces' arena lock. */
 SPACES_API void spaces_stats_print(int fd) SPACES_NOEXCEPT;
 
+/* ---- glibc's introspection calls --------------------------------------------------------------
+ * What mallinfo2(), mallinfo(), malloc_stats(), malloc_info() and mallopt() answer when the
+ * override library serves malloc (docs/debugging.md#what-glibcs-introspection-calls-answer).
+ * The figures come from one pass over every arena, a shard lock at a time (never all at once,
+ * never a system call under a lock): exact when no thread allocates or frees meanwhile. They
+ * cover every block Spaces manages, regions' included. */
+struct spaces_mallinfo { /* the layout of glibc's struct mallinfo2 */
+  size_t arena;    /* bytes of arena memory committed: 64 KiB granules in use + freed ones not
+                      yet returned to the OS */
+  size_t ordblks;  /* free slots in size-class slabs (carved or not yet) */
+  size_t smblks;   /* 0 */
+  size_t hblks;    /* blocks in mappings of their own (2 MiB and up) */
+  size_t hblkhd;   /* bytes mapped for them */
+  size_t usmblks;  /* 0 (glibc's is always 0 too) */
+  size_t fsmblks;  /* 0 */
+  size_t uordblks; /* bytes of live blocks in arenas (usable sizes; a block freed by another
+                      thread and not yet collected by its owner still counts) */
+  size_t fordblks; /* arena - uordblks */
+  size_t keepcost; /* bytes of freed granules malloc_trim() would return now */
+};
+SPACES_API int spaces_mallinfo(struct spaces_mallinfo *out) SPACES_NOEXCEPT; /* 0, or -1 + EINVAL */
+/* glibc's malloc_stats() report, to stderr: "Arena 0" is every arena together. Allocation-free. */
+SPACES_API void spaces_malloc_stats(void) SPACES_NOEXCEPT;
+/* glibc's malloc_info() XML (one <heap nr="0">, <sizes> per size class with free slots) into buf,
+ * NUL-terminated when it fits: returns the length it needs (it fits if that is < cap), or -1 +
+ * EINVAL when options is not 0. Allocation-free. */
+SPACES_API long spaces_malloc_info(int options, char *buf, size_t cap) SPACES_NOEXCEPT;
+/* glibc's mallopt(): 1 for a parameter Spaces honours (M_TRIM_THRESHOLD = -1: the bytes of freed
+ * memory kept resident per thread heap, option dirty_max_kib; M_ARENA_TEST = -7 and M_MXFAST = 1
+ * are accepted and ignored as tuning hints), 0 for any other (nothing changes). */
+SPACES_API int spaces_mallopt(int param, int value) SPACES_NOEXCEPT;
+
 /* Error codes passed to the error handler. */
 #define SPACES_ERROR_INVALID_FREE 1   /* free of a pointer Spaces does not own */
 #define SPACES_ERROR_DOUBLE_FREE 2    /* block freed twice */
