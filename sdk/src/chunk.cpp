@@ -30,6 +30,16 @@
 
 #include <emmintrin.h>  // SSE2 (every x86-64): packing a slab's start marks
 
+// The start marks' sequence lock (bump_read, bump_seal): relaxed accesses ordered by fences;
+// ThreadSanitizer does not model fences, so its builds use acquire loads and release stores.
+#if defined(__SANITIZE_THREAD__)
+#define SPACES_MARK_LOAD __ATOMIC_ACQUIRE
+#define SPACES_SEQ_FENCE(order) ((void)0)
+#else
+#define SPACES_MARK_LOAD __ATOMIC_RELAXED
+#define SPACES_SEQ_FENCE(order) __atomic_thread_fence(order)
+#endif
+
 namespace spaces_core {
 
 constexpr uint32_t kChunkMagic = 0x4b435053;  // "SPCK"
@@ -127,7 +137,7 @@ static void bump_init(Chunk* c, Slab* s) {
   s->owner = &c->heap;
   s->chunk = c;
   s->cls = 0;
-  s->attached = 0;  // 0: current (the owner counts `used`), 1: sealed
+  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);  // 0: current (the owner counts `used`), 1: sealed
   s->has_aligned = 0;
   s->capacity = 0;
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
@@ -150,7 +160,7 @@ SPACES_INLINE uint64_t bit_count(uint64_t x) {
   return (x * 0x0101010101010101ull) >> 56;
 }
 SPACES_INLINE uint64_t marks_word(const uint8_t* m) {  // 8 marks (bytes 0 or 1), one load
-  return __atomic_load_n(reinterpret_cast<const uint64_t*>(m), __ATOMIC_RELAXED);
+  return __atomic_load_n(reinterpret_cast<const uint64_t*>(m), SPACES_MARK_LOAD);
 }
 SPACES_INLINE uint64_t pack8(uint64_t x) { return (x * 0x0102040810204080ull) >> 56; }  // byte i -> bit i
 
@@ -161,7 +171,7 @@ struct StartsView {
   const uint8_t* marks;  // nullptr: the bitmap
   uintptr_t top;
   bool is_start(uintptr_t g) const {
-    if (marks) return __atomic_load_n(&marks[g], __ATOMIC_RELAXED) != 0;
+    if (marks) return __atomic_load_n(&marks[g], SPACES_MARK_LOAD) != 0;
     return __atomic_load_n(&bump_bits(s, kBumpStarts)[g >> 6], __ATOMIC_RELAXED) >> (g & 63) & 1;
   }
   // The first start at or after g, or top.
@@ -171,7 +181,7 @@ struct StartsView {
       uintptr_t step;
       if (marks) {
         if (g & 7) {
-          if (__atomic_load_n(&marks[g], __ATOMIC_RELAXED)) return g;
+          if (__atomic_load_n(&marks[g], SPACES_MARK_LOAD)) return g;
           g++;
           continue;
         }
@@ -222,7 +232,7 @@ template <typename F> static auto bump_read(const Slab* s, F f) -> decltype(f(St
     uintptr_t t = __atomic_load_n(&s->chunk->win.cur, __ATOMIC_ACQUIRE);  // (marks below it are visible)
     if (t - base - 1 >= kSlabSize) continue;  // the window has moved on: s is sealed by now
     auto r = f(StartsView{s, s->chunk->marks, (t - base) >> 4});
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    SPACES_SEQ_FENCE(__ATOMIC_ACQUIRE);
     if (!__atomic_load_n(&s->attached, __ATOMIC_RELAXED)) return r;
   }
 }
@@ -239,13 +249,16 @@ static uint64_t bump_live(const Slab* s) {
   }
 }
 
-uint64_t bump_live_of(const Slab* s) { return bump_live(s); }
+size_t chunk_window_carved(const Chunk* c, const Slab* s) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s), top = __atomic_load_n(&c->win.cur, __ATOMIC_RELAXED);
+  return top - base - 1 < kSlabSize && top - base > kBumpFirst ? top - base - kBumpFirst : 0;
+}
 
 // Clear the marks below granule top (the owner, once nothing can read them as the slab's).
 static void marks_clear(Chunk* c, uintptr_t top) {
 #if defined(__SANITIZE_THREAD__)  // (atomic stores: readers may still load them, and retry)
   for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
-    __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), __ATOMIC_RELAXED);
+    __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), __ATOMIC_RELEASE);
 #else
   for (uintptr_t g = kBumpMarksFrom; g < top; g += 64) {  // (whole words of 64 marks)
     __m128i* m = reinterpret_cast<__m128i*>(c->marks + g);
@@ -296,7 +309,7 @@ static bool bump_seal(Chunk* c, Slab* s) {
   uint64_t n = marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
   __atomic_store_n(&s->bump, top, __ATOMIC_RELAXED);  // (published by `attached`)
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELEASE);
-  __atomic_thread_fence(__ATOMIC_RELEASE);  // (readers that see a cleared mark see `attached`)
+  SPACES_SEQ_FENCE(__ATOMIC_RELEASE);  // (readers that see a cleared mark see `attached`)
   marks_clear(c, tg);
   uint64_t add = (n << 32) + (top - (base + kBumpFirst));
   return s->thread_free.fetch_add(add, std::memory_order_acq_rel) + add == 0;
@@ -544,7 +557,7 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   if (Slab* cur = c->bump; cur != &g_no_bump) {  // retire the current slab without counting: a
     __atomic_store_n(&cur->bump, c->win.cur, __ATOMIC_RELAXED);  // stale free's reader must not
     __atomic_store_n(&cur->attached, uint8_t(1), __ATOMIC_RELEASE);  // wait for a window that
-    __atomic_thread_fence(__ATOMIC_RELEASE);                        // left it
+    SPACES_SEQ_FENCE(__ATOMIC_RELEASE);                             // left it
     marks_clear(c, (c->win.cur - reinterpret_cast<uintptr_t>(cur)) >> 4);
   }
   bump_set(c, &g_no_bump);

@@ -146,13 +146,13 @@ bool slab_try_detach(Slab* s) {
                                              std::memory_order_relaxed))
       break;
   }
-  s->attached = 0;
+  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   return true;
 }
 
 void slab_attach(Heap* h, Slab* s) {
-  s->attached = 1;
+  __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
   if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->tp, __ATOMIC_RELAXED);
   list_push(&h->partial[s->cls], s);
   slab_set_state(s, kStateFull, kStateNormal);
@@ -181,7 +181,7 @@ static void give_to_arena(Slab* s, unsigned granules, RunBatch* batch) {
 void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
   s->kind = kSlabEmpty;
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
-  s->attached = 0;
+  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
   unsigned granules = g_classes.granules[s->cls];
   if (granules > 1) {  // a medium slab (thread heaps only)
     if (!to_arena && h->medium_empty_granules + granules <= uint64_t(option(kOpt_medium_cache_kib)) / 64) {
@@ -423,7 +423,7 @@ Slab* heap_refill(Heap* h, unsigned cls) {
       }
       if (!slab_try_detach(s)) {
         slab_collect_remote(s);
-        s->attached = 1;
+        __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
         heap_set_cur(h, cls, s);
         return s;
       }
@@ -432,7 +432,7 @@ Slab* heap_refill(Heap* h, unsigned cls) {
   }
   s = heap_new_slab(h, cls);
   if (s == nullptr) return nullptr;
-  s->attached = 1;
+  __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
   heap_set_cur(h, cls, s);
   slab_extend(s);
   return s;

@@ -159,7 +159,9 @@ struct alignas(64) Slab {
   uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
   uint8_t kind;           // SlabKind
   uint8_t cls;
-  uint8_t attached;       // owner-only: in owner's cur[] or partial list
+  uint8_t attached;       // owner-written: in owner's cur[] or partial list (bump slabs: sealed);
+                          // stored atomically, as the census (spaces_mallinfo) and frees of
+                          // bump blocks read it from other threads
   uint8_t has_aligned;    // blocks handed out at an offset inside their slot (aligned alloc)
   uint32_t capacity;      // blocks that fit
   uintptr_t bump;         // first never-carved block (address)
@@ -506,7 +508,8 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch = nullpt
 Slab* heap_new_slab(Heap* h, unsigned cls);
 // Bump slabs of exclusive chunks (chunk.cpp)
 void bump_free(Slab* s, void* p);
-uint64_t bump_live_of(const Slab* s);  // (blocks << 32 | bytes) live in a bump slab, any thread
+size_t chunk_window_carved(const Chunk* c, const Slab* s);  // bytes carved from c's current bump
+                                                            // slab s (0 if s is not it): census
 size_t bump_usable(Slab* s, const void* p);
 size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
 // Shared regions (shared.cpp): pointers and handles of regions this process has attached.

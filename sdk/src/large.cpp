@@ -47,7 +47,7 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
   h->chunk = nullptr;
   h->kind = kind;
   h->cls = 0;
-  h->attached = 0;
+  __atomic_store_n(&h->attached, uint8_t(0), __ATOMIC_RELAXED);
   h->has_aligned = 0;
   h->capacity = 0;
   h->bump = 0;

@@ -28,7 +28,7 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->chunk = nullptr;
   s->kind = kSlabSmall;
   s->cls = uint8_t(cls);
-  s->attached = 0;
+  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
   s->has_aligned = 0;
   s->capacity = uint32_t((slab_span(s) - kSlabHeader) / bs);
   s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;

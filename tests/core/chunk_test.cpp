@@ -450,3 +450,21 @@ TEST(Chunk, BlocksOfThePageBeingFilledAreFreedFromOtherThreads) {
   EXPECT_TRUE(seen.empty());
   spaces_chunk_destroy(c);
 }
+
+// spaces_mallinfo (mallinfo2 under the override) counts regions' blocks too: bump slabs (the
+// one being filled and sealed ones) and size-class ones.
+TEST(Chunk, MallinfoCountsRegionBlocks) {
+  struct spaces_mallinfo before, live, after;
+  ASSERT_EQ(spaces_mallinfo(&before), 0);
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  std::vector<void*> v;
+  for (int i = 0; i < 20000; i++) v.push_back(spaces_chunk_alloc(c, 64, 0));    // bump slabs
+  for (int i = 0; i < 100; i++) v.push_back(spaces_chunk_alloc(c, 4000, 0));    // size classes
+  ASSERT_EQ(spaces_mallinfo(&live), 0);
+  EXPECT_GE(live.uordblks, before.uordblks + 20000 * 64 + 100 * 4000);
+  EXPECT_LE(live.uordblks, before.uordblks + 20000 * 64 + 100 * 4096 + (1u << 20));
+  for (size_t i = 0; i < v.size(); i += 2) spaces_free(v[i]);
+  ASSERT_EQ(spaces_mallinfo(&after), 0);
+  EXPECT_LE(after.uordblks + 10000 * 64, live.uordblks) << "frees of region blocks are seen";
+  spaces_chunk_destroy(c);
+}
