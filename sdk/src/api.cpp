@@ -74,7 +74,12 @@ void fork_child() {
 // A private copy of stderr: programs such as coreutils close fd 2 in their own atexit handler,
 // which runs before ours when Spaces initialised first.
 int g_stats_fd = 2;
-void print_stats_at_exit() { spaces_stats_print(g_stats_fd); }
+void print_stats_at_exit() {
+  if (option(kOpt_show_stats) == 2)
+    spaces_stats_print_json(g_stats_fd);
+  else
+    spaces_stats_print(g_stats_fd);
+}
 
 }  // namespace
 
@@ -497,7 +502,7 @@ namespace {
 struct Census {
   size_t granules;  // arena granules in use
   size_t live_blocks, live_bytes, free_slots, free_bytes;
-  size_t cls_free[kNumClasses];
+  size_t cls_free[kNumClasses], cls_live[kNumClasses], cls_slabs[kNumClasses];
 };
 // (Owners write these header fields without atomics; the census reads them as they are, one
 // aligned word each, and accepts a stale value: ThreadSanitizer is told not to report it.)
@@ -517,7 +522,7 @@ __attribute__((no_sanitize("thread"))) void census_head(const Slab* s, void* arg
       c.live_bytes += size_t(used) * bs;
       c.free_slots += cap - used;
       c.free_bytes += size_t(cap - used) * bs;
-      if (cls < kNumClasses) c.cls_free[cls] += cap - used;
+      if (cls < kNumClasses) c.cls_free[cls] += cap - used, c.cls_live[cls] += used, c.cls_slabs[cls]++;
       break;
     }
     case kSlabBump: {  // (bytes only: a sealed slab counts its live blocks; the current one
@@ -669,6 +674,158 @@ SPACES_API long spaces_malloc_info(int options, char* buf, size_t cap) noexcept 
   o.str("</malloc>\n");
   if (cap) buf[o.len < cap ? o.len : cap - 1] = 0;
   return long(o.len);
+}
+
+namespace {
+// Buffered, allocation-free JSON writer onto a file descriptor.
+struct JsonOut {
+  int fd;
+  char buf[2048];
+  size_t n = 0;
+  bool first = true;  // no comma before the next member
+  explicit JsonOut(int f) : fd(f) {}
+  ~JsonOut() { flush(); }
+  void flush() {
+    size_t off = 0;
+    while (off < n) {
+      ssize_t w = write(fd, buf + off, n - off);
+      if (w <= 0) break;
+      off += size_t(w);
+    }
+    n = 0;
+  }
+  void raw(const char* s) {
+    for (; *s; s++) {
+      if (n == sizeof buf) flush();
+      buf[n++] = *s;
+    }
+  }
+  void string(const char* s) {  // a JSON string, escaped
+    raw("\"");
+    for (; s && *s; s++) {
+      unsigned char ch = static_cast<unsigned char>(*s);
+      char e[8] = {0};
+      if (ch == '"' || ch == '\\') e[0] = '\\', e[1] = char(ch);
+      else if (ch < 0x20) {
+        static const char hex[] = "0123456789abcdef";
+        e[0] = '\\', e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[ch >> 4], e[5] = hex[ch & 15];
+      } else e[0] = char(ch);
+      raw(e);
+    }
+    raw("\"");
+  }
+  void key(const char* k) {
+    if (!first) raw(",");
+    first = false;
+    string(k);
+    raw(":");
+  }
+  void num(const char* k, unsigned long long v) {
+    key(k);
+    char d[24];
+    format_dec(d, v);
+    raw(d);
+  }
+  void snum(const char* k, long long v) {
+    key(k);
+    if (v < 0) raw("-"), v = -v;
+    char d[24];
+    format_dec(d, (unsigned long long)v);
+    raw(d);
+  }
+  void open(const char* k, const char* bracket) {  // k: NULL inside an array
+    if (k) key(k);
+    else if (!first) raw(",");
+    raw(bracket);
+    first = true;
+  }
+  void close(const char* bracket) {
+    raw(bracket);
+    first = false;
+  }
+};
+}  // namespace
+
+SPACES_API void spaces_stats_print_json(int fd) noexcept {
+  ensure_init();
+  Census c;
+  census_take(c);
+  ArenaTotals a = arena_totals();
+  HeapTotals h = heap_totals();
+  LargeTotals l = large_totals();
+  RegionInfo regions[256];
+  size_t nregions = chunk_list_regions(regions, 256);
+  JsonOut o(fd);
+  o.open(nullptr, "{");
+  o.num("schema", 1);
+  o.key("version");
+  o.string(spaces_version());
+  o.open("process", "{");
+  o.num("reserved_bytes", a.reserved);
+  o.num("committed_bytes", a.committed);
+  o.num("peak_committed_bytes", a.peak_committed);
+  o.num("arenas", a.arenas);
+  o.num("arena_granules_in_use", c.granules);
+  o.num("granules_cached", a.slabs_cached);
+  o.num("live_bytes", c.live_bytes + l.direct_bytes);
+  o.num("live_blocks", c.live_blocks + l.direct_blocks);
+  o.num("free_slots", c.free_slots);
+  o.num("free_slot_bytes", c.free_bytes);
+  o.num("large_blocks", l.blocks);
+  o.num("large_bytes", l.bytes);
+  o.num("huge_blocks", l.direct_blocks);
+  o.num("huge_bytes", l.direct_bytes);
+  o.num("purges", a.purges);
+  o.num("mmap_calls", a.mmaps);
+  o.close("}");
+  o.open("heaps", "{");
+  o.open("thread", "{");
+  o.num("created", h.heaps);
+  o.num("abandoned", h.abandoned);
+  o.num("threads_started", h.threads_started);
+  o.num("slabs_in_use", h.slabs_in_use);
+  o.close("}");
+  size_t region_footprint = 0;
+  for (size_t i = 0; i < nregions && i < 256; i++) region_footprint += regions[i].footprint;
+  o.open("regions", "{");
+  o.num("live", nregions);
+  o.num("footprint_bytes", region_footprint);
+  o.close("}");
+  o.close("}");
+  o.open("size_classes", "[");
+  for (unsigned k = 0; k < kNumClasses; k++) {
+    if (c.cls_slabs[k] == 0) continue;
+    o.open(nullptr, "{");
+    o.num("size", class_size(k));
+    o.num("slabs", c.cls_slabs[k]);
+    o.num("live_blocks", c.cls_live[k]);
+    o.num("live_bytes", (unsigned long long)c.cls_live[k] * class_size(k));
+    o.num("free_slots", c.cls_free[k]);
+    o.close("}");
+  }
+  o.close("]");
+  o.open("regions", "[");
+  for (size_t i = 0; i < nregions && i < 256; i++) {
+    const RegionInfo& r = regions[i];
+    o.open(nullptr, "{");
+    o.key("name");
+    if (r.name) o.string(r.name);
+    else o.raw("null");
+    o.key("exclusive");
+    o.raw(r.flags & SPACES_CHUNK_EXCLUSIVE ? "true" : "false");
+    o.num("footprint_bytes", r.footprint);
+    o.num("peak_footprint_bytes", r.peak);
+    o.num("ceiling_bytes", r.ceiling);
+    o.num("ceiling_hits", r.ceiling_hits);
+    o.close("}");
+  }
+  o.close("]");
+  o.num("regions_omitted", nregions > 256 ? nregions - 256 : 0);
+  o.open("options", "{");
+  for (int i = 0; i < kNumOptions; i++) o.snum(kOptionDescs[i].name, option(OptionId(i)));
+  o.close("}");
+  o.close("}");
+  o.raw("\n");
 }
 
 SPACES_API int spaces_mallopt(int param, int value) noexcept {

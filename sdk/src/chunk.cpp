@@ -80,6 +80,7 @@ struct Chunk {
   Chunk* free_next;
   Chunk* all_next;      // every Chunk struct ever made (never freed), for fork
   uint8_t fork_held;    // locks the forking thread took in chunk_fork_try_lock (1: lock, 2: large)
+  const char* name;     // spaces_chunk_set_name (kept by pointer), NULL for none
   // Start marks of the current bump slab, a byte per 16-byte granule (the window's `marks`
   // points here): the allocating path stores a byte, where a bit would be a read-modify-write
   // that chains each allocation to the previous one (1.3-1.5x the time of a bump allocator).
@@ -690,6 +691,20 @@ bool chunk_suppress_oom_report() { return t_chunk_alloc; }
 // the forking thread lets everything go and tries again. A fork from a walk callback: the walking
 // thread already holds its chunk's lock (thread-shared chunks) and, while it visits large blocks,
 // the large lock; it takes neither again.
+size_t chunk_list_regions(RegionInfo* out, size_t cap) {
+  LockGuard g(g_chunk_lock);
+  size_t n = 0;
+  for (Chunk* c = g_all_chunks; c; c = c->all_next) {
+    if (__atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != kChunkMagic) continue;  // (pooled)
+    if (n < cap)
+      out[n] = RegionInfo{__atomic_load_n(&c->name, __ATOMIC_ACQUIRE), c->flags,
+                          c->footprint.load(std::memory_order_relaxed), c->peak.load(std::memory_order_relaxed),
+                          c->ceiling.load(std::memory_order_relaxed), c->ceiling_hits.load(std::memory_order_relaxed)};
+    n++;
+  }
+  return n;
+}
+
 bool chunk_fork_try_lock() {
   if (!g_chunk_lock.try_lock()) return false;
   uintptr_t self = thread_self();
@@ -793,6 +808,7 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->free_next = nullptr;
   bump_set(c, &g_no_bump);
   c->bump_empty.store(nullptr, std::memory_order_relaxed);
+  __atomic_store_n(&c->name, static_cast<const char*>(nullptr), __ATOMIC_RELAXED);
   SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   __atomic_store_n(&c->magic, kChunkMagic, __ATOMIC_RELEASE);
   return reinterpret_cast<SpacesChunk>(c);
@@ -840,6 +856,21 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
     }
   }
   return chunk_alloc(handle, 0, size, flags);
+}
+
+SPACES_API int spaces_chunk_set_name(SpacesChunk handle, const char* name) noexcept {
+  Chunk* c = chunk_checked(handle);
+  if (c == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  __atomic_store_n(&c->name, name, __ATOMIC_RELEASE);
+  return 0;
+}
+
+SPACES_API const char* spaces_chunk_name(SpacesChunk handle) noexcept {
+  Chunk* c = chunk_checked(handle);
+  return c ? __atomic_load_n(&c->name, __ATOMIC_ACQUIRE) : nullptr;
 }
 
 SPACES_API struct spaces_window* spaces_chunk_window(SpacesChunk handle) noexcept {

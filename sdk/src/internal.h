@@ -376,7 +376,7 @@ size_t os_page_size();
 // name, default, min, max, doc. The table, the env variables SPACES_<NAME> and docs/options.md
 // all come from this list.
 #define SPACES_OPTION_LIST(X)                                                                    \
-  X(show_stats, 0, 0, 1, "print the statistics to stderr at exit")                               \
+  X(show_stats, 0, 0, 2, "print the statistics to stderr at exit: 1 text, 2 (or SPACES_SHOW_STATS=json) JSON")                               \
   X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
   X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
@@ -508,6 +508,14 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch = nullpt
 Slab* heap_new_slab(Heap* h, unsigned cls);
 // Bump slabs of exclusive chunks (chunk.cpp)
 void bump_free(Slab* s, void* p);
+struct RegionInfo {  // one live region, for the JSON statistics
+  const char* name;  // spaces_chunk_set_name, or NULL
+  unsigned flags;
+  size_t footprint, peak, ceiling, ceiling_hits;
+};
+// Copies up to `cap` live regions into out (under the registry lock: no system call); returns
+// how many are live.
+size_t chunk_list_regions(RegionInfo* out, size_t cap);
 size_t chunk_window_carved(const Chunk* c, const Slab* s);  // bytes carved from c's current bump
                                                             // slab s (0 if s is not it): census
 size_t bump_usable(Slab* s, const void* p);

@@ -119,7 +119,9 @@ void options_init_from_env() {
     strncat(var, env, 64);
     strcat(var, "=");
     strncat(var, text, 80);
-    if (!parse_ll(text, &v))
+    if (i == kOpt_show_stats && strcmp(text, "json") == 0)
+      g_options[i] = 2;  // (SPACES_SHOW_STATS=json)
+    else if (!parse_ll(text, &v))
       option_warn(var, "not an integer", i);
     else if (v < kOptionDescs[i].lo || v > kOptionDescs[i].hi)
       option_warn(var, "out of range", i);

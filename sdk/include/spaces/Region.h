@@ -107,6 +107,7 @@ public:
       : Chunk(spaces_chunk_create(M)), Window(spaces_chunk_window(Chunk)), Name(Name) {
     if (!Chunk)
       detail::reportBadAlloc();
+    spaces_chunk_set_name(Chunk, Name); // (in the JSON statistics)
   }
   explicit Region(const char *Name) : Region(Exclusive, Name) {}
 

@@ -136,6 +136,11 @@ SPACES_API void *spaces_chunk_realloc(SpacesChunk c, void *p, size_t size) SPACE
  * a cap below the current footprint only blocks growth. Returns 0, or -1 + EINVAL. */
 SPACES_API int spaces_chunk_set_ceiling(SpacesChunk c, size_t bytes) SPACES_NOEXCEPT;
 SPACES_API size_t spaces_chunk_ceiling(SpacesChunk c) SPACES_NOEXCEPT;
+/* A name for c in the statistics (spaces_stats_print_json); kept by pointer: pass a string that
+ * outlives c. NULL removes it. The SDK's Region passes its name. 0, or -1 + EINVAL for a NULL,
+ * destroyed or shared-memory chunk. spaces_chunk_name: the name, or NULL. */
+SPACES_API int spaces_chunk_set_name(SpacesChunk c, const char *name) SPACES_NOEXCEPT;
+SPACES_API const char *spaces_chunk_name(SpacesChunk c) SPACES_NOEXCEPT;
 /* The chunk owning p; NULL for blocks of the thread heaps, NULL for foreign pointers. */
 SPACES_API SpacesChunk spaces_chunk_of(const void *p) SPACES_NOEXCEPT;
 
@@ -245,6 +250,11 @@ SPACES_API int spaces_stats(struct spaces_stats *out) SPACES_NOEXCEPT;
 /* Write the stats as text to fd. Allocation-free; safe from a signal handler only if no other
  * thread is inside Spaces' arena lock. */
 SPACES_API void spaces_stats_print(int fd) SPACES_NOEXCEPT;
+/* The statistics as one JSON object (schema: docs/debugging.md#statistics-as-json, "schema": 1):
+ * process totals, every size class in use, thread heaps and regions, each live region (name,
+ * footprint, ceiling), and the options in force. Allocation-free; the option show_stats = 2
+ * (SPACES_SHOW_STATS=json) prints it to stderr at exit. */
+SPACES_API void spaces_stats_print_json(int fd) SPACES_NOEXCEPT;
 
 /* ---- glibc's introspection calls --------------------------------------------------------------
  * What mallinfo2(), mallinfo(), malloc_stats(), malloc_info() and mallopt() answer when the
