@@ -35,7 +35,7 @@ static void test_options(void) {
 
   /* Out of range: the flags are 0/1, the delay is -1 (never) or a number of ms. */
   static const struct { const char *name; long long value; } bad[] = {
-      {"show_stats", 2}, {"verbose", -1}, {"purge_delay_ms", -2}, {"huge_pages", -1}};
+      {"show_stats", 3}, {"verbose", -1}, {"purge_delay_ms", -2}, {"huge_pages", -1}};
   for (int i = 0; i < 4; ++i) {
     check_set_context("option %s = %lld", bad[i].name, bad[i].value);
     long long before = spaces_option_get(bad[i].name);
