@@ -706,7 +706,7 @@ struct JsonOut {
       unsigned char ch = static_cast<unsigned char>(*s);
       char e[8] = {0};
       if (ch == '"' || ch == '\\') e[0] = '\\', e[1] = char(ch);
-      else if (ch < 0x20) {
+      else if (ch < 0x20 || ch >= 0x7f) {  // (bytes above ASCII as U+0080-U+00FF: always valid JSON)
         static const char hex[] = "0123456789abcdef";
         e[0] = '\\', e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[ch >> 4], e[5] = hex[ch & 15];
       } else e[0] = char(ch);
@@ -754,7 +754,8 @@ SPACES_API void spaces_stats_print_json(int fd) noexcept {
   HeapTotals h = heap_totals();
   LargeTotals l = large_totals();
   RegionInfo regions[256];
-  size_t nregions = chunk_list_regions(regions, 256);
+  size_t region_footprint = 0;
+  size_t nregions = chunk_list_regions(regions, 256, &region_footprint);
   JsonOut o(fd);
   o.open(nullptr, "{");
   o.num("schema", 1);
@@ -785,8 +786,6 @@ SPACES_API void spaces_stats_print_json(int fd) noexcept {
   o.num("threads_started", h.threads_started);
   o.num("slabs_in_use", h.slabs_in_use);
   o.close("}");
-  size_t region_footprint = 0;
-  for (size_t i = 0; i < nregions && i < 256; i++) region_footprint += regions[i].footprint;
   o.open("regions", "{");
   o.num("live", nregions);
   o.num("footprint_bytes", region_footprint);

@@ -203,8 +203,11 @@ struct StartsView {
     uint64_t n = 0;
     if (top > kBumpFirstG) {
       if (marks) {
-        for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
-          n += (marks_word(marks + g) * 0x0101010101010101ull) >> 56;  // (bytes 0/1: no carry)
+        for (uintptr_t g = kBumpMarksFrom; g < top; g += 8) {
+          uint64_t w = marks_word(marks + g);  // (marks at or above top: not this view's)
+          if (top - g < 8) w &= (uint64_t(1) << ((top - g) * 8)) - 1;
+          n += (w * 0x0101010101010101ull) >> 56;  // (bytes 0/1: no carry)
+        }
       } else {
         const uint64_t* starts = bump_bits(s, kBumpStarts);
         for (uintptr_t w = kBumpMarksFrom >> 6; w <= (top - 1) >> 6; w++)
@@ -225,14 +228,19 @@ static StartsView bump_view_quiet(const Slab* s) {
 // f(view) for s, from any thread, while its owner may seal it: a consistent view (f must not
 // have effects; it may run more than once). The owner sets `attached` before it clears the marks
 // (and before the window moves on), so a reader that still sees 0 after reading read s's marks.
+// A slab that stops being a bump slab meanwhile (released: only a double or stale free can be
+// reading it) gives the empty result, which callers report as no block.
 template <typename F> static auto bump_read(const Slab* s, F f) -> decltype(f(StartsView{})) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   for (;;) {
     if (__atomic_load_n(&s->attached, __ATOMIC_ACQUIRE))
       return f(StartsView{s, nullptr, (__atomic_load_n(&s->bump, __ATOMIC_RELAXED) - base) >> 4});
-    uintptr_t t = __atomic_load_n(&s->chunk->win.cur, __ATOMIC_ACQUIRE);  // (marks below it are visible)
+    if (__atomic_load_n(&s->kind, __ATOMIC_ACQUIRE) != kSlabBump) return decltype(f(StartsView{})){};
+    const Chunk* c = __atomic_load_n(&s->chunk, __ATOMIC_RELAXED);
+    if (c == nullptr) return decltype(f(StartsView{})){};
+    uintptr_t t = __atomic_load_n(&c->win.cur, __ATOMIC_ACQUIRE);  // (marks below it are visible)
     if (t - base - 1 >= kSlabSize) continue;  // the window has moved on: s is sealed by now
-    auto r = f(StartsView{s, s->chunk->marks, (t - base) >> 4});
+    auto r = f(StartsView{s, c->marks, (t - base) >> 4});
     SPACES_SEQ_FENCE(__ATOMIC_ACQUIRE);
     if (!__atomic_load_n(&s->attached, __ATOMIC_RELAXED)) return r;
   }
@@ -256,19 +264,16 @@ size_t chunk_window_carved(const Chunk* c, const Slab* s) {
 }
 
 // Clear the marks below granule top (the owner, once nothing can read them as the slab's).
+// (Atomic stores: readers may still load them, and retry. Release only where tsan replaces the
+// fences.)
 static void marks_clear(Chunk* c, uintptr_t top) {
-#if defined(__SANITIZE_THREAD__)  // (atomic stores: readers may still load them, and retry)
-  for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
-    __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), __ATOMIC_RELEASE);
+#if defined(__SANITIZE_THREAD__)
+  constexpr int kOrder = __ATOMIC_RELEASE;
 #else
-  for (uintptr_t g = kBumpMarksFrom; g < top; g += 64) {  // (whole words of 64 marks)
-    __m128i* m = reinterpret_cast<__m128i*>(c->marks + g);
-    _mm_store_si128(m, _mm_setzero_si128());
-    _mm_store_si128(m + 1, _mm_setzero_si128());
-    _mm_store_si128(m + 2, _mm_setzero_si128());
-    _mm_store_si128(m + 3, _mm_setzero_si128());
-  }
+  constexpr int kOrder = __ATOMIC_RELAXED;
 #endif
+  for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
+    __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), kOrder);
 }
 
 // The marks of granules [kBumpMarksFrom, tg) into the start bitmap; returns how many are set.
@@ -555,12 +560,8 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
   Slab* s = c->slabs;
   if (!c->heap_clean) heap_init_chunk(h, c);
   h->cache_limit_override = keep;
-  if (Slab* cur = c->bump; cur != &g_no_bump) {  // retire the current slab without counting: a
-    __atomic_store_n(&cur->bump, c->win.cur, __ATOMIC_RELAXED);  // stale free's reader must not
-    __atomic_store_n(&cur->attached, uint8_t(1), __ATOMIC_RELEASE);  // wait for a window that
-    SPACES_SEQ_FENCE(__ATOMIC_RELEASE);                             // left it
-    marks_clear(c, (c->win.cur - reinterpret_cast<uintptr_t>(cur)) >> 4);
-  }
+  if (c->bump != &g_no_bump) bump_seal(c, c->bump);  // (its marks packed and cleared: a stale
+                                                     // free's reader never waits for the window)
   bump_set(c, &g_no_bump);
   c->bump_empty.store(nullptr, std::memory_order_relaxed);  // (its slabs are on c->slabs too)
   RunBatch batch;  // (one arena-lock round trip per 64 slabs, not one per slab)
@@ -691,11 +692,13 @@ bool chunk_suppress_oom_report() { return t_chunk_alloc; }
 // the forking thread lets everything go and tries again. A fork from a walk callback: the walking
 // thread already holds its chunk's lock (thread-shared chunks) and, while it visits large blocks,
 // the large lock; it takes neither again.
-size_t chunk_list_regions(RegionInfo* out, size_t cap) {
+size_t chunk_list_regions(RegionInfo* out, size_t cap, size_t* footprint) {
   LockGuard g(g_chunk_lock);
   size_t n = 0;
+  *footprint = 0;
   for (Chunk* c = g_all_chunks; c; c = c->all_next) {
     if (__atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != kChunkMagic) continue;  // (pooled)
+    *footprint += c->footprint.load(std::memory_order_relaxed);
     if (n < cap)
       out[n] = RegionInfo{__atomic_load_n(&c->name, __ATOMIC_ACQUIRE), c->flags,
                           c->footprint.load(std::memory_order_relaxed), c->peak.load(std::memory_order_relaxed),

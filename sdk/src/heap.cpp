@@ -179,9 +179,11 @@ static void give_to_arena(Slab* s, unsigned granules, RunBatch* batch) {
 
 // Give an empty slab back: to the heap's cache, or to its arena.
 void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
-  s->kind = kSlabEmpty;
+  __atomic_store_n(&s->kind, uint8_t(kSlabEmpty), __ATOMIC_RELAXED);
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
-  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
+  // (release: a reader of a bump slab that sees `attached` 0 again also sees it is no longer
+  // one: chunk.cpp, bump_read)
+  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELEASE);
   unsigned granules = g_classes.granules[s->cls];
   if (granules > 1) {  // a medium slab (thread heaps only)
     if (!to_arena && h->medium_empty_granules + granules <= uint64_t(option(kOpt_medium_cache_kib)) / 64) {
@@ -457,9 +459,9 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
   if (s == nullptr) return nullptr;
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);
+  slab_init(s, h, cls);  // (before the head bit: the census reads headers it finds by that bit)
   pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, true);
   pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
-  slab_init(s, h, cls);
   return s;
 }
 
@@ -481,8 +483,10 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
     }
     SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
+    slab_init(s, h, cls);  // (before the head bit: the census reads headers it finds by that bit)
     pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
     if (h->chunk) chunk_slab_added(h->chunk, s);
+    return s;
   }
   slab_init(s, h, cls);
   return s;

@@ -514,8 +514,8 @@ struct RegionInfo {  // one live region, for the JSON statistics
   size_t footprint, peak, ceiling, ceiling_hits;
 };
 // Copies up to `cap` live regions into out (under the registry lock: no system call); returns
-// how many are live.
-size_t chunk_list_regions(RegionInfo* out, size_t cap);
+// how many are live, and their footprints together in *footprint.
+size_t chunk_list_regions(RegionInfo* out, size_t cap, size_t* footprint);
 size_t chunk_window_carved(const Chunk* c, const Slab* s);  // bytes carved from c's current bump
                                                             // slab s (0 if s is not it): census
 size_t bump_usable(Slab* s, const void* p);
