@@ -264,16 +264,24 @@ size_t chunk_window_carved(const Chunk* c, const Slab* s) {
 }
 
 // Clear the marks below granule top (the owner, once nothing can read them as the slab's).
-// (Atomic stores: readers may still load them, and retry. Release only where tsan replaces the
-// fences.)
+// Readers may still load them (and will retry). TSan builds: release atomic stores (tsan
+// replaces the fences). Others: aligned 16-byte SSE2 stores, which x86-64 performs as two
+// single-copy-atomic 8-byte halves, so a reader's 8-byte or 1-byte atomic load sees 0 or the old
+// mark, never a torn value (half the stores and loop of the atomic 8-byte form: about 2k fewer
+// instructions per 64 KiB page, 2 per small allocation).
 static void marks_clear(Chunk* c, uintptr_t top) {
+  for (uintptr_t g = kBumpMarksFrom; g < top; g += 64) {  // (a bitmap word's 64 marks at a time)
 #if defined(__SANITIZE_THREAD__)
-  constexpr int kOrder = __ATOMIC_RELEASE;
+    uint64_t* m = reinterpret_cast<uint64_t*>(c->marks + g);
+    for (unsigned k = 0; k < 8; k++) __atomic_store_n(m + k, uint64_t(0), __ATOMIC_RELEASE);
 #else
-  constexpr int kOrder = __ATOMIC_RELAXED;
+    __m128i* m = reinterpret_cast<__m128i*>(c->marks + g);
+    _mm_store_si128(m, _mm_setzero_si128());
+    _mm_store_si128(m + 1, _mm_setzero_si128());
+    _mm_store_si128(m + 2, _mm_setzero_si128());
+    _mm_store_si128(m + 3, _mm_setzero_si128());
 #endif
-  for (uintptr_t g = kBumpMarksFrom; g < top; g += 8)
-    __atomic_store_n(reinterpret_cast<uint64_t*>(c->marks + g), uint64_t(0), kOrder);
+  }
 }
 
 // The marks of granules [kBumpMarksFrom, tg) into the start bitmap; returns how many are set.
