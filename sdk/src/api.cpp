@@ -544,9 +544,19 @@ __attribute__((no_sanitize("thread"))) void census_head(const Slab* s, void* arg
       break;
   }
 }
-void census_take(Census& c) {
-  memset(&c, 0, sizeof c);
-  c.granules = arena_for_each_head(census_head, &c);
+// The census and the totals every introspection call reports from.
+struct Snapshot {
+  Census c;
+  ArenaTotals a;
+  LargeTotals l;
+  size_t arena_bytes() const { return (c.granules + a.slabs_cached) * kSlabSize; }  // committed in arenas
+};
+void snapshot_take(Snapshot& s) {
+  ensure_init();
+  memset(&s.c, 0, sizeof s.c);
+  s.c.granules = arena_for_each_head(census_head, &s.c);
+  s.a = arena_totals();
+  s.l = large_totals();
 }
 
 // Appends to a bounded buffer; counts what did not fit, so the caller learns the length needed.
@@ -576,19 +586,17 @@ SPACES_API int spaces_mallinfo(struct spaces_mallinfo* out) noexcept {
     errno = EINVAL;
     return -1;
   }
-  ensure_init();
-  Census c;
-  census_take(c);
-  ArenaTotals a = arena_totals();
-  LargeTotals l = large_totals();
+  Snapshot snap;
+  snapshot_take(snap);
+  const Census& c = snap.c;
   memset(out, 0, sizeof *out);
-  out->arena = (c.granules + a.slabs_cached) * kSlabSize;
+  out->arena = snap.arena_bytes();
   out->ordblks = c.free_slots;
-  out->hblks = l.direct_blocks;
-  out->hblkhd = l.direct_bytes;
+  out->hblks = snap.l.direct_blocks;
+  out->hblkhd = snap.l.direct_bytes;
   out->uordblks = c.live_bytes < out->arena ? c.live_bytes : out->arena;
   out->fordblks = out->arena - out->uordblks;
-  out->keepcost = a.slabs_cached * kSlabSize;
+  out->keepcost = snap.a.slabs_cached * kSlabSize;
   return 0;
 }
 
@@ -624,12 +632,12 @@ SPACES_API long spaces_malloc_info(int options, char* buf, size_t cap) noexcept 
     errno = EINVAL;
     return -1;
   }
-  ensure_init();
-  Census c;
-  census_take(c);
-  ArenaTotals a = arena_totals();
-  LargeTotals l = large_totals();
-  size_t arena = (c.granules + a.slabs_cached) * kSlabSize;
+  Snapshot snap;
+  snapshot_take(snap);
+  const Census& c = snap.c;
+  const ArenaTotals& a = snap.a;
+  const LargeTotals& l = snap.l;
+  size_t arena = snap.arena_bytes();
   Out o{buf, cap, 0};
   o.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
   for (unsigned k = 0; k < kNumClasses; k++) {
@@ -747,12 +755,12 @@ struct JsonOut {
 }  // namespace
 
 SPACES_API void spaces_stats_print_json(int fd) noexcept {
-  ensure_init();
-  Census c;
-  census_take(c);
-  ArenaTotals a = arena_totals();
+  Snapshot snap;
+  snapshot_take(snap);
+  const Census& c = snap.c;
+  const ArenaTotals& a = snap.a;
+  const LargeTotals& l = snap.l;
   HeapTotals h = heap_totals();
-  LargeTotals l = large_totals();
   RegionInfo regions[256];
   size_t region_footprint = 0;
   size_t nregions = chunk_list_regions(regions, 256, &region_footprint);
