@@ -35,6 +35,26 @@ check "pkg-config spaces-override (malloc replaced)" bash -c "
   export PKG_CONFIG_PATH='$work/prefix/lib/pkgconfig' &&
   printf '#include <spaces/spaces.h>\n#include <stdlib.h>\nint main(void){void*p=malloc(8);return spaces_owns(p)!=1;}\n' > '$work/o.c' &&
   cc '$work/o.c' \$(pkg-config --cflags --libs spaces-override) -o '$work/po' && '$work/po'"
+# Debian's multiarch layout (libdir lib/x86_64-linux-gnu, what CMAKE_INSTALL_PREFIX=/usr gives):
+# the same files placed there, the .pc files written for that libdir by the build's own module.
+check "pkg-config with a multiarch libdir (relocated tree)" bash -c "
+  mkdir -p '$work/multi/lib/x86_64-linux-gnu' &&
+  cp -a '$work/prefix/include' '$work/multi/include' &&
+  cp -a '$work/prefix/lib/'libspaces* '$work/multi/lib/x86_64-linux-gnu/' &&
+  cmake -DOUT='$work/multi/lib/x86_64-linux-gnu/pkgconfig' -DLIBDIR=lib/x86_64-linux-gnu -DINCLUDEDIR=include \
+        -DPREFIX=/usr -DVERSION=0.1.0 -P '$src/sdk/cmake/SpacesPkgConfig.cmake' &&
+  mv '$work/multi' '$work/moved' &&
+  export PKG_CONFIG_PATH='$work/moved/lib/x86_64-linux-gnu/pkgconfig' &&
+  test \"\$(pkg-config --variable=libdir spaces)\" -ef '$work/moved/lib/x86_64-linux-gnu' &&
+  cc -std=c99 '$src/tests/consumer/pkgconfig_main.c' \$(pkg-config --cflags --libs spaces) -o '$work/pcm' &&
+  LD_LIBRARY_PATH='$work/moved/lib/x86_64-linux-gnu' '$work/pcm' &&
+  printf '#include <spaces/spaces.h>\n#include <stdlib.h>\nint main(void){void*p=malloc(8);return spaces_owns(p)!=1;}\n' > '$work/om.c' &&
+  cc '$work/om.c' \$(pkg-config --cflags --libs spaces-override) -Wl,-rpath,\$(pkg-config --variable=libdir spaces-override) -o '$work/pom' &&
+  env -u LD_LIBRARY_PATH '$work/pom'"
+check "an absolute libdir gives absolute paths" bash -c "
+  cmake -DOUT='$work/abs' -DLIBDIR=/opt/x/lib64 -DINCLUDEDIR=include -DPREFIX=/opt/x -DVERSION=0.1.0 \
+        -P '$src/sdk/cmake/SpacesPkgConfig.cmake' &&
+  grep -qx 'libdir=/opt/x/lib64' '$work/abs/spaces.pc' && grep -qx 'prefix=/opt/x' '$work/abs/spaces.pc'"
 check "only public headers installed" bash -c "
   test -z \"\$(ls '$work/prefix/include/spaces' | grep -v -E '^(spaces|Region|ScopedRegion|TypedPool|Allocator|Format|StringSaver|SDK)\.h$')\""
 check "no two installed headers differ only in case" bash -c "
