@@ -13,7 +13,7 @@
 
 #define SPACES_EXPORT extern "C" __attribute__((visibility("default")))
 
-SPACES_EXPORT void* malloc(size_t n) noexcept { return spaces_malloc(n); }
+SPACES_EXPORT void* malloc(size_t n) noexcept { return spaces_core::malloc_fast(n); }  // (spaces_malloc, inlined)
 SPACES_EXPORT void free(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT void* calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
 SPACES_EXPORT void* realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
@@ -55,7 +55,7 @@ SPACES_EXPORT int malloc_info(int options, FILE* fp) noexcept {
 }
 SPACES_EXPORT int mallopt(int param, int value) noexcept { return spaces_mallopt(param, value); }
 // glibc-internal names some programs and libraries call directly
-SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_malloc(n); }
+SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_core::malloc_fast(n); }
 SPACES_EXPORT void __libc_free(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT void* __libc_calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
 SPACES_EXPORT void* __libc_realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
@@ -87,7 +87,7 @@ SPACES_NOINLINE void* new_slow(size_t n, size_t align, bool nothrow) {
   }
 }
 SPACES_INLINE void* new_impl(size_t n) {
-  void* p = spaces_malloc(n);
+  void* p = spaces_core::malloc_fast(n);  // (spaces_malloc, inlined)
   return SPACES_LIKELY(p != nullptr) ? p : new_slow(n, 0, false);
 }
 SPACES_INLINE void* new_aligned(size_t n, std::align_val_t a) {
@@ -99,8 +99,8 @@ SPACES_INLINE void* new_aligned(size_t n, std::align_val_t a) {
 #define SPACES_NEW __attribute__((visibility("default")))
 SPACES_NEW void* operator new(size_t n) { return new_impl(n); }
 SPACES_NEW void* operator new[](size_t n) { return new_impl(n); }
-SPACES_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }
-SPACES_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }
+SPACES_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { void* p = spaces_core::malloc_fast(n); return p ? p : new_slow(n, 0, true); }
+SPACES_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { void* p = spaces_core::malloc_fast(n); return p ? p : new_slow(n, 0, true); }
 SPACES_NEW void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a); }
 SPACES_NEW void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a); }
 SPACES_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { void* p = spaces_aligned_alloc(size_t(a), n); return p ? p : new_slow(n, size_t(a), true); }
