@@ -186,10 +186,10 @@ TEST(ScopedRegion, ResetInsideACapturingScopeKeepsCapturing) {
   EXPECT_EQ(S.stats().live_blocks, 0u);
 }
 
-// Under capture, spaces_malloc reaches the chunk's heap directly (heap_malloc_slow), not
-// through chunk_alloc: the ceiling holds, but the refusal is not counted in ceiling_hits and the
-// pressure handler is never called, unlike spaces_chunk_alloc (docs/regions.md: every
-// allocation refused at the ceiling counts a hit; the handler gets one chance).
+// Under capture, a spaces_malloc that leaves the fast path takes the region's own allocation
+// path (chunk_route_slow -> chunk_alloc), so a refusal at the ceiling is handled exactly as
+// spaces_chunk_alloc's: one ceiling hit, and the pressure handler gets its one chance
+// (docs/regions.md, "The ceiling under capture"). It once bypassed both.
 TEST(ScopedRegion, CapturedMallocAtTheCeilingCountsAHitAndCallsThePressureHandler) {
   int Calls = 0;
   size_t Hits = 0, Got = 0;
