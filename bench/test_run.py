@@ -5,6 +5,8 @@ table and the docs section. Standard library only: python3 bench/test_run.py"""
 import importlib.machinery
 import importlib.util
 import math
+import shutil
+import struct
 import tempfile
 import unittest
 from pathlib import Path
@@ -171,6 +173,7 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(rows["spaces"]["median_s"], 2.0)
         self.assertEqual((rows["spaces"]["min_s"], rows["spaces"]["max_s"]), (1.0, 3.0))
         self.assertEqual(rows["spaces"]["median_rss_kib"], 3000)
+        self.assertEqual((rows["spaces"]["min_rss_kib"], rows["spaces"]["max_rss_kib"]), (2000, 4000))
         # spaces and jemalloc tie on median time: both rank 1, glibc is 3rd
         self.assertEqual([rows[a]["time_rank"] for a in self.ALLOCS], [1, 3, 1])
         self.assertEqual([rows[a]["time_ratio"] for a in self.ALLOCS], [1.0, 2.0, 1.0])
@@ -256,11 +259,114 @@ class MarkdownTest(unittest.TestCase):
         md = run.markdown_table([], ["glibc"], None, ["toy_ast"])
         self.assertIn("Skipped workloads (no binary): toy_ast", md)
 
-    def test_gnuplot_data_marks_missing(self):
+
+
+class ChartTest(unittest.TestCase):
+    """The chart data: bars at the median ratio, whiskers over the repetitions, one panel per thread count."""
+
+    def layout(self, field="time"):
+        groups = run.summarize(SummaryTest().runs(), SummaryTest.ALLOCS)
+        return run.chart_entries(groups, SummaryTest.ALLOCS, field)
+
+    def test_entries(self):
+        lay = self.layout()
+        self.assertEqual(lay["threads"], [1, 2])
+        self.assertEqual(lay["workloads"], ["larson"])
+        e = {(x["panel"], SummaryTest.ALLOCS[x["alloc"]]): x for x in lay["entries"]}
+        # larson/1t: best median 2.0 s (spaces and jemalloc); spaces ran 1, 2, 3 s
+        self.assertEqual((e[0, "spaces"]["median"], e[0, "spaces"]["lo"], e[0, "spaces"]["hi"]), (1.0, 0.5, 1.5))
+        self.assertEqual((e[0, "glibc"]["median"], e[0, "glibc"]["lo"], e[0, "glibc"]["hi"]), (2.0, 2.0, 2.0))
+        self.assertEqual(e[0, "jemalloc"]["n"], 2)   # its failed run is left out
+        # larson/2t: spaces failed; glibc is the best
+        self.assertTrue(e[1, "spaces"]["failed"])
+        self.assertEqual(e[1, "jemalloc"]["median"], 2.0)
+        # bar slots: workload i, allocator j -> i * (allocators + gap) + j, the same in every panel
+        self.assertEqual([e[p, a]["y"] for p in (0, 1) for a in SummaryTest.ALLOCS], [0, 1, 2] * 2)
+
+    def test_rss_whiskers(self):
+        e = {(x["panel"], SummaryTest.ALLOCS[x["alloc"]]): x for x in self.layout("rss")["entries"]}
+        self.assertEqual((e[0, "spaces"]["median"], e[0, "spaces"]["lo"], e[0, "spaces"]["hi"]), (3.0, 2.0, 4.0))
+
+    def test_missing_allocator_has_no_bar(self):
+        groups = run.summarize(SummaryTest().runs(), SummaryTest.ALLOCS)
+        lay = run.chart_entries(groups, SummaryTest.ALLOCS + ["mimalloc"], "time")
+        self.assertNotIn(3, [x["alloc"] for x in lay["entries"]])
+
+    def test_gnuplot_data(self):
         groups = run.summarize(SummaryTest().runs(), SummaryTest.ALLOCS)
         data = run.gnuplot_data(groups, SummaryTest.ALLOCS, "time").splitlines()
-        self.assertEqual(data[1], "larson/1t 1.0000 2.0000 1.0000")
-        self.assertEqual(data[2], "larson/2t - 1.0000 2.0000")
+        self.assertTrue(data[0].startswith("# panel alloc y median min max"))
+        self.assertEqual(data[1], '0 0 0 1.0000 0.5000 1.5000 "larson/1t spaces"')
+        self.assertEqual(data[3], '0 2 2 1.0000 1.0000 1.0000 "larson/1t jemalloc"')
+        self.assertEqual(data[4], "# larson/2t spaces: every run failed")
+        self.assertEqual(data[5], '1 1 1 1.0000 1.0000 1.0000 "larson/2t glibc"')
+
+    def test_log_axis(self):
+        self.assertEqual(run.nice_ticks(0.3, 200), [0.5, 1, 2, 5, 10, 20, 50, 100, 200])
+        self.assertEqual(run.nice_ticks(0.3, 200, (1,)), [1, 10, 100])
+        # from a round value at or below min(0.5, lowest whisker / 1.05), to one above the highest * 1.1
+        self.assertEqual(run.chart_range([{"lo": 0.9, "hi": 1.2}]), (0.5, 2))
+        self.assertEqual(run.chart_range([{"lo": 0.43, "hi": 150.0}, {"failed": True}]), (0.3, 200))
+
+    def test_script(self):
+        lay = self.layout()
+        s = run.gnuplot_script(Path("/t/time_ratios.dat"), Path("/t/time_ratios.png"), "pngcairo",
+                               SummaryTest.ALLOCS, "time", lay)
+        self.assertIn(f"size {run.CHART_WIDTH},", s)
+        self.assertIn("set logscale x", s)
+        self.assertIn("reverse Left", s)              # legend: swatch, then name
+        self.assertIn("with xerrorbars", s)           # min-max whiskers
+        self.assertIn("set title '1 thread'", s)
+        self.assertIn("set title '2 threads'", s)
+        self.assertIn("'spaces: all runs failed'", s)
+        for a in SummaryTest.ALLOCS:
+            self.assertIn(f"title '{a}'", s)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", path
+    return struct.unpack(">II", head[16:24])
+
+
+class RedrawTest(unittest.TestCase):
+    """bench/run --redraw DIR: the charts again from DIR/runs.json, with no build and no runs."""
+
+    def setUp(self):
+        self.saved = run.build, run.run_all, run.install_packages
+        run.build = run.run_all = run.install_packages = self.fail_call
+
+    def tearDown(self):
+        run.build, run.run_all, run.install_packages = self.saved
+
+    def fail_call(self, *args, **kwargs):
+        raise AssertionError("--redraw must not build, install or run")
+
+    def test_load_runs_keeps_the_run_order_of_allocators(self):
+        with tempfile.TemporaryDirectory() as d:
+            meta = {"preload": {"jemalloc": "/x/libjemalloc.so.2", "glibc": None}}
+            run.write_runs(Path(d), SummaryTest().runs(), meta)
+            runs, meta2, allocs = run.load_runs(Path(d))
+        self.assertEqual(len(runs), len(SummaryTest().runs()))
+        self.assertEqual(meta2, meta)
+        self.assertEqual(allocs, ["jemalloc", "glibc", "spaces"])   # preload order, then any others
+
+    def test_missing_results(self):
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaises(SystemExit):
+                run.main(["--redraw", d])
+
+    @unittest.skipUnless(shutil.which("gnuplot"), "gnuplot is not installed")
+    def test_redraw_draws_both_charts(self):
+        with tempfile.TemporaryDirectory() as d:
+            run.write_runs(Path(d), SummaryTest().runs(), {"preload": {a: None for a in SummaryTest.ALLOCS}})
+            self.assertEqual(run.main(["--redraw", d]), 0)
+            for name in ("time_ratios.png", "rss_ratios.png"):
+                w, h = png_size(Path(d) / name)
+                self.assertEqual(w, run.CHART_WIDTH)
+                self.assertGreater(h, 200)
+            self.assertTrue((Path(d) / "time_ratios.dat").is_file())
+            self.assertFalse((Path(d) / "summary.md").exists())   # charts only
 
 
 class DocsTest(unittest.TestCase):
