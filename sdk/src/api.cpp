@@ -48,6 +48,7 @@ void fork_prepare() {
     os_yield();
   }
   shared_fork_lock();
+  prof_fork_lock();
   heap_fork_lock();
   arena_fork_lock();
 }
@@ -55,6 +56,7 @@ void fork_parent() {
   if (!g_fork_locked) return;
   arena_fork_unlock();
   heap_fork_unlock();
+  prof_fork_unlock();
   shared_fork_unlock();
   chunk_fork_unlock();
   os_fork_stdio_unlock();
@@ -65,6 +67,7 @@ void fork_child() {
     arena_after_fork_child();
     heap_after_fork_child();
     chunk_fork_child();
+    prof_fork_child();
     shared_fork_child();  // (the child keeps every attached shared region: same mappings)
   } else {
     shared_fork_child_unlocked();
@@ -92,6 +95,7 @@ bool ensure_init() {
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     t_initializing = true;
     options_init_from_env();
+    prof_init();
     if (!pagemap_init()) {
       g_init_state.store(3, std::memory_order_release);
       t_initializing = false;
@@ -104,6 +108,7 @@ bool ensure_init() {
       if (fd >= 0) g_stats_fd = fd;
       atexit(print_stats_at_exit);
     }
+    prof_start();
     if (option(kOpt_verbose)) {
       write_str(2, "spaces: version ");
       write_str(2, spaces_version());
@@ -253,7 +258,10 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     return reinterpret_cast<void*>(a);
   }
   if (size < kSmallMax + 1) size = kSmallMax + 1;  // the large path (usable: 12 KiB, not the run)
-  return large_alloc(size, align, false, h->chunk);
+  void* p = large_alloc(size, align, false, h->chunk);
+  if (SPACES_UNLIKELY(g_prof_on) && p && h->chunk == nullptr && h != &g_prof_heap && prof_tick(size))
+    prof_record(p, size, nullptr, __builtin_return_address(0));
+  return p;
 }
 
 // The malloc fast path, forced inline into spaces_malloc and the override's malloc and operator
@@ -344,7 +352,12 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
-  if (s->kind != kSlabSmall) return large_realloc(s, p, size);
+  if (s->kind != kSlabSmall) {
+    if (SPACES_LIKELY(!s->sampled)) return large_realloc(s, p, size);
+    void* n = large_realloc(s, p, size);
+    if (n != nullptr && n != p) prof_realloc_moved(p, n, size);  // (its record is by address)
+    return n;
+  }
   size_t usable = small_usable(s, p, "realloc of a pointer that is not a live block");
   if (usable == 0) return nullptr;  // (reported)
   if (!kMemcheckExactSizes && size <= usable && size >= usable / 2)

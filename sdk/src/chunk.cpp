@@ -547,7 +547,10 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags,
     t_chunk_alloc = outer;
     bool blocked = c->ceiling_blocked;
     side.release();
-    if (p != nullptr) return p;
+    if (p != nullptr) {
+      if (SPACES_UNLIKELY(g_prof_on) && prof_tick(size)) prof_record(p, size, c, __builtin_return_address(0));
+      return p;
+    }
     if (!blocked) {
       errno = ENOMEM;
       return nullptr;
@@ -836,6 +839,7 @@ SPACES_API void spaces_chunk_destroy(SpacesChunk handle) noexcept {
   }
   if (t_heap == &c->heap) spaces_thread_set_chunk(nullptr);  // captured by this thread: release
   __atomic_store_n(&c->magic, 0u, __ATOMIC_RELEASE);
+  prof_forget_chunk(c);
   chunk_release_all(c, 0);
   SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));  // every block of c: freed, so later uses are reported
   chunk_struct_free(c);
@@ -849,6 +853,7 @@ SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
   }
   AllocSide side(c);
   bool captured = t_heap == &c->heap;
+  prof_forget_chunk(c);
   chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
   SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));
   SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
@@ -860,7 +865,7 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
   // atomic read-modify-write: one bounds test, a start bit, the bump.
   // (magic and flags compared as one word: a live EXCLUSIVE chunk; size 0 takes the slow path)
   Chunk* c = reinterpret_cast<Chunk*>(handle);
-  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0)) {
+  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0 && !g_prof_on)) {
     if (void* p = spaces_window_alloc(&c->win, size)) {  // (the SDK inlines the same code)
       track_alloc(c, p, size, false);
       return p;
@@ -890,7 +895,8 @@ SPACES_API struct spaces_window* spaces_chunk_window(SpacesChunk handle) noexcep
   return &g_no_window;  // every block must go through track_alloc
 #else
   Chunk* c = chunk_checked(handle);
-  return c != nullptr && (c->flags & SPACES_CHUNK_EXCLUSIVE) ? &c->win : &g_no_window;
+  // (heap profiling: every region allocation must reach chunk_alloc, which counts it)
+  return c != nullptr && (c->flags & SPACES_CHUNK_EXCLUSIVE) && !g_prof_on ? &c->win : &g_no_window;
 #endif
 }
 

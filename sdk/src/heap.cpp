@@ -105,6 +105,7 @@ void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
   if (cls >= kNumSmallClasses) return;  // (malloc's direct table covers small sizes only)
   size_t lo = cls == 0 ? 0 : class_size(cls - 1) / 8 + 1;
   size_t hi = class_size(cls) / 8;
+  if (SPACES_UNLIKELY(g_prof_on)) return;  // (every small malloc takes the slow path, which counts it)
   for (size_t i = lo; i <= hi; i++) h->direct[i] = s;
 }
 
@@ -113,6 +114,8 @@ void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
 // thread's TCB address can never match a slab it does not own.
 void heap_bind_slabs(Heap* h, uintptr_t tp) {
   __atomic_store_n(&h->tp, tp, __ATOMIC_RELAXED);
+  h->fast_tp = g_prof_on && h->chunk ? 0 : tp;  // (profiling: region frees all go the slow way)
+  tp = h->fast_tp;
   for (unsigned c = 0; c < kNumClasses; c++) {
     Slab* cur = h->cur[c];
     if (cur != &g_empty_slab && !cur->has_aligned) __atomic_store_n(&cur->fast_owner, tp, __ATOMIC_RELAXED);
@@ -153,7 +156,7 @@ bool slab_try_detach(Slab* s) {
 
 void slab_attach(Heap* h, Slab* s) {
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
-  if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->tp, __ATOMIC_RELAXED);
+  if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->fast_tp, __ATOMIC_RELAXED);
   list_push(&h->partial[s->cls], s);
   slab_set_state(s, kStateFull, kStateNormal);
 }
@@ -243,6 +246,7 @@ void heap_init_fields(Heap* h, Chunk* c) {
   h->all_next = nullptr;
   h->slow_calls = 0;
   h->tp = 0;
+  h->fast_tp = 0;
   h->chunk = c;
   h->cache_limit_override = 0;
 }
@@ -372,7 +376,7 @@ void heap_merge(Heap* h, Heap* a) {
       if (slab_state(s) == kStateNormal) {
         list_remove(&a->partial[c], s);
         __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
-        if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->tp, __ATOMIC_RELAXED);
+        if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->fast_tp, __ATOMIC_RELAXED);
         list_push(&h->partial[c], s);
       }
       s = next;
@@ -386,7 +390,7 @@ void heap_merge(Heap* h, Heap* a) {
 // next short-lived threads are about to take: under thread churn every refill then moved
 // slabs between heaps and arenas, and RSS grew fourfold.)
 bool heap_try_adopt(Heap* h, unsigned cls) {
-  if (h->chunk || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
+  if (h->chunk || h == &g_prof_heap || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
   uint64_t now = os_now_ns();
   if (!pool_is_stale(g_pool_tail_ns.load(std::memory_order_relaxed), now)) return false;
   if (!g_heap_lock.try_lock()) return false;
@@ -492,7 +496,26 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
   return s;
 }
 
+static void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero);
+
 void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
+  if (SPACES_UNLIKELY(g_prof_on) && h->chunk == nullptr && h != &g_prof_heap) {
+    // Heap profiling: every malloc of a thread heap comes here (direct[] stays empty), is counted,
+    // and unless it is a sample takes the fast path's step from here (profile.cpp).
+    if (prof_tick(size)) return prof_malloc_sampled(size, zero, __builtin_return_address(0));
+    if (size <= kSmallMax) {
+      Slab* s = h->cur[class_of(size)];
+      if (Block* b = slab_pop(s)) {
+        track_alloc(nullptr, b, size, zero);
+        if (zero) memset(b, 0, s->block_size < size ? s->block_size : size);
+        return b;
+      }
+    }
+  }
+  return heap_malloc_slow_rest(h, size, zero);
+}
+
+static void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory(size);
@@ -594,6 +617,8 @@ void heap_free_slow(void* p) {
     if (!shared_free(p)) report_unowned_free(p);  // (a block of an attached shared region?)
     return;
   }
+  if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
+                                                                     // ends first)
   switch (s->kind) {
     case kSlabSmall: {
       Block* b = small_block_of(s, p, "invalid free");

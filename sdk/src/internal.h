@@ -167,6 +167,7 @@ struct alignas(64) Slab {
   uintptr_t bump;         // first never-carved block (address)
   uint32_t div_inv;       // block-start test without a divide (slab_exact_index): the inverse of
   uint8_t div_shift;      // block_size's odd factor mod 2^32, and its power of two
+  uint8_t sampled;        // large blocks: the heap profiler recorded this block (profile.cpp)
   // -- line 1: written by other threads --
   alignas(64) std::atomic<uintptr_t> thread_free;
   Heap* owner;            // heap owning the slab (NULL for large blocks): read by remote frees
@@ -371,6 +372,15 @@ void os_futex_wake_shared(std::atomic<uint32_t>* word, int n);
 uint64_t os_now_ns();
 uint64_t os_random();
 size_t os_page_size();
+int os_create_file(const char* path);  // write-only, truncated, 0644; -1 on failure
+int os_open_read(const char* path);
+long os_read(int fd, void* buf, size_t n);
+bool os_write_all(int fd, const void* buf, size_t n);
+void os_close(int fd);
+int os_pid();
+bool os_on_signal(int signo, void (*fn)(int));
+bool os_object_range(const void* addr, uintptr_t* lo, uintptr_t* hi);  // false: main program
+int os_backtrace(void** pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi, const void* marker);
 
 // ---- options (options.cpp) ------------------------------------------------------------------
 // name, default, min, max, doc. The table, the env variables SPACES_<NAME> and docs/options.md
@@ -388,7 +398,9 @@ size_t os_page_size();
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
   X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps across spaces_chunk_reset")            \
   X(chunk_huge_pages, 1, 0, 1, "regions take their slabs from arenas advised transparent huge pages") \
-  X(shared_lock_timeout_ms, 10000, 1, 3600000, "longest wait for a shared region's lock before the operation fails")
+  X(shared_lock_timeout_ms, 10000, 1, 3600000, "longest wait for a shared region's lock before the operation fails") \
+  X(profile_sample, 524288, 1, 1099511627776ll, "heap profiling (SPACES_PROFILE=<path prefix>): mean bytes between samples") \
+  X(profile_signal, 0, 0, 64, "heap profiling: a signal that writes a profile (0: none)")
 
 enum OptionId {
 #define SPACES_X(name, def, lo, hi, doc) kOpt_##name,
@@ -478,6 +490,9 @@ struct alignas(64) Heap {
   Heap* all_next;                    // registry of every heap
   uint64_t slow_calls;
   uintptr_t tp;                      // thread pointer of the owning thread, 0 while abandoned
+  uintptr_t fast_tp;                 // what its slabs' fast_owner is set to: tp, but 0 for a
+                                     // region's heap while heap profiling (profile.cpp: every free
+                                     // of a region block must reach the slow path)
   Chunk* chunk;                      // the chunk this heap is (NULL for thread heaps)
   uint32_t cache_limit_override;     // chunk heaps: empty slabs kept (0: use option slab_cache)
 };
@@ -572,6 +587,34 @@ struct LargeTotals {
   size_t direct_blocks, direct_bytes;  // of which blocks in mappings of their own, bytes mapped
 };
 LargeTotals large_totals();
+
+// ---- heap profiling (profile.cpp) -----------------------------------------------------------
+// Off (g_prof_on false, decided once at initialisation) nothing below is reached and the fast
+// paths are unchanged. On, every thread heap's direct[] table stays empty so each small malloc
+// takes heap_malloc_slow, which counts its bytes (prof_tick); regions give no inline window.
+extern bool g_prof_on;
+extern Heap g_prof_heap;                   // where sampled thread-heap blocks live
+extern SPACES_TLS int64_t t_prof_left;     // bytes until this thread's next sample
+bool prof_tick_slow();
+// Count `size` bytes of this thread's allocations; true: this allocation is a sample.
+SPACES_INLINE bool prof_tick(size_t size) {
+  int64_t left = t_prof_left - int64_t(size);
+  t_prof_left = left;
+  return SPACES_UNLIKELY(left <= 0) && prof_tick_slow();
+}
+void prof_init();   // ensure_init, after the options: SPACES_PROFILE, before any heap exists
+void prof_start();  // ensure_init, when the core is usable: the dump at exit, the signal
+// ra: the caller's __builtin_return_address(0), where the program's own frames begin
+void* prof_malloc_sampled(size_t size, bool zero, const void* ra);  // a thread-heap sample
+void prof_record(void* p, size_t size, Chunk* c, const void* ra);   // a sample placed where it was
+// heap_free_slow, before the block is freed: ends p's record if it has one; true when it also
+// freed p (a block of g_prof_heap, freed under the profiler's lock as its owner)
+bool prof_free_hook(Slab* s, void* p);
+void prof_realloc_moved(void* old, void* n, size_t size);  // a sampled large block's realloc returned n
+void prof_forget_chunk(Chunk* c);                   // reset/destroy: the region's samples end
+void prof_fork_lock();
+void prof_fork_unlock();
+void prof_fork_child();
 
 // ---- api (api.cpp) --------------------------------------------------------------------------
 bool ensure_init();

@@ -49,6 +49,7 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
   h->cls = 0;
   __atomic_store_n(&h->attached, uint8_t(0), __ATOMIC_RELAXED);
   h->has_aligned = 0;
+  h->sampled = 0;
   h->capacity = 0;
   h->bump = 0;
   h->bump_end = 0;

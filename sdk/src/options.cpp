@@ -132,7 +132,7 @@ void options_init_from_env() {
   for (char** e = environ; e && *e; e++) {
     const char* kv = *e;
     if (strncmp(kv, "SPACES_", 7) != 0) continue;
-    bool known = false;
+    bool known = strncmp(kv, "SPACES_PROFILE=", 15) == 0;  // (a path, read by profile.cpp)
     for (int i = 0; i < kNumOptions && !known; i++) {
       const char* n = kOptionDescs[i].name;
       size_t k = 0;

@@ -17,7 +17,9 @@
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <link.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #ifndef MADV_HUGEPAGE
 #define MADV_HUGEPAGE 14
@@ -186,6 +188,98 @@ uint64_t os_random() {
 }
 
 size_t os_page_size() { return 4096; }
+
+// ---- for the heap profiler (profile.cpp): files, a signal, stacks ----------------------------
+int os_create_file(const char* path) { return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); }
+int os_open_read(const char* path) { return open(path, O_RDONLY | O_CLOEXEC); }
+long os_read(int fd, void* buf, size_t n) {
+  for (;;) {
+    ssize_t r = read(fd, buf, n);
+    if (r >= 0 || errno != EINTR) return long(r);
+  }
+}
+bool os_write_all(int fd, const void* buf, size_t n) {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w, n -= size_t(w);
+  }
+  return true;
+}
+void os_close(int fd) { close(fd); }
+int os_pid() { return int(getpid()); }
+bool os_on_signal(int signo, void (*fn)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(signo, &sa, nullptr) == 0;
+}
+
+// The address range of the loaded object holding `addr` (its executable segments), or false
+// when that object is the main program (a static link: its range would hide the caller's frames).
+namespace {
+struct ObjectRange {
+  uintptr_t addr, lo, hi;
+  bool found, main;
+};
+int object_range_cb(struct dl_phdr_info* info, size_t, void* arg) {
+  ObjectRange* r = static_cast<ObjectRange*>(arg);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    uintptr_t a = info->dlpi_addr + ph.p_vaddr;
+    if (a < lo) lo = a;
+    if (a + ph.p_memsz > hi) hi = a + ph.p_memsz;
+  }
+  if (r->addr < lo || r->addr >= hi) return 0;
+  r->lo = lo, r->hi = hi, r->found = true;
+  r->main = info->dlpi_name == nullptr || info->dlpi_name[0] == 0;
+  return 1;
+}
+struct Unwound {
+  void** pcs;
+  int n, max, from;  // from: index of the frame that returns to `marker` (-1: not seen)
+  uintptr_t skip_lo, skip_hi, marker;
+};
+_Unwind_Reason_Code unwind_cb(struct _Unwind_Context* ctx, void* arg) {
+  Unwound* u = static_cast<Unwound*>(arg);
+  uintptr_t ip = _Unwind_GetIP(ctx);
+  if (ip == 0) return _URC_END_OF_STACK;
+  if (u->n == 0 && ip >= u->skip_lo && ip < u->skip_hi) return _URC_NO_REASON;  // (leading only)
+  if (u->n >= u->max) return _URC_END_OF_STACK;
+  if (ip == u->marker && u->from < 0) u->from = u->n;
+  // ip - 1: inside the call instruction (a return address may begin the next inlined function)
+  u->pcs[u->n++] = reinterpret_cast<void*>(ip - 1);
+  return _URC_NO_REASON;
+}
+}  // namespace
+
+bool os_object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) {
+  ObjectRange r{reinterpret_cast<uintptr_t>(addr), 0, 0, false, false};
+  dl_iterate_phdr(object_range_cb, &r);
+  if (!r.found || r.main) return false;
+  *lo = r.lo, *hi = r.hi;
+  return true;
+}
+
+// The return addresses of the calling thread's stack (less one: the call instructions),
+// innermost first, from the frame that returns to `marker` when one does (the caller's
+// __builtin_return_address: Spaces' own frames above it are left out even when it is linked
+// statically), less the leading frames inside [skip_lo, skip_hi). Uses the unwind tables
+// (.eh_frame: frame pointers are not needed); libgcc's unwinder neither allocates nor takes a
+// lock of ours.
+int os_backtrace(void** pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi, const void* marker) {
+  Unwound u{pcs, 0, max, -1, skip_lo, skip_hi, reinterpret_cast<uintptr_t>(marker)};
+  _Unwind_Backtrace(unwind_cb, &u);
+  if (u.from <= 0) return u.n;
+  memmove(pcs, pcs + u.from, size_t(u.n - u.from) * sizeof(void*));
+  return u.n - u.from;
+}
 
 void SpinLock::lock() {
   for (;;) {

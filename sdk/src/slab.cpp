@@ -23,7 +23,7 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
   s->used = 0;
   s->block_size = bs;
-  __atomic_store_n(&s->fast_owner, owner ? owner->tp : 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->fast_owner, owner ? owner->fast_tp : 0, __ATOMIC_RELAXED);
   s->owner = owner;
   s->chunk = nullptr;
   s->kind = kSlabSmall;
@@ -35,6 +35,7 @@ void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
   s->div_inv = g_classes.inv[cls];
   s->div_shift = g_classes.shift[cls];
+  s->sampled = 0;
   // memcheck: no block is addressable until handed out (so overruns into the slot's slack show)
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);

@@ -16,3 +16,4 @@
 #include "api.cpp"
 #include "chunk.cpp"
 #include "shared.cpp"
+#include "profile.cpp"

@@ -288,6 +288,23 @@ SPACES_API long spaces_malloc_info(int options, char *buf, size_t cap) SPACES_NO
  * are accepted and ignored as tuning hints), 0 for any other (nothing changes). */
 SPACES_API int spaces_mallopt(int param, int value) SPACES_NOEXCEPT;
 
+/* Sampled heap profiling: which call sites hold memory. Turned on for the whole process by the
+ * environment variable SPACES_PROFILE=<path prefix> (read once, at start); one allocation per
+ * SPACES_PROFILE_SAMPLE bytes on average (default 524288) records its call stack. Profiles are
+ * gperftools' legacy heap format: `google-pprof --text <program> <file>` reads them. They are
+ * written at exit, on the signal SPACES_PROFILE_SIGNAL if set, and by spaces_profile_dump.
+ * Shared-memory regions are not sampled. docs/debugging.md "Heap profiles". */
+/* 1 when this process samples (SPACES_PROFILE was set), else 0. */
+SPACES_API int spaces_profile_active(void) SPACES_NOEXCEPT;
+/* Writes the profile to path (NULL: <prefix>.<pid>.<seq>.heap); when region blocks were
+ * sampled, also <base>.malloc.heap (blocks outside regions) and <base>.region.<name>.heap per
+ * region name, base being path less a trailing ".heap". 0, or -1 + errno (EINVAL: profiling is
+ * off; EIO or open's errno: a file could not be written). Allocation-free. */
+SPACES_API int spaces_profile_dump(const char *path) SPACES_NOEXCEPT;
+/* Writes the profile of the samples in the regions named `region` (NULL: all samples; "": those
+ * outside regions) to fd. 0, or -1 + errno. Allocation-free. */
+SPACES_API int spaces_profile_write(int fd, const char *region) SPACES_NOEXCEPT;
+
 /* Error codes passed to the error handler. */
 #define SPACES_ERROR_INVALID_FREE 1   /* free of a pointer Spaces does not own */
 #define SPACES_ERROR_DOUBLE_FREE 2    /* block freed twice */
