@@ -314,18 +314,40 @@ TEST(ChunkDeathTest, UseAfterResetAndAfterFreeAreAsanReports) {
       },
       "use-after-poison");
 }
-TEST(ChunkDeathTest, LiveRegionBlocksAreUsable) {
+#endif
+
+// The counterpart of the death tests above, in every preset: blocks carved again from memory a
+// reset freed are whole and separate, and in the asan preset, where the reset poisoned that
+// memory, every live block is unpoisoned over its requested size (using it is no report).
+TEST(Chunk, LiveRegionBlocksAreUsableAfterReset) {
   SpacesChunk c = spaces_chunk_create(0);
+  ASSERT_NE(c, nullptr);
+  std::vector<std::pair<unsigned char*, size_t>> blocks;
   for (int round = 0; round < 3; round++) {
+    blocks.clear();
     for (int i = 0; i < 5000; i++) {
-      char* p = static_cast<char*>(spaces_chunk_alloc(c, size_t(i % 300) + 1, 0));
-      memset(p, i, size_t(i % 300) + 1);
+      size_t n = size_t(i % 300) + 1;
+      unsigned char* p = static_cast<unsigned char*>(spaces_chunk_alloc(c, n, 0));
+      ASSERT_NE(p, nullptr) << "round " << round << ", block " << i;
+#if defined(__SANITIZE_ADDRESS__)
+      ASSERT_EQ(__asan_region_is_poisoned(p, n), nullptr)
+          << "round " << round << ", block " << i << " of " << n << " bytes is poisoned";
+#endif
+      memset(p, i & 0xff, n);
+      blocks.emplace_back(p, n);
     }
+    size_t damaged = 0;
+    for (size_t i = 0; i < blocks.size(); i++)
+      for (size_t k = 0; k < blocks[i].second; k++)
+        if (size_t(blocks[i].first[k]) != (i & 0xff)) {
+          damaged++;
+          break;
+        }
+    EXPECT_EQ(damaged, 0u) << "round " << round << ": blocks overlap";
     spaces_chunk_reset(c);
   }
   spaces_chunk_destroy(c);
 }
-#endif
 
 // The page contract of spaces.h (what TypedPool<T> is built on): a block that is the last
 // SPACES_PAGE_USABLE bytes of a SPACES_PAGE_SIZE-aligned page, one page of footprint, an ordinary

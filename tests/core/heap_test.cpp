@@ -58,21 +58,36 @@ TEST(Heap, ExitedThreadHeapIsReusedByTheNextThread) {
   EXPECT_EQ(first, second);
 }
 
+// An exited thread's heap goes to the pool of abandoned heaps, slabs and live blocks with it (a
+// thread takes a pooled heap before a new one is made). Its blocks, freed by another thread, go
+// back to their slabs as remote frees, and spaces_collect(1) hands the emptied slabs to the arenas
+// while the heap itself stays pooled (heaps are recycled, never freed).
 TEST(Heap, BlocksOfExitedThreadsCanBeFreedAnywhere) {
+  spaces_collect(1);  // (the pooled heaps keep only slabs with live blocks)
+  struct spaces_stats base = stats_now();
   std::vector<void*> blocks;
   std::thread([&] {
     for (int i = 0; i < 5000; i++) {
       void* p = spaces_malloc(size_t(i % 300) + 1);
+      ASSERT_NE(p, nullptr);
       memset(p, 0x5a, size_t(i % 300) + 1);
       blocks.push_back(p);
     }
   }).join();
+  ASSERT_EQ(blocks.size(), 5000u);
+  struct spaces_stats exited = stats_now();
+  EXPECT_EQ(exited.threads_started, base.threads_started + 1);
+  EXPECT_EQ(exited.heaps, base.heaps + (base.heaps_abandoned == 0 ? 1 : 0))
+      << "a pooled heap is taken before a new one is made";
+  EXPECT_EQ(exited.heaps_abandoned, base.heaps_abandoned == 0 ? 1 : base.heaps_abandoned)
+      << "the exited thread's heap is back in the pool";
+  EXPECT_GT(exited.slabs_in_use, base.slabs_in_use) << "the pooled heap keeps the slabs of its live blocks";
   for (void* p : blocks) spaces_free(p);
   spaces_collect(1);
-  struct spaces_stats st;
-  st.size = sizeof st;
-  ASSERT_EQ(spaces_stats(&st), 0);
-  EXPECT_GE(st.heaps, 1u);
+  struct spaces_stats after = stats_now();
+  EXPECT_LE(after.slabs_in_use, base.slabs_in_use) << "every slab the exited thread filled was emptied and released";
+  EXPECT_EQ(after.heaps, exited.heaps) << "collecting keeps the heap";
+  EXPECT_EQ(after.heaps_abandoned, exited.heaps_abandoned) << "...in the pool, for the next thread";
 }
 
 TEST(Heap, EmptySlabsGoBackToTheArenas) {

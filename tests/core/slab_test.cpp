@@ -10,17 +10,10 @@ struct ScratchSlab {
   ScratchSlab() { s = static_cast<Slab*>(os_map_aligned(kSlabSize, kSlabSize, false)); }
   ~ScratchSlab() { os_unmap(s, kSlabSize); }
 };
-Block* pop(Slab* s) {
-  if (!slab_has_free(s)) return nullptr;
-  Block* b = static_cast<Block*>(s->free);
-  uintptr_t off = b->link ^ s->key;
-  EXPECT_LT(off, kSlabSize);
-  s->free = reinterpret_cast<uint8_t*>(s) + off;
-  s->used++;
-  b->link = 0;
-  return b;
-}
 }  // namespace
+
+// The tests below take blocks with the core's own slab_pop (internal.h), the allocation step of
+// every fast path, so a change to it is tested here too.
 
 TEST(Slab, InitCarvesLazilyAndHandsOutEveryBlockOnce) {
   ScratchSlab m;
@@ -35,7 +28,7 @@ TEST(Slab, InitCarvesLazilyAndHandsOutEveryBlockOnce) {
       if (s->bump >= slab_end(s)) break;
       slab_extend(s);
     }
-    Block* b = pop(s);
+    Block* b = slab_pop(s);
     ASSERT_NE(b, nullptr);
     ASSERT_TRUE(seen.insert(b).second) << "block handed out twice";
     ASSERT_EQ((reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(s) - kSlabHeader) % 48, 0u);
@@ -43,6 +36,34 @@ TEST(Slab, InitCarvesLazilyAndHandsOutEveryBlockOnce) {
   }
   EXPECT_EQ(seen.size(), s->capacity);
   EXPECT_EQ(s->used, s->capacity);
+}
+
+// slab_pop hands out the head of the free list, counts it and clears its link word (a live block
+// must not look free); a link that decodes to an offset outside the slab is refused: NULL, the
+// slab unchanged, so that the caller's slow path reports the corruption.
+TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  slab_init(s, nullptr, class_of(64));
+  EXPECT_EQ(slab_pop(s), nullptr) << "nothing carved yet";
+  slab_extend(s);
+  Block* head = static_cast<Block*>(s->free);
+  uint32_t used = s->used;
+  Block* b = slab_pop(s);
+  EXPECT_EQ(b, head);
+  EXPECT_EQ(link_get(b), 0u);
+  EXPECT_FALSE(slab_block_looks_free(s, b));
+  EXPECT_EQ(s->used, used + 1);
+  ASSERT_TRUE(slab_has_free(s));
+  head = static_cast<Block*>(s->free);
+  uintptr_t link = link_get(head);
+  link_set(head, slab_encode(s, reinterpret_cast<uint8_t*>(s) + kSlabSize));  // one past the slab
+  EXPECT_EQ(slab_pop(s), nullptr);
+  EXPECT_EQ(s->free, static_cast<void*>(head));
+  EXPECT_EQ(s->used, used + 1);
+  link_set(head, link);
+  EXPECT_EQ(slab_pop(s), head);
+  EXPECT_EQ(s->used, used + 2);
 }
 
 TEST(Slab, KeyHasTopBitAndDiffersPerInit) {
@@ -60,7 +81,7 @@ TEST(Slab, RemotePushAndCollectMovesAllBlocks) {
   slab_init(s, nullptr, class_of(64));
   slab_extend(s);
   std::vector<Block*> blocks;
-  while (slab_has_free(s)) blocks.push_back(pop(s));
+  while (slab_has_free(s)) blocks.push_back(slab_pop(s));
   ASSERT_GT(blocks.size(), 10u);
   unsigned used = s->used;
   std::thread t([&] {
@@ -71,7 +92,7 @@ TEST(Slab, RemotePushAndCollectMovesAllBlocks) {
   EXPECT_EQ(n, (blocks.size() + 1) / 2);
   EXPECT_EQ(s->used, used - n);
   std::set<Block*> back;
-  while (Block* b = pop(s)) back.insert(b);
+  while (Block* b = slab_pop(s)) back.insert(b);
   EXPECT_EQ(back.size(), n);
   EXPECT_EQ(slab_collect_remote(s), 0u);
 }
@@ -81,8 +102,8 @@ TEST(Slab, RemotePushOnFullSlabAsksForNotifyOnce) {
   Slab* s = m.s;
   slab_init(s, nullptr, 0);
   slab_extend(s);
-  Block* a = pop(s);
-  Block* b = pop(s);
+  Block* a = slab_pop(s);
+  Block* b = slab_pop(s);
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateFull);
   EXPECT_TRUE(slab_remote_push(s, a));
   EXPECT_EQ(s->thread_free.load() & kStateMask, kStateNotified);
@@ -96,8 +117,8 @@ TEST(Slab, FreedBlocksLookFreeAndLiveOnesDoNot) {
   Slab* s = m.s;
   slab_init(s, nullptr, class_of(32));
   slab_extend(s);
-  Block* a = pop(s);
-  Block* b = pop(s);
+  Block* a = slab_pop(s);
+  Block* b = slab_pop(s);
   EXPECT_FALSE(slab_block_looks_free(s, a));
   memset(a, 0, 32);
   EXPECT_FALSE(slab_block_looks_free(s, a)) << "zeroed user data must not look free";

@@ -124,13 +124,11 @@ TEST(Region, MoveAssignmentDestroysTheTargetsChunk) {
 TEST(Region, MovedFromRegionIsHarmless) {
   Region A;
   Region B(std::move(A));
-  // Allocating from it is a programming error: an assert in debug builds, a clean failure in
-  // release builds; everything else on a null handle is a no-op.
+  // Allocating from it is a programming error: an assert in debug builds (the death test below),
+  // a clean failure in release builds; everything else on a null handle is a no-op.
 #ifdef NDEBUG
   EXPECT_EQ(A.tryAllocate(16), nullptr);
   EXPECT_BAD_ALLOC(A.Allocate(16));
-#else
-  EXPECT_DEATH(A.tryAllocate(16), "moved-from");
 #endif
   EXPECT_FALSE(A.setCeiling(1 << 20));
   EXPECT_EQ(A.ceiling(), 0u);
@@ -144,6 +142,14 @@ TEST(Region, MovedFromRegionIsHarmless) {
   EXPECT_NE(A.handle(), nullptr);
   EXPECT_TRUE(A.owns(A.Allocate(8)));
 }
+
+#ifndef NDEBUG
+TEST(RegionDeathTest, AllocatingFromAMovedFromRegionAsserts) {
+  Region A;
+  Region B(std::move(A));
+  EXPECT_DEATH(A.tryAllocate(16), "moved-from");
+}
+#endif
 
 // Allocate, create<T> and new (R) T on an Exclusive region are carved inline from the region's
 // allocation window (spaces.h): the blocks are ordinary blocks (walked with their sizes, freed,
@@ -237,17 +243,22 @@ TEST(Region, AllocateAlignsBlocksSmallerThanTheAlignment) {
   EXPECT_TRUE(Bad.empty()) << "misaligned:" << Bad;
 }
 
+// An alignment that is not a power of two: a programming error, asserted in debug builds, a clean
+// failure (EINVAL, std::bad_alloc) in release builds.
+#ifdef NDEBUG
 TEST(Region, RejectsAnAlignmentThatIsNotAPowerOfTwo) {
   Region R;
   errno = 0;
-#ifdef NDEBUG
   EXPECT_EQ(R.tryAllocate(64, 48), nullptr);
   EXPECT_EQ(errno, EINVAL);
   EXPECT_BAD_ALLOC(R.Allocate(64, 48));
-#else
-  EXPECT_DEATH(R.tryAllocate(64, 48), "power of two");  // a programming error: asserted
-#endif
 }
+#else
+TEST(RegionDeathTest, AnAlignmentThatIsNotAPowerOfTwoAsserts) {
+  Region R;
+  EXPECT_DEATH(R.tryAllocate(64, 48), "power of two");
+}
+#endif
 
 TEST(Region, DeallocateFromAnotherThread) {
   Region R; // exclusive: one thread allocates, any thread frees
@@ -741,7 +752,7 @@ TEST(Region, FlagsOfOneFunctionAreRefusedByAnother) {
 
 // The bad-alloc handler (LLVM's install_bad_alloc_error_handler) is called instead of the
 // default; one that returns gets the program aborted.
-TEST(Region, BadAllocHandlerIsCalledAndMustNotReturn) {
+TEST(RegionDeathTest, BadAllocHandlerIsCalledAndMustNotReturn) {
   EXPECT_DEATH(
       {
         Region R;

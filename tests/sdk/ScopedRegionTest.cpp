@@ -221,7 +221,7 @@ TEST(ScopedRegion, CapturedMallocAtTheCeilingCountsAHitAndCallsThePressureHandle
 
 // region() hands out a Region& for allocators and containers, but the region is pinned to the
 // scope: moving it out is a programming error, caught at run time.
-TEST(ScopedRegion, MovingItsRegionOutIsAProgrammingError) {
+TEST(ScopedRegionDeathTest, MovingItsRegionOutIsAProgrammingError) {
   EXPECT_DEATH(
       {
         spaces::ScopedRegion S;
