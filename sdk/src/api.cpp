@@ -102,11 +102,11 @@ bool ensure_init() {
       return false;
     }
     heap_init_key();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    os_atfork(fork_prepare, fork_parent, fork_child);
     if (option(kOpt_show_stats)) {
-      int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+      int fd = os_dup_cloexec(2, 10);
       if (fd >= 0) g_stats_fd = fd;
-      atexit(print_stats_at_exit);
+      os_atexit(print_stats_at_exit);
     }
     prof_start();
     if (option(kOpt_verbose)) {
@@ -114,11 +114,8 @@ bool ensure_init() {
       write_str(2, spaces_version());
       write_str(2, " initialised (pid ");
       char buf[24];
-      char* e = buf + sizeof buf;
-      *--e = 0;
-      unsigned long v = (unsigned long)getpid();
-      do *--e = char('0' + v % 10), v /= 10; while (v);
-      write_str(2, e);
+      format_dec(buf, (unsigned long long)os_pid());
+      write_str(2, buf);
       write_str(2, ")\n");
       options_print(2);
     }
@@ -126,18 +123,12 @@ bool ensure_init() {
     g_init_state.store(2, std::memory_order_release);
     return true;
   }
-  while ((st = g_init_state.load(std::memory_order_acquire)) == 1) sched_yield();
+  while ((st = g_init_state.load(std::memory_order_acquire)) == 1) os_yield();
   return st == 2;
 }
 
 void write_str(int fd, const char* s) {
-  size_t n = strlen(s);
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= size_t(w);
-  }
+  os_write_all(fd, s, strlen(s));
 }
 
 char* format_hex(char* out, uintptr_t v) {  // out: at least 19 bytes
@@ -196,7 +187,7 @@ bool chunk_suppress_oom_report();
 // `size`: the request that failed, named in the report (abort_on_oom): "out of memory
 // (request of 123456 bytes)", never a meaningless address.
 void* out_of_memory(size_t size) {
-  if (option(kOpt_abort_on_oom) && !chunk_suppress_oom_report()) {
+  if (option(kOpt_abort_on_oom) && !chunk_suppress_oom_report() && !prof_busy()) {
     char msg[80] = "out of memory (request of ";
     char* e = format_dec(msg + strlen(msg), size);
     strcpy(e, " bytes)");
@@ -247,7 +238,10 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
   if (align <= kSlabHeader && rounded > kSmallMax && rounded <= kMediumMax && h->chunk == nullptr)
     return heap_malloc_slow(h, rounded, false);
   if (size + align <= kSmallMax) {
-    uint8_t* b = static_cast<uint8_t*>(heap_malloc_slow(h, size + align - 1, false));
+    // (heap profiling: counted, never sampled here - a sample's slab would accept interior
+    // pointers once it held an aligned block; the sample passes to the thread's next allocation)
+    if (SPACES_UNLIKELY(g_prof_on) && h->chunk == nullptr && prof_tick(size)) t_prof_left = 0;
+    uint8_t* b = static_cast<uint8_t*>(heap_malloc_slow_rest(h, size + align - 1, false));
     if (b == nullptr) return nullptr;
     uintptr_t a = (reinterpret_cast<uintptr_t>(b) + align - 1) & ~(uintptr_t)(align - 1);
     if (a != reinterpret_cast<uintptr_t>(b)) {
@@ -257,10 +251,11 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     }
     return reinterpret_cast<void*>(a);
   }
+  size_t asked = size;
   if (size < kSmallMax + 1) size = kSmallMax + 1;  // the large path (usable: 12 KiB, not the run)
   void* p = large_alloc(size, align, false, h->chunk);
-  if (SPACES_UNLIKELY(g_prof_on) && p && h->chunk == nullptr && h != &g_prof_heap && prof_tick(size))
-    prof_record(p, size, nullptr, __builtin_return_address(0));
+  if (SPACES_UNLIKELY(g_prof_on) && p && h->chunk == nullptr && h != &g_prof_heap && prof_tick(asked))
+    prof_record(p, asked, nullptr, __builtin_return_address(0));
   return p;
 }
 
@@ -352,15 +347,11 @@ SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
-  if (s->kind != kSlabSmall) {
-    if (SPACES_LIKELY(!s->sampled)) return large_realloc(s, p, size);
-    void* n = large_realloc(s, p, size);
-    if (n != nullptr && n != p) prof_realloc_moved(p, n, size);  // (its record is by address)
-    return n;
-  }
+  if (s->kind != kSlabSmall)
+    return SPACES_LIKELY(!s->sampled) ? large_realloc(s, p, size) : prof_large_realloc(s, p, size);
   size_t usable = small_usable(s, p, "realloc of a pointer that is not a live block");
   if (usable == 0) return nullptr;  // (reported)
-  if (!kMemcheckExactSizes && size <= usable && size >= usable / 2)
+  if (!kMemcheckExactSizes && realloc_in_place(size, usable, false))
     return p;  // shrink in place unless it wastes half
   void* n = spaces_malloc(size);
   if (n == nullptr) return nullptr;
@@ -451,16 +442,13 @@ SPACES_API void spaces_collect(int force) noexcept {
   Heap* h = t_heap;
   if (h->state == kHeapActive) heap_collect(h, force != 0);
   if (force) heap_collect_abandoned();
+  prof_collect(force != 0);
   arena_collect(force != 0);
 }
 
 SPACES_API int spaces_stats(struct spaces_stats* out) noexcept {
-  if (out == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  size_t want = out->size == 0 ? sizeof(struct spaces_stats) : out->size;
-  if (want < sizeof(size_t)) {
+  size_t want;
+  if (!stats_room(out, &want)) {
     errno = EINVAL;
     return -1;
   }
@@ -484,9 +472,7 @@ SPACES_API int spaces_stats(struct spaces_stats* out) noexcept {
   s.purges = a.purges;
   s.mmap_calls = a.mmaps;
   s.threads_started = h.threads_started;
-  size_t n = want < sizeof s ? want : sizeof s;
-  s.size = n;
-  memcpy(out, &s, n);
+  stats_copy_out(out, s, want);
   return 0;
 }
 
@@ -519,6 +505,7 @@ namespace {
 // allocate, as glibc's figures are.
 struct Census {
   size_t granules;  // arena granules in use
+  size_t heap_cached;  // of those, empty slabs kept in heaps' caches (granules)
   size_t live_blocks, live_bytes, free_slots, free_bytes;
   size_t cls_free[kNumClasses], cls_live[kNumClasses], cls_slabs[kNumClasses];
 };
@@ -558,6 +545,11 @@ __attribute__((no_sanitize("thread"))) void census_head(const Slab* s, void* arg
       c.live_blocks++;
       c.live_bytes += __atomic_load_n(&s->user_size, __ATOMIC_RELAXED);
       break;
+    case kSlabEmpty: {  // (in a heap's cache: a medium slab keeps its class's granule count)
+      unsigned cls = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
+      c.heap_cached += cls < kNumClasses ? g_classes.granules[cls] : 1;
+      break;
+    }
     default:
       break;
   }
@@ -712,12 +704,7 @@ struct JsonOut {
   explicit JsonOut(int f) : fd(f) {}
   ~JsonOut() { flush(); }
   void flush() {
-    size_t off = 0;
-    while (off < n) {
-      ssize_t w = write(fd, buf + off, n - off);
-      if (w <= 0) break;
-      off += size_t(w);
-    }
+    os_write_all(fd, buf, n);
     n = 0;
   }
   void raw(const char* s) {
@@ -794,6 +781,7 @@ SPACES_API void spaces_stats_print_json(int fd) noexcept {
   o.num("arenas", a.arenas);
   o.num("arena_granules_in_use", c.granules);
   o.num("granules_cached", a.slabs_cached);
+  o.num("granules_cached_in_heaps", c.heap_cached);
   o.num("live_bytes", c.live_bytes + l.direct_bytes);
   o.num("live_blocks", c.live_blocks + l.direct_blocks);
   o.num("free_slots", c.free_slots);

@@ -44,6 +44,9 @@ namespace spaces_core {
 
 constexpr uint32_t kChunkMagic = 0x4b435053;  // "SPCK"
 constexpr uint64_t kExclusiveKey = kChunkMagic | (uint64_t(SPACES_CHUNK_EXCLUSIVE) << 32);
+// An internal flag (never reported): the region was made while heap profiling is on, which its
+// fast_key therefore never matches - each allocation reaches chunk_alloc, which counts it.
+constexpr unsigned kChunkProfiled = 1u << 31;
 
 struct Chunk {
   Heap heap;  // first: a Chunk* is also its Heap*
@@ -81,6 +84,7 @@ struct Chunk {
   Chunk* all_next;      // every Chunk struct ever made (never freed), for fork
   uint8_t fork_held;    // locks the forking thread took in chunk_fork_try_lock (1: lock, 2: large)
   const char* name;     // spaces_chunk_set_name (kept by pointer), NULL for none
+  size_t prof_samples;  // heap profiling: live records of this region's blocks (profile.cpp)
   // Start marks of the current bump slab, a byte per 16-byte granule (the window's `marks`
   // points here): the allocating path stores a byte, where a bit would be a read-modify-write
   // that chains each allocation to the previous one (1.3-1.5x the time of a bump allocator).
@@ -711,7 +715,7 @@ size_t chunk_list_regions(RegionInfo* out, size_t cap, size_t* footprint) {
     if (__atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != kChunkMagic) continue;  // (pooled)
     *footprint += c->footprint.load(std::memory_order_relaxed);
     if (n < cap)
-      out[n] = RegionInfo{__atomic_load_n(&c->name, __ATOMIC_ACQUIRE), c->flags,
+      out[n] = RegionInfo{__atomic_load_n(&c->name, __ATOMIC_ACQUIRE), c->flags & ~kChunkProfiled,
                           c->footprint.load(std::memory_order_relaxed), c->peak.load(std::memory_order_relaxed),
                           c->ceiling.load(std::memory_order_relaxed), c->ceiling_hits.load(std::memory_order_relaxed)};
     n++;
@@ -803,7 +807,8 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   if (!c->heap_clean) heap_init_chunk(&c->heap, c);  // (a pooled record left clean by destroy)
   c->heap_clean = true;
   c->heap.cache_limit_override = uint32_t(option(kOpt_chunk_keep_slabs));
-  c->flags = flags;
+  c->flags = flags | (g_prof_on ? kChunkProfiled : 0);
+  c->prof_samples = 0;
   c->footprint.store(0, std::memory_order_relaxed);
   c->peak.store(0, std::memory_order_relaxed);
   c->ceiling.store(0, std::memory_order_relaxed);
@@ -865,7 +870,7 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
   // atomic read-modify-write: one bounds test, a start bit, the bump.
   // (magic and flags compared as one word: a live EXCLUSIVE chunk; size 0 takes the slow path)
   Chunk* c = reinterpret_cast<Chunk*>(handle);
-  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0 && !g_prof_on)) {
+  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0)) {
     if (void* p = spaces_window_alloc(&c->win, size)) {  // (the SDK inlines the same code)
       track_alloc(c, p, size, false);
       return p;
@@ -948,8 +953,8 @@ SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) 
     return nullptr;
   }
   Slab* s = slab_of(p);
-  bool in_place = !kMemcheckExactSizes && ((s->kind == kSlabSmall && size <= usable && size >= usable / 2) ||
-                  (s->kind == kSlabLargeRun && size <= usable && size > usable / 2 && size > kSmallMax));
+  bool in_place = !kMemcheckExactSizes && (s->kind == kSlabSmall || s->kind == kSlabLargeRun) &&
+                  realloc_in_place(size, usable, s->kind == kSlabLargeRun);
   if (in_place) {
     SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, size));  // in place: the new size is the block's
     return p;
@@ -990,12 +995,8 @@ SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
 SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats* out) noexcept {
   Chunk* c = chunk_checked(handle);
   bool shared = c == nullptr && shared_is_handle(handle);
-  if ((c == nullptr && !shared) || out == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  size_t want = out->size == 0 ? sizeof(struct spaces_chunk_stats) : out->size;
-  if (want < sizeof(size_t)) {
+  size_t want;
+  if ((c == nullptr && !shared) || !stats_room(out, &want)) {
     errno = EINVAL;
     return -1;
   }
@@ -1004,9 +1005,7 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
   if (shared) {
     shared_stats(handle, &st);
     st.version = SPACES_CHUNK_STATS_VERSION;
-    size_t n = want < sizeof st ? want : sizeof st;
-    st.size = n;
-    memcpy(out, &st, n);
+    stats_copy_out(out, st, want);
     return 0;
   }
   size_t blocks = 0, bytes = 0;
@@ -1033,16 +1032,14 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
     st.slabs = c->nslabs;
   }
   st.version = SPACES_CHUNK_STATS_VERSION;
-  st.flags = c->flags;
+  st.flags = c->flags & ~kChunkProfiled;
   st.live_blocks = blocks - c->pending_blocks.load(std::memory_order_relaxed);
   st.live_bytes = bytes - c->pending_bytes.load(std::memory_order_relaxed);
   st.footprint = c->footprint.load(std::memory_order_relaxed);
   st.peak_footprint = c->peak.load(std::memory_order_relaxed);
   st.ceiling = c->ceiling.load(std::memory_order_relaxed);
   st.ceiling_hits = c->ceiling_hits.load(std::memory_order_relaxed);
-  size_t n = want < sizeof st ? want : sizeof st;
-  st.size = n;
-  memcpy(out, &st, n);
+  stats_copy_out(out, st, want);
   return 0;
 }
 

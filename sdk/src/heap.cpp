@@ -496,13 +496,11 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
   return s;
 }
 
-static void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero);
-
 void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(g_prof_on) && h->chunk == nullptr && h != &g_prof_heap) {
     // Heap profiling: every malloc of a thread heap comes here (direct[] stays empty), is counted,
     // and unless it is a sample takes the fast path's step from here (profile.cpp).
-    if (prof_tick(size)) return prof_malloc_sampled(size, zero, __builtin_return_address(0));
+    if (prof_tick(size)) return prof_malloc_sampled(h, size, zero, __builtin_return_address(0));
     if (size <= kSmallMax) {
       Slab* s = h->cur[class_of(size)];
       if (Block* b = slab_pop(s)) {
@@ -515,10 +513,12 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   return heap_malloc_slow_rest(h, size, zero);
 }
 
-static void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
+void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory(size);
+    // (the process's first allocation initialised Spaces just now: heap profiling may be on)
+    if (SPACES_UNLIKELY(g_prof_on) && h->chunk == nullptr) return heap_malloc_slow(h, size, zero);
   }
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
@@ -578,8 +578,8 @@ static void report_unowned_free(void* p) {
   for (int i = 0; i < 1024 && g >= kSlabSize && pagemap_in_region(g); i++, g -= kSlabSize) {
     if (!pagemap_is_head(g)) continue;
     Slab* h = reinterpret_cast<Slab*>(g);
-    uintptr_t end = h->kind == kSlabLargeRun ? h->map_base + h->map_size * kSlabSize
-                    : h->kind == kSlabDirect ? h->map_base + h->map_size
+    uintptr_t end = h->kind == kSlabLargeRun ? h->map_base + h->run_granules * kSlabSize
+                    : h->kind == kSlabDirect ? h->map_base + h->map_bytes
                                              : g + kSlabSize;
     if (a < end) {
       report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a live block)");
@@ -665,11 +665,11 @@ void heap_mark_aligned(Slab* s) {
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
 }
 
-static pthread_key_t g_thread_key;
+static unsigned g_thread_key;
 static bool g_key_ready = false;
 
 void heap_init_key() {
-  g_key_ready = pthread_key_create(&g_thread_key, heap_thread_done) == 0;
+  g_key_ready = os_thread_key_create(&g_thread_key, heap_thread_done);
 }
 
 Heap* heap_thread_init() {
@@ -686,7 +686,7 @@ Heap* heap_thread_init() {
   t_heap = h;  // before pthread_setspecific, which may itself allocate
   t_home_heap = h;
   g_threads_started.fetch_add(1, std::memory_order_relaxed);
-  if (g_key_ready) pthread_setspecific(g_thread_key, h);
+  if (g_key_ready) os_thread_key_set(g_thread_key, h);
   return h;
 }
 
@@ -752,7 +752,7 @@ void heap_after_fork_child() {
       pool_put(h, now);
     }
   }
-  if (g_key_ready && self != &g_empty_heap) pthread_setspecific(g_thread_key, self);
+  if (g_key_ready && self != &g_empty_heap) os_thread_key_set(g_thread_key, self);
 }
 
 HeapTotals heap_totals() {

@@ -19,6 +19,7 @@
 
 #define SPACES_BUILDING_LIBRARY 1
 #include "spaces/spaces.h"
+#include "os.h"
 
 #include <atomic>
 #include <errno.h>
@@ -49,7 +50,7 @@ constexpr uintptr_t kSlabMask = kSlabSize - 1;
 constexpr uintptr_t kArenaShift = 22;
 constexpr uintptr_t kArenaSize = uintptr_t(1) << kArenaShift;  // 4 MiB = 64 granules
 constexpr unsigned kSlabsPerArena = unsigned(kArenaSize / kSlabSize);  // 64; granule 0 = arena header
-constexpr uintptr_t kAddressLimit = uintptr_t(1) << 47;  // user space on x86-64 (4-level paging)
+constexpr uintptr_t kAddressLimit = kOsAddressLimit;  // user space (os.h: x86-64, 4-level paging)
 constexpr size_t kSmallMax = 8192;                        // largest block of a one-granule slab
 constexpr size_t kMediumMax = size_t(256) << 10;          // largest size-class block (multi-granule slab)
 constexpr size_t kSlabHeader = 256;                       // first block offset in a slab
@@ -178,7 +179,10 @@ struct alignas(64) Slab {
   Slab* notify_next;      // link in owner->notify while kStateNotified
   Chunk* chunk;           // owning chunk (regions), NULL for thread heaps
   uintptr_t map_base;     // large: start of the mapping (direct) or run (== this)
-  size_t map_size;        // large: bytes mapped (direct) or run length (run)
+  union {                 // large blocks, by kind:
+    size_t run_granules;  //   kSlabLargeRun: the run's length in 64 KiB granules
+    size_t map_bytes;     //   kSlabDirect: bytes mapped
+  };
   size_t user_size;       // large: usable bytes from the user pointer
   uintptr_t user_ptr;     // large: the pointer handed out
   // -- line 3: chunk bookkeeping (owner side of the chunk) --
@@ -236,6 +240,32 @@ SPACES_INLINE bool slab_block_looks_free(const Slab* s, const Block* b) {
 #else
   return high_half(&b->link) == high_half(&s->key);
 #endif
+}
+// The one versioned copy-out of the statistics structs (spaces_stats, spaces_chunk_stats): the
+// caller's `size` field says how many bytes it has room for (0: this build's whole struct; less
+// than the size field itself: EINVAL), the struct's `size` says how many were written.
+template <class T>
+bool stats_room(const T* out, size_t* want) {
+  if (out == nullptr) return false;
+  *want = out->size == 0 ? sizeof(T) : out->size;
+  return *want >= sizeof(out->size);
+}
+template <class T>
+void stats_copy_out(T* out, T& full, size_t want) {
+  size_t n = want < sizeof full ? want : sizeof full;
+  full.size = n;
+  memcpy(out, &full, n);
+}
+
+// The one rule every realloc path asks before moving a block (thread heaps, regions, shared
+// regions): keep it in place when the new size fits its usable size and wastes at most half of
+// it. A block on the large path (large_path) also needs a size above the size classes (a class
+// slot would waste less), except at exactly its usable size (an aligned block's usable size may
+// be a small class's). memcheck builds move every block (kMemcheckExactSizes): the callers ask.
+SPACES_INLINE bool realloc_in_place(size_t size, size_t usable, bool large_path) {
+  if (size > usable) return false;
+  if (!large_path) return size >= usable / 2;
+  return size == usable || (size > usable / 2 && size > kSmallMax);
 }
 // realloc's copy: may read the slot's slack past the size memcheck knows (not an error there).
 SPACES_INLINE void copy_block(void* dst, const void* src, size_t n) {
@@ -348,39 +378,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   return pagemap_is_head(h) ? reinterpret_cast<Slab*>(h) : nullptr;
 }
 
-// ---- os (os.cpp) ----------------------------------------------------------------------------
-void* os_map(size_t size, bool huge_tlb);            // NULL on failure
-void* os_map_aligned(size_t size, size_t align, bool huge_tlb);
-void os_unmap(void* p, size_t size);
-bool os_remap_fresh(void* p, size_t size);
-void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
-bool os_reserve_shared(int fd, size_t off, size_t size);  // fallocate; false: no space
-void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
-void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort
-void os_fork_stdio_lock();     // atfork: libc's stdio list lock, taken before Spaces' locks
-void os_fork_stdio_unlock();
-void os_fork_stdio_child();
-bool os_single_threaded();
-void os_yield();
-int os_tid();
-unsigned os_cpu_count();             // CPUs this process may run on (at least 1)
-SPACES_INLINE void os_cpu_relax() { __builtin_ia32_pause(); }
-bool os_thread_alive(int tid);       // false: no such thread (exited, or a zombie's)
-uint32_t os_pidns_id();              // this process's PID namespace id, 0 if unknown
-void os_futex_wait_shared(std::atomic<uint32_t>* word, uint32_t expected, uint64_t timeout_ns);
-void os_futex_wake_shared(std::atomic<uint32_t>* word, int n);
-uint64_t os_now_ns();
-uint64_t os_random();
-size_t os_page_size();
-int os_create_file(const char* path);  // write-only, truncated, 0644; -1 on failure
-int os_open_read(const char* path);
-long os_read(int fd, void* buf, size_t n);
-bool os_write_all(int fd, const void* buf, size_t n);
-void os_close(int fd);
-int os_pid();
-bool os_on_signal(int signo, void (*fn)(int));
-bool os_object_range(const void* addr, uintptr_t* lo, uintptr_t* hi);  // false: main program
-int os_backtrace(void** pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi, const void* marker);
+// ---- os (os.cpp): declared in os.h, included above ----------------------------------------
 
 // ---- options (options.cpp) ------------------------------------------------------------------
 // name, default, min, max, doc. The table, the env variables SPACES_<NAME> and docs/options.md
@@ -417,7 +415,17 @@ void options_print(int fd);
 // A test-and-test-and-set spin lock that yields: never allocates, fork-safe by reset.
 struct SpinLock {
   std::atomic<int> v{0};
-  void lock();
+  void lock() {
+    for (;;) {
+      if (!v.exchange(1, std::memory_order_acquire)) return;
+      for (int spins = 0; v.load(std::memory_order_relaxed) != 0; spins++) {
+        if (spins < 64)
+          os_cpu_relax();
+        else
+          os_yield();
+      }
+    }
+  }
   bool try_lock() { return v.load(std::memory_order_relaxed) == 0 && !v.exchange(1, std::memory_order_acquire); }
   void unlock() { v.store(0, std::memory_order_release); }
   void reset() { v.store(0, std::memory_order_relaxed); }
@@ -503,6 +511,7 @@ extern Slab g_empty_slab;      // cur[] of the empty heap: free == itself, so ma
 extern SPACES_TLS Heap* t_heap;
 
 void* heap_malloc_slow(Heap* h, size_t size, bool zero);
+void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero);  // the same, never sampled
 void heap_free_slow(void* p);
 Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: reported
 void heap_slab_emptied(Heap* h, Slab* s);
@@ -605,12 +614,14 @@ SPACES_INLINE bool prof_tick(size_t size) {
 void prof_init();   // ensure_init, after the options: SPACES_PROFILE, before any heap exists
 void prof_start();  // ensure_init, when the core is usable: the dump at exit, the signal
 // ra: the caller's __builtin_return_address(0), where the program's own frames begin
-void* prof_malloc_sampled(size_t size, bool zero, const void* ra);  // a thread-heap sample
+void* prof_malloc_sampled(Heap* h, size_t size, bool zero, const void* ra);  // a thread-heap sample
 void prof_record(void* p, size_t size, Chunk* c, const void* ra);   // a sample placed where it was
 // heap_free_slow, before the block is freed: ends p's record if it has one; true when it also
 // freed p (a block of g_prof_heap, freed under the profiler's lock as its owner)
 bool prof_free_hook(Slab* s, void* p);
-void prof_realloc_moved(void* old, void* n, size_t size);  // a sampled large block's realloc returned n
+void* prof_large_realloc(Slab* s, void* p, size_t size);  // realloc of a sampled large block
+void prof_collect(bool force);                      // spaces_collect: the samples' heap's caches
+bool prof_busy();                                   // inside the profiler (no error reports)
 void prof_forget_chunk(Chunk* c);                   // reset/destroy: the region's samples end
 void prof_fork_lock();
 void prof_fork_unlock();

@@ -35,7 +35,8 @@ SPACES_INLINE uintptr_t user_ptr_in(uintptr_t start, size_t align) {
   return (start + kSlabSize + align - 1) & ~(uintptr_t)(align - 1);
 }
 
-Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, size_t user_size) {
+// length: granules of a run (kSlabLargeRun), bytes of a mapping (kSlabDirect)
+Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t length, size_t user_size) {
   Slab* h = slab_of(reinterpret_cast<void*>(p));
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(h, kSlabHeader));  // may lie in an old block memcheck freed
   h->free = h;
@@ -54,7 +55,10 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t map_size, s
   h->bump = 0;
   h->bump_end = 0;
   h->map_base = base;
-  h->map_size = map_size;
+  if (kind == kSlabLargeRun)
+    h->run_granules = length;
+  else
+    h->map_bytes = length;
   h->user_size = user_size;
   h->user_ptr = p;
   h->map_resident = 0;
@@ -221,14 +225,14 @@ void large_free(Slab* h, void* p) {
   g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (Chunk* c = h->chunk) {
     chunk_large_removed(c, h);
-    chunk_unreserve(c, kind == kSlabLargeRun ? h->map_size * kSlabSize : h->map_size);
+    chunk_unreserve(c, kind == kSlabLargeRun ? h->run_granules * kSlabSize : h->map_bytes);
   }
   if (kind == kSlabLargeRun) {
-    g_large_bytes.fetch_sub(h->map_size * kSlabSize, std::memory_order_relaxed);
-    arena_free_slabs(reinterpret_cast<Slab*>(h->map_base), h->map_size);
+    g_large_bytes.fetch_sub(h->run_granules * kSlabSize, std::memory_order_relaxed);
+    arena_free_slabs(reinterpret_cast<Slab*>(h->map_base), h->run_granules);
   } else {
     uintptr_t base = h->map_base;
-    size_t mapped = h->map_size;
+    size_t mapped = h->map_bytes;
     DirectReuse r{mapped, h->map_resident, h->map_resident - h->map_gap,
                   (h->user_ptr & ~uintptr_t(kHugePage - 1)) - base};
     g_large_bytes.fetch_sub(mapped, std::memory_order_relaxed);
@@ -251,7 +255,7 @@ size_t large_usable(const Slab* h, const void* p) {
 // Grow or shrink a direct mapping; NULL if it must be copied instead.
 static void* direct_resize(Slab* h, void* p, size_t size) {
   uintptr_t base = h->map_base;
-  size_t mapped = h->map_size;
+  size_t mapped = h->map_bytes;
   uintptr_t up = reinterpret_cast<uintptr_t>(p);
   size_t old_commit = h->map_resident;
   size_t need = page_round(up + size - base);
@@ -271,9 +275,9 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   }
   size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
   if (total < need || !pagemap_prepare(base, total)) return nullptr;
-  void* r = mremap(reinterpret_cast<void*>(base), mapped, total, 0);  // grow in place?
+  void* r = os_remap_in_place(reinterpret_cast<void*>(base), mapped, total);  // grow in place?
   uintptr_t nbase = base;
-  if (r == MAP_FAILED) {
+  if (r == nullptr) {
     // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
     void* dst = os_map_aligned(total, kArenaSize, false);
     if (dst == nullptr) return nullptr;
@@ -281,8 +285,8 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
       os_unmap(dst, total);
       return nullptr;
     }
-    r = mremap(reinterpret_cast<void*>(base), mapped, total, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
-    if (r == MAP_FAILED) {
+    r = os_remap_to(reinterpret_cast<void*>(base), mapped, total, dst);
+    if (r == nullptr) {
       os_unmap(dst, total);
       return nullptr;
     }
@@ -295,7 +299,7 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   uintptr_t np = nbase + (up - base);
   Slab* nh = slab_of(reinterpret_cast<void*>(np));
   nh->map_base = nbase;
-  nh->map_size = total;
+  nh->map_bytes = total;
   nh->user_ptr = np;
   nh->user_size = page_round(np + size) - np;
   nh->map_resident = need;
@@ -316,7 +320,7 @@ void* large_realloc(Slab* h, void* p, size_t size) {
   if (!kMemcheckExactSizes && h->kind == kSlabLargeRun) {
     // Fits and is not less than half used: keep it.
     // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
-    if (size <= usable && (size == usable || (size > usable / 2 && size > kSmallMax))) return p;
+    if (realloc_in_place(size, usable, true)) return p;
   } else if (!kMemcheckExactSizes && h->chunk == nullptr && size > (size_t(4) << 20) &&
              reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
     // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)

@@ -99,8 +99,6 @@ static int option_guess(const char* upper_name) {
   return -1;
 }
 
-extern "C" char** environ;
-
 void options_init_from_env() {
   for (int i = 0; i < kNumOptions; i++) {
     char env[64];
@@ -111,7 +109,7 @@ void options_init_from_env() {
       env[n] = (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
     }
     env[n] = 0;
-    const char* text = getenv(env);
+    const char* text = os_getenv(env);
     if (text == nullptr) continue;
     long long v;
     char var[160];
@@ -151,10 +149,8 @@ void options_print(int fd) {
     long long v = g_options[i];
     if (v < 0) write_str(fd, "-"), v = -v;
     char buf[24];
-    char* e = buf + sizeof buf;
-    *--e = 0;
-    do *--e = char('0' + v % 10), v /= 10; while (v);
-    write_str(fd, e);
+    format_dec(buf, (unsigned long long)v);
+    write_str(fd, buf);
     write_str(fd, "   (");
     write_str(fd, kOptionDescs[i].doc);
     write_str(fd, ")\n");

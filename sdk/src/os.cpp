@@ -1,23 +1,27 @@
-// os.cpp - the primitive layer: everything Spaces asks of the kernel.
+// os.cpp - the primitive layer: everything Spaces asks of the kernel (interface: os.h).
 //
-// Contract: every function either succeeds or returns NULL/does nothing; none allocates, none
-// takes a lock, none sets errno visibly to the caller except os_map (which callers turn into
-// ENOMEM). Everything above this file is OS-free.
-#ifndef SPACES_CORE_TU
-#error "compile sdk/src/spaces.cpp, not this file"
-#endif
+// Contract: every function either succeeds or returns NULL/false/-1 and does nothing; none
+// allocates, none takes a lock of Spaces', none sets errno visibly to the caller except where
+// os.h says so. This file knows no allocator type: it includes only os.h and system headers, and
+// compiles alone (the test core.os_layer_standalone). Everything above it is OS-free (the test
+// core.os_layer scans the other files for system calls).
+#include "os.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/falloc.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <link.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -27,8 +31,15 @@
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
 
 namespace spaces_core {
+
+namespace {
+constexpr size_t kOsHugePage = size_t(2) << 20;
+}
 
 void* os_map(size_t size, bool huge_tlb) {
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
@@ -43,7 +54,7 @@ void* os_map(size_t size, bool huge_tlb) {
 
 // Map `size` bytes aligned to `align` (a power of two >= page size) by over-mapping and trimming.
 void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
-  if (huge_tlb && align <= kHugePage && (size & (kHugePage - 1)) == 0) {
+  if (huge_tlb && align <= kOsHugePage && (size & (kOsHugePage - 1)) == 0) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_HUGETLB, -1, 0);
     if (p != MAP_FAILED) return p;  // huge TLB mappings are 2 MiB aligned
@@ -129,7 +140,11 @@ bool os_thread_alive(int tid) {
   if (tid <= 0) return false;
   if (kill(tid, 0) != 0 && errno == ESRCH) return false;
   char path[40] = "/proc/";
-  char* e = format_dec(path + strlen(path), (unsigned long long)tid);
+  char digits[12];
+  int nd = 0;
+  for (unsigned v = unsigned(tid); v; v /= 10) digits[nd++] = char('0' + v % 10);
+  char* e = path + strlen(path);
+  while (nd) *e++ = digits[--nd];
   strcpy(e, "/stat");
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return true;  // (no /proc: assume alive, the wait bound still holds)
@@ -171,7 +186,7 @@ uint64_t os_now_ns() {
 uint64_t os_random() {
   static std::atomic<uint64_t> state{0};
   uint64_t s = state.load(std::memory_order_relaxed);
-  if (SPACES_UNLIKELY(s == 0)) {
+  if (__builtin_expect(s == 0, 0)) {
     uint64_t seed = os_now_ns() ^ reinterpret_cast<uintptr_t>(&state);
     const void* r = reinterpret_cast<const void*>(getauxval(AT_RANDOM));  // 16 unaligned bytes
     if (r) {
@@ -210,6 +225,7 @@ bool os_write_all(int fd, const void* buf, size_t n) {
 }
 void os_close(int fd) { close(fd); }
 int os_pid() { return int(getpid()); }
+unsigned os_euid() { return unsigned(geteuid()); }
 bool os_on_signal(int signo, void (*fn)(int)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -225,6 +241,7 @@ namespace {
 struct ObjectRange {
   uintptr_t addr, lo, hi;
   bool found, main;
+  const char* name;
 };
 int object_range_cb(struct dl_phdr_info* info, size_t, void* arg) {
   ObjectRange* r = static_cast<ObjectRange*>(arg);
@@ -239,31 +256,31 @@ int object_range_cb(struct dl_phdr_info* info, size_t, void* arg) {
   if (r->addr < lo || r->addr >= hi) return 0;
   r->lo = lo, r->hi = hi, r->found = true;
   r->main = info->dlpi_name == nullptr || info->dlpi_name[0] == 0;
+  r->name = info->dlpi_name;
   return 1;
 }
+constexpr int kUnwindMax = 96;
 struct Unwound {
-  void** pcs;
-  int n, max, from;  // from: index of the frame that returns to `marker` (-1: not seen)
-  uintptr_t skip_lo, skip_hi, marker;
+  uintptr_t ip[kUnwindMax];
+  int n;
+  int from;     // the frame that returns to `marker` (-1: not seen)
+  uintptr_t marker;
 };
 _Unwind_Reason_Code unwind_cb(struct _Unwind_Context* ctx, void* arg) {
   Unwound* u = static_cast<Unwound*>(arg);
   uintptr_t ip = _Unwind_GetIP(ctx);
-  if (ip == 0) return _URC_END_OF_STACK;
-  if (u->n == 0 && ip >= u->skip_lo && ip < u->skip_hi) return _URC_NO_REASON;  // (leading only)
-  if (u->n >= u->max) return _URC_END_OF_STACK;
+  if (ip == 0 || u->n == kUnwindMax) return _URC_END_OF_STACK;
   if (ip == u->marker && u->from < 0) u->from = u->n;
-  // ip - 1: inside the call instruction (a return address may begin the next inlined function)
-  u->pcs[u->n++] = reinterpret_cast<void*>(ip - 1);
+  u->ip[u->n++] = ip;
   return _URC_NO_REASON;
 }
 }  // namespace
 
-bool os_object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) {
-  ObjectRange r{reinterpret_cast<uintptr_t>(addr), 0, 0, false, false};
+bool os_object_range(const void* addr, uintptr_t* lo, uintptr_t* hi, const char** name) {
+  ObjectRange r{reinterpret_cast<uintptr_t>(addr), 0, 0, false, false, nullptr};
   dl_iterate_phdr(object_range_cb, &r);
   if (!r.found || r.main) return false;
-  *lo = r.lo, *hi = r.hi;
+  *lo = r.lo, *hi = r.hi, *name = r.name ? r.name : "";
   return true;
 }
 
@@ -273,24 +290,77 @@ bool os_object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) {
 // statically), less the leading frames inside [skip_lo, skip_hi). Uses the unwind tables
 // (.eh_frame: frame pointers are not needed); libgcc's unwinder neither allocates nor takes a
 // lock of ours.
+// The caller passes an empty range unless [skip_lo, skip_hi) holds Spaces' code alone (its own
+// shared object: linked statically into another object, that object's range holds the caller's
+// code too). ip - 1: inside the call instruction, as a return address may begin the next
+// inlined function. No frame at all: the marker alone.
 int os_backtrace(void** pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi, const void* marker) {
-  Unwound u{pcs, 0, max, -1, skip_lo, skip_hi, reinterpret_cast<uintptr_t>(marker)};
+  Unwound u;
+  u.n = 0, u.from = -1, u.marker = reinterpret_cast<uintptr_t>(marker);
   _Unwind_Backtrace(unwind_cb, &u);
-  if (u.from <= 0) return u.n;
-  memmove(pcs, pcs + u.from, size_t(u.n - u.from) * sizeof(void*));
-  return u.n - u.from;
+  int start = u.from >= 0 ? u.from : 0;
+  while (start < u.n && u.ip[start] >= skip_lo && u.ip[start] < skip_hi) start++;
+  int n = 0;
+  for (int i = start; i < u.n && n < max; i++) pcs[n++] = reinterpret_cast<void*>(u.ip[i] - 1);
+  if (n == 0 && marker != nullptr && max > 0) pcs[n++] = reinterpret_cast<void*>(u.marker - 1);
+  return n;
 }
 
-void SpinLock::lock() {
+// ---- the rest of what the core asks of libc ----
+void* os_remap_in_place(void* p, size_t old_size, size_t new_size) {
+  void* r = mremap(p, old_size, new_size, 0);
+  return r == MAP_FAILED ? nullptr : r;
+}
+void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst) {
+  void* r = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+  return r == MAP_FAILED ? nullptr : r;
+}
+int os_shm_create(const char* name, unsigned mode) {
+  return shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode));
+}
+int os_shm_open(const char* name) { return shm_open(name, O_RDWR | O_CLOEXEC, 0); }
+int os_shm_unlink(const char* name) { return shm_unlink(name); }
+bool os_shm_prepare(int fd, unsigned mode, size_t size) {
+  return fchmod(fd, mode_t(mode)) == 0 && ftruncate(fd, off_t(size)) == 0;
+}
+bool os_file_id(int fd, OsFileId* out) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  out->dev = uint64_t(st.st_dev), out->ino = uint64_t(st.st_ino), out->size = uint64_t(st.st_size);
+  out->uid = uint32_t(st.st_uid);
+  return true;
+}
+void* os_map_shared(int fd, size_t size, void* at) {
+  void* r = mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED_NOREPLACE : 0), fd, 0);
+  if (r == MAP_FAILED) return nullptr;
+  if (at && r != at) {  // a kernel that ignored the flag: something is there
+    munmap(r, size);
+    errno = EEXIST;
+    return nullptr;
+  }
+  return r;
+}
+void os_discard_shared(void* p, size_t size) { madvise(p, size, MADV_REMOVE); }
+long os_pread(int fd, void* buf, size_t n, size_t off) {
   for (;;) {
-    if (!v.exchange(1, std::memory_order_acquire)) return;
-    for (int spins = 0; v.load(std::memory_order_relaxed) != 0; spins++) {
-      if (spins < 64)
-        __builtin_ia32_pause();
-      else
-        sched_yield();
-    }
+    ssize_t r = pread(fd, buf, n, off_t(off));
+    if (r >= 0 || errno != EINTR) return long(r);
   }
 }
+int os_dup_cloexec(int fd, int lowest) { return fcntl(fd, F_DUPFD_CLOEXEC, lowest); }
+void os_sleep_us(unsigned us) { usleep(us); }
+bool os_thread_key_create(unsigned* key, void (*destructor)(void*)) {
+  pthread_key_t k;
+  if (pthread_key_create(&k, destructor) != 0) return false;
+  *key = unsigned(k);
+  return true;
+}
+void os_thread_key_set(unsigned key, const void* value) { pthread_setspecific(pthread_key_t(key), value); }
+bool os_atfork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  return pthread_atfork(prepare, parent, child) == 0;
+}
+bool os_atexit(void (*fn)()) { return atexit(fn) == 0; }
+const char* os_getenv(const char* name) { return getenv(name); }
+const char* os_secure_getenv(const char* name) { return secure_getenv(name); }
 
 }  // namespace spaces_core

@@ -20,24 +20,31 @@
 //     free reaches heap_free_slow, where prof_free_hook (owner == &g_prof_heap) ends the record
 //     and frees the block as the heap's owner, under the lock (so an emptied slab goes back at
 //     once). Other blocks never meet the profiler on their way back.
-//   - a sampled large block stays where it is; its header's `sampled` byte sends the hook here.
+//   - a sampled large block stays where it is; its header's `sampled` byte sends the hook here;
+//     its realloc goes through prof_large_realloc (the record follows the block, at its new size).
 //   - a sampled region block stays in its region (ceilings, walks and destroy are unchanged);
-//     while any region block is recorded (g_region_live), frees of region blocks look up the
+//     while a region has recorded blocks (Chunk::prof_samples), frees of its blocks look up the
 //     record; every region slab's fast_owner is 0 while profiling (Heap::fast_tp), so even a
 //     captured region's frees reach the hook. reset/destroy drop the region's records at once.
-// Records: a bucket per (call stack, region, size band) with allocation and free totals (kept
-// for the process's life, like gperftools' heap profiler), and a hash of live sampled blocks
-// (address -> bucket, size). Both under g_prof_lock, in memory mapped here (never malloc).
+//   - small requests aligned beyond their size class are counted but not sampled (the sample
+//     passes to the thread's next allocation): a sample's slab would accept interior pointers.
+// Records: a bucket per (call stack, size band, region name) with allocation and free totals
+// (kept for the process's life, like gperftools' heap profiler), and a hash of live sampled
+// blocks (address -> bucket, size, region). Under g_prof_lock, in memory mapped here (never
+// malloc). Nothing under it calls out (no error report, no user callback): a report that a
+// sampled block's free finds is made after the lock is let go.
 //
-// Stacks: os_backtrace (libgcc's unwinder over .eh_frame: frame pointers not needed), leaving
-// out the leading frames inside Spaces' own shared object. Statically linked, Spaces' frames
-// stay at the top of each stack (docs/debugging.md says how to read such a profile).
+// Stacks: os_backtrace (libgcc's unwinder over .eh_frame: frame pointers not needed), from the
+// frame the slow path returns to (__builtin_return_address: the program's, for malloc and new),
+// less Spaces' own frames still on top when it is its own shared object.
 //
 // Output: gperftools' legacy heap profile text ("heap profile: ... @ heap_v2/R", one line per
 // bucket, then MAPPED_LIBRARIES: and /proc/self/maps), which `google-pprof --text prog file`
 // reads. Written at exit, by spaces_profile_dump(), and on profile_signal; a dump also writes
-// one file per region, so a profile can be split by region. The signal handler dumps only if it
-// gets the lock at once; otherwise the holder dumps when it lets go.
+// one file per region name, so a profile can be split by region. A profile is rendered into
+// mapped memory under g_prof_lock and written without it (g_dump_lock: one dump at a time). The
+// signal handler dumps only if neither lock is held; otherwise the next thread to let go of
+// g_prof_lock, or the running dump when it ends, writes it (service_pending).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -54,16 +61,16 @@ namespace {
 
 constexpr int kProfDepth = 32;         // frames kept per sample
 constexpr size_t kBucketHeads = 16384;  // hash heads of the bucket table
-constexpr size_t kPrefixMax = 200;
-constexpr size_t kRegionName = 32;
+constexpr size_t kPathMax = 4096;
+constexpr size_t kRegionName = 128;     // a region's name is kept (and matched) up to 127 bytes
 
 struct Bucket {
   Bucket* next;                 // hash chain
   uint64_t hash;
   uint32_t depth, band;         // frames; size band (8 per power of two)
-  const Chunk* chunk;           // the region (NULL: malloc and friends)
+  bool in_region;               // a region's block (region: its name, "unnamed" for none)
   uint64_t allocs, frees, alloc_bytes, free_bytes;
-  char region[kRegionName];     // its name when first sampled ("" outside regions)
+  char region[kRegionName];
   void* pcs[kProfDepth];
 };
 
@@ -71,12 +78,14 @@ struct Live {
   uintptr_t addr;  // 0: empty slot
   Bucket* b;
   uint64_t size;
+  Chunk* chunk;    // the region the block is in (its reset/destroy ends the record)
 };
 
-SpinLock g_prof_lock;
+SpinLock g_prof_lock;  // the records, the buckets and g_prof_heap (rendering a profile reads them)
+SpinLock g_dump_lock;  // one dump at a time, held while its files are written (not g_prof_lock)
 std::atomic<int> g_dump_pending{0};
 uint64_t g_rate = 524288;
-char g_prefix[kPrefixMax + 1];
+char g_prefix[kPathMax];
 std::atomic<unsigned> g_dump_seq{0};
 uintptr_t g_self_lo = 0, g_self_hi = 0;  // Spaces' own code (frames left out)
 
@@ -85,7 +94,7 @@ uint8_t* g_store = nullptr;   // bucket storage: bump-allocated from mapped piec
 size_t g_store_left = 0;
 Live* g_live = nullptr;
 size_t g_live_cap = 0, g_live_n = 0;
-size_t g_region_live = 0;     // live records of region blocks (written locked, read unlocked)
+char g_path[kPathMax], g_base[kPathMax], g_file[kPathMax];  // (dumps: under g_dump_lock)
 
 SPACES_TLS uint64_t t_rng = 0;
 SPACES_TLS bool t_busy = false;  // inside the profiler (an allocation it causes is not sampled)
@@ -132,19 +141,30 @@ Bucket* bucket_new() {
   return b;
 }
 
-Bucket* bucket_find(void* const* pcs, int depth, uint64_t size, Chunk* c) {  // lock held
+// A region's name as the profile keeps it (region: NULL outside regions).
+void region_key(const Chunk* c, char* out) {
+  out[0] = 0;
+  if (c == nullptr) return;
+  const char* name = __atomic_load_n(&c->name, __ATOMIC_ACQUIRE);
+  strncat(out, name && *name ? name : "unnamed", kRegionName - 1);
+}
+
+// The bucket of (stack, size band, region name): regions are told apart by name, so a region
+// struct recycled for another region never mixes their samples.
+Bucket* bucket_find(void* const* pcs, int depth, uint64_t size, bool in_region, const char* region) {  // lock held
   if (g_heads == nullptr) {
     g_heads = static_cast<Bucket**>(meta_map(kBucketHeads * sizeof(Bucket*)));
     if (g_heads == nullptr) return nullptr;
   }
   uint32_t band = size_band(size);
-  uint64_t h = 0x84222325cbf29ce4ull ^ reinterpret_cast<uintptr_t>(c) ^ band;
+  uint64_t h = 0x84222325cbf29ce4ull ^ band ^ (in_region ? 0x9e3779b97f4a7c15ull : 0);
+  for (const char* r = region; *r; r++) h = (h ^ uint8_t(*r)) * 0x100000001b3ull;
   for (int i = 0; i < depth; i++) h = (h ^ reinterpret_cast<uintptr_t>(pcs[i])) * 0x100000001b3ull;
   h ^= h >> 29;
   Bucket** head = &g_heads[h & (kBucketHeads - 1)];
   for (Bucket* b = *head; b; b = b->next)
-    if (b->hash == h && b->depth == uint32_t(depth) && b->band == band && b->chunk == c &&
-        memcmp(b->pcs, pcs, depth * sizeof(void*)) == 0)
+    if (b->hash == h && b->depth == uint32_t(depth) && b->band == band && b->in_region == in_region &&
+        strcmp(b->region, region) == 0 && memcmp(b->pcs, pcs, depth * sizeof(void*)) == 0)
       return b;
   Bucket* b = bucket_new();
   if (b == nullptr) return nullptr;
@@ -152,12 +172,9 @@ Bucket* bucket_find(void* const* pcs, int depth, uint64_t size, Chunk* c) {  // 
   b->hash = h;
   b->depth = uint32_t(depth);
   b->band = band;
-  b->chunk = c;
+  b->in_region = in_region;
+  strcpy(b->region, region);
   memcpy(b->pcs, pcs, depth * sizeof(void*));
-  if (c) {
-    const char* name = __atomic_load_n(&c->name, __ATOMIC_ACQUIRE);
-    strncpy(b->region, name && *name ? name : "unnamed", kRegionName - 1);
-  }
   b->next = *head;
   *head = b;
   return b;
@@ -192,7 +209,7 @@ size_t live_find(uintptr_t a) {  // slot of a, or g_live_cap
 
 // Removes slot i (linear probing: later entries of the cluster move back, no tombstones).
 void live_remove(size_t i) {
-  if (g_live[i].b->chunk) __atomic_fetch_sub(&g_region_live, 1, __ATOMIC_RELAXED);
+  if (Chunk* c = g_live[i].chunk) __atomic_store_n(&c->prof_samples, c->prof_samples - 1, __ATOMIC_RELAXED);
   g_live_n--;
   size_t mask = g_live_cap - 1;
   for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
@@ -213,20 +230,20 @@ void live_erase(size_t i) {  // the block was freed
   live_remove(i);
 }
 
-bool live_put(uintptr_t a, Bucket* b, uint64_t size) {  // lock held; false: out of memory
+bool live_put(uintptr_t a, Bucket* b, uint64_t size, Chunk* c) {  // lock held; false: out of memory
   if ((g_live_n + 1) * 2 > g_live_cap && !live_grow()) return false;
   size_t j = live_find(a);
   if (j != g_live_cap) live_erase(j);  // a stale record (its free was not seen): it ends now
   j = live_home(a);
   while (g_live[j].addr) j = (j + 1) & (g_live_cap - 1);
-  g_live[j] = Live{a, b, size};
+  g_live[j] = Live{a, b, size, c};
   g_live_n++;
-  if (b->chunk) __atomic_fetch_add(&g_region_live, 1, __ATOMIC_RELAXED);
+  if (c) __atomic_store_n(&c->prof_samples, c->prof_samples + 1, __ATOMIC_RELAXED);
   return true;
 }
 
-void live_insert(uintptr_t a, Bucket* b, uint64_t size) {  // a new sample
-  if (!live_put(a, b, size)) return;  // (not recorded)
+void live_insert(uintptr_t a, Bucket* b, uint64_t size, Chunk* c) {  // a new sample
+  if (!live_put(a, b, size, c)) return;  // (not recorded)
   b->allocs++;
   b->alloc_bytes += size;
 }
@@ -234,29 +251,46 @@ void live_insert(uintptr_t a, Bucket* b, uint64_t size) {  // a new sample
 int prof_stack(void** pcs, const void* ra) { return os_backtrace(pcs, kProfDepth, g_self_lo, g_self_hi, ra); }
 
 void record_locked(void* p, size_t size, Chunk* c, void* const* pcs, int depth) {
-  Bucket* b = bucket_find(pcs, depth, size, c);
-  if (b) live_insert(reinterpret_cast<uintptr_t>(p), b, size);
+  char region[kRegionName];
+  region_key(c, region);
+  Bucket* b = bucket_find(pcs, depth, size, c != nullptr, region);
+  if (b) live_insert(reinterpret_cast<uintptr_t>(p), b, size, c);
 }
 
-void prof_unlock();
+bool dump_default();
+void service_pending();
+
+void prof_lock() { g_prof_lock.lock(); }
+void prof_unlock() {
+  g_prof_lock.unlock();
+  if (SPACES_UNLIKELY(g_dump_pending.load(std::memory_order_relaxed))) service_pending();
+}
+
+// A signal asked for a dump when it could not write one (the interrupted thread may have held a
+// lock): the next thread to let go of the profiler's lock writes it, unless a dump is running,
+// which looks again when it ends.
+void service_pending() {
+  while (g_dump_pending.load(std::memory_order_relaxed)) {
+    if (!g_dump_lock.try_lock()) return;
+    if (g_dump_pending.exchange(0)) dump_default();
+    g_dump_lock.unlock();
+  }
+}
 
 // ---- output -----------------------------------------------------------------------------------
-struct ProfOut {
-  int fd;
+// A profile is rendered into memory mapped for it under the lock, and written after: a slow
+// reader of the descriptor (a pipe, a socket) never holds up allocation.
+struct Text {
+  char* buf;
+  size_t cap, len;
   bool ok;
-  size_t len;
-  char buf[16384];
-  void flush() {
-    if (ok && len) ok = os_write_all(fd, buf, len);
-    len = 0;
-  }
   void put(const char* s, size_t n) {
-    while (n > 0) {
-      if (len == sizeof buf) flush();
-      size_t k = n < sizeof buf - len ? n : sizeof buf - len;
-      memcpy(buf + len, s, k);
-      len += k, s += k, n -= k;
+    if (len + n > cap) {
+      ok = false;
+      return;
     }
+    memcpy(buf + len, s, n);
+    len += n;
   }
   void str(const char* s) { put(s, strlen(s)); }
   void dec(unsigned long long v, int width = 0) {
@@ -271,13 +305,12 @@ struct ProfOut {
     put(d, size_t(e - d));
   }
 };
-ProfOut g_out;  // (under g_prof_lock)
 
 enum Filter { kAll, kOutside, kRegion };
 bool wanted(const Bucket* b, Filter f, const char* name) {
   if (f == kAll) return true;
-  if (f == kOutside) return b->chunk == nullptr;
-  return b->chunk != nullptr && strcmp(b->region, name) == 0;
+  if (f == kOutside) return !b->in_region;
+  return b->in_region && strncmp(b->region, name, kRegionName - 1) == 0;
 }
 
 template <class Fn>
@@ -287,153 +320,194 @@ void for_each_bucket(Fn fn) {
     for (Bucket* b = g_heads[i]; b; b = b->next) fn(b);
 }
 
-bool write_locked(int fd, Filter f, const char* name) {
-  ProfOut& o = g_out;
-  o.fd = fd, o.ok = true, o.len = 0;
+// The profile's text up to MAPPED_LIBRARIES: (inclusive), in a fresh mapping; lock held.
+// NULL: out of memory.
+Text render_locked(Filter f, const char* name) {
+  size_t lines = 0;
   unsigned long long in_n = 0, in_b = 0, al_n = 0, al_b = 0;
   for_each_bucket([&](const Bucket* b) {
     if (!wanted(b, f, name)) return;
+    lines++;
     in_n += b->allocs - b->frees, in_b += b->alloc_bytes - b->free_bytes;
     al_n += b->allocs, al_b += b->alloc_bytes;
   });
-  o.str("heap profile: ");
-  o.dec(in_n, 6), o.str(": "), o.dec(in_b, 8), o.str(" [");
-  o.dec(al_n, 6), o.str(": "), o.dec(al_b, 8), o.str("] @ heap_v2/"), o.dec(g_rate), o.str("\n");
+  Text t{nullptr, (lines * (64 + kProfDepth * 19) + 256 + 4095) & ~size_t(4095), 0, true};
+  t.buf = static_cast<char*>(meta_map(t.cap));
+  if (t.buf == nullptr) {
+    t.ok = false;
+    return t;
+  }
+  t.str("heap profile: ");
+  t.dec(in_n, 6), t.str(": "), t.dec(in_b, 8), t.str(" [");
+  t.dec(al_n, 6), t.str(": "), t.dec(al_b, 8), t.str("] @ heap_v2/"), t.dec(g_rate), t.str("\n");
   for_each_bucket([&](const Bucket* b) {
     if (!wanted(b, f, name) || b->allocs == 0) return;
-    o.dec(b->allocs - b->frees, 6), o.str(": "), o.dec(b->alloc_bytes - b->free_bytes, 8), o.str(" [");
-    o.dec(b->allocs, 6), o.str(": "), o.dec(b->alloc_bytes, 8), o.str("] @");
-    for (uint32_t i = 0; i < b->depth; i++) o.str(" "), o.hex(reinterpret_cast<uintptr_t>(b->pcs[i]));
-    o.str("\n");
+    t.dec(b->allocs - b->frees, 6), t.str(": "), t.dec(b->alloc_bytes - b->free_bytes, 8), t.str(" [");
+    t.dec(b->allocs, 6), t.str(": "), t.dec(b->alloc_bytes, 8), t.str("] @");
+    for (uint32_t i = 0; i < b->depth; i++) t.str(" "), t.hex(reinterpret_cast<uintptr_t>(b->pcs[i]));
+    t.str("\n");
   });
-  o.str("\nMAPPED_LIBRARIES:\n");
-  int m = os_open_read("/proc/self/maps");
-  if (m >= 0) {
-    char chunk[4096];
-    long r;
-    while ((r = os_read(m, chunk, sizeof chunk)) > 0) o.put(chunk, size_t(r));
-    os_close(m);
-  }
-  o.flush();
-  return o.ok;
+  t.str("\nMAPPED_LIBRARIES:\n");
+  return t;
 }
 
-bool write_file_locked(const char* path, Filter f, const char* name) {
-  int fd = os_create_file(path);
-  if (fd < 0) return false;
-  bool ok = write_locked(fd, f, name);
-  os_close(fd);
+// Writes the rendered text, then /proc/self/maps; unmaps the text. false: errno says why.
+bool write_text(int fd, Text& t) {
+  bool ok = t.ok && os_write_all(fd, t.buf, t.len);
+  if (t.buf) os_unmap(t.buf, t.cap);
+  if (!t.ok) errno = ENOMEM;
+  if (!ok) return false;
+  int m = os_open_read("/proc/self/maps");
+  if (m >= 0) {
+    char chunk[2048];
+    long r;
+    while (ok && (r = os_read(m, chunk, sizeof chunk)) > 0) ok = os_write_all(fd, chunk, size_t(r));
+    os_close(m);
+  }
   return ok;
 }
 
-// "<base>.region.<name>.heap" with the name's characters outside [A-Za-z0-9_-] as '_'.
-void region_path(char* out, size_t cap, const char* base, const char* suffix, const char* name) {
-  out[0] = 0;
-  strncat(out, base, cap - 1);
-  strncat(out, suffix, cap - 1 - strlen(out));
-  size_t n = strlen(out);
-  for (const char* s = name; *s && n + 1 < cap; s++, n++)
-    out[n] = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ? *s : '_';
-  out[n] = 0;
-  strncat(out, ".heap", cap - 1 - strlen(out));
+// g_dump_lock held: renders under g_prof_lock, writes without it.
+bool write_file(const char* path, Filter f, const char* name) {
+  g_prof_lock.lock();
+  Text t = render_locked(f, name);
+  g_prof_lock.unlock();
+  int fd = os_create_file(path);
+  bool ok = fd >= 0;
+  if (ok) {
+    ok = write_text(fd, t);
+    int e = errno;
+    os_close(fd);
+    errno = e;
+  } else if (t.buf) {
+    os_unmap(t.buf, t.cap);
+  }
+  return ok;
+}
+
+// out = base + middle + name's characters outside [A-Za-z0-9_-] as '_' + ".heap"; false when it
+// would not fit (ENAMETOOLONG).
+bool region_path(char* out, const char* base, const char* middle, const char* name) {
+  size_t n = strlen(base), m = strlen(middle), k = strlen(name);
+  if (n + m + k + 6 > kPathMax) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  memcpy(out, base, n);
+  memcpy(out + n, middle, m);
+  n += m;
+  for (const char* s = name; *s; s++)
+    out[n++] = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ? *s : '_';
+  memcpy(out + n, ".heap", 6);
+  return true;
 }
 
 // The profile at path, then (when regions were sampled) <base>.malloc.heap and one
 // <base>.region.<name>.heap per region name, base being path less a trailing ".heap".
-bool dump_locked(const char* path) {
-  bool ok = write_file_locked(path, kAll, nullptr);
-  char base[kPrefixMax + 64];
-  base[0] = 0;
-  strncat(base, path, sizeof base - 1);
-  size_t bl = strlen(base);
-  if (bl > 5 && strcmp(base + bl - 5, ".heap") == 0) base[bl - 5] = 0;
+// g_dump_lock held; the path must not be g_base or g_file.
+bool dump(const char* path) {
+  size_t bl = strlen(path);
+  if (bl + 1 > kPathMax) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  memcpy(g_base, path, bl + 1);
+  if (!write_file(path, kAll, nullptr)) return false;
+  if (bl > 5 && strcmp(g_base + bl - 5, ".heap") == 0) g_base[bl - 5] = 0;
   const char* names[64];
   int nn = 0;
+  g_prof_lock.lock();
   for_each_bucket([&](const Bucket* b) {
-    if (b->chunk == nullptr) return;
+    if (!b->in_region) return;
     for (int i = 0; i < nn; i++)
       if (strcmp(names[i], b->region) == 0) return;
-    if (nn < 64) names[nn++] = b->region;
+    if (nn < 64) names[nn++] = b->region;  // (buckets live for the process's life)
   });
-  if (nn == 0) return ok;
-  char p[sizeof base + kRegionName + 32];
-  region_path(p, sizeof p, base, ".malloc", "");
-  ok &= write_file_locked(p, kOutside, nullptr);
-  for (int i = 0; i < nn; i++) {
-    region_path(p, sizeof p, base, ".region.", names[i]);
-    ok &= write_file_locked(p, kRegion, names[i]);
-  }
+  g_prof_lock.unlock();
+  if (nn == 0) return true;
+  bool ok = region_path(g_file, g_base, ".malloc", "") && write_file(g_file, kOutside, nullptr);
+  for (int i = 0; i < nn && ok; i++) ok = region_path(g_file, g_base, ".region.", names[i]) && write_file(g_file, kRegion, names[i]);
   return ok;
 }
 
-// <prefix>.<pid>.<seq>.heap
-void default_path(char* out, size_t cap) {
+// <prefix>.<pid>.<seq>.heap into g_path; g_dump_lock held.
+bool default_path() {
   char d[24];
-  out[0] = 0;
-  strncat(out, g_prefix, cap - 1);
-  strncat(out, ".", cap - 1 - strlen(out));
   format_dec(d, (unsigned long long)os_pid());
-  strncat(out, d, cap - 1 - strlen(out));
   unsigned seq = g_dump_seq.fetch_add(1, std::memory_order_relaxed) + 1;
-  char s4[8] = {char('0' + seq / 1000 % 10), char('0' + seq / 100 % 10), char('0' + seq / 10 % 10),
+  char s4[8] = {'.', char('0' + seq / 1000 % 10), char('0' + seq / 100 % 10), char('0' + seq / 10 % 10),
                 char('0' + seq % 10), 0};
-  strncat(out, ".", cap - 1 - strlen(out));
-  strncat(out, s4, cap - 1 - strlen(out));
-  strncat(out, ".heap", cap - 1 - strlen(out));
-}
-
-void prof_lock() { g_prof_lock.lock(); }
-void prof_unlock() {
-  g_prof_lock.unlock();
-  // A signal asked for a dump while the lock was held (perhaps by the interrupted thread).
-  if (g_dump_pending.load(std::memory_order_relaxed) && g_dump_pending.exchange(0) && g_prefix[0]) {
-    char path[kPrefixMax + 64];
-    default_path(path, sizeof path);
-    g_prof_lock.lock();
-    dump_locked(path);
-    g_prof_lock.unlock();
+  size_t n = strlen(g_prefix), k = strlen(d);
+  if (n + k + 16 > kPathMax) {
+    errno = ENAMETOOLONG;
+    return false;
   }
+  memcpy(g_path, g_prefix, n);
+  g_path[n] = '.';
+  memcpy(g_path + n + 1, d, k);
+  strcpy(g_path + n + 1 + k, s4);
+  strcat(g_path, ".heap");
+  return true;
 }
 
+bool dump_default() { return g_prefix[0] && default_path() && dump(g_path); }  // g_dump_lock held
+
+// The handler writes the profile only when the thread it interrupted holds neither lock: it
+// learns that from try_lock (an interrupted thread cannot take a lock meanwhile; another thread
+// that holds one lets go). Otherwise it leaves the dump to the next thread (service_pending).
 void prof_on_signal(int) {
   int saved = errno;
+  bool done = false;
   if (g_prof_lock.try_lock()) {
-    char path[kPrefixMax + 64];
-    default_path(path, sizeof path);
-    dump_locked(path);
     g_prof_lock.unlock();
-  } else {
-    g_dump_pending.store(1, std::memory_order_relaxed);
+    if (g_dump_lock.try_lock()) {
+      dump_default();
+      g_dump_lock.unlock();
+      done = true;
+    }
   }
+  if (!done) g_dump_pending.store(1, std::memory_order_relaxed);
   errno = saved;
 }
 
 void prof_dump_at_exit() {
-  if (g_prof_on && g_prefix[0]) spaces_profile_dump(nullptr);
+  if (!g_prof_on || !g_prefix[0]) return;
+  g_dump_lock.lock();
+  dump_default();
+  g_dump_lock.unlock();
+  service_pending();
 }
 
 }  // namespace
 
-// SPACES_PROFILE=<path prefix> turns sampling on (the option profile_sample is R).
+// SPACES_PROFILE=<path prefix> turns sampling on (the option profile_sample is R). Read with
+// secure_getenv: a set-user-ID program does not let its caller choose where it writes files.
 void prof_init() {
-  const char* prefix = getenv("SPACES_PROFILE");
-  if (prefix == nullptr || *prefix == 0) return;
-  g_prefix[0] = 0;
-  strncat(g_prefix, prefix, kPrefixMax);
+  const char* prefix = os_secure_getenv("SPACES_PROFILE");
+  if (prefix == nullptr || *prefix == 0 || strlen(prefix) + 40 > kPathMax) return;
+  strcpy(g_prefix, prefix);
   g_rate = uint64_t(option(kOpt_profile_sample));
   heap_init_chunk(&g_prof_heap, nullptr);
   g_prof_heap.state = kHeapActive;
-  g_prof_heap.tp = 1;       // no thread's pointer: its blocks' frees take the remote path
-  g_prof_heap.fast_tp = 0;  // and never the fast one
+  g_prof_heap.tp = 1;       // no thread's pointer: its blocks never take the local free path
+  g_prof_heap.fast_tp = 0;  // nor the fast one
+  // Spaces' own frames: from the program's return address on (os_backtrace's marker), and, when
+  // Spaces is its own shared object (libspaces*.so), any of its frames still on top (calloc's,
+  // realloc's). Linked statically into another object, that object's range is the caller's too.
   uintptr_t lo, hi;
-  if (os_object_range(reinterpret_cast<const void*>(&prof_init), &lo, &hi)) g_self_lo = lo, g_self_hi = hi;
+  const char* name;
+  if (os_object_range(reinterpret_cast<const void*>(&prof_init), &lo, &hi, &name)) {
+    const char* base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    if (strncmp(base, "libspaces", 9) == 0) g_self_lo = lo, g_self_hi = hi;
+  }
   g_prof_on = true;
 }
 
 // After the core is usable (these may allocate): the dump at exit and the signal.
 void prof_start() {
   if (!g_prof_on) return;
-  atexit(prof_dump_at_exit);
+  os_atexit(prof_dump_at_exit);
   int sig = int(option(kOpt_profile_signal));
   if (sig > 0) os_on_signal(sig, prof_on_signal);
 }
@@ -452,7 +526,10 @@ bool prof_tick_slow() {
   return true;
 }
 
-void* prof_malloc_sampled(size_t size, bool zero, const void* ra) {
+bool prof_busy() { return t_busy; }
+
+// h: the thread's heap, which serves the request unsampled if the samples' heap cannot.
+void* prof_malloc_sampled(Heap* h, size_t size, bool zero, const void* ra) {
   void* pcs[kProfDepth];
   t_busy = true;
   int depth = prof_stack(pcs, ra);
@@ -467,11 +544,12 @@ void* prof_malloc_sampled(size_t size, bool zero, const void* ra) {
     }
   } else {
     prof_lock();
-    p = heap_malloc_slow(&g_prof_heap, size, zero);
+    p = heap_malloc_slow_rest(&g_prof_heap, size, zero);  // (no report under the lock: t_busy)
     if (p) record_locked(p, size, nullptr, pcs, depth);
     prof_unlock();
   }
   t_busy = false;
+  if (p == nullptr) p = heap_malloc_slow_rest(h, size, zero);  // unsampled, reported as usual
   return p;
 }
 
@@ -492,31 +570,37 @@ bool prof_free_hook(Slab* s, void* p) {
   switch (s->kind) {
     case kSlabSmall:
       if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == &g_prof_heap) {
-        // A sample of a thread heap: freed here as g_prof_heap's owner (the lock), so its slab
-        // is reused or released at once rather than holding remote frees until the next sample.
+        // A sample of a thread heap: freed here as g_prof_heap's owner (the lock).
         Block* b = small_block_of(s, p, "invalid free");
         if (b == nullptr) return true;  // (reported)
+        t_busy = true;
         prof_lock();
+        if (s->kind != kSlabSmall || s->owner != &g_prof_heap) {  // (released meanwhile: a racing
+          prof_unlock();                                          // double free; the usual path
+          t_busy = false;                                         // says what it is)
+          return false;
+        }
+        if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+          prof_unlock();
+          t_busy = false;
+          report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");  // (never under the lock: a
+          return true;                                              // handler may allocate)
+        }
         size_t j = live_find(reinterpret_cast<uintptr_t>(b));
         if (j != g_live_cap) live_erase(j);
-        unsigned cls = s->cls;
-        free_local_slow(&g_prof_heap, s, b, p);  // (an emptied slab that is not current is released:
-                                                  // s may be unmapped, unless it is current)
-        if (g_prof_heap.cur[cls] == s && s->used == 1) {  // the current one, empty (used: its phantom)
-          heap_set_cur(&g_prof_heap, cls, &g_empty_slab);
-          heap_release_slab(&g_prof_heap, s, false);  // (to its cache of empty slabs, bounded)
-        }
+        free_local_slow(&g_prof_heap, s, b, p);  // (its double-free test passed just above)
         prof_unlock();
+        t_busy = false;
         return true;
       }
-      if (s->chunk == nullptr || __atomic_load_n(&g_region_live, __ATOMIC_RELAXED) == 0) return false;
+      if (s->chunk == nullptr || __atomic_load_n(&s->chunk->prof_samples, __ATOMIC_RELAXED) == 0) return false;
       break;
     case kSlabLargeRun:
     case kSlabDirect:
       if (!s->sampled) return false;
       break;
     case kSlabBump:
-      if (__atomic_load_n(&g_region_live, __ATOMIC_RELAXED) == 0) return false;
+      if (s->chunk == nullptr || __atomic_load_n(&s->chunk->prof_samples, __ATOMIC_RELAXED) == 0) return false;
       break;
     default:
       return false;
@@ -528,46 +612,68 @@ bool prof_free_hook(Slab* s, void* p) {
   return false;
 }
 
-// realloc of a sampled large block returned n != old (size bytes): either the same block moved
-// (mremap: its header, `sampled` included, moved with it) or a new block (malloc, copy, free: the
-// new one has its own record if it was sampled). Either way the old record ends; a moved block
-// is recorded again at its new size with the same stack, as a realloc that moves counts as a
-// free and an allocation.
-void prof_realloc_moved(void* old, void* n, size_t size) {
+// realloc of a sampled large block, around large_realloc: the record is taken out first (so a
+// block another thread gets at the old address meanwhile keeps its own), then put back where the
+// block is now, at its new size, when it is the same block (in place, or moved by mremap with its
+// header: `sampled` set and no record of its own); otherwise the old block counts as freed (the
+// new one has its own record if it was sampled).
+void* prof_large_realloc(Slab* s, void* p, size_t size) {
   prof_lock();
-  size_t i = live_find(reinterpret_cast<uintptr_t>(old));
-  if (i != g_live_cap) {
-    Bucket* b = g_live[i].b;
-    live_erase(i);
+  size_t i = live_find(reinterpret_cast<uintptr_t>(p));
+  Live old = i != g_live_cap ? g_live[i] : Live{0, nullptr, 0, nullptr};
+  if (i != g_live_cap) live_remove(i);
+  prof_unlock();
+  void* n = large_realloc(s, p, size);
+  if (old.b == nullptr) return n;
+  prof_lock();
+  if (n == nullptr) {
+    live_put(reinterpret_cast<uintptr_t>(p), old.b, old.size, old.chunk);  // (unchanged)
+  } else {
+    old.b->frees++;
+    old.b->free_bytes += old.size;
     Slab* h = slab_find(n);
     if (live_find(reinterpret_cast<uintptr_t>(n)) == g_live_cap && h != nullptr &&
         (h->kind == kSlabLargeRun || h->kind == kSlabDirect) && h->sampled &&
         h->user_ptr == reinterpret_cast<uintptr_t>(n)) {
-      Chunk* c = const_cast<Chunk*>(b->chunk);
-      Bucket* nb = bucket_find(b->pcs, int(b->depth), size, c);
-      if (nb) live_insert(reinterpret_cast<uintptr_t>(n), nb, size);
+      Bucket* nb = bucket_find(old.b->pcs, int(old.b->depth), size, old.b->in_region, old.b->region);
+      if (nb) live_insert(reinterpret_cast<uintptr_t>(n), nb, size, old.chunk);
     }
+  }
+  prof_unlock();
+  return n;
+}
+
+void prof_forget_chunk(Chunk* c) {
+  if (!g_prof_on || __atomic_load_n(&c->prof_samples, __ATOMIC_RELAXED) == 0) return;
+  prof_lock();
+  for (size_t i = 0; i < g_live_cap && c->prof_samples; i++) {
+    while (g_live[i].addr && g_live[i].chunk == c) live_erase(i);  // (may pull the next one in)
   }
   prof_unlock();
 }
 
-void prof_forget_chunk(Chunk* c) {
-  if (!g_prof_on || __atomic_load_n(&g_region_live, __ATOMIC_RELAXED) == 0) return;
+void prof_collect(bool force) {
+  if (!g_prof_on) return;
   prof_lock();
-  for (size_t i = 0; i < g_live_cap; i++) {
-    while (g_live[i].addr && g_live[i].b->chunk == c) live_erase(i);  // (may pull the next one in)
-  }
+  heap_collect(&g_prof_heap, force);
   prof_unlock();
 }
 
 void prof_fork_lock() {
-  if (g_prof_on) g_prof_lock.lock();
+  if (!g_prof_on) return;
+  g_dump_lock.lock();
+  g_prof_lock.lock();
 }
 void prof_fork_unlock() {
-  if (g_prof_on) g_prof_lock.unlock();
+  if (!g_prof_on) return;
+  g_prof_lock.unlock();
+  g_dump_lock.unlock();
+  service_pending();
 }
 void prof_fork_child() {
-  if (g_prof_on) g_prof_lock.reset();
+  if (!g_prof_on) return;
+  g_prof_lock.reset();
+  g_dump_lock.reset();
 }
 
 }  // namespace spaces_core
@@ -589,10 +695,9 @@ SPACES_API int spaces_profile_write(int fd, const char* region) noexcept {
   }
   Filter f = region == nullptr ? kAll : *region == 0 ? kOutside : kRegion;
   prof_lock();
-  bool ok = write_locked(fd, f, region);
+  Text t = render_locked(f, region);
   prof_unlock();
-  if (!ok) errno = EIO;
-  return ok ? 0 : -1;
+  return write_text(fd, t) ? 0 : -1;  // (without the lock: a slow reader holds up nothing)
 }
 
 SPACES_API int spaces_profile_dump(const char* path) noexcept {
@@ -601,15 +706,12 @@ SPACES_API int spaces_profile_dump(const char* path) noexcept {
     errno = EINVAL;
     return -1;
   }
-  char def[kPrefixMax + 64];
-  if (path == nullptr) {
-    default_path(def, sizeof def);
-    path = def;
-  }
-  prof_lock();
-  bool ok = dump_locked(path);
-  prof_unlock();
-  if (!ok) errno = EIO;
+  g_dump_lock.lock();
+  bool ok = path ? dump(path) : dump_default();
+  int e = errno;
+  g_dump_lock.unlock();
+  service_pending();
+  errno = e;
   return ok ? 0 : -1;
 }
 

@@ -29,11 +29,6 @@
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace spaces_core {
 namespace {
@@ -113,8 +108,8 @@ struct ShAttach {
                               // scan every entry, and entries are reused)
   uintptr_t base, end;
   size_t granules, meta;
-  dev_t dev;          // the object (an unlinked and recreated name is another object)
-  ino_t ino;
+  uint64_t dev;       // the object (an unlinked and recreated name is another object)
+  uint64_t ino;
   int refs;
   int fd;             // the object, kept open (checked against dev/ino before each use)
   bool home;          // this process is in the region's PID namespace (h->pidns, at attach)
@@ -231,7 +226,7 @@ bool sh_links_ok(const ShAttach* at, const ShSlab* s) {
 
 // Give granules back to the system (the object's pages are freed, not just unmapped).
 void sh_discard(const ShAttach* at, size_t g, size_t n) {
-  madvise(reinterpret_cast<void*>(sh_granule_addr(at, g)), n * kShGranule, MADV_REMOVE);
+  os_discard_shared(reinterpret_cast<void*>(sh_granule_addr(at, g)), n * kShGranule);
 }
 
 // Rebuild everything derived from the granule table and the slab headers: after EOWNERDEAD, and
@@ -457,9 +452,9 @@ size_t sh_take_granules(const ShAttach* at, size_t n) {
   // /dev/shm in containers) answers NULL + ENOMEM here, never SIGBUS in the program's first write.
   // (the fd is ours only while it still names the object: a program may close fds it does not
   // own, and the number may be reused; then the old lazy behaviour is all that is left)
-  struct stat st;
-  if (fstat(at->fd, &st) == 0 && st.st_dev == at->dev && st.st_ino == at->ino) {
-    if (uint64_t(st.st_size) < at->end - at->base) {  // (pages past the end would be SIGBUS)
+  OsFileId st;
+  if (os_file_id(at->fd, &st) && st.dev == at->dev && st.ino == at->ino) {
+    if (st.size < at->end - at->base) {  // (pages past the end would be SIGBUS)
       sh_report(SPACES_ERROR_CORRUPTED, at->h, "shared region object truncated by another process");
       return SIZE_MAX;
     }
@@ -668,7 +663,7 @@ SPACES_INLINE SpacesChunk sh_fail(int e) {
 }
 
 // g_sh_lock held. The geometry comes from the validated header copy `hd`, never from the mapping.
-ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st, int fd) {
+ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const OsFileId& st, int fd) {
   int n = g_sh_count.load(std::memory_order_relaxed);
   ShAttach* at = nullptr;
   for (int i = 0; i < n && at == nullptr; i++)
@@ -683,8 +678,8 @@ ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const struct stat& st, in
   __atomic_store_n(&at->end, uintptr_t(hd.base + hd.total), __ATOMIC_RELEASE);
   at->granules = hd.granules;
   at->meta = hd.meta;
-  at->dev = st.st_dev;
-  at->ino = st.st_ino;
+  at->dev = st.dev;
+  at->ino = st.ino;
   at->refs = 1;
   at->fd = fd;
   uint32_t ns = os_pidns_id();
@@ -779,7 +774,7 @@ void* shared_realloc(SpacesChunk c, void* p, size_t size) {
       return nullptr;
     }
     usable = b.size;
-    if (size <= usable && size >= usable / 2) return p;
+    if (realloc_in_place(size, usable, false)) return p;
   }
   void* n = shared_alloc(c, 16, size, false);
   if (n == nullptr) return nullptr;
@@ -914,16 +909,16 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   size_t granules = total / kShGranule;
   size_t meta = (offsetof(ShHeader, table) + granules + kShGranule - 1) / kShGranule;
   if (meta + 1 > granules) return sh_fail(EINVAL);
-  mode_t mode = (flags & SPACES_SHARED_ALL) ? 0666 : (flags & SPACES_SHARED_GROUP) ? 0660 : 0600;
-  int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  unsigned mode = (flags & SPACES_SHARED_ALL) ? 0666 : (flags & SPACES_SHARED_GROUP) ? 0660 : 0600;
+  int fd = os_shm_create(path, mode);
   if (fd < 0) return nullptr;  // EEXIST, EACCES, ...
   auto fail = [&](int e) {
-    close(fd);
-    shm_unlink(path);
+    os_close(fd);
+    os_shm_unlink(path);
     return sh_fail(e);
   };
-  struct stat st;
-  if (fchmod(fd, mode) != 0 || ftruncate(fd, off_t(total)) != 0 || fstat(fd, &st) != 0) return fail(ENOMEM);
+  OsFileId st;
+  if (!os_shm_prepare(fd, mode, total) || !os_file_id(fd, &st)) return fail(ENOMEM);
   // The address: the first free run of slots from the name's hash.
   size_t need = (total + kShSlot - 1) / kShSlot;
   size_t slots = (kShWindowEnd - kShWindowStart) / kShSlot;
@@ -933,19 +928,15 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   void* m = nullptr;
   for (size_t k = 0; k < 64 && m == nullptr; k++) {
     uintptr_t want = kShWindowStart + ((start + k * 7919) % (slots - need + 1)) * kShSlot;
-    void* r = mmap(reinterpret_cast<void*>(want), total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
-                   fd, 0);
-    if (r == reinterpret_cast<void*>(want)) {
+    void* r = os_map_shared(fd, total, reinterpret_cast<void*>(want));
+    if (r != nullptr)
       m = r;
-    } else if (r != MAP_FAILED) {
-      munmap(r, total);  // a kernel that ignored the flag
-    } else if (errno != EEXIST) {
+    else if (errno != EEXIST)  // (EEXIST: something is mapped there; try the next slot)
       return fail(ENOMEM);
-    }
   }
   if (m == nullptr) return fail(EADDRINUSE);
   if (!os_reserve_shared(fd, 0, meta * kShGranule)) {  // (no room for the header in the tmpfs)
-    munmap(m, total);
+    os_unmap(m, total);
     return fail(ENOMEM);
   }
   ShHeader* h = static_cast<ShHeader*>(m);
@@ -955,7 +946,7 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   h->base = reinterpret_cast<uintptr_t>(m);
   h->granules = granules;
   h->meta = meta;
-  h->owner_uid = uint32_t(geteuid());
+  h->owner_uid = uint32_t(os_euid());
   h->flags = flags;
   h->lock = 0;
   h->pidns = os_pidns_id();
@@ -970,9 +961,9 @@ SPACES_API SpacesChunk spaces_chunk_create_shared(const char* name, size_t capac
   __atomic_store_n(&h->magic, kShMagic, __ATOMIC_RELEASE);
   ShAttach* at = sh_register(h, hd, st, fd);
   if (at == nullptr) {
-    munmap(m, total);
-    close(fd);
-    shm_unlink(path);
+    os_unmap(m, total);
+    os_close(fd);
+    os_shm_unlink(path);
     return sh_fail(ENOMEM);  // more than kShMaxAttached regions attached
   }
   return sh_handle(at);
@@ -982,15 +973,15 @@ SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags
   char path[256];
   if (!sh_valid_name(name, path) || (flags & ~SPACES_SHARED_ALL) != 0) return sh_fail(EINVAL);
   if (!ensure_init()) return sh_fail(ENOMEM);
-  int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+  int fd = os_shm_open(path);
   if (fd < 0) return nullptr;  // ENOENT, EACCES
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    close(fd);
+  OsFileId st;
+  if (!os_file_id(fd, &st)) {
+    os_close(fd);
     return sh_fail(EACCES);
   }
-  if (!(flags & SPACES_SHARED_ALL) && st.st_uid != geteuid()) {
-    close(fd);
+  if (!(flags & SPACES_SHARED_ALL) && st.uid != os_euid()) {
+    os_close(fd);
     return sh_fail(EACCES);
   }
   // Read the header with pread, validate it, only then map at the address it names.
@@ -999,50 +990,44 @@ SPACES_API SpacesChunk spaces_chunk_open_shared(const char* name, unsigned flags
   memset(&hd, 0, sizeof hd);
   bool ok = false;
   for (int tries = 0; tries < 200; tries++) {  // a creator may be before ftruncate or its magic
-    ok = st.st_size >= off_t(kHd) && pread(fd, &hd, kHd, 0) == ssize_t(kHd);
+    ok = st.size >= kHd && os_pread(fd, &hd, kHd, 0) == long(kHd);
     if (ok && hd.magic != 0) break;
-    usleep(1000);
-    fstat(fd, &st);
+    os_sleep_us(1000);
+    os_file_id(fd, &st);
   }
   ok = ok && hd.magic == kShMagic && hd.version == kShVersion && hd.header_size == kHd &&
-       hd.total == uint64_t(st.st_size) && hd.total % kShGranule == 0 && hd.total <= kShMaxCapacity &&
+       hd.total == st.size && hd.total % kShGranule == 0 && hd.total <= kShMaxCapacity &&
        hd.granules == hd.total / kShGranule && hd.meta >= 1 && hd.meta < hd.granules &&
        hd.meta == (kHd + hd.granules + kShGranule - 1) / kShGranule && hd.base % kShGranule == 0 &&
-       hd.base >= kShWindowStart && hd.base <= kShWindowEnd - hd.total && hd.owner_uid == uint32_t(st.st_uid);
+       hd.base >= kShWindowStart && hd.base <= kShWindowEnd - hd.total && hd.owner_uid == st.uid;
   if (!ok) {
-    close(fd);
+    os_close(fd);
     return sh_fail(EINVAL);  // not a Spaces region, another version, or damaged: never followed
   }
   LockGuard g(g_sh_lock);  // (lookup, map and register as one step against other opens and closes)
   if (ShAttach* at = sh_by_addr(hd.base)) {
-    close(fd);
-    if (at->base != hd.base || at->end != hd.base + hd.total || at->dev != st.st_dev || at->ino != st.st_ino)
+    os_close(fd);
+    if (at->base != hd.base || at->end != hd.base + hd.total || at->dev != st.dev || at->ino != st.ino)
       return sh_fail(EADDRINUSE);  // another object there (say, a region unlinked and created again)
     at->refs++;                    // already attached here: the same handle
     return sh_handle(at);
   }
-  void* m = mmap(reinterpret_cast<void*>(hd.base), hd.total, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+  void* m = os_map_shared(fd, hd.total, reinterpret_cast<void*>(hd.base));
   int e = errno;
-  if (m == MAP_FAILED) {
-    close(fd);
+  if (m == nullptr) {
+    os_close(fd);
     return sh_fail(e == EEXIST ? EADDRINUSE : ENOMEM);
-  }
-  if (m != reinterpret_cast<void*>(hd.base)) {
-    munmap(m, hd.total);
-    close(fd);
-    return sh_fail(EADDRINUSE);
   }
   ShHeader* h = static_cast<ShHeader*>(m);
   if (memcmp(h, &hd, offsetof(ShHeader, lock)) != 0) {  // changed under us: refuse
-    munmap(m, hd.total);
-    close(fd);
+    os_unmap(m, hd.total);
+    os_close(fd);
     return sh_fail(EINVAL);
   }
   ShAttach* at = sh_register(h, hd, st, fd);
   if (at == nullptr) {
-    munmap(m, hd.total);
-    close(fd);
+    os_unmap(m, hd.total);
+    os_close(fd);
     return sh_fail(ENOMEM);
   }
   return sh_handle(at);
@@ -1059,9 +1044,9 @@ SPACES_API int spaces_chunk_close_shared(SpacesChunk c) noexcept {
   sh_begin_rewrite(at);
   __atomic_store_n(&at->h, static_cast<ShHeader*>(nullptr), __ATOMIC_RELEASE);
   sh_end_rewrite(at);
-  munmap(reinterpret_cast<void*>(at->base), at->end - at->base);
-  struct stat st;
-  if (fstat(at->fd, &st) == 0 && st.st_dev == at->dev && st.st_ino == at->ino) close(at->fd);
+  os_unmap(reinterpret_cast<void*>(at->base), at->end - at->base);
+  OsFileId st;
+  if (os_file_id(at->fd, &st) && st.dev == at->dev && st.ino == at->ino) os_close(at->fd);
   return 0;
 }
 
@@ -1071,7 +1056,7 @@ SPACES_API int spaces_chunk_unlink_shared(const char* name) noexcept {
     errno = EINVAL;
     return -1;
   }
-  return shm_unlink(path);  // ENOENT, EACCES
+  return os_shm_unlink(path);  // ENOENT, EACCES
 }
 
 SPACES_API void spaces_chunk_set_root(SpacesChunk c, void* p) noexcept {

@@ -66,7 +66,8 @@ def main():
 
         live = pprof(prog, explicit)
         for fn, mib in [("hold_small", 64), ("hold_pages", 16), ("hold_medium", 16), ("hold_huge", 16),
-                        ("hold_remote_in_thread", 16), ("build_ast", 32), ("grow_buffer", 48)]:
+                        ("hold_remote_in_thread", 16), ("build_ast", 32), ("grow_buffer", 48),
+                        ("shrink_buffer", 8)]:
             near(live.get(fn, 0.0), mib, f"in use, {fn}")
         for fn in ["churn", "free_remote_alloc", "fill_tmp"]:
             check(live.get(fn, 0.0) < 1.0, f"in use, {fn} holds nothing: {live.get(fn, 0.0):.1f} MiB")
@@ -110,6 +111,35 @@ def main():
             for fn in ["stress_alloc", "stress_thread", "stress_regions"]:
                 check(total.get(fn, 0.0) > 1.0, f"stress: {fn} allocated {total.get(fn, 0.0):.1f} MiB (sampled)")
                 check(live.get(fn, 0.0) == 0.0, f"stress: {fn} holds nothing after its frees: {live.get(fn, 0.0):.1f} MiB")
+
+        # Edge cases (an independent review's): a handler that allocates, called for a double
+        # free of a sampled block (every block sampled: a report under the profiler's lock would
+        # hang); a recycled region struct under another, long name; a path too long.
+        edge = os.path.join(work, "edge")
+        os.mkdir(edge)
+        env_e = dict(os.environ, SPACES_PROFILE=os.path.join(edge, "e"), SPACES_PROFILE_SAMPLE="1")
+        try:
+            r = subprocess.run([prog, "--edge", edge], env=env_e, capture_output=True, text=True, timeout=120)
+            out = r.stdout
+        except subprocess.TimeoutExpired:
+            out, r = "", None
+        print(out)
+        check(r is not None, "edge: no hang (a double free reported to an allocating handler while sampling)")
+        check("reports 1" in out, "edge: the double free of a sampled block is reported once")
+        check("long path: -1 ENAMETOOLONG" in out, "edge: a dump path too long fails with ENAMETOOLONG")
+        check("edge done" in out, "edge run completed")
+        long_name = "beta_region_with_a_name_longer_than_thirty_two_characters"
+        beta = os.path.join(edge, "edge.region." + long_name + ".heap")
+        check(os.path.isfile(beta), "edge: the long-named region has its own profile")
+        if os.path.isfile(beta):
+            b = pprof(prog, beta)
+            near(b.get("beta_site", 0.0), 8192 * 64 / MIB, "edge: region beta's profile, beta_site", tol=0.02)
+            check(b.get("alpha_site", 0.0) == 0.0, "edge: no sample of destroyed region alpha in beta's profile")
+        alpha = os.path.join(edge, "edge.region.alpha.heap")
+        if os.path.isfile(alpha):
+            a = pprof(prog, alpha)
+            check(a.get("alpha_site", 0.0) == 0.0 and a.get("beta_site", 0.0) == 0.0,
+                  "edge: alpha's profile holds nothing in use (alpha destroyed, beta's samples are beta's)")
 
         # Off: nothing sampled, nothing written, spaces_profile_dump refuses.
         off = os.path.join(work, "off")

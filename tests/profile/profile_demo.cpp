@@ -7,6 +7,7 @@
 //   hold_remote  16 MiB in 256-byte blocks allocated by a thread that then exits
 //   build_ast    32 MiB in 64-byte blocks of Region "ast" (Exclusive)
 //   grow_buffer  one block grown by realloc from 8 to 48 MiB (mremap moves it: the record follows)
+//   shrink_buffer one 48 MiB block shrunk by realloc to 8 MiB in place (the record shrinks too)
 //   fill_tmp     8 MiB in Region "tmp": destroyed before the dump (nothing live)
 //   churn        64 MiB allocated and freed (allocated, nothing live)
 //   free_remote  16 MiB allocated here and freed by another thread (nothing live)
@@ -27,7 +28,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <errno.h>
+
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -66,11 +70,58 @@ NOINLINE void grow_buffer() {
   for (size_t size = 16 << 20; size <= (48u << 20); size += 8 << 20) p = realloc(p, size);
   keep(p);
 }
+NOINLINE void shrink_buffer() {
+  void* p = malloc(48 << 20);
+  keep(realloc(p, 8 << 20));
+}
 NOINLINE void build_ast(spaces::Region& r) {
   for (int i = 0; i < (32 << 20) / 64; i++) memset(r.Allocate(64, 16), 0, 8);
 }
 NOINLINE void fill_tmp(spaces::Region& r) {
   for (int i = 0; i < (8 << 20) / 64; i++) r.Allocate(64, 16);
+}
+
+// ---- --edge: cases an independent review found -----------------------------------------------
+// A double free of a sampled block reported to a handler that allocates (the report must come
+// after the profiler lets go of its lock); a region struct recycled for a region of another name
+// (samples must go by name); a name longer than 32 characters; a dump path too long.
+static int g_reports = 0;
+static void allocating_handler(int, void*, const char*, void*) {
+  g_reports++;
+  void* p = malloc(100);  // (sampled too, at SPACES_PROFILE_SAMPLE=1)
+  free(p);
+}
+NOINLINE void alpha_site(spaces::Region& r) {
+  for (int i = 0; i < 4096; i++) r.Allocate(64, 16);
+}
+NOINLINE void beta_site(spaces::Region& r) {
+  for (int i = 0; i < 8192; i++) r.Allocate(64, 16);
+}
+static int edge(const char* dir) {
+  spaces_set_error_handler(allocating_handler, nullptr);
+  void* a = malloc(100);
+  void* b = malloc(100);
+  free(a);
+  free(a);  // reported once; the handler allocates
+  free(b);
+  printf("reports %d\n", g_reports);
+  spaces_set_error_handler(nullptr, nullptr);
+  static const char kLong[] = "beta_region_with_a_name_longer_than_thirty_two_characters";
+  { spaces::Region alpha("alpha"); alpha_site(alpha); }
+  spaces::Region beta(kLong);  // (most likely alpha's recycled struct)
+  beta_site(beta);
+  char path[512];
+  snprintf(path, sizeof path, "%s/edge.heap", dir);
+  if (spaces_profile_dump(path) != 0) {
+    perror("spaces_profile_dump");
+    return 1;
+  }
+  std::string toolong(5000, 'x');
+  errno = 0;
+  int r = spaces_profile_dump(toolong.c_str());
+  printf("long path: %d %s\n", r, errno == ENAMETOOLONG ? "ENAMETOOLONG" : strerror(errno));
+  printf("edge done\n");
+  return 0;
 }
 
 // ---- --stress --------------------------------------------------------------------------------
@@ -180,6 +231,7 @@ static int stress(const char* path) {
 
 int main(int argc, char** argv) {
   if (argc == 3 && strcmp(argv[1], "--stress") == 0) return stress(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--edge") == 0) return edge(argv[2]);
   if (argc < 2) {
     fprintf(stderr, "usage: profile_demo <profile path>\n");
     return 2;
@@ -191,6 +243,7 @@ int main(int argc, char** argv) {
   hold_medium();
   hold_huge();
   grow_buffer();
+  shrink_buffer();
   std::vector<void*> remote;
   remote.reserve(1 << 20);
   std::thread([&] { hold_remote_in_thread(&remote); }).join();

@@ -17,7 +17,7 @@ def check(cond, what):
 
 
 PROCESS_KEYS = ["reserved_bytes", "committed_bytes", "peak_committed_bytes", "arenas",
-                "arena_granules_in_use", "granules_cached", "live_bytes", "live_blocks",
+                "arena_granules_in_use", "granules_cached", "granules_cached_in_heaps", "live_bytes", "live_blocks",
                 "free_slots", "free_slot_bytes", "large_blocks", "large_bytes", "huge_blocks",
                 "huge_bytes", "purges", "mmap_calls"]
 
