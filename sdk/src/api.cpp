@@ -295,7 +295,7 @@ SPACES_INLINE bool free_fast(void* p, size_t size) {
       // A block start of this slab, not its header, not inside a block (two compares and a
       // multiply; the slow path says which mistake it was), and not already free.
       uint32_t n = uint32_t(q & kSlabMask) - uint32_t(kSlabHeader - 1);
-      if (SPACES_LIKELY(slab_is_block_start(s, n) && !slab_block_looks_free(s, b))) {
+      if (SPACES_LIKELY(!Hardening::kCheckFrees || (slab_is_block_start(s, n) && !slab_block_looks_free(s, b)))) {
         track_free(s->chunk, b, b, s->block_size);
         link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
         s->free = b;

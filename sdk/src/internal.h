@@ -91,6 +91,24 @@ struct Block {
   uintptr_t link;
 };
 
+// ---- hardening policy (the checks on the fast paths) ---------------------------------------
+// SPACES_HARDENING (CMake option, default ON = 1) names the checks the malloc and free fast paths
+// make on data a buggy or hostile program can write. Off exists only to measure what they cost
+// (docs/debugging.md; callgrind_pair.sh on a build with -DSPACES_HARDENING=OFF): without them a
+// double free or an interior pointer corrupts the heap silently. The slow paths check always.
+//   kCheckLinks: slab_pop refuses a free-list link that leaves its slab (a write after free
+//     aiming the next malloc elsewhere); links are XOR-encoded with the slab's key either way.
+//   kCheckFrees: the free fast path takes only a block start of the slab (multiply, rotate,
+//     compare) whose link word does not carry the slab's key (a double free): anything else goes
+//     to the slow path, which says what it is.
+#ifndef SPACES_HARDENING
+#define SPACES_HARDENING 1
+#endif
+struct Hardening {
+  static constexpr bool kCheckLinks = SPACES_HARDENING != 0;
+  static constexpr bool kCheckFrees = SPACES_HARDENING != 0;
+};
+
 // ---- valgrind memcheck awareness (build with -DSPACES_VALGRIND; no code at all otherwise) ----
 // Blocks are announced as malloc-like (chunk blocks as mempool pieces), so memcheck reports
 // leaks, reads after free and double frees in programs on Spaces. The allocator's own reads and
@@ -280,7 +298,7 @@ SPACES_INLINE Block* slab_pop(Slab* s) {
   Block* b = static_cast<Block*>(s->free);
   if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
     uintptr_t off = link_get(b) ^ s->key;
-    if (SPACES_LIKELY(off < kSlabSize)) {
+    if (SPACES_LIKELY(!Hardening::kCheckLinks || off < kSlabSize)) {
       s->free = reinterpret_cast<uint8_t*>(s) + off;
       s->used++;
       link_set(b, 0);  // a live block's word must not look free

@@ -156,7 +156,7 @@ NOINLINE void* stress_alloc(uint64_t* x) {
 NOINLINE void stress_thread(int id, Handoff* mine, Handoff* next) {
   uint64_t x = 0x9E3779B97F4A7C15ull * (id + 1);
   std::vector<void*> live;
-  for (int i = 0; i < 20000; i++) {
+  for (int i = 0; i < 8000; i++) {
     uint64_t op = rnd(&x) % 10;
     if (op < 5 || live.empty()) {
       if (void* p = stress_alloc(&x)) live.push_back(p);
@@ -186,7 +186,7 @@ NOINLINE void stress_thread(int id, Handoff* mine, Handoff* next) {
 }
 NOINLINE void stress_regions() {
   uint64_t x = 12345;
-  for (int round = 0; round < 20; round++) {
+  for (int round = 0; round < 10; round++) {
     spaces::Region ex("stress_ex");
     spaces::Region co(spaces::Region::Concurrent, "stress_co");
     std::vector<void*> blocks;
