@@ -55,10 +55,13 @@ struct Arena {
 constexpr uint64_t kAllSlabs = ~uint64_t(1);  // granule 0 is the arena record
 constexpr unsigned kMaxShards = 16;
 
+using ArenaFreeList = IList<Arena, &Arena::next_free, &Arena::prev_free>;  // arenas with free slabs
+using ArenaList = IList<Arena, &Arena::next_all, &Arena::prev_all>;        // every arena
+
 struct alignas(64) Shard {
   SpinLock lock;
-  Arena* free_list;
-  Arena* all;
+  ArenaFreeList free_list;
+  ArenaList all;
   size_t arena_count;
   size_t empty_arenas;
   size_t slabs_cached;       // dirty free slabs
@@ -171,19 +174,12 @@ SPACES_INLINE uint64_t run_mask(size_t count, unsigned i) {
 
 void free_list_add(Shard& sh, Arena* a) {
   a->on_free_list = true;
-  a->prev_free = nullptr;
-  a->next_free = sh.free_list;
-  if (sh.free_list) sh.free_list->prev_free = a;
-  sh.free_list = a;
+  sh.free_list.push(a);
 }
 
 void free_list_remove(Shard& sh, Arena* a) {
   a->on_free_list = false;
-  if (a->prev_free)
-    a->prev_free->next_free = a->next_free;
-  else
-    sh.free_list = a->next_free;
-  if (a->next_free) a->next_free->prev_free = a->prev_free;
+  sh.free_list.remove(a);
 }
 
 // ---- purging: decided under a lock, done outside it -------------------------------------------
@@ -218,11 +214,7 @@ void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
 // Unlink a fully free arena from its shard; purge_run unmaps it (shard lock held).
 void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
   if (a->on_free_list) free_list_remove(sh, a);
-  if (a->prev_all)
-    a->prev_all->next_all = a->next_all;
-  else
-    sh.all = a->next_all;
-  if (a->next_all) a->next_all->prev_all = a->prev_all;
+  sh.all.remove(a);
   unsigned n = __builtin_popcountll(a->dirty_mask);
   commit_add(-ptrdiff_t(n * kSlabSize));
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
@@ -247,7 +239,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   // (`since` may be later than `now`, sampled before the lock: not due)
   auto due = [&](uint64_t since) { return force || (delay != UINT64_MAX && since <= now && now - since >= delay); };
   uint64_t next = UINT64_MAX;
-  for (Arena* a = sh.free_list, *following; a && !b.full(); a = following) {
+  for (Arena* a = sh.free_list.head, *following; a && !b.full(); a = following) {
     following = a->next_free;
     if (!a->dirty_mask && !(force && a->free_mask == kAllSlabs)) continue;
     if (due(a->dirty_since)) {
@@ -263,7 +255,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   size_t target = dirty_limit() / 4 * 3;
   while (over && !b.full() && dirty_counted() > target) {
     Arena* oldest = nullptr;
-    for (Arena* a = sh.free_list; a; a = a->next_free)
+    for (Arena* a = sh.free_list.head; a; a = a->next_free)
       if (a->dirty_mask && !a->huge && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
     if (oldest == nullptr) break;
     if (oldest->free_mask == kAllSlabs && sh.empty_arenas > size_t(option(kOpt_arena_cache)))
@@ -432,7 +424,7 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
 Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty) {
   Arena* a;
   int i = -1;
-  for (a = sh.free_list; a; a = a->next_free)
+  for (a = sh.free_list.head; a; a = a->next_free)
     if (a->huge == huge && (i = find_run(a, count, dirty_only)) >= 0) break;  // (huge: regions' arenas)
   if (i < 0) return nullptr;
   uint64_t run = run_mask(count, unsigned(i));
@@ -486,10 +478,7 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
     g_reserved.fetch_add(kArenaSize, std::memory_order_relaxed);
     g_mmaps.fetch_add(1, std::memory_order_relaxed);
     LockGuard g(sh.lock);
-    a->prev_all = nullptr;
-    a->next_all = sh.all;
-    if (sh.all) sh.all->prev_all = a;
-    sh.all = a;
+    sh.all.push(a);
     sh.arena_count++;
     sh.empty_arenas++;
     free_list_add(sh, a);
@@ -707,7 +696,7 @@ size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
   size_t in_use = 0;
   for (unsigned k = 0; k < shard_count(); k++) {
     LockGuard g(g_shard[k].lock);
-    for (Arena* a = g_shard[k].all; a; a = a->next_all) {
+    for (Arena* a = g_shard[k].all.head; a; a = a->next_all) {
       uint64_t m = kAllSlabs & ~a->free_mask & ~a->purging_mask;
       in_use += size_t(__builtin_popcountll(m));
       for (; m; m &= m - 1) {
@@ -750,7 +739,7 @@ void arena_after_fork_child() {
   for (unsigned k = 0; k < kMaxShards; k++) {
     Shard& sh = g_shard[k];
     sh.lock.reset();
-    for (Arena* a = sh.all; a; a = a->next_all) {
+    for (Arena* a = sh.all.head; a; a = a->next_all) {
       uint64_t d = a->purging_mask;
       if (d == 0) continue;
       unsigned n = __builtin_popcountll(d);

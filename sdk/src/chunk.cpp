@@ -71,7 +71,7 @@ struct Chunk {
   std::atomic<size_t> ceiling_hits;
   std::atomic<size_t> pending_blocks;
   std::atomic<size_t> pending_bytes;
-  Slab* slabs;
+  IList<Slab, &Slab::chunk_next, &Slab::chunk_prev> slabs;  // every slab of the chunk
   size_t nslabs;
   Slab* large;
   size_t nlarge;
@@ -572,7 +572,7 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags,
 // Return every slab and large block; keep up to `keep` empty slabs cached (reset) or none.
 void chunk_release_all(Chunk* c, uint32_t keep) {
   Heap* h = &c->heap;
-  Slab* s = c->slabs;
+  Slab* s = c->slabs.head;
   if (!c->heap_clean) heap_init_chunk(h, c);
   h->cache_limit_override = keep;
   if (c->bump != &g_no_bump) bump_seal(c, c->bump);  // (its marks packed and cleared: a stale
@@ -651,19 +651,12 @@ bool chunk_reserve(Chunk* c, size_t bytes) {
 void chunk_unreserve(Chunk* c, size_t bytes) { c->footprint.fetch_sub(bytes, std::memory_order_relaxed); }
 
 void chunk_slab_added(Chunk* c, Slab* s) {
-  s->chunk_prev = nullptr;
-  s->chunk_next = c->slabs;
-  if (c->slabs) c->slabs->chunk_prev = s;
-  c->slabs = s;
+  c->slabs.push(s);
   c->nslabs++;
 }
 
 void chunk_slab_removed(Chunk* c, Slab* s) {
-  if (s->chunk_prev)
-    s->chunk_prev->chunk_next = s->chunk_next;
-  else
-    c->slabs = s->chunk_next;
-  if (s->chunk_next) s->chunk_next->chunk_prev = s->chunk_prev;
+  c->slabs.remove(s);
   c->nslabs--;
   chunk_unreserve(c, kSlabSize);
 }
@@ -815,7 +808,7 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->ceiling_hits.store(0, std::memory_order_relaxed);
   c->pending_blocks.store(0, std::memory_order_relaxed);
   c->pending_bytes.store(0, std::memory_order_relaxed);
-  c->slabs = nullptr;
+  c->slabs.head = nullptr;
   c->nslabs = 0;
   c->large = nullptr;
   c->nlarge = 0;
@@ -1011,7 +1004,7 @@ SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats*
   size_t blocks = 0, bytes = 0;
   {
     AllocSide side(c);
-    for (Slab* s = c->slabs; s; s = s->chunk_next) {
+    for (Slab* s = c->slabs.head; s; s = s->chunk_next) {
       if (s->kind == kSlabBump) {
         uint64_t live = bump_live(s);
         blocks += live >> 32;
@@ -1053,7 +1046,7 @@ SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* ar
   AllocSide side(c);
   __atomic_store_n(&c->walker_tp, thread_self(), __ATOMIC_RELAXED);  // fn may call stats etc.
   Heap* h = &c->heap;
-  Slab* s = c->slabs;
+  Slab* s = c->slabs.head;
   while (s) {
     Slab* next = s->chunk_next;  // fn may free the last live block of s, which releases s
     if (s->kind == kSlabSmall || s->kind == kSlabBump) {

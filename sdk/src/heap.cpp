@@ -65,27 +65,6 @@ std::atomic<ptrdiff_t> g_slabs_in_use{0};
 uint8_t* g_meta_cursor = nullptr;  // bump area for Heap structs
 uint8_t* g_meta_end = nullptr;
 
-// ---- list helpers (owner only) ----
-void list_push(SlabList* l, Slab* s) {
-  s->prev = nullptr;
-  s->next = l->head;
-  if (l->head) l->head->prev = s;
-  l->head = s;
-}
-void list_remove(SlabList* l, Slab* s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    l->head = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = nullptr;
-}
-Slab* list_pop(SlabList* l) {
-  Slab* s = l->head;
-  if (s) list_remove(l, s);
-  return s;
-}
-
 SPACES_INLINE uintptr_t slab_state(const Slab* s) {
   return s->thread_free.load(std::memory_order_acquire) & kStateMask;
 }
@@ -157,7 +136,7 @@ bool slab_try_detach(Slab* s) {
 void slab_attach(Heap* h, Slab* s) {
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
   if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->fast_tp, __ATOMIC_RELAXED);
-  list_push(&h->partial[s->cls], s);
+  h->partial[s->cls].push(s);
   slab_set_state(s, kStateFull, kStateNormal);
 }
 
@@ -219,7 +198,7 @@ void heap_drain_notify(Heap* h) {
     slab_set_state(s, kStateNotified, kStateNormal);
     slab_collect_remote(s);
     if (s->used == 0 && h->cur[s->cls] != s) {
-      if (s->attached) list_remove(&h->partial[s->cls], s);
+      if (s->attached) h->partial[s->cls].remove(s);
       heap_release_slab(h, s, false);
     } else if (!s->attached) {
       slab_attach(h, s);
@@ -331,7 +310,7 @@ void heap_sweep(Heap* h, bool all, bool to_arena) {
       Slab* next = s->next;
       slab_collect_remote(s);
       if (s->used == 0 && slab_state(s) != kStateNotified) {
-        list_remove(&h->partial[c], s);
+        h->partial[c].remove(s);
         heap_release_slab(h, s, to_arena);
       }
       s = next;
@@ -368,16 +347,16 @@ void heap_merge(Heap* h, Heap* a) {
     Slab* cur = a->cur[c];
     if (cur != &g_empty_slab) {  // becomes an ordinary tracked slab of `a`, then may move
       heap_set_cur(a, c, &g_empty_slab);  // not empty: the sweep above released empty ones
-      list_push(&a->partial[c], cur);
+      a->partial[c].push(cur);
     }
     Slab* s = a->partial[c].head;
     while (s) {
       Slab* next = s->next;
       if (slab_state(s) == kStateNormal) {
-        list_remove(&a->partial[c], s);
+        a->partial[c].remove(s);
         __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
         if (!s->has_aligned) __atomic_store_n(&s->fast_owner, h->fast_tp, __ATOMIC_RELAXED);
-        list_push(&h->partial[c], s);
+        h->partial[c].push(s);
       }
       s = next;
     }
@@ -420,7 +399,7 @@ Slab* heap_refill(Heap* h, unsigned cls) {
   }
   heap_drain_notify(h);
   for (int round = 0; round < 2; round++) {
-    while ((s = list_pop(&h->partial[cls])) != nullptr) {
+    while ((s = h->partial[cls].pop()) != nullptr) {
       if (!slab_has_free(s)) slab_collect_remote(s);
       if (!slab_has_free(s) && s->bump < slab_end(s)) slab_extend(s);
       if (slab_has_free(s)) {
@@ -549,7 +528,7 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
 // The fast free path found the slab empty (used == 0) after a local free.
 void heap_slab_emptied(Heap* h, Slab* s) {
   if (h->cur[s->cls] == s || !s->attached || slab_state(s) == kStateNotified) return;
-  list_remove(&h->partial[s->cls], s);
+  h->partial[s->cls].remove(s);
   heap_release_slab(h, s, false);
 }
 

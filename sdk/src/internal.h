@@ -91,6 +91,33 @@ struct Block {
   uintptr_t link;
 };
 
+// ---- the one intrusive list ------------------------------------------------------------------
+// Doubly linked through two members of T (Next, Prev), head only: push at the front, remove any
+// element, pop the front; an element is on at most one list per pair of members. Used for a
+// heap's partial slabs, a region's slabs, a shard's arenas and its arenas with free slabs. (The
+// abandoned-heap pool keeps a tail and splices whole lists; a shared region's lists are offsets
+// in memory mapped at other addresses: both stay their own.)
+template <class T, T* T::*Next, T* T::*Prev>
+struct IList {
+  T* head = nullptr;
+  void push(T* x) {
+    x->*Prev = nullptr;
+    x->*Next = head;
+    if (head) head->*Prev = x;
+    head = x;
+  }
+  void remove(T* x) {
+    (x->*Prev ? (x->*Prev)->*Next : head) = x->*Next;
+    if (x->*Next) (x->*Next)->*Prev = x->*Prev;
+    x->*Next = x->*Prev = nullptr;
+  }
+  T* pop() {
+    T* x = head;
+    if (x) remove(x);
+    return x;
+  }
+};
+
 // ---- hardening policy (the checks on the fast paths) ---------------------------------------
 // SPACES_HARDENING (CMake option, default ON = 1) names the checks the malloc and free fast paths
 // make on data a buggy or hostile program can write. Off exists only to measure what they cost
@@ -494,9 +521,7 @@ void arena_fork_unlock();
 void arena_after_fork_child();
 
 // ---- heap (heap.cpp) ------------------------------------------------------------------------
-struct SlabList {
-  Slab* head;
-};
+using SlabList = IList<Slab, &Slab::next, &Slab::prev>;
 
 constexpr size_t kDirectSlots = kSmallMax / 8 + 1;
 struct alignas(64) Heap {
