@@ -67,7 +67,7 @@ struct alignas(64) Shard {
   size_t slabs_cached;       // dirty free slabs
   uint64_t next_purge;       // 0 (static init) is "at once": a harmless first check
 };
-Shard g_shard[kMaxShards];
+Shard g_shard[kMaxShards] = {};  // (= {}: constant-initialised, no static constructor)
 unsigned g_shards = 0;        // set once by shard_count(); a power of two
 std::atomic<unsigned> g_next_shard{0};
 SPACES_TLS int t_shard = -1;

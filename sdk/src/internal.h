@@ -97,9 +97,12 @@ struct Block {
 // heap's partial slabs, a region's slabs, a shard's arenas and its arenas with free slabs. (The
 // abandoned-heap pool keeps a tail and splices whole lists; a shared region's lists are offsets
 // in memory mapped at other addresses: both stay their own.)
+// No member initializer: a struct holding one stays constant-initialised (zero), so the core keeps
+// having no static constructors (an initializer here made every static Heap, Shard and ShAttach
+// a dynamic initialisation that touched its pages: +150 KiB RSS at start).
 template <class T, T* T::*Next, T* T::*Prev>
 struct IList {
-  T* head = nullptr;
+  T* head;
   void push(T* x) {
     x->*Prev = nullptr;
     x->*Next = head;
