@@ -1,4 +1,4 @@
-// heap.cpp - per-thread heaps: the malloc/free slow paths and the thread life cycle.
+// heap.cpp - per-thread heaps: the malloc slow path, refills, slabs' life cycle and threads'.
 //
 // A Heap belongs to at most one thread at a time (t_heap). It tracks, per size class, the slab
 // it allocates from (`cur`) and a list of other slabs with room (`partial`). A slab that ran out
@@ -530,111 +530,6 @@ void heap_slab_emptied(Heap* h, Slab* s) {
   if (h->cur[s->cls] == s || !s->attached || slab_state(s) == kStateNotified) return;
   h->partial[s->cls].remove(s);
   heap_release_slab(h, s, false);
-}
-
-static void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
-    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
-    return;
-  }
-  track_free(s->chunk, p, b, s->block_size);
-  link_set(b, slab_encode(s, s->free));
-  s->free = b;
-  s->used--;
-  if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
-  if (s->used == 0) heap_slab_emptied(h, s);
-}
-
-// free() of a pointer whose granule holds no live header: say which mistake it most likely is.
-static void report_unowned_free(void* p) {
-  uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (!pagemap_in_region(a)) {
-    report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer not allocated by Spaces)");
-    return;
-  }
-  // Inside Spaces' memory: look back (up to 64 MiB) for the large block that may contain p.
-  uintptr_t g = (a & ~kSlabMask);
-  for (int i = 0; i < 1024 && g >= kSlabSize && pagemap_in_region(g); i++, g -= kSlabSize) {
-    if (!pagemap_is_head(g)) continue;
-    Slab* h = reinterpret_cast<Slab*>(g);
-    uintptr_t end = h->kind == kSlabLargeRun ? h->map_base + h->run_granules * kSlabSize
-                    : h->kind == kSlabDirect ? h->map_base + h->map_bytes
-                                             : g + kSlabSize;
-    if (a < end) {
-      report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a live block)");
-      return;
-    }
-    break;
-  }
-  report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (or free of a pointer into freed memory)");
-}
-
-// The block of size-class slab s that p designates, or NULL after reporting p as a pointer into
-// the slab's header (allocator metadata) or into a block. Every path that takes a small block
-// back from the program (free, realloc, usable_size, sized free) asks this. A slab that has
-// handed out aligned blocks accepts any pointer into a block (an aligned pointer is one).
-Block* small_block_of(Slab* s, const void* p, const char* what) {
-  uint32_t n = slab_offset(s, p);
-  if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
-  // (any thread: has_aligned only goes 0 -> 1 while the slab lives, set by its allocating side)
-  if (__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED) && n < s->capacity * s->block_size)
-    return slab_block_start(s, p);
-  char msg[128];
-  msg[0] = 0;
-  strncat(msg, what, 64);
-  strcat(msg, reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s) < kSlabHeader
-                  ? " (pointer into a slab header: allocator metadata)"
-                  : " (pointer inside a block)");
-  report_error(SPACES_ERROR_INVALID_FREE, p, msg);
-  return nullptr;
-}
-
-void heap_free_slow(void* p) {
-  if (p == nullptr) return;
-  Slab* s = slab_find(p);
-  if (s == nullptr) {
-    if (!shared_free(p)) report_unowned_free(p);  // (a block of an attached shared region?)
-    return;
-  }
-  if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
-                                                                     // ends first)
-  switch (s->kind) {
-    case kSlabSmall: {
-      Block* b = small_block_of(s, p, "invalid free");
-      if (b == nullptr) return;  // (reported)
-      // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
-      // one it is bound to, so the answer to "is it mine?" cannot change under us.
-      Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-      if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
-        free_local_slow(h, s, b, p);
-        return;
-      }
-      if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
-        report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
-        return;
-      }
-      if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
-      track_free(s->chunk, p, b, s->block_size);
-      if (slab_remote_push(s, b)) {
-        Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-        Slab* head = o->notify.load(std::memory_order_relaxed);
-        do {
-          s->notify_next = head;
-        } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
-      }
-      return;
-    }
-    case kSlabLargeRun:
-    case kSlabDirect:
-      large_free(s, p);
-      return;
-    case kSlabBump:
-      bump_free(s, p);
-      return;
-    default:
-      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (block's slab is already free)");
-      return;
-  }
 }
 
 // Mark a block handed out at an offset inside its slot (aligned allocation): frees of this slab

@@ -32,6 +32,16 @@
 #define SPACES_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define SPACES_NOINLINE __attribute__((noinline))
 #define SPACES_INLINE inline __attribute__((always_inline))
+// spaces_malloc and spaces_free, the entry points the override's forwarders (override.cpp) call:
+// always-inline in the override's translation unit (override_tu.cpp defines
+// SPACES_INLINE_FAST_API), so malloc, operator new and operator delete are the fast paths and not
+// a call to them; plain exported functions elsewhere (always_inline on an exported function needs
+// -fno-semantic-interposition, which building spaces.cpp alone with any flags must not assume).
+#ifdef SPACES_INLINE_FAST_API
+#define SPACES_FAST_API SPACES_API __attribute__((always_inline))
+#else
+#define SPACES_FAST_API SPACES_API
+#endif
 #define SPACES_TLS __thread __attribute__((tls_model("initial-exec")))
 
 #ifdef SPACES_DEBUG
@@ -558,8 +568,11 @@ extern SPACES_TLS Heap* t_heap;
 
 void* heap_malloc_slow(Heap* h, size_t size, bool zero);
 void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero);  // the same, never sampled
-void heap_free_slow(void* p);
+// free.cpp: the free paths, and the checks every path that takes a block back makes
+void free_slow(void* p);
 Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: reported
+Slab* checked_slab(const void* p, const char* what);               // NULL: reported
+size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void heap_slab_emptied(Heap* h, Slab* s);
 Heap* heap_thread_init();
 void heap_thread_done(void* h);
@@ -662,7 +675,7 @@ void prof_start();  // ensure_init, when the core is usable: the dump at exit, t
 // ra: the caller's __builtin_return_address(0), where the program's own frames begin
 void* prof_malloc_sampled(Heap* h, size_t size, bool zero, const void* ra);  // a thread-heap sample
 void prof_record(void* p, size_t size, Chunk* c, const void* ra);   // a sample placed where it was
-// heap_free_slow, before the block is freed: ends p's record if it has one; true when it also
+// free_slow, before the block is freed: ends p's record if it has one; true when it also
 // freed p (a block of g_prof_heap, freed under the profiler's lock as its owner)
 bool prof_free_hook(Slab* s, void* p);
 void* prof_large_realloc(Slab* s, void* p, size_t size);  // realloc of a sampled large block

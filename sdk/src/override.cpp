@@ -1,10 +1,19 @@
 // override.cpp - the malloc & operator new/delete symbols of the override library.
 //
-// Only one-line forwarders onto spaces_* live here: every semantic is in the core, where tests
-// reach it without replacing libc. This file includes the core (spaces.cpp) so the override
-// build is still one translation unit and the forwarders compile to the fast paths themselves.
-// The only logic of its own is operator new's std::new_handler loop.
-#include "spaces.cpp"
+// Only one-line forwarders onto the public spaces_* API live here: every semantic is in the
+// core, where tests reach it without replacing libc, and this file includes nothing of the core
+// but the public header (tests/core/layout_check.py fails otherwise). The only logic of its own
+// is operator new's std::new_handler loop.
+//
+// Speed: the build compiles this file in one translation unit with the core (override_tu.cpp),
+// which marks spaces_malloc and spaces_free always-inline there, so `malloc`, `operator new` and
+// `operator delete` are the fast paths themselves, not calls to them (bench/micro/
+// callgrind_pair.sh: a call layer costs 6 instructions per new+delete pair). Why forwarders and
+// not symbol aliases (`malloc` as an alias of `spaces_malloc`): an alias gives the core's own
+// calls of spaces_free the name `free`, which valgrind's memcheck intercepts by name in a
+// statically linked program, so the core's internal frees became memcheck's; and an alias saves
+// one instruction, which the inlined forwarders already save.
+#include <spaces/spaces.h>
 
 #include <climits>
 #include <cstdio>
@@ -12,8 +21,11 @@
 #include <new>
 
 #define SPACES_EXPORT extern "C" __attribute__((visibility("default")))
+#define OVERRIDE_NOINLINE __attribute__((noinline))
+#define OVERRIDE_INLINE inline __attribute__((always_inline))
+#define OVERRIDE_LIKELY(x) __builtin_expect(!!(x), 1)
 
-SPACES_EXPORT void* malloc(size_t n) noexcept { return spaces_core::malloc_fast(n); }  // (spaces_malloc, inlined)
+SPACES_EXPORT void* malloc(size_t n) noexcept { return spaces_malloc(n); }
 SPACES_EXPORT void free(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT void* calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
 SPACES_EXPORT void* realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
@@ -55,7 +67,7 @@ SPACES_EXPORT int malloc_info(int options, FILE* fp) noexcept {
 }
 SPACES_EXPORT int mallopt(int param, int value) noexcept { return spaces_mallopt(param, value); }
 // glibc-internal names some programs and libraries call directly
-SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_core::malloc_fast(n); }
+SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_malloc(n); }
 SPACES_EXPORT void __libc_free(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT void* __libc_calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
 SPACES_EXPORT void* __libc_realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
@@ -73,7 +85,7 @@ namespace {
 // return nullptr for the nothrow forms). This file is built without exception tables, so a
 // handler that throws propagates straight to the caller of new (for the nothrow forms too: a
 // deviation from the standard, which would return nullptr).
-SPACES_NOINLINE void* new_slow(size_t n, size_t align, bool nothrow) {
+OVERRIDE_NOINLINE void* new_slow(size_t n, size_t align, bool nothrow) {
   for (;;) {
     void* p = align ? spaces_aligned_alloc(align, n) : spaces_malloc(n);
     if (p) return p;
@@ -86,21 +98,21 @@ SPACES_NOINLINE void* new_slow(size_t n, size_t align, bool nothrow) {
     h();
   }
 }
-SPACES_INLINE void* new_impl(size_t n) {
-  void* p = spaces_core::malloc_fast(n);  // (spaces_malloc, inlined)
-  return SPACES_LIKELY(p != nullptr) ? p : new_slow(n, 0, false);
+OVERRIDE_INLINE void* new_impl(size_t n) {
+  void* p = spaces_malloc(n);  // (inlined: see the top)
+  return OVERRIDE_LIKELY(p != nullptr) ? p : new_slow(n, 0, false);
 }
-SPACES_INLINE void* new_aligned(size_t n, std::align_val_t a) {
+OVERRIDE_INLINE void* new_aligned(size_t n, std::align_val_t a) {
   void* p = spaces_aligned_alloc(size_t(a), n);
-  return SPACES_LIKELY(p != nullptr) ? p : new_slow(n, size_t(a), false);
+  return OVERRIDE_LIKELY(p != nullptr) ? p : new_slow(n, size_t(a), false);
 }
 }  // namespace
 
 #define SPACES_NEW __attribute__((visibility("default")))
 SPACES_NEW void* operator new(size_t n) { return new_impl(n); }
 SPACES_NEW void* operator new[](size_t n) { return new_impl(n); }
-SPACES_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { void* p = spaces_core::malloc_fast(n); return p ? p : new_slow(n, 0, true); }
-SPACES_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { void* p = spaces_core::malloc_fast(n); return p ? p : new_slow(n, 0, true); }
+SPACES_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }
+SPACES_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }
 SPACES_NEW void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a); }
 SPACES_NEW void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a); }
 SPACES_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { void* p = spaces_aligned_alloc(size_t(a), n); return p ? p : new_slow(n, size_t(a), true); }

@@ -17,7 +17,7 @@
 // Where samples live, and how a free finds its record:
 //   - a sampled small or medium block of a thread heap comes from g_prof_heap, a heap owned by
 //     whoever holds g_prof_lock, whose slabs never match a thread in the free fast path: its
-//     free reaches heap_free_slow, where prof_free_hook (owner == &g_prof_heap) ends the record
+//     free reaches free_slow (free.cpp), where prof_free_hook (owner == &g_prof_heap) ends the record
 //     and frees the block as the heap's owner, under the lock (so an emptied slab goes back at
 //     once). Other blocks never meet the profiler on their way back.
 //   - a sampled large block stays where it is; its header's `sampled` byte sends the hook here;

@@ -14,6 +14,8 @@
 #include "heap.cpp"
 #include "large.cpp"
 #include "api.cpp"
+#include "alloc.cpp"
+#include "free.cpp"
 #include "chunk.cpp"
 #include "shared.cpp"
 #include "profile.cpp"

@@ -1,0 +1,244 @@
+// free.cpp - every free path of the malloc family: which code takes each kind of block back.
+//
+// The kind of a block is read from the page map (the granule's head bit, then its Slab header's
+// `kind`); an address outside Spaces' arenas may be a shared region's block. The dispatch is in
+// one place, free_slow, after the inline fast path:
+//
+//   what p is                                  where it goes                    file
+//   ------------------------------------------ -------------------------------- -------------
+//   small/medium block, this thread's slab,    free_fast (inline: spaces_free,  free.cpp
+//     a block start, not free                    the override's free/delete)
+//   NULL                                       nothing                          free.cpp
+//   small/medium, a sampled block (profiling)  prof_free_hook, then as below    profile.cpp
+//   small/medium, slab of this thread          free_local_slow                  free.cpp
+//   small/medium, slab of another thread       free_remote: one CAS on the      free.cpp
+//     (or of a region's heap)                    slab's stack (+ notify)
+//   large block (run of granules)              large_free                       large.cpp
+//   huge block (own mapping)                   large_free                       large.cpp
+//   block of an exclusive region's bump slab   bump_free                        chunk.cpp
+//   block of an attached shared region         shared_free                      shared.cpp
+//   interior pointer, metadata, freed memory,  report_unowned_free /            free.cpp
+//     not Spaces' memory                          small_block_of (reported)
+//
+// Sized frees (free_sized, free_aligned_sized, sized operator delete) take the same fast path
+// with one compare more (size <= the slot); off it, free_sized_slow reports a size the block
+// cannot have, then frees as above. A region's blocks are freed here too (spaces_free of any
+// block from any thread): a region is only a different owner of the same slab kinds, plus bump
+// slabs. Region-wide frees (reset, destroy) are in chunk.cpp and shared.cpp.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+namespace spaces_core {
+
+// The free fast path: a block of a size-class slab this thread owns goes back to the slab's
+// free list. `size`: a size the caller vouches for (sized frees) or 0; a size larger than the
+// block is a certain mistake, sent to the slow path to be reported (one compare on a line
+// already loaded: sized frees cost what plain ones do). false: take the slow path.
+SPACES_INLINE bool free_fast(void* p, size_t size) {
+  uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
+  if (SPACES_LIKELY(pagemap_is_head(q))) {
+    Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
+    if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == thread_self() && size <= s->block_size)) {
+      Block* b = static_cast<Block*>(p);
+      // A block start of this slab, not its header, not inside a block (two compares and a
+      // multiply; the slow path says which mistake it was), and not already free.
+      uint32_t n = uint32_t(q & kSlabMask) - uint32_t(kSlabHeader - 1);
+      if (SPACES_LIKELY(!Hardening::kCheckFrees || (slab_is_block_start(s, n) && !slab_block_looks_free(s, b)))) {
+        track_free(s->chunk, b, b, s->block_size);
+        link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
+        s->free = b;
+        if (SPACES_LIKELY(--s->used != 0)) return true;
+        heap_slab_emptied(s->owner, s);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
+// detached, has aligned blocks, or the block looked free).
+void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
+  if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
+    return;
+  }
+  track_free(s->chunk, p, b, s->block_size);
+  link_set(b, slab_encode(s, s->free));
+  s->free = b;
+  s->used--;
+  if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
+  if (s->used == 0) heap_slab_emptied(h, s);
+}
+
+// A small block of a slab another thread (or nobody) owns: pushed onto the slab's remote stack
+// (one CAS); the first push into a slab its owner stopped tracking also queues the slab on the
+// owner's notify list, which the owner drains on its next refill (heap.cpp).
+void free_remote(Slab* s, Block* b, void* p) {
+  if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
+    return;
+  }
+  if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
+  track_free(s->chunk, p, b, s->block_size);
+  if (slab_remote_push(s, b)) {
+    Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+    Slab* head = o->notify.load(std::memory_order_relaxed);
+    do {
+      s->notify_next = head;
+    } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+  }
+}
+
+// free() of a pointer whose granule holds no live header: say which mistake it most likely is.
+void report_unowned_free(void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (!pagemap_in_region(a)) {
+    report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer not allocated by Spaces)");
+    return;
+  }
+  // Inside Spaces' memory: look back (up to 64 MiB) for the large block that may contain p.
+  uintptr_t g = (a & ~kSlabMask);
+  for (int i = 0; i < 1024 && g >= kSlabSize && pagemap_in_region(g); i++, g -= kSlabSize) {
+    if (!pagemap_is_head(g)) continue;
+    Slab* h = reinterpret_cast<Slab*>(g);
+    uintptr_t end = h->kind == kSlabLargeRun ? h->map_base + h->run_granules * kSlabSize
+                    : h->kind == kSlabDirect ? h->map_base + h->map_bytes
+                                             : g + kSlabSize;
+    if (a < end) {
+      report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a live block)");
+      return;
+    }
+    break;
+  }
+  report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (or free of a pointer into freed memory)");
+}
+
+// The block of size-class slab s that p designates, or NULL after reporting p as a pointer into
+// the slab's header (allocator metadata) or into a block. Every path that takes a small block
+// back from the program (free, realloc, usable_size, sized free) asks this. A slab that has
+// handed out aligned blocks accepts any pointer into a block (an aligned pointer is one).
+Block* small_block_of(Slab* s, const void* p, const char* what) {
+  uint32_t n = slab_offset(s, p);
+  if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
+  // (any thread: has_aligned only goes 0 -> 1 while the slab lives, set by its allocating side)
+  if (__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED) && n < s->capacity * s->block_size)
+    return slab_block_start(s, p);
+  char msg[128];
+  msg[0] = 0;
+  strncat(msg, what, 64);
+  strcat(msg, reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s) < kSlabHeader
+                  ? " (pointer into a slab header: allocator metadata)"
+                  : " (pointer inside a block)");
+  report_error(SPACES_ERROR_INVALID_FREE, p, msg);
+  return nullptr;
+}
+
+void free_slow(void* p) {
+  if (p == nullptr) return;
+  Slab* s = slab_find(p);
+  if (s == nullptr) {
+    if (!shared_free(p)) report_unowned_free(p);  // (a block of an attached shared region?)
+    return;
+  }
+  if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
+                                                                     // ends first)
+  switch (s->kind) {
+    case kSlabSmall: {
+      Block* b = small_block_of(s, p, "invalid free");
+      if (b == nullptr) return;  // (reported)
+      // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
+      // one it is bound to, so the answer to "is it mine?" cannot change under us.
+      Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+      if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
+        free_local_slow(h, s, b, p);
+        return;
+      }
+      free_remote(s, b, p);
+      return;
+    }
+    case kSlabLargeRun:
+    case kSlabDirect:
+      large_free(s, p);
+      return;
+    case kSlabBump:
+      bump_free(s, p);
+      return;
+    default:
+      report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (block's slab is already free)");
+      return;
+  }
+}
+
+// Shared by realloc and usable_size: the slab of a pointer that must be a live block, or NULL
+// after reporting.
+Slab* checked_slab(const void* p, const char* what) {
+  Slab* s = slab_find(p);
+  if (s == nullptr) {
+    report_error(pagemap_in_region(reinterpret_cast<uintptr_t>(p)) ? SPACES_ERROR_DOUBLE_FREE
+                                                                   : SPACES_ERROR_INVALID_FREE,
+                 p, what);
+    return nullptr;
+  }
+  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, what);
+    return nullptr;
+  }
+  return s;
+}
+
+// Usable bytes of small block p (0 after reporting p as no block start).
+size_t small_usable(Slab* s, const void* p, const char* what) {
+  Block* b = small_block_of(s, p, what);
+  return b ? s->block_size - size_t(static_cast<const uint8_t*>(p) - reinterpret_cast<uint8_t*>(b)) : 0;
+}
+
+// Sized frees off the fast path: "larger than the block" is the only certain mistake (realloc
+// may keep a block in place at any size down to half its slot, so a smaller size of another
+// class is legitimate); it is reported and the block is not freed.
+void free_sized_slow(void* p, size_t size, bool aligned) {
+  if (Slab* s = p != nullptr ? slab_find(p) : nullptr) {
+    size_t most = SIZE_MAX;
+    if (s->kind == kSlabSmall) {
+      most = s->block_size;
+    } else if (s->kind == kSlabLargeRun || s->kind == kSlabDirect) {
+      most = s->user_size;
+    } else if (s->kind == kSlabBump) {
+      most = bump_check(s, p, aligned ? "free_aligned_sized of a pointer that is not a live block"
+                                       : "free_sized of a pointer that is not a live block");
+      if (most == 0) return;  // (reported)
+    }
+    if (size > most) {
+      report_error(SPACES_ERROR_SIZE_MISMATCH, p,
+                   aligned ? "free_aligned_sized with a size the block cannot have"
+                           : "free_sized with a size the block cannot have");
+      return;
+    }
+  }
+  free_slow(p);
+}
+
+}  // namespace spaces_core
+
+using namespace spaces_core;
+
+extern "C" {
+
+SPACES_FAST_API void spaces_free(void* p) noexcept {
+  if (SPACES_LIKELY(free_fast(p, 0))) return;
+  free_slow(p);
+}
+
+SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
+  if (SPACES_LIKELY(free_fast(p, size))) return;
+  free_sized_slow(p, size, false);
+}
+
+SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
+  (void)align;
+  if (SPACES_LIKELY(free_fast(p, size))) return;
+  free_sized_slow(p, size, true);
+}
+
+}  // extern "C"
