@@ -19,7 +19,7 @@ def strip(text):
 
 
 def main():
-    files = sorted(f for f in glob.glob("sdk/src/*.cpp") if not f.endswith("spaces.cpp"))
+    files = sorted(f for f in glob.glob("sdk/src/*.cpp") if not f.endswith(("spaces.cpp", "override_tu.cpp")))
     defs = {}
     for f in files:
         for line in strip(open(f).read()).splitlines():
@@ -29,7 +29,11 @@ def main():
     edges = collections.defaultdict(set)
     for f in files:
         me = os.path.basename(f)
-        for m in re.finditer(r"(?<![\w.>])([a-z_][a-z0-9_]*)\s*\(", strip(open(f).read())):
+        text = strip(open(f).read())
+        for m in re.finditer(r"(?<![\w.>:])([a-z_][a-z0-9_]*)\s*\(", text):
+            line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+            if re.search(r"\bstatic\b[^;(=]*$", line):
+                continue  # a member's declaration (a region's operations), not a call
             d = defs.get(m.group(1))
             if d and d != me:
                 edges[me].add(d)

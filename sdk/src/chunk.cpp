@@ -42,15 +42,15 @@
 
 namespace spaces_core {
 
-constexpr uint32_t kChunkMagic = 0x4b435053;  // "SPCK"
 constexpr uint64_t kExclusiveKey = kChunkMagic | (uint64_t(SPACES_CHUNK_EXCLUSIVE) << 32);
 // An internal flag (never reported): the region was made while heap profiling is on, which its
 // fast_key therefore never matches - each allocation reaches chunk_alloc, which counts it.
 constexpr unsigned kChunkProfiled = 1u << 31;
 
 struct Chunk {
-  Heap heap;  // first: a Chunk* is also its Heap*
-  uint32_t magic;
+  // -- the region prefix (internal.h: RegionPrefix), then what spaces_chunk_alloc's fast path
+  //    reads, on one line --
+  uint32_t magic;                  // kChunkMagic while the chunk lives
   unsigned flags;
   uint64_t fast_key() const {  // magic and flags, one load
     uint64_t k;
@@ -60,6 +60,7 @@ struct Chunk {
   spaces_window win;               // the room left in `bump` (spaces.h): its `cur` is the slab's
                                    // top while the slab is current; empty when there is none
   Slab* bump;                      // current bump slab (EXCLUSIVE), g_no_bump when none
+  Heap heap;                       // the region's heap (its size-class slabs); heap.chunk == this
   bool heap_clean;                 // `heap` holds no slab and its tables are initialised: create
                                    // and destroy skip re-initialising 1 100 table entries
   std::atomic<Slab*> bump_empty;   // sealed bump slabs whose every block was freed (via next)
@@ -90,6 +91,23 @@ struct Chunk {
   // that chains each allocation to the previous one (1.3-1.5x the time of a bump allocator).
   // Sealing the slab packs them into its start bitmap and clears them (chunk.cpp: bump slabs).
   alignas(64) uint8_t marks[kSlabSize >> 4];
+};
+static_assert(__builtin_offsetof(Chunk, magic) == __builtin_offsetof(RegionPrefix, magic) &&
+                  __builtin_offsetof(Chunk, flags) == __builtin_offsetof(RegionPrefix, flags),
+              "a Chunk starts with the region prefix (internal.h)");
+
+// The region operations of a Chunk (region.cpp checks their signatures and dispatches to them).
+struct ChunkRegion {
+  using Record = Chunk;
+  static void* alloc(Chunk* c, size_t align, size_t size, bool zero);
+  static void* realloc(Chunk* c, void* p, size_t size);
+  static void reset(Chunk* c);
+  static void destroy(Chunk* c);
+  static int set_ceiling(Chunk* c, size_t bytes);
+  static size_t ceiling(Chunk* c);
+  static int stats(Chunk* c, struct spaces_chunk_stats* out);
+  static int walk(Chunk* c, spaces_walk_fn fn, void* arg);
+  static void set_pressure(Chunk* c, spaces_pressure_fn fn, void* arg);
 };
 
 // ---- bump slabs ------------------------------------------------------------------------------
@@ -524,18 +542,9 @@ void* chunk_alloc_inner(Chunk* c, size_t align, size_t size, bool zero, bool bum
   return p;
 }
 
-void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags, bool bump_ok = true) {
-  Chunk* c = chunk_checked(handle);
-  bool shared = c == nullptr && shared_is_handle(handle);
-  if ((c == nullptr && !shared) || (flags & ~SPACES_ZERO) != 0 || (align & (align - 1)) != 0) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  if (size > kMaxRequest || align > kMaxAlign) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  if (shared) return shared_alloc(handle, align, size, (flags & SPACES_ZERO) != 0);
+// A block of chunk c (its arguments checked by region_args_ok, region.cpp): bump_ok as above.
+void* chunk_alloc(Chunk* c, size_t align, size_t size, bool zero, bool bump_ok) {
+  SpacesChunk handle = reinterpret_cast<SpacesChunk>(c);
   // At the ceiling: first give back what the chunk holds empty (remote frees not yet collected,
   // emptied current slabs), retry; then the pressure handler, sweep, retry once more.
   for (int attempt = 0;; attempt++) {
@@ -547,7 +556,7 @@ void* chunk_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags,
     c->ceiling_blocked = false;
     bool outer = t_chunk_alloc;
     t_chunk_alloc = true;
-    void* p = chunk_alloc_inner(c, align, size, (flags & SPACES_ZERO) != 0, bump_ok);
+    void* p = chunk_alloc_inner(c, align, size, zero, bump_ok);
     t_chunk_alloc = outer;
     bool blocked = c->ceiling_blocked;
     side.release();
@@ -770,16 +779,146 @@ void chunk_fork_child() {
 // take the chunk's own path so the ceiling counts hits and calls the pressure handler.
 bool chunk_route_slow(Heap* h) { return h->chunk != nullptr && !t_chunk_alloc; }
 void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero) {
-  return chunk_alloc(reinterpret_cast<SpacesChunk>(h->chunk), align, size, zero ? SPACES_ZERO : 0, false);
+  if (!region_args_ok(align, size, 0)) return nullptr;
+  return chunk_alloc(h->chunk, align, size, zero, false);
 }
 
 void* chunk_realloc_block(Chunk* c, void* p, size_t size) {
   return spaces_chunk_realloc(reinterpret_cast<SpacesChunk>(c), p, size);
 }
 
+// ---- the region operations of a Chunk (region.cpp: the interface, the dispatch, the API) ------
+
+void* ChunkRegion::alloc(Chunk* c, size_t align, size_t size, bool zero) { return chunk_alloc(c, align, size, zero, true); }
+
+// p: a live block of c (region.cpp checked), size: 1..kMaxRequest.
+void* ChunkRegion::realloc(Chunk* c, void* p, size_t size) {
+  size_t usable = spaces_usable_size(p);
+  if (usable == 0) {  // (reported: not a block start)
+    errno = EINVAL;
+    return nullptr;
+  }
+  Slab* s = slab_of(p);
+  bool in_place = !kMemcheckExactSizes && (s->kind == kSlabSmall || s->kind == kSlabLargeRun) &&
+                  realloc_in_place(size, usable, s->kind == kSlabLargeRun);
+  if (in_place) {
+    SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, size));  // in place: the new size is the block's
+    return p;
+  }
+  void* n = chunk_alloc(c, 0, size, false, true);
+  if (n == nullptr) return nullptr;
+  copy_block(n, p, size < usable ? size : usable);
+  spaces_free(p);
+  return n;
+}
+
+void ChunkRegion::reset(Chunk* c) {
+  AllocSide side(c);
+  bool captured = t_heap == &c->heap;
+  prof_forget_chunk(c);
+  chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
+  SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));
+  SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
+  if (captured) heap_bind_slabs(&c->heap, thread_self());
+}
+
+void ChunkRegion::destroy(Chunk* c) {
+  if (t_heap == &c->heap) spaces_thread_set_chunk(nullptr);  // captured by this thread: release
+  __atomic_store_n(&c->magic, 0u, __ATOMIC_RELEASE);
+  prof_forget_chunk(c);
+  chunk_release_all(c, 0);
+  SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));  // every block of c: freed, so later uses are reported
+  chunk_struct_free(c);
+}
+
+int ChunkRegion::set_ceiling(Chunk* c, size_t bytes) {
+  c->ceiling.store(bytes, std::memory_order_relaxed);
+  return 0;
+}
+
+size_t ChunkRegion::ceiling(Chunk* c) { return c->ceiling.load(std::memory_order_relaxed); }
+
+int ChunkRegion::stats(Chunk* c, struct spaces_chunk_stats* out) {
+  struct spaces_chunk_stats& st = *out;
+  size_t blocks = 0, bytes = 0;
+  {
+    AllocSide side(c);
+    for (Slab* s = c->slabs.head; s; s = s->chunk_next) {
+      if (s->kind == kSlabBump) {
+        uint64_t live = bump_live(s);
+        blocks += live >> 32;
+        bytes += uint32_t(live);
+        continue;
+      }
+      if (s->kind != kSlabSmall) continue;
+      size_t used = s->used - (c->heap.cur[s->cls] == s ? 1 : 0);
+      blocks += used;
+      bytes += used * s->block_size;
+    }
+    bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();
+    if (!walker) c->large_lock.lock();  // the walker already holds it
+    blocks += c->nlarge;
+    bytes += c->large_bytes;
+    st.large_blocks = c->nlarge;
+    if (!walker) c->large_lock.unlock();
+    st.slabs = c->nslabs;
+  }
+  st.version = SPACES_CHUNK_STATS_VERSION;
+  st.flags = c->flags & ~kChunkProfiled;
+  st.live_blocks = blocks - c->pending_blocks.load(std::memory_order_relaxed);
+  st.live_bytes = bytes - c->pending_bytes.load(std::memory_order_relaxed);
+  st.footprint = c->footprint.load(std::memory_order_relaxed);
+  st.peak_footprint = c->peak.load(std::memory_order_relaxed);
+  st.ceiling = c->ceiling.load(std::memory_order_relaxed);
+  st.ceiling_hits = c->ceiling_hits.load(std::memory_order_relaxed);
+  return 0;
+}
+
+int ChunkRegion::walk(Chunk* c, spaces_walk_fn fn, void* arg) {
+  AllocSide side(c);
+  __atomic_store_n(&c->walker_tp, thread_self(), __ATOMIC_RELAXED);  // fn may call stats etc.
+  Heap* h = &c->heap;
+  Slab* s = c->slabs.head;
+  while (s) {
+    Slab* next = s->chunk_next;  // fn may free the last live block of s, which releases s
+    if (s->kind == kSlabSmall || s->kind == kSlabBump) {
+      int r;
+      if (s->kind == kSlabBump) {
+        r = walk_bump(s, fn, arg);
+      } else {
+        heap_collect_slab(h, s);
+        r = walk_slab(s, fn, arg);
+      }
+      if (r) {
+        __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
+        return r;
+      }
+    }
+    s = next;
+  }
+  int r = 0;
+  {
+    LockGuard g(c->large_lock);
+    for (Slab* l = c->large; l && r == 0;) {
+      Slab* next = l->next;
+      r = fn(reinterpret_cast<void*>(l->user_ptr), l->user_size, arg);
+      l = next;
+    }
+  }
+  __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
+  return r;
+}
+
+void ChunkRegion::set_pressure(Chunk* c, spaces_pressure_fn fn, void* arg) {
+  __atomic_store_n(&c->pressure_arg, arg, __ATOMIC_RELEASE);
+  __atomic_store_n(&c->pressure, fn, __ATOMIC_RELEASE);
+}
+
 }  // namespace spaces_core
 
 using namespace spaces_core;
+
+// ---- what only a Chunk has: creation, names, the window, pages, capture -------------------------
 
 extern "C" {
 
@@ -826,52 +965,6 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   return reinterpret_cast<SpacesChunk>(c);
 }
 
-SPACES_API void spaces_chunk_destroy(SpacesChunk handle) noexcept {
-  Chunk* c = chunk_checked(handle);
-  if (c == nullptr) {
-    if (shared_is_handle(handle))
-      report_error(SPACES_ERROR_INVALID_FREE, handle, "destroy of a shared region (reset, close or unlink it)");
-    else if (handle != nullptr)
-      report_error(SPACES_ERROR_INVALID_FREE, handle, "destroy of an invalid or destroyed chunk");
-    return;
-  }
-  if (t_heap == &c->heap) spaces_thread_set_chunk(nullptr);  // captured by this thread: release
-  __atomic_store_n(&c->magic, 0u, __ATOMIC_RELEASE);
-  prof_forget_chunk(c);
-  chunk_release_all(c, 0);
-  SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));  // every block of c: freed, so later uses are reported
-  chunk_struct_free(c);
-}
-
-SPACES_API void spaces_chunk_reset(SpacesChunk handle) noexcept {
-  Chunk* c = chunk_checked(handle);
-  if (c == nullptr) {
-    if (shared_is_handle(handle)) shared_reset(handle);
-    return;
-  }
-  AllocSide side(c);
-  bool captured = t_heap == &c->heap;
-  prof_forget_chunk(c);
-  chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
-  SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));
-  SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
-  if (captured) heap_bind_slabs(&c->heap, thread_self());
-}
-
-SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned flags) noexcept {
-  // Fast path: an exclusive chunk, a small block, room in the current bump slab. No lock, no
-  // atomic read-modify-write: one bounds test, a start bit, the bump.
-  // (magic and flags compared as one word: a live EXCLUSIVE chunk; size 0 takes the slow path)
-  Chunk* c = reinterpret_cast<Chunk*>(handle);
-  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0)) {
-    if (void* p = spaces_window_alloc(&c->win, size)) {  // (the SDK inlines the same code)
-      track_alloc(c, p, size, false);
-      return p;
-    }
-  }
-  return chunk_alloc(handle, 0, size, flags);
-}
-
 SPACES_API int spaces_chunk_set_name(SpacesChunk handle, const char* name) noexcept {
   Chunk* c = chunk_checked(handle);
   if (c == nullptr) {
@@ -898,193 +991,17 @@ SPACES_API struct spaces_window* spaces_chunk_window(SpacesChunk handle) noexcep
 #endif
 }
 
-SPACES_API void* spaces_chunk_aligned_alloc(SpacesChunk c, size_t align, size_t size, unsigned flags) noexcept {
-  if (align == 0) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  return chunk_alloc(c, align, size, flags);
-}
-
 // One slab's worth as a large block: a 256-aligned request of the slab minus its header lands at
 // offset kSlabHeader of a one-slab run (large.cpp: user_ptr_in), with exactly that usable size.
 SPACES_API void* spaces_chunk_alloc_page(SpacesChunk handle, unsigned flags) noexcept {
   static_assert(SPACES_PAGE_SIZE == kSlabSize && SPACES_PAGE_USABLE == kSlabSize - kSlabHeader,
                 "the public page contract is the slab geometry");
-  if (chunk_checked(handle) == nullptr) {  // (shared-memory regions: their granules differ)
-    errno = EINVAL;
+  Chunk* c = chunk_checked(handle);  // (shared-memory regions: their granules differ)
+  if (c == nullptr || !region_args_ok(kSlabHeader, kSlabSize - kSlabHeader, flags)) {
+    if (c == nullptr) errno = EINVAL;
     return nullptr;
   }
-  return chunk_alloc(handle, kSlabHeader, kSlabSize - kSlabHeader, flags);
-}
-
-SPACES_API void* spaces_chunk_realloc(SpacesChunk handle, void* p, size_t size) noexcept {
-  Chunk* c = chunk_checked(handle);
-  bool shared = c == nullptr && shared_is_handle(handle);
-  if (c == nullptr && !shared) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  if (p == nullptr) return chunk_alloc(handle, 0, size, 0);
-  if (size == 0) {
-    spaces_free(p);
-    return nullptr;
-  }
-  if (size > kMaxRequest) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  if (spaces_chunk_of(p) != handle) {
-    report_error(SPACES_ERROR_INVALID_FREE, p, "chunk_realloc of a block of another chunk");
-    errno = EINVAL;
-    return nullptr;
-  }
-  if (shared) return shared_realloc(handle, p, size);
-  size_t usable = spaces_usable_size(p);
-  if (usable == 0) {  // (reported: not a block start)
-    errno = EINVAL;
-    return nullptr;
-  }
-  Slab* s = slab_of(p);
-  bool in_place = !kMemcheckExactSizes && (s->kind == kSlabSmall || s->kind == kSlabLargeRun) &&
-                  realloc_in_place(size, usable, s->kind == kSlabLargeRun);
-  if (in_place) {
-    SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, size));  // in place: the new size is the block's
-    return p;
-  }
-  void* n = chunk_alloc(handle, 0, size, 0);
-  if (n == nullptr) return nullptr;
-  copy_block(n, p, size < usable ? size : usable);
-  spaces_free(p);
-  return n;
-}
-
-SPACES_API int spaces_chunk_set_ceiling(SpacesChunk handle, size_t bytes) noexcept {
-  Chunk* c = chunk_checked(handle);
-  if (c == nullptr) {
-    if (shared_is_handle(handle)) return shared_set_ceiling(handle, bytes);
-    errno = EINVAL;
-    return -1;
-  }
-  c->ceiling.store(bytes, std::memory_order_relaxed);
-  return 0;
-}
-
-SPACES_API size_t spaces_chunk_ceiling(SpacesChunk handle) noexcept {
-  Chunk* c = chunk_checked(handle);
-  if (c == nullptr) return shared_is_handle(handle) ? shared_ceiling(handle) : 0;
-  return c->ceiling.load(std::memory_order_relaxed);
-}
-
-SPACES_API SpacesChunk spaces_chunk_of(const void* p) noexcept {
-  if (p == nullptr) return nullptr;
-  Slab* s = slab_find(p);
-  if (s == nullptr) return shared_chunk_of(p);
-  if (s->kind != kSlabSmall && s->kind != kSlabLargeRun && s->kind != kSlabDirect && s->kind != kSlabBump)
-    return nullptr;
-  return reinterpret_cast<SpacesChunk>(s->chunk);
-}
-
-SPACES_API int spaces_chunk_stats(SpacesChunk handle, struct spaces_chunk_stats* out) noexcept {
-  Chunk* c = chunk_checked(handle);
-  bool shared = c == nullptr && shared_is_handle(handle);
-  size_t want;
-  if ((c == nullptr && !shared) || !stats_room(out, &want)) {
-    errno = EINVAL;
-    return -1;
-  }
-  struct spaces_chunk_stats st;
-  memset(&st, 0, sizeof st);
-  if (shared) {
-    shared_stats(handle, &st);
-    st.version = SPACES_CHUNK_STATS_VERSION;
-    stats_copy_out(out, st, want);
-    return 0;
-  }
-  size_t blocks = 0, bytes = 0;
-  {
-    AllocSide side(c);
-    for (Slab* s = c->slabs.head; s; s = s->chunk_next) {
-      if (s->kind == kSlabBump) {
-        uint64_t live = bump_live(s);
-        blocks += live >> 32;
-        bytes += uint32_t(live);
-        continue;
-      }
-      if (s->kind != kSlabSmall) continue;
-      size_t used = s->used - (c->heap.cur[s->cls] == s ? 1 : 0);
-      blocks += used;
-      bytes += used * s->block_size;
-    }
-    bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();
-    if (!walker) c->large_lock.lock();  // the walker already holds it
-    blocks += c->nlarge;
-    bytes += c->large_bytes;
-    st.large_blocks = c->nlarge;
-    if (!walker) c->large_lock.unlock();
-    st.slabs = c->nslabs;
-  }
-  st.version = SPACES_CHUNK_STATS_VERSION;
-  st.flags = c->flags & ~kChunkProfiled;
-  st.live_blocks = blocks - c->pending_blocks.load(std::memory_order_relaxed);
-  st.live_bytes = bytes - c->pending_bytes.load(std::memory_order_relaxed);
-  st.footprint = c->footprint.load(std::memory_order_relaxed);
-  st.peak_footprint = c->peak.load(std::memory_order_relaxed);
-  st.ceiling = c->ceiling.load(std::memory_order_relaxed);
-  st.ceiling_hits = c->ceiling_hits.load(std::memory_order_relaxed);
-  stats_copy_out(out, st, want);
-  return 0;
-}
-
-SPACES_API int spaces_chunk_walk(SpacesChunk handle, spaces_walk_fn fn, void* arg) noexcept {
-  Chunk* c = chunk_checked(handle);
-  if (c == nullptr && fn != nullptr && shared_is_handle(handle)) return shared_walk(handle, fn, arg);
-  if (c == nullptr || fn == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  AllocSide side(c);
-  __atomic_store_n(&c->walker_tp, thread_self(), __ATOMIC_RELAXED);  // fn may call stats etc.
-  Heap* h = &c->heap;
-  Slab* s = c->slabs.head;
-  while (s) {
-    Slab* next = s->chunk_next;  // fn may free the last live block of s, which releases s
-    if (s->kind == kSlabSmall || s->kind == kSlabBump) {
-      int r;
-      if (s->kind == kSlabBump) {
-        r = walk_bump(s, fn, arg);
-      } else {
-        heap_collect_slab(h, s);
-        r = walk_slab(s, fn, arg);
-      }
-      if (r) {
-        __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
-        return r;
-      }
-    }
-    s = next;
-  }
-  int r = 0;
-  {
-    LockGuard g(c->large_lock);
-    for (Slab* l = c->large; l && r == 0;) {
-      Slab* next = l->next;
-      r = fn(reinterpret_cast<void*>(l->user_ptr), l->user_size, arg);
-      l = next;
-    }
-  }
-  __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
-  return r;
-}
-
-SPACES_API void spaces_chunk_set_pressure_handler(SpacesChunk handle, spaces_pressure_fn fn, void* arg) noexcept {
-  Chunk* c = chunk_checked(handle);
-  if (c == nullptr) {
-    if (shared_is_handle(handle)) shared_set_pressure(handle, fn, arg);
-    return;
-  }
-  __atomic_store_n(&c->pressure_arg, arg, __ATOMIC_RELEASE);
-  __atomic_store_n(&c->pressure, fn, __ATOMIC_RELEASE);
+  return chunk_alloc(c, kSlabHeader, kSlabSize - kSlabHeader, (flags & SPACES_ZERO) != 0, true);
 }
 
 SPACES_API SpacesChunk spaces_thread_set_chunk(SpacesChunk handle) noexcept {

@@ -187,6 +187,19 @@ SPACES_LINK_FN void link_set(Block* b, uintptr_t v) {
 struct Heap;
 struct Chunk;
 
+// ---- regions: what every kind of region record starts with (region.cpp) ---------------------
+// A SpacesChunk handle points at a region record: a Chunk (chunk.cpp) or a shared region's
+// attachment (ShAttach, shared.cpp). Both start with this prefix, so a handle's kind is read
+// from memory the process owns before anything else of the record is, and spaces_chunk_alloc's
+// fast path may read `magic` and `flags` as one word of any handle (both static_assert it).
+struct RegionPrefix {
+  uint32_t magic;  // kChunkMagic, kSharedMagic, or 0 (destroyed, closed)
+  unsigned flags;
+};
+constexpr uint32_t kChunkMagic = 0x4b435053;   // "SPCK"
+constexpr uint32_t kSharedMagic = 0x48535053;  // "SPSH"
+bool region_args_ok(size_t align, size_t size, unsigned flags);  // false: errno set
+
 enum SlabKind : uint8_t {
   kSlabFree = 0,     // in an arena's free set (header may be stale or purged)
   kSlabSmall = 1,    // size-class slab owned by a heap
@@ -605,19 +618,11 @@ size_t bump_usable(Slab* s, const void* p);
 size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
 // Shared regions (shared.cpp): pointers and handles of regions this process has attached.
 bool shared_owns(const void* p);
-bool shared_is_handle(SpacesChunk c);
+// (By handle, a shared region is reached through its region operations, SharedRegion: region.cpp.)
 bool shared_free(void* p);                      // false: p is in no attached region
 bool shared_usable(const void* p, size_t* out);  // false: p is in no attached region
-void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero);
-void* shared_realloc(SpacesChunk c, void* p, size_t size);
 void* shared_realloc_any(void* p, size_t size);
 SpacesChunk shared_chunk_of(const void* p);
-int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st);
-int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg);
-void shared_reset(SpacesChunk c);
-int shared_set_ceiling(SpacesChunk c, size_t bytes);
-size_t shared_ceiling(SpacesChunk c);
-void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg);
 void shared_fork_lock();
 void shared_fork_unlock();
 void shared_fork_child();

@@ -16,6 +16,7 @@
 #include <spaces/spaces.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <malloc.h>
 #include <new>

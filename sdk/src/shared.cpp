@@ -96,13 +96,13 @@ struct ShHeader {
 
 // A process's handle of an attached region. Handles are these process-local records, not the
 // region's address, so nothing an other process writes into the region is read before the
-// handle is known to be a shared one: the record mirrors a Chunk's prefix (`Heap`-sized padding,
-// then `magic`), whose magic is 0, so the chunk functions' "is this a Chunk?" test reads private
-// memory and says no. The geometry is copied at attach time from the validated header and used
+// handle is known to be a shared one: the record starts with the region prefix (internal.h),
+// whose magic (kSharedMagic) the chunk functions' "is this a Chunk?" test reads from private
+// memory and rejects. The geometry is copied at attach time from the validated header and used
 // instead of the header's (writable by every attached process) fields.
 struct ShAttach {
-  Heap unused;        // (layout mirror of Chunk::heap)
-  uint32_t magic;     // never kChunkMagic
+  uint32_t magic;     // the region prefix: kSharedMagic (0 while the entry is unused)
+  unsigned flags;     // (unused: the region's flags are in its header)
   ShHeader* h;        // NULL: unused entry
   std::atomic<uint32_t> seq;  // odd while the entry is rewritten (lookups of other addresses
                               // scan every entry, and entries are reused)
@@ -116,6 +116,9 @@ struct ShAttach {
   spaces_pressure_fn pressure;
   void* pressure_arg;
 };
+static_assert(__builtin_offsetof(ShAttach, magic) == __builtin_offsetof(RegionPrefix, magic) &&
+                  __builtin_offsetof(ShAttach, flags) == __builtin_offsetof(RegionPrefix, flags),
+              "a shared region's handle starts with the region prefix (internal.h)");
 ShAttach g_sh[kShMaxAttached];
 std::atomic<int> g_sh_count{0};  // entries in use at some time (the scan bound)
 SpinLock g_sh_lock;               // attach and detach, held across their mmap/munmap
@@ -673,7 +676,8 @@ ShAttach* sh_register(ShHeader* h, const ShHeader& hd, const OsFileId& st, int f
     at = &g_sh[n];
   }
   sh_begin_rewrite(at);
-  at->magic = 0;
+  at->magic = kSharedMagic;
+  at->flags = 0;
   __atomic_store_n(&at->base, uintptr_t(hd.base), __ATOMIC_RELEASE);  // (after the odd seq)
   __atomic_store_n(&at->end, uintptr_t(hd.base + hd.total), __ATOMIC_RELEASE);
   at->granules = hd.granules;
@@ -700,10 +704,9 @@ uint64_t sh_hash(const char* s) {
 
 }  // namespace
 
-// ---- hooks for api.cpp / chunk.cpp -----------------------------------------------------------
+// ---- by address: free.cpp, alloc.cpp, region.cpp -----------------------------------------------------------
 
 bool shared_owns(const void* p) { return sh_by_addr(reinterpret_cast<uintptr_t>(p)) != nullptr; }
-bool shared_is_handle(SpacesChunk c) { return sh_by_handle(c) != nullptr; }
 
 // free() of a pointer inside an attached region; false if p is in none.
 bool shared_free(void* p) {
@@ -725,13 +728,22 @@ bool shared_usable(const void* p, size_t* out) {
   return true;
 }
 
+// ---- the region operations of a shared region (region.cpp: the interface, the dispatch) ------
+struct SharedRegion {
+  using Record = ShAttach;
+  static void* alloc(ShAttach* at, size_t align, size_t size, bool zero);
+  static void* realloc(ShAttach* at, void* p, size_t size);
+  static void reset(ShAttach* at);
+  static void destroy(ShAttach* at);
+  static int set_ceiling(ShAttach* at, size_t bytes);
+  static size_t ceiling(ShAttach* at);
+  static int stats(ShAttach* at, struct spaces_chunk_stats* st);
+  static int walk(ShAttach* at, spaces_walk_fn fn, void* arg);
+  static void set_pressure(ShAttach* at, spaces_pressure_fn fn, void* arg);
+};
+
 // Allocation in a shared region; `zero` clears the block. NULL + errno.
-void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
-  ShAttach* at = sh_by_handle(c);
-  if (at == nullptr) {
-    errno = EINVAL;
-    return nullptr;
-  }
+void* SharedRegion::alloc(ShAttach* at, size_t align, size_t size, bool zero) {
   if (align < 16) align = 16;
   if ((align & (align - 1)) != 0 || align > kShMaxAlign) {
     errno = EINVAL;
@@ -752,7 +764,7 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
       return p;
     }
     spaces_pressure_fn fn = __atomic_load_n(&at->pressure, __ATOMIC_ACQUIRE);
-    if (attempt == 0 && fn && fn(c, size, at->pressure_arg)) continue;  // (no lock held)
+    if (attempt == 0 && fn && fn(sh_handle(at), size, at->pressure_arg)) continue;  // (no lock held)
     {
       ShLock l(at);
       if (l.ok) at->h->ceiling_hits++;  // once per refused call, whatever the handler did
@@ -763,8 +775,7 @@ void* shared_alloc(SpacesChunk c, size_t align, size_t size, bool zero) {
 }
 
 // realloc within the region (moves only when the block would not fit or would waste half).
-void* shared_realloc(SpacesChunk c, void* p, size_t size) {
-  ShAttach* at = sh_by_handle(c);
+void* SharedRegion::realloc(ShAttach* at, void* p, size_t size) {
   size_t usable = 0;
   {
     ShLock l(at);
@@ -776,7 +787,7 @@ void* shared_realloc(SpacesChunk c, void* p, size_t size) {
     usable = b.size;
     if (realloc_in_place(size, usable, false)) return p;
   }
-  void* n = shared_alloc(c, 16, size, false);
+  void* n = alloc(at, 16, size, false);
   if (n == nullptr) return nullptr;
   memcpy(n, p, size < usable ? size : usable);
   shared_free(p);
@@ -784,15 +795,14 @@ void* shared_realloc(SpacesChunk c, void* p, size_t size) {
 }
 void* shared_realloc_any(void* p, size_t size) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
-  return shared_realloc(sh_handle(at), p, size);
+  return SharedRegion::realloc(at, p, size);
 }
 SpacesChunk shared_chunk_of(const void* p) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
   return at ? sh_handle(at) : nullptr;
 }
 
-int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st) {
-  ShAttach* at = sh_by_handle(c);
+int SharedRegion::stats(ShAttach* at, struct spaces_chunk_stats* st) {
   ShLock l(at);
   if (!l.ok) return -1;
   ShHeader* h = at->h;
@@ -808,8 +818,7 @@ int shared_stats(SpacesChunk c, struct spaces_chunk_stats* st) {
   return l.ok ? 0 : -1;
 }
 
-int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg) {
-  ShAttach* at = sh_by_handle(c);
+int SharedRegion::walk(ShAttach* at, spaces_walk_fn fn, void* arg) {
   ShLock l(at);
   if (!l.ok) return -1;
   ShHeader* h = at->h;
@@ -839,8 +848,7 @@ int shared_walk(SpacesChunk c, spaces_walk_fn fn, void* arg) {
   return 0;
 }
 
-void shared_reset(SpacesChunk c) {
-  ShAttach* at = sh_by_handle(c);
+void SharedRegion::reset(ShAttach* at) {
   ShLock l(at);
   if (!l.ok) return;
   ShHeader* h = at->h;
@@ -856,21 +864,22 @@ void shared_reset(SpacesChunk c) {
   h->live_blocks = h->live_bytes = h->slabs = h->large_blocks = 0;
 }
 
-int shared_set_ceiling(SpacesChunk c, size_t bytes) {
-  ShAttach* at = sh_by_handle(c);
+void SharedRegion::destroy(ShAttach* at) {
+  report_error(SPACES_ERROR_INVALID_FREE, sh_handle(at), "destroy of a shared region (reset, close or unlink it)");
+}
+
+int SharedRegion::set_ceiling(ShAttach* at, size_t bytes) {
   ShLock l(at);
   if (!l.ok) return -1;
   size_t cap = at->granules * kShGranule;
   at->h->ceiling = bytes == 0 || bytes > cap ? cap : bytes;
   return 0;
 }
-size_t shared_ceiling(SpacesChunk c) {
-  ShAttach* at = sh_by_handle(c);
+size_t SharedRegion::ceiling(ShAttach* at) {
   ShLock l(at);
   return l.ok ? at->h->ceiling : 0;
 }
-void shared_set_pressure(SpacesChunk c, spaces_pressure_fn fn, void* arg) {
-  ShAttach* at = sh_by_handle(c);
+void SharedRegion::set_pressure(ShAttach* at, spaces_pressure_fn fn, void* arg) {
   at->pressure_arg = arg;
   __atomic_store_n(&at->pressure, fn, __ATOMIC_RELEASE);
 }

@@ -18,4 +18,5 @@
 #include "free.cpp"
 #include "chunk.cpp"
 #include "shared.cpp"
+#include "region.cpp"
 #include "profile.cpp"
