@@ -44,7 +44,7 @@ namespace spaces_core {
 
 constexpr uint64_t kExclusiveKey = kChunkMagic | (uint64_t(SPACES_CHUNK_EXCLUSIVE) << 32);
 // An internal flag (never reported): the region was made while heap profiling is on, which its
-// fast_key therefore never matches - each allocation reaches chunk_alloc, which counts it.
+// region_key therefore never matches - each allocation reaches chunk_alloc, which counts it.
 constexpr unsigned kChunkProfiled = 1u << 31;
 
 struct Chunk {
@@ -52,11 +52,6 @@ struct Chunk {
   //    reads, on one line --
   uint32_t magic;                  // kChunkMagic while the chunk lives
   unsigned flags;
-  uint64_t fast_key() const {  // magic and flags, one load
-    uint64_t k;
-    __builtin_memcpy(&k, &magic, 8);
-    return k;
-  }
   spaces_window win;               // the room left in `bump` (spaces.h): its `cur` is the slab's
                                    // top while the slab is current; empty when there is none
   Slab* bump;                      // current bump slab (EXCLUSIVE), g_no_bump when none
@@ -496,10 +491,12 @@ void chunk_struct_free(Chunk* c) {
   g_chunk_free = c;
 }
 
+// The Chunk a handle designates, or NULL (the magic read through the region prefix alone: the
+// handle may be a shared region's, which is not aligned like a Chunk).
 Chunk* chunk_checked(SpacesChunk h) {
-  Chunk* c = reinterpret_cast<Chunk*>(h);
-  if (c == nullptr || __atomic_load_n(&c->magic, __ATOMIC_ACQUIRE) != kChunkMagic) return nullptr;
-  return c;
+  if (h == nullptr) return nullptr;
+  if (__atomic_load_n(&reinterpret_cast<RegionPrefix*>(h)->magic, __ATOMIC_ACQUIRE) != kChunkMagic) return nullptr;
+  return reinterpret_cast<Chunk*>(h);
 }
 
 // The allocating side: a lock for shared chunks, nothing for exclusive ones.
@@ -779,8 +776,13 @@ void chunk_fork_child() {
 // take the chunk's own path so the ceiling counts hits and calls the pressure handler.
 bool chunk_route_slow(Heap* h) { return h->chunk != nullptr && !t_chunk_alloc; }
 void* chunk_alloc_routed(Heap* h, size_t align, size_t size, bool zero) {
+  Chunk* c = chunk_checked(reinterpret_cast<SpacesChunk>(h->chunk));  // (destroyed while captured:
+  if (c == nullptr) {                                                   // a usage error, refused)
+    errno = EINVAL;
+    return nullptr;
+  }
   if (!region_args_ok(align, size, 0)) return nullptr;
-  return chunk_alloc(h->chunk, align, size, zero, false);
+  return chunk_alloc(c, align, size, zero, false);
 }
 
 void* chunk_realloc_block(Chunk* c, void* p, size_t size) {

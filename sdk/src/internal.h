@@ -193,12 +193,20 @@ struct Chunk;
 // from memory the process owns before anything else of the record is, and spaces_chunk_alloc's
 // fast path may read `magic` and `flags` as one word of any handle (both static_assert it).
 struct RegionPrefix {
-  uint32_t magic;  // kChunkMagic, kSharedMagic, or 0 (destroyed, closed)
+  uint32_t magic;  // kChunkMagic, kSharedMagic, or 0 (a destroyed chunk; a closed shared
+                   // region's entry keeps kSharedMagic: its handle is judged by address and `h`)
   unsigned flags;
 };
 constexpr uint32_t kChunkMagic = 0x4b435053;   // "SPCK"
 constexpr uint32_t kSharedMagic = 0x48535053;  // "SPSH"
 bool region_args_ok(size_t align, size_t size, unsigned flags);  // false: errno set
+// magic and flags of a non-NULL handle as one word, read through the prefix alone (a record of
+// either kind; ShAttach is not aligned like a Chunk, so no Chunk member may be read first)
+SPACES_INLINE uint64_t region_key(SpacesChunk handle) {
+  uint64_t k;
+  __builtin_memcpy(&k, reinterpret_cast<const RegionPrefix*>(handle), 8);
+  return k;
+}
 
 enum SlabKind : uint8_t {
   kSlabFree = 0,     // in an arena's free set (header may be stale or purged)

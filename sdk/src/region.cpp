@@ -21,7 +21,7 @@
 // thread capture for a Chunk (chunk.cpp); create/open/close/unlink and the root pointer for a
 // shared region (shared.cpp). Frees need no handle: free.cpp finds the kind from the address.
 // A handle that is neither (NULL, destroyed, closed, garbage that is not a record) gets the
-// entry point's error value; destroy of such a handle is reported.
+// entry point's error value; destroy of such a handle, NULL excepted, is reported.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -78,7 +78,8 @@ bool region_args_ok(size_t align, size_t size, unsigned flags) {
   return true;
 }
 
-void* region_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags) {
+// (inline: heap profiling takes the allocating frame from chunk_alloc's return address)
+SPACES_INLINE void* region_alloc(SpacesChunk handle, size_t align, size_t size, unsigned flags) {
   void* p = nullptr;
   if (!region_call(handle, [&](auto ops, auto* r) {
         if (region_args_ok(align, size, flags)) p = ops.alloc(r, align, size, (flags & SPACES_ZERO) != 0);
@@ -98,8 +99,8 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
   // one bounds test, a start mark, the bump (the SDK inlines the same spaces_window_alloc).
   // (magic and flags compared as one word, which the region prefix makes safe for a handle of
   // any kind: a shared region's or a destroyed chunk's never matches; size 0 takes the slow path)
-  Chunk* c = reinterpret_cast<Chunk*>(handle);
-  if (SPACES_LIKELY(c != nullptr && c->fast_key() == kExclusiveKey && flags == 0)) {
+  if (SPACES_LIKELY(handle != nullptr && region_key(handle) == kExclusiveKey && flags == 0)) {
+    Chunk* c = reinterpret_cast<Chunk*>(handle);
     if (void* p = spaces_window_alloc(&c->win, size)) {
       track_alloc(c, p, size, false);
       return p;

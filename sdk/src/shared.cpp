@@ -101,7 +101,7 @@ struct ShHeader {
 // memory and rejects. The geometry is copied at attach time from the validated header and used
 // instead of the header's (writable by every attached process) fields.
 struct ShAttach {
-  uint32_t magic;     // the region prefix: kSharedMagic (0 while the entry is unused)
+  uint32_t magic;     // the region prefix: kSharedMagic once the entry was used (0 before)
   unsigned flags;     // (unused: the region's flags are in its header)
   ShHeader* h;        // NULL: unused entry
   std::atomic<uint32_t> seq;  // odd while the entry is rewritten (lookups of other addresses

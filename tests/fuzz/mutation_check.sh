@@ -70,7 +70,7 @@ elif name == "ceiling_race":
     AllocSide side(c);""", """  if (size > kSmallMax && align <= 16 && !(c->flags & SPACES_CHUNK_EXCLUSIVE)) {
     bool outer = t_chunk_alloc;
     t_chunk_alloc = true;
-    void* p = large_alloc(size, 0, (flags & SPACES_ZERO) != 0, c);
+    void* p = large_alloc(size, 0, zero, c);
     t_chunk_alloc = outer;
     if (p != nullptr) return p;
   }
@@ -96,7 +96,7 @@ elif name == "walk_skips_last":
     sub("chunk.cpp", "for (uintptr_t i = 0; i < carved; i++) {", "for (uintptr_t i = 0; i + 1 < carved; i++) {")
 elif name == "realloc_copy_short":
     # realloc of a thread-heap small block copies one byte less than it keeps.
-    sub("api.cpp", "copy_block(n, p, size < usable ? size : usable);",
+    sub("alloc.cpp", "copy_block(n, p, size < usable ? size : usable);",
         "copy_block(n, p, (size < usable ? size : usable) - 1);")
 else:
     sys.exit(f"unknown mutant {name}")
