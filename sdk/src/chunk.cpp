@@ -29,6 +29,7 @@
 #endif
 
 #include <emmintrin.h>  // SSE2 (every x86-64): packing a slab's start marks
+#include <immintrin.h>  // AVX2, where the CPU has it (os_cpu_has_avx2): the same, twice as wide
 
 // The start marks' sequence lock (bump_read, bump_seal): relaxed accesses ordered by fences;
 // ThreadSanitizer does not model fences, so its builds use acquire loads and release stores.
@@ -332,16 +333,70 @@ static uint64_t marks_pack(const uint8_t* marks, uint64_t* starts, uintptr_t tg)
 #endif
 }
 
+#if !defined(__SANITIZE_THREAD__)
+// AVX2 forms of marks_pack and marks_clear (the same protocol: 32-byte aligned stores are
+// single-copy atomic per aligned 8 bytes like the 16-byte ones). Sealing a full page costs about
+// 1 100 instructions instead of 2 550 (about 1.5 per small allocation: callgrind_region.sh).
+__attribute__((target("avx2"))) static uint64_t marks_pack_avx2(const uint8_t* marks, uint64_t* starts, uintptr_t tg) {
+  __m256i sum = _mm256_setzero_si256();
+  for (uintptr_t g = kBumpMarksFrom; g < tg; g += 64) {
+    const __m256i* m = reinterpret_cast<const __m256i*>(marks + g);
+    __m256i x0 = _mm256_load_si256(m), x1 = _mm256_load_si256(m + 1);
+    uint64_t w = uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_slli_epi16(x0, 7)))) |
+                 uint64_t(uint32_t(_mm256_movemask_epi8(_mm256_slli_epi16(x1, 7)))) << 32;
+    __atomic_store_n(&starts[g >> 6], w, __ATOMIC_RELAXED);
+    sum = _mm256_add_epi64(sum, _mm256_sad_epu8(_mm256_add_epi8(x0, x1), _mm256_setzero_si256()));
+  }
+  __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+  return uint64_t(_mm_cvtsi128_si64(s2)) + uint64_t(_mm_cvtsi128_si64(_mm_unpackhi_epi64(s2, s2)));
+}
+__attribute__((target("avx2"))) static void marks_clear_avx2(Chunk* c, uintptr_t top) {
+  for (uintptr_t g = kBumpMarksFrom; g < top; g += 64) {
+    __m256i* m = reinterpret_cast<__m256i*>(c->marks + g);
+    _mm256_store_si256(m, _mm256_setzero_si256());
+    _mm256_store_si256(m + 1, _mm256_setzero_si256());
+  }
+}
+#endif
+// 1: SSE2 only, 2: AVX2 (learned at the first seal; a race only computes it twice)
+int g_marks_isa = 0;
+SPACES_INLINE bool marks_avx2() {
+#if defined(__SANITIZE_THREAD__)
+  return false;
+#else
+  int isa = __atomic_load_n(&g_marks_isa, __ATOMIC_RELAXED);
+  if (SPACES_UNLIKELY(isa == 0)) {
+    isa = os_cpu_has_avx2() ? 2 : 1;
+    __atomic_store_n(&g_marks_isa, isa, __ATOMIC_RELAXED);
+  }
+  return isa == 2;
+#endif
+}
+
 // The owner retires its current slab; true if every block of it is already free.
 static bool bump_seal(Chunk* c, Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t top = c->win.cur;
   uintptr_t tg = (top - base) >> 4;
+  bool avx2 = marks_avx2();
+#if defined(__SANITIZE_THREAD__)
   uint64_t n = marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
+#else
+  uint64_t n = avx2 ? marks_pack_avx2(c->marks, bump_bits(s, kBumpStarts), tg)
+                    : marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
+#endif
   __atomic_store_n(&s->bump, top, __ATOMIC_RELAXED);  // (published by `attached`)
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELEASE);
   SPACES_SEQ_FENCE(__ATOMIC_RELEASE);  // (readers that see a cleared mark see `attached`)
+#if defined(__SANITIZE_THREAD__)
+  (void)avx2;
   marks_clear(c, tg);
+#else
+  if (avx2)
+    marks_clear_avx2(c, tg);
+  else
+    marks_clear(c, tg);
+#endif
   uint64_t add = (n << 32) + (top - (base + kBumpFirst));
   return s->thread_free.fetch_add(add, std::memory_order_acq_rel) + add == 0;
 }

@@ -622,6 +622,7 @@ struct RegionInfo {  // one live region, for the JSON statistics
 size_t chunk_list_regions(RegionInfo* out, size_t cap, size_t* footprint);
 size_t chunk_window_carved(const Chunk* c, const Slab* s);  // bytes carved from c's current bump
                                                             // slab s (0 if s is not it): census
+extern int g_marks_isa;  // how bump slabs' start marks are packed: 0 not known yet, 1 SSE2, 2 AVX2
 size_t bump_usable(Slab* s, const void* p);
 size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
 // Shared regions (shared.cpp): pointers and handles of regions this process has attached.

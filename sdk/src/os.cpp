@@ -136,6 +136,15 @@ int os_tid() { return int(syscall(SYS_gettid)); }
 
 // Is thread `tid` (of this PID namespace) alive? A thread that exited, or a process that died and
 // is a zombie waiting for its parent, is not. Used only after waiting a while for a lock.
+bool os_cpu_has_avx2() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();  // (libgcc's constructor may not have run yet: Spaces serves malloc first)
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
 bool os_thread_alive(int tid) {
   if (tid <= 0) return false;
   if (kill(tid, 0) != 0 && errno == ESRCH) return false;

@@ -68,6 +68,7 @@ inline void os_cpu_relax() {
   __asm__ __volatile__("yield");
 #endif
 }
+bool os_cpu_has_avx2();              // the CPU (and the kernel's saved state) run AVX2 code
 bool os_thread_alive(int tid);       // false: no such thread (exited, or a zombie's)
 uint32_t os_pidns_id();              // this process's PID namespace id, 0 if unknown
 bool os_thread_key_create(unsigned* key, void (*destructor)(void*));

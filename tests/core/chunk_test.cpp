@@ -432,6 +432,71 @@ TEST(Chunk, WindowBlocksAreBlocksLikeAnyOther) {
   EXPECT_EQ(spaces_window_alloc(spaces_chunk_window(nullptr), 16), nullptr);
 }
 
+// An exclusive region's bump pages come in ascending addresses (the arena gives regions' single
+// slabs from the bottom, thread heaps' from the top): a node arena then writes memory in one
+// direction, which measured 5-15 % faster at a million blocks (bench/regions, docs/benchmarks.md).
+TEST(Chunk, BumpPagesOfAFreshRegionAscend) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  uintptr_t prev = 0;
+  int up = 0, other = 0;
+  for (int i = 0; i < 40000; i++) {  // about 40 pages
+    uintptr_t page = reinterpret_cast<uintptr_t>(spaces_chunk_alloc(c, 64, 0)) & ~uintptr_t(SPACES_PAGE_SIZE - 1);
+    if (page != prev && prev != 0) (page == prev + SPACES_PAGE_SIZE ? up : other)++;
+    prev = page;
+  }
+  spaces_chunk_reset(c);  // and again after a reset (the kept pages first, then the arena's)
+  prev = 0;
+  for (int i = 0; i < 40000; i++) {
+    uintptr_t page = reinterpret_cast<uintptr_t>(spaces_chunk_alloc(c, 64, 0)) & ~uintptr_t(SPACES_PAGE_SIZE - 1);
+    if (page != prev && prev != 0) (page == prev + SPACES_PAGE_SIZE ? up : other)++;
+    prev = page;
+  }
+  EXPECT_GE(up, 8 * other) << up << " pages followed the previous one, " << other << " did not";
+  spaces_chunk_destroy(c);
+}
+
+// Sealing a bump page packs its start marks with AVX2 where the CPU has it, SSE2 otherwise: both
+// give the same starts (walk, usable sizes, statistics), sealed page after sealed page.
+TEST(Chunk, SealingGivesTheSameStartsWithSse2AndAvx2) {
+  std::vector<int> isas{1};
+  if (os_cpu_has_avx2()) isas.push_back(2);
+  RecordProperty("isas", int(isas.size()));
+  for (int isa : isas) {
+    g_marks_isa = isa;
+    SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+    std::map<void*, size_t> model;
+    size_t bytes = 0;
+    for (int i = 0; i < 30000; i++) {  // about 25 pages, so 24 seals
+      size_t n = size_t(i * 37 % 1000) + 1;
+      void* p = spaces_chunk_alloc(c, n, 0);
+      ASSERT_NE(p, nullptr);
+      model[p] = (n + 15) & ~size_t(15);
+      bytes += model[p];
+    }
+    struct spaces_chunk_stats st = ChunkStats(c);
+    EXPECT_EQ(st.live_blocks, model.size()) << "isa " << isa;
+    EXPECT_EQ(st.live_bytes, bytes) << "isa " << isa;
+    std::map<void*, size_t> seen;
+    EXPECT_EQ(spaces_chunk_walk(c, collect, &seen), 0);
+    EXPECT_EQ(seen, model) << "isa " << isa;
+    size_t k = 0;
+    for (auto it = model.begin(); it != model.end(); k++) {
+      if (k % 3 == 0) {
+        EXPECT_EQ(spaces_usable_size(it->first), it->second);
+        spaces_free(it->first);
+        it = model.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    seen.clear();
+    EXPECT_EQ(spaces_chunk_walk(c, collect, &seen), 0);
+    EXPECT_EQ(seen, model) << "isa " << isa;
+    spaces_chunk_destroy(c);
+  }
+  g_marks_isa = 0;
+}
+
 // While the owner fills pages (and seals them: its start marks move into the page's bitmap and
 // are cleared for the next page), other threads free its blocks and ask their sizes: every answer
 // is exact, no block is lost, none is reported. (The readers' view of a page that is being sealed
