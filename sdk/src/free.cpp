@@ -2,7 +2,8 @@
 //
 // The kind of a block is read from the page map (the granule's head bit, then its Slab header's
 // `kind`); an address outside Spaces' arenas may be a shared region's block. The dispatch is in
-// one place, free_slow, after the inline fast path:
+// one place, free_dispatch (reached from the inline fast path with the slab it found, or from
+// free_slow, which looks the slab up first):
 //
 //   what p is                                  where it goes                    file
 //   ------------------------------------------ -------------------------------- -------------
@@ -35,10 +36,14 @@ namespace spaces_core {
 // free list. `size`: a size the caller vouches for (sized frees) or 0; a size larger than the
 // block is a certain mistake, sent to the slow path to be reported (one compare on a line
 // already loaded: sized frees cost what plain ones do). false: take the slow path.
-SPACES_INLINE bool free_fast(void* p, size_t size) {
+// `found`: the slab whose granule head holds p - 1 when there is one (free_slow's slab_find would
+// find the same), so the slow path need not read the page map again; NULL otherwise.
+SPACES_INLINE bool free_fast(void* p, size_t size, Slab*& found) {
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
+  found = nullptr;
   if (SPACES_LIKELY(pagemap_is_head(q))) {
     Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
+    found = s;
     if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == thread_self() && size <= s->block_size)) {
       Block* b = static_cast<Block*>(p);
       // A block start of this slab, not its header, not inside a block (two compares and a
@@ -119,9 +124,7 @@ void report_unowned_free(void* p) {
 // the slab's header (allocator metadata) or into a block. Every path that takes a small block
 // back from the program (free, realloc, usable_size, sized free) asks this. A slab that has
 // handed out aligned blocks accepts any pointer into a block (an aligned pointer is one).
-Block* small_block_of(Slab* s, const void* p, const char* what) {
-  uint32_t n = slab_offset(s, p);
-  if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
+SPACES_NOINLINE static Block* small_block_of_rest(Slab* s, const void* p, const char* what, uint32_t n) {
   // (any thread: has_aligned only goes 0 -> 1 while the slab lives, set by its allocating side)
   if (__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED) && n < s->capacity * s->block_size)
     return slab_block_start(s, p);
@@ -134,6 +137,12 @@ Block* small_block_of(Slab* s, const void* p, const char* what) {
   report_error(SPACES_ERROR_INVALID_FREE, p, msg);
   return nullptr;
 }
+SPACES_INLINE Block* small_block_of_inline(Slab* s, const void* p, const char* what) {
+  uint32_t n = slab_offset(s, p);
+  if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
+  return small_block_of_rest(s, p, what, n);
+}
+Block* small_block_of(Slab* s, const void* p, const char* what) { return small_block_of_inline(s, p, what); }
 
 void free_slow(void* p) {
   if (p == nullptr) return;
@@ -142,22 +151,28 @@ void free_slow(void* p) {
     if (!shared_free(p)) report_unowned_free(p);  // (a block of an attached shared region?)
     return;
   }
+  free_dispatch(p, s);
+}
+
+// p's slab s is known (its granule's head): the dispatch by block kind. free_fast's misses come
+// here directly (remote frees above all: the page map is read once per free, not twice).
+void free_dispatch(void* p, Slab* s) {
   if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
                                                                      // ends first)
-  switch (s->kind) {
-    case kSlabSmall: {
-      Block* b = small_block_of(s, p, "invalid free");
-      if (b == nullptr) return;  // (reported)
-      // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
-      // one it is bound to, so the answer to "is it mine?" cannot change under us.
-      Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-      if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
-        free_local_slow(h, s, b, p);
-        return;
-      }
-      free_remote(s, b, p);
+  if (SPACES_LIKELY(s->kind == kSlabSmall)) {  // (first: the remote frees' case)
+    Block* b = small_block_of_inline(s, p, "invalid free");
+    if (b == nullptr) return;  // (reported)
+    // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
+    // one it is bound to, so the answer to "is it mine?" cannot change under us.
+    Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+    if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
+      free_local_slow(h, s, b, p);
       return;
     }
+    free_remote(s, b, p);
+    return;
+  }
+  switch (s->kind) {
     case kSlabLargeRun:
     case kSlabDirect:
       large_free(s, p);
@@ -226,18 +241,24 @@ using namespace spaces_core;
 extern "C" {
 
 SPACES_FAST_API void spaces_free(void* p) noexcept {
-  if (SPACES_LIKELY(free_fast(p, 0))) return;
-  free_slow(p);
+  Slab* s;
+  if (SPACES_LIKELY(free_fast(p, 0, s))) return;
+  if (s != nullptr)
+    free_dispatch(p, s);
+  else
+    free_slow(p);
 }
 
 SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
-  if (SPACES_LIKELY(free_fast(p, size))) return;
+  Slab* s;
+  if (SPACES_LIKELY(free_fast(p, size, s))) return;
   free_sized_slow(p, size, false);
 }
 
 SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
   (void)align;
-  if (SPACES_LIKELY(free_fast(p, size))) return;
+  Slab* s;
+  if (SPACES_LIKELY(free_fast(p, size, s))) return;
   free_sized_slow(p, size, true);
 }
 

@@ -591,6 +591,7 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero);
 void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero);  // the same, never sampled
 // free.cpp: the free paths, and the checks every path that takes a block back makes
 void free_slow(void* p);
+void free_dispatch(void* p, Slab* s);  // s: p's slab (slab_find's answer)
 Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: reported
 Slab* checked_slab(const void* p, const char* what);               // NULL: reported
 size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported

@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 #include <thread>
+#include <vector>
 
 
 TEST(Errors, DoubleFreeOfASmallBlock) {
@@ -68,6 +69,33 @@ TEST(Errors, InteriorPointers) {
   std::thread([&] { spaces_free(s + 8); }).join();
   EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
   spaces_free(s);
+}
+
+// Frees from a thread that does not own the slab leave the inline path with the slab it found
+// (free_dispatch, free.cpp): every mistake is still told apart there.
+TEST(Errors, RemoteFreesOfBadPointersAreReported) {
+  HandlerScope h;
+  std::vector<char*> blocks;
+  for (int i = 0; i < 4; i++) blocks.push_back(static_cast<char*>(spaces_malloc(64)));
+  char* header = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(blocks[0]) & ~uintptr_t(0xFFFF)) + 64;
+  std::thread([&] {
+    spaces_free(blocks[0]);  // a remote free, fine
+    EXPECT_EQ(g_caught.count, 0);
+    spaces_free(blocks[0]);  // again: double free
+    EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+    EXPECT_EQ(g_caught.count, 1);
+    spaces_free(blocks[1] + 16);  // inside a block
+    EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+    EXPECT_EQ(g_caught.count, 2);
+    spaces_free(header);  // into the slab's header
+    EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+    EXPECT_EQ(g_caught.count, 3);
+    spaces_free(blocks[2]);
+  }).join();
+  EXPECT_EQ(g_caught.count, 3);
+  spaces_free(blocks[1]);
+  spaces_free(blocks[3]);
+  EXPECT_EQ(g_caught.count, 3);
 }
 
 TEST(Errors, CorruptedFreeListIsReportedNotFollowed) {
