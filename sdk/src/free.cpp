@@ -249,7 +249,7 @@ SPACES_FAST_API void spaces_free(void* p) noexcept {
     free_slow(p);
 }
 
-SPACES_API void spaces_free_sized(void* p, size_t size) noexcept {
+SPACES_FAST_API void spaces_free_sized(void* p, size_t size) noexcept {
   Slab* s;
   if (SPACES_LIKELY(free_fast(p, size, s))) return;
   free_sized_slow(p, size, false);
