@@ -416,9 +416,10 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
   if (!starts) return -1;
   // Single slabs from the top of the arena, runs from the bottom: small slabs coming and going
   // then do not cut up the free stretches that medium slabs and large blocks need. Regions'
-  // arenas (huge) give single slabs from the bottom: an exclusive region's bump pages then
-  // ascend, and a node arena writes memory in one direction (5-15 % faster at a million blocks,
-  // bench/regions; test Chunk.BumpPagesOfAFreshRegionAscend).
+  // own arenas (`huge`: option chunk_huge_pages, on by default; with it off regions share the
+  // thread heaps' arenas and policy) give single slabs from the bottom: an exclusive region's
+  // bump pages then ascend, and a node arena writes memory in one direction (10-15 % faster at a
+  // million blocks, bench/regions; test Chunk.BumpPagesOfAFreshRegionAscend).
   uint64_t pick = dirty_starts ? dirty_starts : starts;
   return count == 1 && !a->huge ? 63 - __builtin_clzll(pick) : __builtin_ctzll(pick);
 }

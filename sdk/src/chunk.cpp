@@ -334,9 +334,11 @@ static uint64_t marks_pack(const uint8_t* marks, uint64_t* starts, uintptr_t tg)
 }
 
 #if !defined(__SANITIZE_THREAD__)
-// AVX2 forms of marks_pack and marks_clear (the same protocol: 32-byte aligned stores are
-// single-copy atomic per aligned 8 bytes like the 16-byte ones). Sealing a full page costs about
-// 1 100 instructions instead of 2 550 (about 1.5 per small allocation: callgrind_region.sh).
+// AVX2 forms of marks_pack and marks_clear. The readers' protocol does not depend on how wide
+// the clearing stores are or on their atomicity: `attached` is stored (release) before the marks
+// are cleared and x86 keeps stores in order, so a reader that sees any cleared byte then sees
+// `attached` after its fence and takes the bitmap instead (bump_read). Sealing a full page costs
+// about 1 100 instructions instead of 2 550 (about 1.5 per small allocation: callgrind_region.sh).
 __attribute__((target("avx2"))) static uint64_t marks_pack_avx2(const uint8_t* marks, uint64_t* starts, uintptr_t tg) {
   __m256i sum = _mm256_setzero_si256();
   for (uintptr_t g = kBumpMarksFrom; g < tg; g += 64) {

@@ -131,20 +131,22 @@ bool os_reserve_shared(int fd, size_t off, size_t size) {
 
 void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
 
-// ---- threads and futexes for locks that live in memory other processes share ----
-int os_tid() { return int(syscall(SYS_gettid)); }
-
-// Is thread `tid` (of this PID namespace) alive? A thread that exited, or a process that died and
-// is a zombie waiting for its parent, is not. Used only after waiting a while for a lock.
+// ---- the CPU ----
 bool os_cpu_has_avx2() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();  // (libgcc's constructor may not have run yet: Spaces serves malloc first)
+  __builtin_cpu_init();  // (libgcc's constructor may not have run yet: Spaces serves malloc first;
+                         // it checks XCR0 too, so "avx2" means the kernel saves the AVX state)
   return __builtin_cpu_supports("avx2");
 #else
   return false;
 #endif
 }
 
+// ---- threads and futexes for locks that live in memory other processes share ----
+int os_tid() { return int(syscall(SYS_gettid)); }
+
+// Is thread `tid` (of this PID namespace) alive? A thread that exited, or a process that died and
+// is a zombie waiting for its parent, is not. Used only after waiting a while for a lock.
 bool os_thread_alive(int tid) {
   if (tid <= 0) return false;
   if (kill(tid, 0) != 0 && errno == ESRCH) return false;
