@@ -387,7 +387,13 @@ void purge_elsewhere(unsigned home, uint64_t now) {
 Arena* arena_new(bool huge, unsigned shard) {
   void* p = os_map_aligned(kArenaSize, kArenaSize, false);
   if (p == nullptr) return nullptr;
-  if (huge || option(kOpt_arena_huge_pages)) os_hugepage_advise(p, kArenaSize);
+  // Thread heaps' arenas: THP never, always, or once the process has a large heap (2: a small
+  // program keeps 4 KiB pages and its RSS, a program past arena_huge_after_mib takes 2 MiB
+  // pages and far fewer first-touch faults; docs/options.md).
+  long long ahp = option(kOpt_arena_huge_pages);
+  if (huge || ahp == 1 ||
+      (ahp == 2 && g_committed.load(std::memory_order_relaxed) >= size_t(option(kOpt_arena_huge_after_mib)) << 20))
+    os_hugepage_advise(p, kArenaSize);
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kArenaSize));  // (stale shadow of an old mapping)
   Arena* a = static_cast<Arena*>(p);
   a->free_mask = kAllSlabs;

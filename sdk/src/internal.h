@@ -468,7 +468,8 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
-  X(arena_huge_pages, 0, 0, 1, "advise THP on every 4 MiB arena (fewer page faults, more RSS)")  \
+  X(arena_huge_pages, 0, 0, 2, "advise THP on thread heaps' 4 MiB arenas: 0 never, 1 every arena, 2 arenas made once arena_huge_after_mib are committed (fewer page faults, more RSS)")  \
+  X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(medium_cache_kib, 1024, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 TEST(Large, RunsAndDirectMappingsAreZeroedAndUsable) {
   for (size_t n : {size_t(8193), size_t(65536), size_t(1) << 20, size_t(3) << 20, size_t(5) << 20, size_t(64) << 20}) {
@@ -210,4 +211,44 @@ TEST(Large, TheLastFreedHugeMappingWithinTheBoundWaitsForReuse) {
   struct spaces_stats s2 = stats_now();
   EXPECT_GE(s2.purges, s1.purges + 3) << "over the bound, all three go, oldest first";
   EXPECT_LE(s2.committed_bytes + 13 * mib, s1.committed_bytes);
+}
+
+namespace {
+// The THPeligible field of /proc/self/smaps for the mapping that holds address a (-1: unknown).
+int thp_eligible(uintptr_t a) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return -1;
+  char line[512];
+  bool in = false;
+  int r = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') == line + strspn(line, "0123456789abcdef")) {
+      in = a >= lo && a < hi;
+    } else if (in && strncmp(line, "THPeligible:", 12) == 0) {
+      r = atoi(line + 12);
+      break;
+    }
+  }
+  fclose(f);
+  return r;
+}
+}  // namespace
+
+// arena_huge_pages=2: thread heaps' arenas made before the process has arena_huge_after_mib
+// committed keep small pages, those made after are advised transparent huge pages.
+TEST(Large, AdaptiveHugePagesAdviseOnlyArenasMadePastTheThreshold) {
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
+  if (mode.find("[madvise]") == std::string::npos)
+    GTEST_SKIP() << "THP mode is not madvise (" << mode << "): advice cannot be told from smaps";
+  OptionScope a("arena_huge_pages", 2);
+  OptionScope t("arena_huge_after_mib", 16);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 40 * 1024; i++) blocks.push_back(spaces_malloc(1000));  // 40 MB of slabs
+  ASSERT_NE(blocks.back(), nullptr);
+  if (thp_eligible(reinterpret_cast<uintptr_t>(blocks.back())) < 0) GTEST_SKIP() << "no THPeligible in smaps";
+  EXPECT_EQ(thp_eligible(reinterpret_cast<uintptr_t>(blocks.front())), 0) << "the first arena was made below 16 MiB";
+  EXPECT_EQ(thp_eligible(reinterpret_cast<uintptr_t>(blocks.back())), 1) << "the last arena was made past 16 MiB";
+  for (void* p : blocks) spaces_free(p);
 }
