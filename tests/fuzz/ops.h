@@ -114,14 +114,14 @@ inline thread_local int t_errors_seen = 0;   // ... and how many it made
 enum Event {
   kEvCeilingNull, kEvCeilingSuccess, kEvPressureCall, kEvWalkEntries, kEvCrossLaneFree, kEvInPlaceRealloc,
   kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kEvShmCreated, kEvShmNull,
-  kEvShmGrowth, kEvShmSlabReleased, kEvShmErrorChecks, kNumEvents
+  kEvShmGrowth, kEvShmSlabReleased, kEvShmErrorChecks, kEvBumpBeyondMax, kNumEvents
 };
 inline const char* const kEventNames[kNumEvents] = {
     "region NULL at the ceiling", "region alloc under a ceiling", "pressure handler calls", "walk entries matched",
     "frees by another lane", "realloc in place", "realloc moved", "large blocks", "direct mappings",
     "blocks handed to another thread", "exact region stats checks", "shared-memory regions created",
     "shm NULL (capacity/ceiling/no run)", "shm allocations taking granules", "shm slabs released on free",
-    "shm create/open/unlink error checks"};
+    "shm create/open/unlink error checks", "blocks over 1 KiB carved from a region page's room"};
 inline std::atomic<uint64_t> g_events[kNumEvents];
 inline std::atomic<uint64_t> g_op_counts[64];
 inline void count(Event e, uint64_t n = 1) { g_events[e].fetch_add(n, std::memory_order_relaxed); }
@@ -269,6 +269,7 @@ inline void apply_options(uint8_t h0) {
 constexpr size_t kSmallMax = 8192;
 constexpr size_t kMediumMax = size_t(256) << 10;  // thread heaps: size classes up to this
 constexpr size_t kBumpMax = 1024;  // exclusive regions: bump slabs up to this size
+constexpr size_t kBumpRoomMax = 65536 - 1280;  // ...and larger blocks that fit the page's room
 constexpr size_t kSlab = 65536;
 constexpr size_t kArena = size_t(4) << 20;
 constexpr size_t kLiveCap = size_t(64) << 20;  // requested bytes live at once, per model
@@ -1004,7 +1005,10 @@ class Model {
       if (pl.large) count(kEvLargeBlocks);
     } else {
       Need nd = model_need(req, align, owner == 0);
-      if (nd.large ? u <= kSmallMax : u > (owner == 0 ? kMediumMax : kSmallMax)) {
+      bool room_bump = owner && (slot_[owner - 1]->flags & SPACES_CHUNK_EXCLUSIVE) && !capturing_ && align <= 16 &&
+                       req > kBumpMax && req <= kBumpRoomMax && u == std::max<size_t>(16, (req + 15) & ~size_t(15));
+      if (room_bump) nd = Need{false, 0};  // (carved from the current page's room: see below)
+      if (!room_bump && (nd.large ? u <= kSmallMax : u > (owner == 0 ? kMediumMax : kSmallMax))) {
         fail("block %p (request %zu, align %zu) has usable size %zu: the model expected the %s path", vp, req, align, u,
              nd.large ? "large" : "small");
         return false;
@@ -1012,9 +1016,14 @@ class Model {
       // Small blocks: the documented size class; an over-aligned one either sits at the start of a
       // slot of the class of the rounded size, or inside a slot of the class of size + align - 1.
       // An exclusive region's blocks up to kBumpMax from the region API sit in bump slabs: the
-      // request rounded up to 16 bytes (docs/regions.md).
-      bool bump = owner && (slot_[owner - 1]->flags & SPACES_CHUNK_EXCLUSIVE) && !capturing_ && align <= 16 &&
-                  req <= kBumpMax;
+      // request rounded up to 16 bytes (docs/regions.md). A larger one does too when it fitted the
+      // room left in the current page (the window takes any block that fits): its usable size is
+      // then the rounded request, which no size class or run of that request has... except a
+      // class of exactly that size, where the two placements cost and report the same.
+      bool region_api = owner && (slot_[owner - 1]->flags & SPACES_CHUNK_EXCLUSIVE) && !capturing_ && align <= 16;
+      size_t rounded16 = std::max<size_t>(16, (req + 15) & ~size_t(15));
+      bool bump = region_api && (req <= kBumpMax || (req <= kBumpRoomMax && u == rounded16));
+      if (bump && req > kBumpMax) count(kEvBumpBeyondMax);
       if (bump) {
         size_t want = std::max<size_t>(16, (req + 15) & ~size_t(15));
         if (u != want) {

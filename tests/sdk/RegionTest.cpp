@@ -425,7 +425,8 @@ TEST(Region, CeilingBelowTheFootprintOnlyBlocksGrowth) {
   ASSERT_TRUE(R.setCeiling(64 * 1024));
   EXPECT_NE(R.tryAllocate(48), nullptr) << "room in an existing slab is not growth";
   EXPECT_EQ(R.tryAllocate(100000), nullptr);
-  EXPECT_EQ(R.tryAllocate(3000), nullptr) << "a new size class needs a new slab";
+  EXPECT_NE(R.tryAllocate(3000), nullptr) << "room in the current bump page takes a block that fits";
+  EXPECT_EQ(R.tryAllocate(65000), nullptr) << "more than the room: a large block needs growth";
   EXPECT_TRUE(R.owns(Small));
   EXPECT_TRUE(R.owns(Big));
   EXPECT_EQ(R.stats().footprint, Before);

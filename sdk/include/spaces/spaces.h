@@ -89,15 +89,17 @@ SPACES_API void *spaces_chunk_alloc(SpacesChunk c, size_t size, unsigned flags) 
 SPACES_API void *spaces_chunk_aligned_alloc(SpacesChunk c, size_t alignment, size_t size, unsigned flags) SPACES_NOEXCEPT SPACES_MALLOC_ATTR;
 /* Allocation windows: an EXCLUSIVE chunk's small blocks inline in the caller (the SDK's
  * Region::Allocate), with no call and no handle check, at bump-allocator speed.
- * An EXCLUSIVE chunk carves blocks of 1..SPACES_WINDOW_MAX bytes back to back, 16-aligned, from
- * its current page; the free room is [cur, end), and each block's first 16-byte granule is
+ * An EXCLUSIVE chunk carves blocks back to back, 16-aligned, from its current page: any block
+ * that fits the room when it is asked for, and blocks of 1..SPACES_WINDOW_MAX bytes when a new
+ * page must be opened (larger ones then go to size classes or runs); the free room is
+ * [cur, end), and each block's first 16-byte granule is
  * marked by storing 1 in the byte at address marks + (cur >> 4) (a map the chunk keeps for the
  * page it is filling), which is how walk, free and usable_size find it. spaces_chunk_window(c)
  * returns c's window, whose address is fixed for c's lifetime; a NULL, destroyed, shared-memory
  * or non-EXCLUSIVE chunk, or a library built to track blocks for ASan or valgrind, gets a window
  * that never has room. The thread allocating in c may take a block with
- * spaces_window_alloc(w, size): NULL when the window has no room (or size is 0 or above
- * SPACES_WINDOW_MAX); then spaces_chunk_alloc(c, size, 0), which refills the window, must be
+ * spaces_window_alloc(w, size): NULL when the window has no room for size bytes (or size is 0);
+ * then spaces_chunk_alloc(c, size, 0), which refills the window, must be
  * called instead. This is exactly spaces_chunk_alloc's own fast path: the block is counted,
  * walked, freed and reset like any other. */
 #define SPACES_WINDOW_MAX 1024u
@@ -110,7 +112,9 @@ SPACES_API struct spaces_window *spaces_chunk_window(SpacesChunk c) SPACES_NOEXC
 #if defined(__GNUC__)
 static inline void *spaces_window_alloc(struct spaces_window *w, size_t size) {
   size_t cur = w->cur, need = (size + 15) & ~(size_t)15;
-  if (__builtin_expect(size - 1 >= SPACES_WINDOW_MAX || need > w->end - cur, 0)) return NULL;
+  /* One compare: need - 1 < room. (Size 0 gives need 0, so need - 1 = SIZE_MAX: no room; a size
+   * near SIZE_MAX rounds to 0 or to more than any room.) */
+  if (__builtin_expect(need - 1 >= w->end - cur, 0)) return NULL;
   if (cur == 0) __builtin_unreachable(); /* (a window with room has a cursor: the caller's null
                                             test folds away) */
   /* A byte store, not a bit: no read-modify-write chain from one block to the next. Only this
