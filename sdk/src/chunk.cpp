@@ -145,7 +145,7 @@ SPACES_INLINE uint64_t* bump_bits(const Slab* s, uintptr_t which) {
   return reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(s) + which);
 }
 
-static_assert(kBumpMax == SPACES_WINDOW_MAX, "the window's size limit is the bump slabs'");
+static_assert(kBumpMax == SPACES_WINDOW_MAX, "the largest block a new bump page is opened for (spaces.h)");
 
 static void bump_init(Chunk* c, Slab* s) {
   s->kind = kSlabBump;

@@ -381,7 +381,7 @@ TEST(Chunk, AllocPageKeepsThePageContract) {
 
 // The allocation window (spaces.h): blocks taken inline are blocks like any other (usable size,
 // walk, free, stats); chunks that are not EXCLUSIVE, NULL and destroyed chunks get a window that
-// never has room; sizes 0 and above SPACES_WINDOW_MAX are refused (the caller takes the call).
+// never has room; size 0 and sizes above the room are refused (the caller takes the call).
 TEST(Chunk, WindowBlocksAreBlocksLikeAnyOther) {
   SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
   struct spaces_window* w = spaces_chunk_window(c);
