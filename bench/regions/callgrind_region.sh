@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per allocation of spaces::Region (Allocate of 8..128 B, create<32-byte node>)
+# Instructions per allocation of spaces::Region, tracked and Untracked (Allocate of 8..128 B, create<32-byte node>)
 # against llvm::BumpPtrAllocator, counted by valgrind's callgrind (repeatable, unlike time): only
 # the allocation loop is counted (--toggle-collect), 1M allocations into one region or allocator,
 # page refills included, divided by 1M. The loop's own instructions (the size table load, the
@@ -16,6 +16,6 @@ per() {  # case -> instructions per allocation
     "$bin" --only "$1" --n 1000000 >/dev/null 2>&1
   echo "scale=1; $(awk '/^totals:/{print $2}' "$work/out") / 1000000" | bc
 }
-printf "%-16s %10s %10s\n" case Region BumpPtr
-printf "%-16s %10s %10s\n" "Allocate(8..128)" "$(per region-alloc)" "$(per bump-alloc)"
-printf "%-16s %10s %10s\n" "create<Node32>" "$(per region-create)" "$(per bump-create)"
+printf "%-16s %10s %10s %10s\n" case Region Untracked BumpPtr
+printf "%-16s %10s %10s %10s\n" "Allocate(8..128)" "$(per region-alloc)" "$(per untracked-alloc)" "$(per bump-alloc)"
+printf "%-16s %10s %10s %10s\n" "create<Node32>" "$(per region-create)" "$(per untracked-create)" "$(per bump-create)"

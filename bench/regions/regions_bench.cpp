@@ -5,7 +5,8 @@
 //   reuse    : the same through the SDK as a compiler uses it: one spaces::Region and one
 //              BumpPtrAllocator kept for the whole run, reset()/Reset() after each round
 //              (Allocate of the random sizes, and create<T> of a 32-byte node); glibc is told
-//              not to unmap or trim, so the bump allocator's slabs stay warm too
+//              not to unmap or trim, so the bump allocator's slabs stay warm too; and the same
+//              with a Region::Untracked (no per-block marks: no walk, Deallocate a no-op)
 //   teardown : freeing those N blocks at once (chunk destroy, allocator destructors) vs one free()
 //              per block
 //   pool     : TypedPool<40-byte T> create/destroy cycles vs new/delete (window of 1000 live)
@@ -13,8 +14,11 @@
 // Prints one line per case with the median over --reps runs, and the ratios the issue asks for.
 // --smoke runs tiny sizes (ctest). Timing is reported, never asserted.
 // --reuse runs only the reuse cases (Region against BumpPtrAllocator, nothing in between).
-// --only CASE runs one reuse case once (region-alloc, bump-alloc, region-create, bump-create),
-// for instruction counts (bench/regions/callgrind_region.sh) and cold times (a fresh process).
+// --only CASE runs one reuse case once (region-alloc, bump-alloc, region-create, bump-create,
+// untracked-alloc, untracked-create),
+// for instruction counts (bench/regions/callgrind_region.sh) and cold times (a fresh process);
+// with --warm, then --reps more rounds of it alone in that process (reset between): warm times
+// with no other allocator's memory in the caches (bench/regions/warm_alone.sh).
 #include <spaces/SDK.h>
 
 #include <llvm/Support/Allocator.h>
@@ -109,13 +113,14 @@ int main(int argc, char **argv) {
   size_t N = 1000000, Cycles = 2000000, Empty = 200000;
   int Reps = 5;
   const char *Only = nullptr;
-  bool ReuseOnly = false;
+  bool ReuseOnly = false, Warm = false;
   for (int I = 1; I < argc; I++) {
     if (!std::strcmp(argv[I], "--smoke")) N = 20000, Cycles = 20000, Empty = 2000, Reps = 1;
     else if (!std::strcmp(argv[I], "--n") && I + 1 < argc) N = std::strtoull(argv[++I], nullptr, 10);
     else if (!std::strcmp(argv[I], "--reps") && I + 1 < argc) Reps = std::atoi(argv[++I]);
     else if (!std::strcmp(argv[I], "--only") && I + 1 < argc) Only = argv[++I];
     else if (!std::strcmp(argv[I], "--reuse")) ReuseOnly = true;
+    else if (!std::strcmp(argv[I], "--warm")) Warm = true;
   }
   // Warm for everyone: glibc keeps what BumpPtrAllocator frees at Reset (its slabs grow past the
   // mmap threshold). (Under LD_PRELOAD=libspaces.so mallopt changes nothing.)
@@ -125,20 +130,35 @@ int main(int argc, char **argv) {
   std::vector<void *> Ptrs(N);
   std::map<std::string, std::vector<double>> T;
   spaces::Region KeptRegion("bench");
+  spaces::Region KeptUntracked(spaces::Region::Untracked, "bench-untracked");
   llvm::BumpPtrAllocator KeptBump;
   if (Only) {  // one case, N allocations (sizes as in the timed runs), for callgrind
     std::string O = Only;
     uint64_t Sum = 0;
-    auto Loop = [&](auto &&A) {  // (timed: a fresh process is the cold case)
+    auto Loop = [&](auto &&A, auto &&Reset) {  // (timed: a fresh process is the cold case)
       auto T0 = Clock::now();
       Sum = onlyLoop(N, A);
       std::printf("%s: %zu allocations in a fresh process, %.3f ms\n", Only, N, secondsSince(T0) * 1e3);
+      if (!Warm) return;
+      std::vector<double> W;  // then warm: --reps more rounds, reset between, nothing else run
+      for (int Rep = 0; Rep < Reps; Rep++) {
+        Reset();
+        T0 = Clock::now();
+        Sum += onlyLoop(N, A);
+        W.push_back(secondsSince(T0));
+      }
+      std::printf("%s: warm median of %d rounds, %.3f ms\n", Only, Reps, median(W) * 1e3);
     };
+    auto ResetRegion = [&] { KeptRegion.reset(); };
+    auto ResetUntracked = [&] { KeptUntracked.reset(); };
+    auto ResetBump = [&] { KeptBump.Reset(); };
     // (the first 8 bytes written, as in the timed runs: a cold run pays its page faults)
-    if (O == "region-alloc") Loop([&](size_t I) { return written(KeptRegion.Allocate(Z.S[I], 16), I); });
-    else if (O == "bump-alloc") Loop([&](size_t I) { return written(KeptBump.Allocate(Z.S[I], 16), I); });
-    else if (O == "region-create") Loop([&](size_t I) { return KeptRegion.create<Node32>(I); });
-    else if (O == "bump-create") Loop([&](size_t I) { return new (KeptBump.Allocate<Node32>()) Node32(I); });
+    if (O == "region-alloc") Loop([&](size_t I) { return written(KeptRegion.Allocate(Z.S[I], 16), I); }, ResetRegion);
+    else if (O == "bump-alloc") Loop([&](size_t I) { return written(KeptBump.Allocate(Z.S[I], 16), I); }, ResetBump);
+    else if (O == "region-create") Loop([&](size_t I) { return KeptRegion.create<Node32>(I); }, ResetRegion);
+    else if (O == "untracked-alloc") Loop([&](size_t I) { return written(KeptUntracked.Allocate(Z.S[I], 16), I); }, ResetUntracked);
+    else if (O == "untracked-create") Loop([&](size_t I) { return KeptUntracked.create<Node32>(I); }, ResetUntracked);
+    else if (O == "bump-create") Loop([&](size_t I) { return new (KeptBump.Allocate<Node32>()) Node32(I); }, ResetBump);
     else {
       std::fprintf(stderr, "unknown --only case %s\n", Only);
       return 2;
@@ -147,7 +167,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (int Rep = 0; Rep < Reps; Rep++) {
-    { // the SDK, kept and reset (rounds alternate which goes first)
+    { // the SDK, kept and reset (rounds rotate the order)
       auto RunRegion = [&] {
         Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return KeptRegion.Allocate(S, 16); }, [&] { KeptRegion.reset(); });
         T["reuse Region Allocate"].push_back(R.Alloc);
@@ -164,8 +184,22 @@ int main(int argc, char **argv) {
         T["reuse bump create<Node32>"].push_back(secondsSince(T0));
         KeptBump.Reset();
       };
-      if (Rep & 1) RunBump(), RunRegion();
-      else RunRegion(), RunBump();
+      auto RunUntracked = [&] {
+        Timing R = runAlloc(Z, Ptrs, [&](size_t S) { return KeptUntracked.Allocate(S, 16); }, [&] { KeptUntracked.reset(); });
+        T["reuse Untracked Allocate"].push_back(R.Alloc);
+        auto T0 = Clock::now();
+        for (size_t I = 0; I < N; I++) Ptrs[I] = KeptUntracked.create<Node32>(I);
+        T["reuse Untracked create<Node32>"].push_back(secondsSince(T0));
+        KeptUntracked.reset();
+      };
+      // Each of the six orders in turn: where a case runs in the round moves its time by up to
+      // 5 % (measured: the same region object gave 1.03 in one position and 1.08 in another).
+      static const int Orders[6][3] = {{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {2, 0, 1}, {1, 0, 2}};
+      for (int K : Orders[Rep % 6]) {
+        if (K == 0) RunRegion();
+        else if (K == 1) RunBump();
+        else RunUntracked();
+      }
     }
     if (ReuseOnly)
       continue;
@@ -232,9 +266,12 @@ int main(int argc, char **argv) {
   std::free(Probe);
   for (auto &KV : T) std::printf("  %-28s %10.3f ms\n", KV.first.c_str(), median(KV.second) * 1e3);
   auto M = [&](const char *K) { return median(T[K]); };
-  std::printf("RATIO reuse_region_over_bump=%.2f reuse_region_create_over_bump=%.2f\n",
+  std::printf("RATIO reuse_region_over_bump=%.2f reuse_region_create_over_bump=%.2f "
+              "reuse_untracked_over_bump=%.2f reuse_untracked_create_over_bump=%.2f\n",
               M("reuse Region Allocate") / M("reuse bump Allocate"),
-              M("reuse Region create<Node32>") / M("reuse bump create<Node32>"));
+              M("reuse Region create<Node32>") / M("reuse bump create<Node32>"),
+              M("reuse Untracked Allocate") / M("reuse bump Allocate"),
+              M("reuse Untracked create<Node32>") / M("reuse bump create<Node32>"));
   if (ReuseOnly)
     return 0;
   std::printf("RATIO alloc_chunk_over_bump=%.2f alloc_chunk_over_malloc=%.2f alloc_chunk_over_pmr=%.2f\n",

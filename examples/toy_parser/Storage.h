@@ -5,6 +5,7 @@
 //
 //   RegionStorage  every node (`Region::create<T>`), child array, string and identifier entry
 //                  in ONE exclusive spaces::Region. Teardown: one spaces_chunk_destroy.
+//                  (UntrackedStorage: the same in a Region::Untracked.)
 //   PoolStorage    each node kind in its own spaces::TypedPool<T> (exact-size slots, no size
 //                  class rounding); the variable-sized pieces (child arrays, strings,
 //                  identifiers) in a spaces::Region. Teardown: the 15 pools' destructors (each
@@ -79,14 +80,20 @@ struct HeldRegions {
 // region: everything in one exclusive spaces::Region
 //===----------------------------------------------------------------------===//
 
-class RegionStorage {
+/// Untracked: the same in a Region::Untracked (no per-block marks: the parser never walks the
+/// AST's region nor frees a node, so it gives up nothing it uses).
+template <bool Untracked> class RegionStorageOf {
 public:
-  static constexpr const char *Name = "region";
+  static constexpr const char *Name = Untracked ? "untracked" : "region";
   static constexpr const char *Description =
-      "every node (Region::create<T>), child array, string and identifier in one exclusive "
-      "spaces::Region 'ast'";
+      Untracked ? "every node (Region::create<T>), child array, string and identifier in one "
+                  "spaces::Region 'ast' created Untracked"
+                : "every node (Region::create<T>), child array, string and identifier in one exclusive "
+                  "spaces::Region 'ast'";
 
-  RegionStorage() : Nodes(std::in_place, spaces::Region::Exclusive, "ast"), Idents(std::in_place, *Nodes) {}
+  RegionStorageOf()
+      : Nodes(std::in_place, Untracked ? spaces::Region::Untracked : spaces::Region::Exclusive, "ast"),
+        Idents(std::in_place, *Nodes) {}
 
   template <typename T, typename... ArgTs> T *make(ArgTs &&...Args) {
     NodesMade++;
@@ -128,6 +135,8 @@ private:
   std::optional<InternTable<spaces::Region &>> Idents;
   size_t NodesMade = 0;
 };
+using RegionStorage = RegionStorageOf<false>;
+using UntrackedStorage = RegionStorageOf<true>;
 
 //===----------------------------------------------------------------------===//
 // pool: a TypedPool per node kind, a Region for the variable-sized pieces

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-MODES = ["region", "pool", "malloc", "bump"]
+MODES = ["region", "untracked", "pool", "malloc", "bump"]
 
 
 def main():
@@ -68,7 +68,7 @@ def main():
         return med(*num, key) / med(*den, key)
 
     print("Bars:")
-    for mode in ("region", "pool"):
+    for mode in ("region", "untracked", "pool"):
         print("- %s build / bump build: %.3f (both in toy_parser), %.3f (both in toy_parser_glibc); bar <= 1.15" % (
             mode, ratio(("spaces", mode), ("spaces", "bump"), "parse_ms"),
             ratio(("glibc", mode), ("glibc", "bump"), "parse_ms")))

@@ -114,12 +114,13 @@ struct Options {
 };
 
 const char *Usage =
-    "usage: toy_parser [--nodes N | --file PATH] [--alloc region|pool|malloc|bump] [--seed S]\n"
+    "usage: toy_parser [--nodes N | --file PATH] [--alloc region|untracked|pool|malloc|bump] [--seed S]\n"
     "                  [--json] [--dump-ast] [--emit-source PATH] [--max-steps N]\n"
     "  --nodes N        generate a program of exactly N AST nodes (default 1000000)\n"
     "  --file PATH      parse PATH instead\n"
     "  --alloc MODE     where the AST lives (default region):\n"
     "                     region  everything in one spaces::Region, freed by one destroy\n"
+    "                     untracked  the same, the Region created Untracked (no walk)\n"
     "                     pool    a spaces::TypedPool<T> per node kind, a Region for the rest\n"
     "                     malloc  new/delete per node, recursive teardown\n"
     "                     bump    llvm::BumpPtrAllocator\n"
@@ -190,8 +191,9 @@ bool parseOptions(int Argc, char **Argv, Options &O) {
       return false;
     }
   }
-  if (O.Alloc != "region" && O.Alloc != "pool" && O.Alloc != "malloc" && O.Alloc != "bump") {
-    fmt::print(stderr, "toy_parser: --alloc must be region, pool, malloc or bump, not '{}'\n", O.Alloc);
+  if (O.Alloc != "region" && O.Alloc != "untracked" && O.Alloc != "pool" && O.Alloc != "malloc" &&
+      O.Alloc != "bump") {
+    fmt::print(stderr, "toy_parser: --alloc must be region, untracked, pool, malloc or bump, not '{}'\n", O.Alloc);
     return false;
   }
   return true;
@@ -262,7 +264,7 @@ template <typename StorageT> int abandon(std::optional<StorageT> &S, Program *Pr
 }
 
 template <typename StorageT> void printStorageReport(StorageT &S) {
-  if constexpr (std::is_same_v<StorageT, RegionStorage>) {
+  if constexpr (std::is_same_v<StorageT, RegionStorage> || std::is_same_v<StorageT, UntrackedStorage>) {
     fmt::print("region report:\n{}", spaces::LiveReport(S.region()));
   } else if constexpr (std::is_same_v<StorageT, PoolStorage>) {
     fmt::print("pool report: {:>10} {:>10} {:>6} {:>12}\n", "kind", "objects", "slot", "footprint");
@@ -424,7 +426,7 @@ void printFigures(const Options &O, const Figures &F) {
              "teardown {:.3f} ms\n",
              F.ParseMs, F.PassMs, F.CheckMs, Teardown);
   std::string How;
-  if (!std::strcmp(F.Mode, "region"))
+  if (!std::strcmp(F.Mode, "region") || !std::strcmp(F.Mode, "untracked"))
     How = fmt::format("identifier table {:.3f} ms (its bucket array: the entries die with the region) + one "
                       "spaces_chunk_destroy {:.3f} ms",
                       F.TeardownIdentsMs, F.TeardownNodesMs);
@@ -504,6 +506,8 @@ int main(int Argc, char **Argv) {
   int Status;
   if (O.Alloc == "region")
     Status = run<RegionStorage>(O, Src, F);
+  else if (O.Alloc == "untracked")
+    Status = run<UntrackedStorage>(O, Src, F);
   else if (O.Alloc == "pool")
     Status = run<PoolStorage>(O, Src, F);
   else if (O.Alloc == "malloc")

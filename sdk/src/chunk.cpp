@@ -127,12 +127,17 @@ spaces_window g_no_window = {0, 0, 0};  // never has room: spaces_chunk_window's
 constexpr uintptr_t kBumpFirstG = kBumpFirst >> 4;  // granule of the first block
 constexpr uintptr_t kBumpMarksFrom = kBumpFirstG & ~uintptr_t(63);  // (whole bitmap words)
 
+// An UNTRACKED chunk (spaces.h): its bump blocks are not marked, so their starts are unknown;
+// free is a no-op for them, walk refuses, sealing packs nothing.
+SPACES_INLINE bool chunk_untracked(const Chunk* c) { return (c->flags & SPACES_CHUNK_UNTRACKED) != 0; }
+
 // Make s (or none: g_no_bump) the current bump slab and open its window.
 SPACES_INLINE void bump_set(Chunk* c, Slab* s) {
   c->bump = s;
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  bool none = s == &g_no_bump;
+  bool none = s == &g_no_bump || chunk_untracked(c);
   c->win.marks = none ? 0 : reinterpret_cast<uintptr_t>(c->marks) - (base >> 4);
+  none = s == &g_no_bump;
   c->win.end = none ? 0 : s->bump_end;
   __atomic_store_n(&c->win.cur, none ? 0 : s->bump, __ATOMIC_RELEASE);
 }
@@ -380,23 +385,25 @@ static bool bump_seal(Chunk* c, Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t top = c->win.cur;
   uintptr_t tg = (top - base) >> 4;
-  bool avx2 = marks_avx2();
+  bool untracked = chunk_untracked(c);  // (no marks to pack or clear: no starts, no block count)
+  bool avx2 = !untracked && marks_avx2();
 #if defined(__SANITIZE_THREAD__)
-  uint64_t n = marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
+  uint64_t n = untracked ? 0 : marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
 #else
-  uint64_t n = avx2 ? marks_pack_avx2(c->marks, bump_bits(s, kBumpStarts), tg)
-                    : marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
+  uint64_t n = untracked ? 0
+               : avx2    ? marks_pack_avx2(c->marks, bump_bits(s, kBumpStarts), tg)
+                         : marks_pack(c->marks, bump_bits(s, kBumpStarts), tg);
 #endif
   __atomic_store_n(&s->bump, top, __ATOMIC_RELAXED);  // (published by `attached`)
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELEASE);
   SPACES_SEQ_FENCE(__ATOMIC_RELEASE);  // (readers that see a cleared mark see `attached`)
 #if defined(__SANITIZE_THREAD__)
   (void)avx2;
-  marks_clear(c, tg);
+  if (!untracked) marks_clear(c, tg);
 #else
   if (avx2)
     marks_clear_avx2(c, tg);
-  else
+  else if (!untracked)
     marks_clear(c, tg);
 #endif
   uint64_t add = (n << 32) + (top - (base + kBumpFirst));
@@ -442,20 +449,26 @@ static void* bump_alloc(Chunk* c, size_t size, bool zero) {
   return p;
 }
 
-// The size of p if it is a live block of bump slab s; else 0, the error reported.
+// The size of p if it is a live block of bump slab s; else 0, the error reported. (An untracked
+// chunk's block: the bytes from p to the slab's top, the most it can be; only a pointer outside
+// the carved part is known to be no block.)
 size_t bump_check(Slab* s, const void* p, const char* what) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t g = (a - base) >> 4;
   size_t size = 0;
+  const Chunk* c = __atomic_load_n(&s->chunk, __ATOMIC_RELAXED);
+  bool untracked = c != nullptr && chunk_untracked(c);
   if ((a & 15) == 0 && g >= kBumpFirstG)
-    size = bump_read(s, [g](const StartsView& v) -> size_t {
+    size = bump_read(s, [g, untracked](const StartsView& v) -> size_t {
+      if (untracked) return g < v.top ? (v.top - g) << 4 : 0;
       return g < v.top && v.is_start(g) ? (v.next_start(g + 1) - g) << 4 : 0;
     });
   if (size == 0) {
     report_error(SPACES_ERROR_INVALID_FREE, p, what);
     return 0;
   }
+  if (untracked) return size;
   if (__atomic_load_n(&bump_bits(s, kBumpFreed)[g >> 6], __ATOMIC_RELAXED) >> (g & 63) & 1) {
     report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");
     return 0;
@@ -464,13 +477,14 @@ size_t bump_check(Slab* s, const void* p, const char* what) {
 }
 
 size_t bump_usable(Slab* s, const void* p) {
-  return bump_check(s, p, "usable_size of a pointer that is not a live block");
+  size_t size = bump_check(s, p, "usable_size of a pointer that is not a live block");
+  return chunk_untracked(s->chunk) ? 0 : size;  // (untracked: not known)
 }
 
-// free() of a bump block, from any thread.
+// free() of a bump block, from any thread. (An untracked chunk's: checked, then nothing.)
 void bump_free(Slab* s, void* p) {
   size_t size = bump_check(s, p, "invalid free (pointer inside a region block)");
-  if (size == 0) return;
+  if (size == 0 || chunk_untracked(s->chunk)) return;
   uintptr_t g = (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) >> 4;
   uint64_t bit = uint64_t(1) << (g & 63);
   if (__atomic_fetch_or(&bump_bits(s, kBumpFreed)[g >> 6], bit, __ATOMIC_ACQ_REL) & bit) {
@@ -852,7 +866,10 @@ void* ChunkRegion::alloc(Chunk* c, size_t align, size_t size, bool zero) { retur
 
 // p: a live block of c (region.cpp checked), size: 1..kMaxRequest.
 void* ChunkRegion::realloc(Chunk* c, void* p, size_t size) {
-  size_t usable = spaces_usable_size(p);
+  Slab* bs = slab_of(p);
+  size_t usable = bs->kind == kSlabBump && chunk_untracked(c)
+                      ? bump_check(bs, p, "realloc of a pointer that is not a live block")  // (to the top)
+                      : spaces_usable_size(p);
   if (usable == 0) {  // (reported: not a block start)
     errno = EINVAL;
     return nullptr;
@@ -934,6 +951,10 @@ int ChunkRegion::stats(Chunk* c, struct spaces_chunk_stats* out) {
 }
 
 int ChunkRegion::walk(Chunk* c, spaces_walk_fn fn, void* arg) {
+  if (chunk_untracked(c)) {  // (its bump blocks' starts are not known)
+    errno = ENOTSUP;
+    return -1;
+  }
   AllocSide side(c);
   __atomic_store_n(&c->walker_tp, thread_self(), __ATOMIC_RELAXED);  // fn may call stats etc.
   Heap* h = &c->heap;
@@ -982,7 +1003,8 @@ using namespace spaces_core;
 extern "C" {
 
 SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
-  if ((flags & ~SPACES_CHUNK_EXCLUSIVE) != 0) {
+  if ((flags & ~(SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED)) != 0 ||
+      (flags & (SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED)) == SPACES_CHUNK_UNTRACKED) {
     errno = EINVAL;
     return nullptr;
   }

@@ -3,7 +3,9 @@
 #include "test_internal.h"
 
 #include <atomic>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -438,6 +440,186 @@ TEST(Chunk, WindowBlocksAreBlocksLikeAnyOther) {
   EXPECT_EQ(spaces_window_alloc(cw, 32), nullptr) << "a concurrent chunk never has room";
   spaces_chunk_destroy(conc);
   EXPECT_EQ(spaces_window_alloc(spaces_chunk_window(nullptr), 16), nullptr);
+}
+
+// SPACES_CHUNK_UNTRACKED: the window's blocks are not marked. Everything the header promises
+// for them, and that the chunk's other blocks (size classes, runs, pages) stay tracked.
+TEST(Chunk, UntrackedChunksKeepTheirContract) {
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_create(SPACES_CHUNK_UNTRACKED), nullptr) << "untracked needs exclusive";
+  EXPECT_EQ(errno, EINVAL);
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(ChunkStats(c).flags, unsigned(SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED));
+  struct spaces_window* w = spaces_chunk_window(c);
+  std::vector<std::pair<char*, size_t>> blocks;
+  size_t bytes = 0;
+  for (int i = 0; i < 30000; i++) {  // many pages: sealing an untracked page too
+    size_t n = size_t(i % 200) + 1;
+    void* p = spaces_window_alloc(w, n);
+    if (p == nullptr) p = spaces_chunk_alloc(c, n, 0);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, i & 0xff, n);
+    blocks.emplace_back(static_cast<char*>(p), n);
+    bytes += (n + 15) & ~size_t(15);
+  }
+  for (size_t i = 0; i < blocks.size(); i++)  // no block overlaps another
+    ASSERT_EQ(static_cast<unsigned char>(blocks[i].first[blocks[i].second - 1]), i & 0xff);
+  if (w->cur != 0) EXPECT_EQ(w->marks, 0u) << "an untracked window has no marks";
+  void* big = spaces_chunk_alloc(c, 100000, 0);  // (a run: tracked as always)
+  void* page = spaces_chunk_alloc_page(c, 0);
+  ASSERT_NE(big, nullptr);
+  ASSERT_NE(page, nullptr);
+  ChunkStats st(c);
+  EXPECT_GE(st.live_bytes, bytes + 100000 + SPACES_PAGE_USABLE);  // (up to each page's top)
+  EXPECT_LE(st.live_bytes, bytes + spaces_usable_size(big) + SPACES_PAGE_USABLE);
+  EXPECT_EQ(st.live_blocks, 2u) << "the bump blocks are not counted, the run and the page are";
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_walk(c, collect, nullptr), -1);
+  EXPECT_EQ(errno, ENOTSUP);
+  // free: accepted and nothing happens (twice too); a pointer outside any carved part is reported
+  static int code;
+  code = 0;
+  spaces_set_error_handler([](int e, void*, const char*, void*) { code = e; }, nullptr);
+  size_t footprint = st.footprint;
+  for (size_t i = 0; i < blocks.size(); i += 3) spaces_free(blocks[i].first);
+  spaces_free(blocks[0].first);
+  spaces_free_sized(blocks[1].first, blocks[1].second);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(spaces_usable_size(blocks[2].first), 0u) << "not known";
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(ChunkStats(c).footprint, footprint) << "nothing comes back before reset";
+  spaces_free(blocks[4].first + 8);  // not 16-aligned: no block
+  EXPECT_EQ(code, SPACES_ERROR_INVALID_FREE);
+  code = 0;
+  if (w->cur != 0 && w->end - w->cur >= 64) {
+    spaces_free(reinterpret_cast<void*>(w->cur + 32));  // above the page's top
+    EXPECT_EQ(code, SPACES_ERROR_INVALID_FREE);
+    code = 0;
+    spaces_free_sized(blocks.back().first, w->end - reinterpret_cast<uintptr_t>(blocks.back().first) + 16);
+    EXPECT_EQ(code, SPACES_ERROR_SIZE_MISMATCH) << "larger than the rest of the page";
+    code = 0;
+  }
+  spaces_set_error_handler(nullptr, nullptr);
+  // realloc copies the old bytes (and may copy what follows them in the page)
+  char* r = static_cast<char*>(spaces_realloc(blocks[5].first, 5000));
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(spaces_chunk_of(r), c);
+  for (size_t k = 0; k < blocks[5].second; k++) ASSERT_EQ(static_cast<unsigned char>(r[k]), 5u);
+  char* r2 = static_cast<char*>(spaces_chunk_realloc(c, blocks[6].first, 3));
+  ASSERT_NE(r2, nullptr);
+  EXPECT_EQ(static_cast<unsigned char>(r2[2]), 6u);
+  // a ceiling is exact: allocation stops at it
+  ASSERT_EQ(spaces_chunk_set_ceiling(c, ChunkStats(c).footprint + 4 * SPACES_PAGE_SIZE), 0);
+  size_t n = 0;
+  while (n < 100000 && spaces_chunk_alloc(c, 512, 0) != nullptr) n++;
+  EXPECT_LT(n, 100000u) << "the ceiling stops it";
+  EXPECT_GT(n, 0u);
+  EXPECT_LE(ChunkStats(c).footprint, ChunkStats(c).ceiling);
+  spaces_chunk_set_ceiling(c, 0);
+  spaces_chunk_reset(c);
+  st = ChunkStats(c);
+  EXPECT_EQ(st.live_blocks, 0u);
+  EXPECT_EQ(st.live_bytes, 0u);
+  void* again = spaces_chunk_alloc(c, 48, 0);  // usable after reset
+  ASSERT_NE(again, nullptr);
+  spaces_chunk_destroy(c);
+}
+
+// Random allocations, frees, reallocs and resets in an untracked chunk, every live block filled
+// with its own pattern and checked: no block overlaps another (freed bump blocks are not reused
+// before a reset, frees of tracked blocks are), no error is reported, the statistics bound the
+// live bytes. Frees come from another thread too, while the owner allocates.
+TEST(Chunk, UntrackedChunksUnderRandomUse) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED);
+  ASSERT_NE(c, nullptr);
+  static std::atomic<int> errors;
+  errors = 0;
+  spaces_set_error_handler([](int, void*, const char*, void*) { errors++; }, nullptr);
+  struct B {
+    unsigned char* p;
+    size_t n;
+    unsigned char v;
+  };
+  std::vector<B> live;
+  std::mt19937_64 rng(7);
+  auto fill = [](const B& b) { std::memset(b.p, b.v, b.n); };
+  auto intact = [](const B& b) {
+    for (size_t i = 0; i < b.n; i++)
+      if (b.p[i] != b.v) return false;
+    return true;
+  };
+  std::atomic<bool> stop{false};
+  std::vector<void*> handoff;
+  std::atomic<size_t> pending{0};  // handed over, not yet freed
+  std::mutex mu;
+  std::thread freer([&] {  // frees what the owner hands over (from the page being filled too)
+    while (!stop.load()) {
+      std::vector<void*> batch;
+      {
+        std::lock_guard<std::mutex> g(mu);
+        batch.swap(handoff);
+      }
+      for (void* p : batch) {
+        spaces_free(p);
+        pending--;
+      }
+      std::this_thread::yield();
+    }
+  });
+  for (int op = 0; op < 200000; op++) {
+    unsigned r = unsigned(rng() % 100);
+    if (r < 55 || live.empty()) {
+      size_t n = rng() % 4 == 0 ? 1 + rng() % 3000 : 1 + rng() % 200;
+      size_t align = rng() % 16 == 0 ? size_t(64) : 0;
+      void* p = align ? spaces_chunk_aligned_alloc(c, align, n, 0) : spaces_chunk_alloc(c, n, 0);
+      ASSERT_NE(p, nullptr);
+      if (align) ASSERT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
+      live.push_back(B{static_cast<unsigned char*>(p), n, static_cast<unsigned char>(rng())});
+      fill(live.back());
+    } else if (r < 80) {
+      size_t i = rng() % live.size();
+      ASSERT_TRUE(intact(live[i])) << "block " << static_cast<void*>(live[i].p) << " was overwritten";
+      if (rng() % 2) {
+        std::lock_guard<std::mutex> g(mu);
+        pending++;
+        handoff.push_back(live[i].p);
+      } else {
+        spaces_free(live[i].p);
+      }
+      live[i] = live.back();
+      live.pop_back();
+    } else if (r < 97) {
+      size_t i = rng() % live.size();
+      ASSERT_TRUE(intact(live[i]));
+      size_t n = 1 + rng() % 2000;
+      void* q = spaces_chunk_realloc(c, live[i].p, n);
+      ASSERT_NE(q, nullptr);
+      B nb{static_cast<unsigned char*>(q), n, live[i].v};
+      for (size_t k = 0; k < std::min(n, live[i].n); k++) ASSERT_EQ(nb.p[k], nb.v) << "realloc lost a byte";
+      fill(nb);
+      live[i] = nb;
+    } else if (r < 99) {
+      size_t handed = pending.load();  // (only this thread adds to it)
+      ChunkStats st(c);
+      size_t least = 0;
+      for (auto& b : live) least += b.n;
+      ASSERT_GE(st.live_bytes, least);
+      ASSERT_LE(st.live_blocks, live.size() + handed);
+    } else if (op % 7 == 0) {
+      for (auto& b : live) ASSERT_TRUE(intact(b));
+      while (pending.load() != 0) std::this_thread::yield();  // (no free may follow the reset)
+      spaces_chunk_reset(c);
+      live.clear();
+    }
+  }
+  while (pending.load() != 0) std::this_thread::yield();
+  stop = true;
+  freer.join();
+  for (auto& b : live) ASSERT_TRUE(intact(b));
+  EXPECT_EQ(errors.load(), 0);
+  spaces_set_error_handler(nullptr, nullptr);
+  spaces_chunk_destroy(c);
 }
 
 // An exclusive region's bump pages come in ascending addresses (the arena gives regions' single

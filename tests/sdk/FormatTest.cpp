@@ -128,6 +128,18 @@ TEST(Format, LiveReportOfAnEmptyRegion) {
   EXPECT_FALSE(contains(S, "largest")) << S;
 }
 
+TEST(Format, LiveReportOfAnUntrackedRegionSaysItCannotList) {
+  Region R(Region::Untracked, "bump");
+  for (int I = 0; I < 100; I++)
+    R.Allocate(40, 8);
+  LiveReport Rep(R);
+  EXPECT_FALSE(Rep.Walked);
+  EXPECT_TRUE(Rep.Rows.empty());
+  std::string S = fmt::format("{}", Rep);
+  EXPECT_TRUE(contains(S, "region 'bump' (untracked: its blocks cannot be listed)")) << S;
+  EXPECT_TRUE(contains(S, "4800 bytes")) << S;  // (the carved bytes: 100 x 48)
+}
+
 // printStats: llvm::BumpPtrAllocator::PrintStats for a region, to any FILE.
 TEST(Format, PrintStatsWritesTheReport) {
   spaces::Region R("printed");

@@ -187,6 +187,46 @@ TEST(Region, InlineAllocationsAreOrdinaryBlocks) {
   EXPECT_EQ(B.stats().live_blocks, Model.size() - 1);
 }
 
+// Region::Untracked: the same inline path without the marks. Blocks are usable and distinct,
+// Deallocate is a no-op, forEachLive refuses, reset and the ceiling work, an LLVM container runs.
+TEST(Region, UntrackedRegionsAreBumpAllocatorsWithCeilings) {
+  Region A(Region::Untracked, "untracked");
+  EXPECT_EQ(A.stats().flags, unsigned(SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED));
+  struct Node {
+    uint64_t A, B;
+    Node(uint64_t X) : A(X), B(~X) {}
+  };
+  std::vector<Node *> Nodes;
+  for (int I = 0; I < 100000; I++)
+    Nodes.push_back(A.create<Node>(uint64_t(I)));
+  for (int I = 0; I < 100000; I++)
+    ASSERT_EQ(Nodes[I]->B, ~uint64_t(I));
+  auto St = A.stats();
+  EXPECT_EQ(St.live_blocks, 0u) << "its bump blocks are not counted";
+  EXPECT_GE(St.live_bytes, 100000u * 16);
+  size_t Footprint = St.footprint;
+  for (Node *N : Nodes)
+    A.Deallocate(N, sizeof(Node));
+  EXPECT_EQ(A.stats().footprint, Footprint) << "Deallocate gives nothing back";
+  EXPECT_FALSE(A.forEachLive([](void *, size_t) {})) << "an untracked region cannot be walked";
+  {
+    llvm::StringMap<int, Region &> Map(A);
+    for (int I = 0; I < 5000; I++)
+      Map.try_emplace("key-" + std::to_string(I), I);
+    for (int I = 0; I < 5000; I += 2)
+      Map.erase("key-" + std::to_string(I));
+    EXPECT_EQ(Map.lookup("key-4999"), 4999);
+  }
+  A.reset();
+  EXPECT_EQ(A.stats().live_bytes, 0u);
+  A.setCeiling(A.stats().footprint + 2 * SPACES_PAGE_SIZE);
+  size_t N = 0;
+  while (N < 100000 && A.tryAllocate(64) != nullptr)
+    N++;
+  EXPECT_GT(N, 0u);
+  EXPECT_LT(N, 100000u) << "the ceiling stops it";
+}
+
 // A moved-from Region has a null handle, and spaces_chunk_of() is also null for every pointer
 // that is not in a chunk, so owns() answers "yes" for them. (Bug: Region::owns should return
 // false when Chunk is null.)
@@ -732,6 +772,9 @@ TEST(Region, FlagsOfOneFunctionAreRefusedByAnother) {
   static_assert((SPACES_ZERO & SPACES_CHUNK_EXCLUSIVE) == 0, "distinct flag bits");
   static_assert(((SPACES_SHARED_GROUP | SPACES_SHARED_ALL) & (SPACES_ZERO | SPACES_CHUNK_EXCLUSIVE)) == 0,
                 "distinct flag bits");
+  static_assert((SPACES_CHUNK_UNTRACKED & (SPACES_ZERO | SPACES_CHUNK_EXCLUSIVE | SPACES_SHARED_GROUP |
+                                           SPACES_SHARED_ALL)) == 0,
+                "distinct flag bits");
   errno = 0;
   EXPECT_EQ(spaces_chunk_create(SPACES_ZERO), nullptr);
   EXPECT_EQ(errno, EINVAL);
@@ -744,6 +787,9 @@ TEST(Region, FlagsOfOneFunctionAreRefusedByAnother) {
   EXPECT_EQ(errno, EINVAL);
   errno = 0;
   EXPECT_EQ(spaces_chunk_aligned_alloc(R.handle(), 64, 64, SPACES_CHUNK_EXCLUSIVE), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  errno = 0;
+  EXPECT_EQ(spaces_chunk_alloc(R.handle(), 64, SPACES_CHUNK_UNTRACKED), nullptr);
   EXPECT_EQ(errno, EINVAL);
   char *Z = static_cast<char *>(spaces_chunk_alloc(R.handle(), 64, SPACES_ZERO));
   ASSERT_NE(Z, nullptr);

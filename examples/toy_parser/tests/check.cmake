@@ -7,7 +7,7 @@
 # CHECK=checksums -DNODES=N -DWORK=dir: both binaries, every mode, and a --file run of the
 #                 emitted source give one checksum and exactly N nodes
 cmake_minimum_required(VERSION 3.20)
-set(MODES region pool malloc bump)
+set(MODES region untracked pool malloc bump)
 
 function(run_toy out_var status_var)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)

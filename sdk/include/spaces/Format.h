@@ -51,7 +51,7 @@ public:
 
   explicit LiveReport(Region &R, size_t Largest = 5) : Name(R.name()), Stats(R.stats()) {
     std::map<size_t, SizeRow> BySize;
-    R.forEachLive([&](void *P, size_t Size) {
+    Walked = R.forEachLive([&](void *P, size_t Size) {
       SizeRow &Row = BySize[Size];
       Row.BlockSize = Size;
       Row.Count++;
@@ -71,6 +71,7 @@ public:
   std::vector<SizeRow> Rows;  ///< ascending block size
   std::vector<Block> Top;     ///< largest first
   size_t TotalCount = 0, TotalBytes = 0;
+  bool Walked = false;  ///< false: an Untracked region, whose blocks cannot be listed
 
 private:
   void trimTop(size_t N) {
@@ -108,6 +109,9 @@ template <> struct fmt::formatter<spaces::ProcessStats> {
 template <> struct fmt::formatter<spaces::LiveReport> {
   constexpr auto parse(format_parse_context &Ctx) { return Ctx.begin(); }
   template <typename FormatContext> auto format(const spaces::LiveReport &R, FormatContext &Ctx) const {
+    if (!R.Walked)  // (the statistics still hold: bytes carved, footprint, ceiling)
+      return fmt::format_to(Ctx.out(), "region '{}' (untracked: its blocks cannot be listed): {}\n", R.Name,
+                            R.Stats);
     auto Out = fmt::format_to(Ctx.out(), "region '{}': {} live blocks, {} bytes; {}\n", R.Name, R.TotalCount,
                               R.TotalBytes, R.Stats);
     Out = fmt::format_to(Out, "  {:>10} {:>10} {:>12}\n", "block size", "count", "bytes");

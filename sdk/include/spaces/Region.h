@@ -97,6 +97,10 @@ public:
   enum Mode : unsigned {
     Exclusive = SPACES_CHUNK_EXCLUSIVE, ///< one allocating thread, no synchronisation
     Concurrent = 0,                     ///< any thread may allocate concurrently
+    /// Exclusive, and its small blocks are not recorded one by one (SPACES_CHUNK_UNTRACKED):
+    /// bump-pointer speed, at the cost of forEachLive (returns false), Deallocate of those
+    /// blocks (a no-op: memory comes back at reset or destruction) and usable sizes.
+    Untracked = SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED,
     /// The 0.1 name of Concurrent ("shared" elsewhere means shared across processes).
     Shared [[deprecated("use Region::Concurrent")]] = 0,
   };

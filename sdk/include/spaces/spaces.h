@@ -72,6 +72,16 @@ SPACES_API int spaces_owns(const void *p) SPACES_NOEXCEPT;
 typedef struct spaces_chunk *SpacesChunk;
 
 #define SPACES_CHUNK_EXCLUSIVE 1u  /* one thread allocates: no synchronisation on its alloc path */
+/* With SPACES_CHUNK_EXCLUSIVE only: the blocks carved from the chunk's bump pages (the window's
+ * blocks, below) are not recorded one by one, for bump-allocator speed. What that gives up, for
+ * those blocks only (size-class, run and page blocks of the chunk are tracked as always):
+ * spaces_chunk_walk returns -1 + ENOTSUP (it cannot visit them); spaces_free of one is accepted
+ * and does nothing (the memory comes back at reset or destroy; a second free is not detected,
+ * a pointer outside the carved part of a page is still reported); spaces_usable_size returns 0;
+ * realloc copies up to the new size from the old block and what follows it in its page; the
+ * chunk's stats count their bytes (up to each page's top) but not them in live_blocks. Ceilings,
+ * footprint, reset and destroy are exact. docs/regions.md: "Untracked regions". */
+#define SPACES_CHUNK_UNTRACKED 2u
 #define SPACES_ZERO 0x10u          /* spaces_chunk_alloc flag: zero the block. Every flag has its
                                       own bit across all functions: one passed to the wrong
                                       function is EINVAL, never another behaviour (0.1: 1u) */
@@ -94,7 +104,8 @@ SPACES_API void *spaces_chunk_aligned_alloc(SpacesChunk c, size_t alignment, siz
  * page must be opened (larger ones then go to size classes or runs); the free room is
  * [cur, end), and each block's first 16-byte granule is
  * marked by storing 1 in the byte at address marks + (cur >> 4) (a map the chunk keeps for the
- * page it is filling), which is how walk, free and usable_size find it. spaces_chunk_window(c)
+ * page it is filling; marks is 0 in an UNTRACKED chunk, whose blocks are not marked), which is
+ * how walk, free and usable_size find it. spaces_chunk_window(c)
  * returns c's window, whose address is fixed for c's lifetime; a NULL, destroyed, shared-memory
  * or non-EXCLUSIVE chunk, or a library built to track blocks for ASan or valgrind, gets a window
  * that never has room. The thread allocating in c may take a block with
@@ -106,7 +117,7 @@ SPACES_API void *spaces_chunk_aligned_alloc(SpacesChunk c, size_t alignment, siz
 struct spaces_window {
   size_t cur;   /* next block's address (16-aligned) */
   size_t end;   /* end of the room */
-  size_t marks; /* the byte at marks + (address >> 4) marks a block starting at address */
+  size_t marks; /* the byte at marks + (address >> 4) marks a block starting at address; 0: none */
 };
 SPACES_API struct spaces_window *spaces_chunk_window(SpacesChunk c) SPACES_NOEXCEPT;
 #if defined(__GNUC__)
@@ -118,8 +129,9 @@ static inline void *spaces_window_alloc(struct spaces_window *w, size_t size) {
   if (cur == 0) __builtin_unreachable(); /* (a window with room has a cursor: the caller's null
                                             test folds away) */
   /* A byte store, not a bit: no read-modify-write chain from one block to the next. Only this
-   * thread writes marks; others read them after loading cur (acquire). */
-  __atomic_store_n((unsigned char *)(w->marks + (cur >> 4)), (unsigned char)1, __ATOMIC_RELAXED);
+   * thread writes marks; others read them after loading cur (acquire). (The test costs nothing
+   * measurable; the store is what an untracked chunk saves, about 15 % of a warm loop.) */
+  if (w->marks) __atomic_store_n((unsigned char *)(w->marks + (cur >> 4)), (unsigned char)1, __ATOMIC_RELAXED);
   __atomic_store_n(&w->cur, cur + need, __ATOMIC_RELEASE);
   return (void *)cur;
 }
