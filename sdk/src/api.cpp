@@ -596,6 +596,8 @@ SPACES_API void spaces_stats_print_json(int fd) noexcept {
     else o.raw("null");
     o.key("exclusive");
     o.raw(r.flags & SPACES_CHUNK_EXCLUSIVE ? "true" : "false");
+    o.key("untracked");
+    o.raw(r.flags & SPACES_CHUNK_UNTRACKED ? "true" : "false");
     o.num("footprint_bytes", r.footprint);
     o.num("peak_footprint_bytes", r.peak);
     o.num("ceiling_bytes", r.ceiling);

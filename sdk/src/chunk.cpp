@@ -452,13 +452,16 @@ static void* bump_alloc(Chunk* c, size_t size, bool zero) {
 // The size of p if it is a live block of bump slab s; else 0, the error reported. (An untracked
 // chunk's block: the bytes from p to the slab's top, the most it can be; only a pointer outside
 // the carved part is known to be no block.)
-size_t bump_check(Slab* s, const void* p, const char* what) {
+// *untracked_out (if given): whether s is an untracked chunk's, read once (a stale free may race
+// with the slab's release, after which s->chunk is NULL).
+size_t bump_check(Slab* s, const void* p, const char* what, bool* untracked_out) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t g = (a - base) >> 4;
   size_t size = 0;
   const Chunk* c = __atomic_load_n(&s->chunk, __ATOMIC_RELAXED);
   bool untracked = c != nullptr && chunk_untracked(c);
+  if (untracked_out) *untracked_out = untracked;
   if ((a & 15) == 0 && g >= kBumpFirstG)
     size = bump_read(s, [g, untracked](const StartsView& v) -> size_t {
       if (untracked) return g < v.top ? (v.top - g) << 4 : 0;
@@ -477,14 +480,16 @@ size_t bump_check(Slab* s, const void* p, const char* what) {
 }
 
 size_t bump_usable(Slab* s, const void* p) {
-  size_t size = bump_check(s, p, "usable_size of a pointer that is not a live block");
-  return chunk_untracked(s->chunk) ? 0 : size;  // (untracked: not known)
+  bool untracked;
+  size_t size = bump_check(s, p, "usable_size of a pointer that is not a live block", &untracked);
+  return untracked ? 0 : size;  // (untracked: not known)
 }
 
 // free() of a bump block, from any thread. (An untracked chunk's: checked, then nothing.)
 void bump_free(Slab* s, void* p) {
-  size_t size = bump_check(s, p, "invalid free (pointer inside a region block)");
-  if (size == 0 || chunk_untracked(s->chunk)) return;
+  bool untracked;
+  size_t size = bump_check(s, p, "invalid free (pointer inside a region block)", &untracked);
+  if (size == 0 || untracked) return;
   uintptr_t g = (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) >> 4;
   uint64_t bit = uint64_t(1) << (g & 63);
   if (__atomic_fetch_or(&bump_bits(s, kBumpFreed)[g >> 6], bit, __ATOMIC_ACQ_REL) & bit) {
@@ -864,26 +869,43 @@ void* chunk_realloc_block(Chunk* c, void* p, size_t size) {
 
 void* ChunkRegion::alloc(Chunk* c, size_t align, size_t size, bool zero) { return chunk_alloc(c, align, size, zero, true); }
 
+#if defined(__SANITIZE_ADDRESS__)
+// (ASan builds) An untracked block's bytes up to its slab's top, its size not being known: what
+// follows it may be the poisoned slack of the next blocks, which must stay poisoned (copy_block
+// would unpoison it); those bytes are copied as zeros.
+__attribute__((noinline, no_sanitize_address)) static void copy_untracked(void* dst, const void* src, size_t n) {
+  unsigned char* d = static_cast<unsigned char*>(dst);
+  const unsigned char* s = static_cast<const unsigned char*>(src);
+  for (size_t i = 0; i < n; i++) d[i] = __asan_address_is_poisoned(s + i) ? 0 : s[i];
+}
+#else
+SPACES_INLINE void copy_untracked(void* dst, const void* src, size_t n) { copy_block(dst, src, n); }
+#endif
+
 // p: a live block of c (region.cpp checked), size: 1..kMaxRequest.
 void* ChunkRegion::realloc(Chunk* c, void* p, size_t size) {
-  Slab* bs = slab_of(p);
-  size_t usable = bs->kind == kSlabBump && chunk_untracked(c)
-                      ? bump_check(bs, p, "realloc of a pointer that is not a live block")  // (to the top)
-                      : spaces_usable_size(p);
+  Slab* s = slab_of(p);
+  bool untracked_bump = s->kind == kSlabBump && chunk_untracked(c);
+  size_t usable = untracked_bump ? bump_check(s, p, "realloc of a pointer that is not a live block")  // (to the top)
+                                 : spaces_usable_size(p);
   if (usable == 0) {  // (reported: not a block start)
     errno = EINVAL;
     return nullptr;
   }
-  Slab* s = slab_of(p);
   bool in_place = !kMemcheckExactSizes && (s->kind == kSlabSmall || s->kind == kSlabLargeRun) &&
                   realloc_in_place(size, usable, s->kind == kSlabLargeRun);
   if (in_place) {
     SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, size));  // in place: the new size is the block's
     return p;
   }
-  void* n = chunk_alloc(c, 0, size, false, true);
+  // In an untracked chunk a tracked block stays tracked (one malloc'ed through a capture, or a
+  // run): only a bump block may move to the bump slabs, where its free would do nothing.
+  void* n = chunk_alloc(c, 0, size, false, !chunk_untracked(c) || untracked_bump);
   if (n == nullptr) return nullptr;
-  copy_block(n, p, size < usable ? size : usable);
+  if (untracked_bump)
+    copy_untracked(n, p, size < usable ? size : usable);
+  else
+    copy_block(n, p, size < usable ? size : usable);
   spaces_free(p);
   return n;
 }

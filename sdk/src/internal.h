@@ -626,7 +626,7 @@ size_t chunk_window_carved(const Chunk* c, const Slab* s);  // bytes carved from
                                                             // slab s (0 if s is not it): census
 extern int g_marks_isa;  // how bump slabs' start marks are packed: 0 not known yet, 1 SSE2, 2 AVX2
 size_t bump_usable(Slab* s, const void* p);
-size_t bump_check(Slab* s, const void* p, const char* what);  // the block's size, 0 if not live
+size_t bump_check(Slab* s, const void* p, const char* what, bool* untracked_out = nullptr);  // the block's size (untracked: up to the top), 0 if not live
 // Shared regions (shared.cpp): pointers and handles of regions this process has attached.
 bool shared_owns(const void* p);
 // (By handle, a shared region is reached through its region operations, SharedRegion: region.cpp.)

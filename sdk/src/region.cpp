@@ -98,8 +98,10 @@ SPACES_API void* spaces_chunk_alloc(SpacesChunk handle, size_t size, unsigned fl
   // Fast path: a live exclusive Chunk, room in its window. No lock, no atomic read-modify-write:
   // one bounds test, a start mark, the bump (the SDK inlines the same spaces_window_alloc).
   // (magic and flags compared as one word, which the region prefix makes safe for a handle of
-  // any kind: a shared region's or a destroyed chunk's never matches; size 0 takes the slow path)
-  if (SPACES_LIKELY(handle != nullptr && region_key(handle) == kExclusiveKey && flags == 0)) {
+  // any kind: a shared region's or a destroyed chunk's never matches; size 0 takes the slow path;
+  // an untracked chunk's window is the same, without marks)
+  if (SPACES_LIKELY(handle != nullptr &&
+                    (region_key(handle) & ~(uint64_t(SPACES_CHUNK_UNTRACKED) << 32)) == kExclusiveKey && flags == 0)) {
     Chunk* c = reinterpret_cast<Chunk*>(handle);
     if (void* p = spaces_window_alloc(&c->win, size)) {
       track_alloc(c, p, size, false);

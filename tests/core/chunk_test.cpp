@@ -509,6 +509,21 @@ TEST(Chunk, UntrackedChunksKeepTheirContract) {
   char* r2 = static_cast<char*>(spaces_chunk_realloc(c, blocks[6].first, 3));
   ASSERT_NE(r2, nullptr);
   EXPECT_EQ(static_cast<unsigned char>(r2[2]), 6u);
+  // a tracked block stays tracked through realloc: the run shrunk, and malloc under a capture
+  void* small = spaces_chunk_realloc(c, big, 100);
+  ASSERT_NE(small, nullptr);
+  EXPECT_GE(spaces_usable_size(small), 100u) << "the run's realloc left the size classes' tracking";
+  SpacesChunk prev = spaces_thread_set_chunk(c);
+  void* m = spaces_malloc(100);
+  void* m2 = spaces_realloc(m, 500);
+  spaces_thread_set_chunk(prev);
+  ASSERT_NE(m2, nullptr);
+  EXPECT_EQ(spaces_chunk_of(m2), c);
+  EXPECT_GE(spaces_usable_size(m2), 500u) << "a captured malloc block became untracked";
+  size_t before = ChunkStats(c).live_blocks;
+  spaces_free(m2);
+  spaces_free(small);
+  EXPECT_EQ(ChunkStats(c).live_blocks, before - 2) << "their frees free";
   // a ceiling is exact: allocation stops at it
   ASSERT_EQ(spaces_chunk_set_ceiling(c, ChunkStats(c).footprint + 4 * SPACES_PAGE_SIZE), 0);
   size_t n = 0;
@@ -553,7 +568,17 @@ TEST(Chunk, UntrackedChunksUnderRandomUse) {
   std::vector<void*> handoff;
   std::atomic<size_t> pending{0};  // handed over, not yet freed
   std::mutex mu;
-  std::thread freer([&] {  // frees what the owner hands over (from the page being filled too)
+  struct Joiner {  // (an ASSERT that returns early must not leave the thread joinable)
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  };
+  std::thread freer;
+  Joiner joiner{stop, freer};
+  freer = std::thread([&] {  // frees what the owner hands over (from the page being filled too)
     while (!stop.load()) {
       std::vector<void*> batch;
       {

@@ -46,6 +46,7 @@ def check_schema(d):
     for reg in d.get("regions", []):
         check(reg.get("name") is None or isinstance(reg.get("name"), str), "regions[].name")
         check(isinstance(reg.get("exclusive"), bool), "regions[].exclusive")
+        check(isinstance(reg.get("untracked"), bool), "regions[].untracked")
         for k in ["footprint_bytes", "peak_footprint_bytes", "ceiling_bytes", "ceiling_hits"]:
             check(isinstance(reg.get(k), int), "regions[].%s" % k)
     check(d.get("regions_omitted") == 0, "regions_omitted")

@@ -161,7 +161,7 @@ public:
   /// Like Allocate() but returns nullptr (errno = ENOMEM) at the ceiling.
   /// An Exclusive region's small blocks are carved inline from its allocation window (spaces.h),
   /// as a bump allocator does: a bounds test, one byte in the region's start-mark map (what walk
-  /// and free read), the bump. The library refills the window.
+  /// and free read; none in an Untracked region), the bump. The library refills the window.
   void *tryAllocate(size_t Size, size_t Alignment = alignof(std::max_align_t)) noexcept {
     assert(Alignment != 0 && (Alignment & (Alignment - 1)) == 0 && "alignment must be a power of two");
     assert(Chunk && "use of a moved-from Region");
@@ -175,6 +175,7 @@ public:
   /// (one pointer instead of two): see spaces_window_alloc in spaces.h.
   spaces_window *window() const noexcept { return Window; }
   /// LLVM allocator concept: frees one block now (any thread). Size and alignment are unused.
+  /// (An Untracked region's bump block: nothing happens; its memory comes back at reset.)
   void Deallocate(const void *Ptr, size_t /*Size*/ = 0, size_t /*Alignment*/ = 0) noexcept {
     spaces_free(const_cast<void *>(Ptr));
   }
@@ -223,7 +224,8 @@ public:
 
   /// Calls \p Fn(void *Block, size_t UsableSize) for every live block; \p Fn returns void, or
   /// bool (false stops the walk). \p Fn may free the block it is given (hence not const). No
-  /// thread may allocate in the region meanwhile. Returns false if \p Fn stopped the walk.
+  /// thread may allocate in the region meanwhile. Returns false if \p Fn stopped the walk, or
+  /// at once for an Untracked region (it cannot be walked).
   template <typename FnT> bool forEachLive(FnT &&Fn) {
     if (!Chunk)
       return true;  // (a moved-from region has no blocks)
