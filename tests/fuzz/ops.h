@@ -26,6 +26,10 @@
 //     live_bytes >= sum of usable sizes, equal when no block sits at an offset in its slot;
 //     footprint == slabs * 64 KiB + the documented cost of each large block); ceiling_hits counts
 //     exactly the refused calls; reset and destroy leave what docs/regions.md says;
+//   - untracked regions (one exclusive region in four, chunk_flags): their bump blocks report
+//     usable_size 0 and are left out of live_blocks, a free of one keeps its bytes in live_bytes
+//     and its memory out of every later block until reset (the "ghosts"), walk is refused with
+//     ENOTSUP, and realloc keeps a tracked block tracked;
 //   - ceilings (derived from sdk/src/chunk.cpp, large.cpp, heap.cpp and docs/regions.md):
 //       * the footprint grows only by a reservation that keeps it at or below the ceiling, so
 //         after any call footprint <= max(ceiling, footprint before the call); a ceiling lowered
@@ -114,14 +118,16 @@ inline thread_local int t_errors_seen = 0;   // ... and how many it made
 enum Event {
   kEvCeilingNull, kEvCeilingSuccess, kEvPressureCall, kEvWalkEntries, kEvCrossLaneFree, kEvInPlaceRealloc,
   kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kEvShmCreated, kEvShmNull,
-  kEvShmGrowth, kEvShmSlabReleased, kEvShmErrorChecks, kEvBumpBeyondMax, kNumEvents
+  kEvShmGrowth, kEvShmSlabReleased, kEvShmErrorChecks, kEvBumpBeyondMax, kEvUntrackedRegion,
+  kEvUntrackedBlock, kNumEvents
 };
 inline const char* const kEventNames[kNumEvents] = {
     "region NULL at the ceiling", "region alloc under a ceiling", "pressure handler calls", "walk entries matched",
     "frees by another lane", "realloc in place", "realloc moved", "large blocks", "direct mappings",
     "blocks handed to another thread", "exact region stats checks", "shared-memory regions created",
     "shm NULL (capacity/ceiling/no run)", "shm allocations taking granules", "shm slabs released on free",
-    "shm create/open/unlink error checks", "blocks over 1 KiB carved from a region page's room"};
+    "shm create/open/unlink error checks", "blocks over 1 KiB carved from a region page's room",
+    "untracked regions created", "untracked bump blocks"};
 inline std::atomic<uint64_t> g_events[kNumEvents];
 inline std::atomic<uint64_t> g_op_counts[64];
 inline void count(Event e, uint64_t n = 1) { g_events[e].fetch_add(n, std::memory_order_relaxed); }
@@ -531,6 +537,12 @@ struct ChunkSlot {
   // Model blocks of the slot (kept by add_block / drop_block): count, large ones, usable bytes,
   // footprint of the large ones.
   size_t m_blocks = 0, m_large = 0, m_usable = 0, m_cost = 0;
+  // An UNTRACKED region (spaces.h): its bump blocks' frees do nothing until reset, so their bytes
+  // stay in live_bytes (ghost_bytes) and their memory must not be handed out again (ghosts:
+  // start -> end, checked against every new block of the slot).
+  bool untracked = false;
+  size_t ghost_bytes = 0;
+  std::map<uintptr_t, uintptr_t> ghosts;
 
   // A region in shared memory (spaces_chunk_create_shared), its name unlinked right after
   // creation; released with spaces_chunk_close_shared. Unless `shared` (fuzz_mt, every thread at
@@ -592,6 +604,9 @@ inline bool shm_create_slot(ChunkSlot& s, size_t capacity, bool long_name) {
   s.flags = 0;
   s.live = true;
   s.shm = true;
+  s.untracked = false;
+  s.ghost_bytes = 0;
+  s.ghosts.clear();
   s.total = (capacity + kSlab - 1) & ~(kSlab - 1);
   if (!shm_find_mapping(s.name, s.total, &s.base)) {
     fail("shared-memory region \"%.40s\" of %zu bytes: no mapping of /dev/shm/spaces.<name> of that size", s.name, s.total);
@@ -661,6 +676,7 @@ struct Block {
   bool exact_slot;        // usable_size == the slot size (no offset inside the slot)
   bool realloc_off_class;  // realloc kept the block although its class is not the new size's
   bool busy;              // a realloc of it is under way (the pressure handler must not free it)
+  bool untracked;         // a bump block of an untracked region: usable_size 0, free a no-op
   bool live;
   uint32_t pos;           // index in Model::owned[owner]
 };
@@ -920,6 +936,11 @@ class Model {
     if (b.owner && !slot_[b.owner - 1]->shared) {
       ChunkSlot& cs = *slot_[b.owner - 1];
       cs.m_blocks--, cs.m_usable -= b.usable, cs.m_cost -= b.cost, cs.m_large -= b.cost != 0;
+      if (b.untracked) {  // (its memory stays the region's until reset)
+        cs.ghost_bytes += b.usable;
+        uintptr_t a = reinterpret_cast<uintptr_t>(b.p);
+        cs.ghosts[a] = a + b.usable;
+      }
     }
     b.live = false;
     free_recs_.push_back(id);
@@ -972,9 +993,36 @@ class Model {
 
   // Checks a fresh block and adds it to the model. req/align are what was asked for; owner 0 for
   // the thread heaps, 1 + k for region slot k.
+  // Does [p, p + n) overlap a freed bump block of untracked region s (memory not yet reusable)?
+  static bool ghost_overlap(const ChunkSlot& s, const void* p, size_t n) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    auto it = s.ghosts.upper_bound(a);
+    if (it != s.ghosts.end() && it->first < a + n) return true;
+    return it != s.ghosts.begin() && std::prev(it)->second > a;
+  }
   bool register_new(void* vp, size_t req, size_t align, uint8_t kind, int owner, bool zero) {
     uint8_t* p = static_cast<uint8_t*>(vp);
     size_t u = spaces_usable_size(p);
+    // An untracked region's bump block: usable_size 0 (not known); the model knows it is the
+    // request rounded up to 16 (the checks below), and that it must not overlap a freed one.
+    bool untracked = false;
+    if (owner && slot_[owner - 1]->untracked && !capturing_ && align <= 16 && req <= kBumpRoomMax) {
+      ChunkSlot& os = *slot_[owner - 1];
+      untracked = u == 0;
+      if (!untracked && req <= kBumpMax) {
+        fail("block %p (request %zu) of an untracked region has usable_size %zu, expected 0 (not known) [kind %d align %zu]", vp, req, u, int(kind), align);
+        return false;
+      }
+      if (untracked) {
+        u = std::max<size_t>(16, (req + 15) & ~size_t(15));
+        if (ghost_overlap(os, p, u)) {
+          fail("block %p (%zu bytes) of an untracked region overlaps a freed block, whose memory is the region's until "
+               "reset", vp, u);
+          return false;
+        }
+        count(kEvUntrackedBlock);
+      }
+    }
     if (u < req) {
       fail("usable_size(%p) = %zu < request %zu (align %zu)", vp, u, req, align);
       return false;
@@ -1073,6 +1121,7 @@ class Model {
     b.kind = kind;
     b.lane = uint8_t(mt_ ? self : lane_);
     b.exact_slot = exact;
+    b.untracked = untracked;
     fill_block(b);
     add_block(b);
     return !g_failed;
@@ -1311,8 +1360,14 @@ class Model {
       return;
     }
     // (a moved block: the new one was allocated while the old one was live, then the old freed)
-    if (register_new(q, n, 0, owner ? kKindChunk : kKindRealloc, owner, false) && shm)
-      shm_note_free(owner - 1, old.p);
+    // An untracked region keeps a tracked block tracked: the new one comes from its size classes
+    // or runs, as malloc through a capture does.
+    bool keep_tracked = owner && slot_[owner - 1]->untracked && !old.untracked;
+    bool was_capturing = capturing_;
+    capturing_ = capturing_ || keep_tracked;
+    bool ok = register_new(q, n, 0, owner ? kKindChunk : kKindRealloc, owner, false);
+    capturing_ = was_capturing;
+    if (ok && shm) shm_note_free(owner - 1, old.p);
   }
   void op_realloc(const Rec& r) {
     if (owned_[0].empty() || (r.sel & 4)) {  // realloc(NULL, n) is malloc(n)
@@ -1364,7 +1419,8 @@ class Model {
     if (owned_[owner].empty()) return;
     const Block& b = recs_[owned_[owner][pick(r.val, owned_[owner].size())]];
     size_t u = spaces_usable_size(b.p);
-    if (u != b.usable) return fail("usable_size(%p) = %zu, was %zu", static_cast<void*>(b.p), u, b.usable);
+    if (u != (b.untracked ? 0 : b.usable))
+      return fail("usable_size(%p) = %zu, expected %zu", static_cast<void*>(b.p), u, b.untracked ? 0 : b.usable);
     SpacesChunk want = b.owner ? slot_[b.owner - 1]->h : nullptr;
     if (spaces_chunk_of(b.p) != want) return fail("spaces_chunk_of(%p) changed", static_cast<void*>(b.p));
     verify_block(b, "usable_size");
@@ -1380,14 +1436,20 @@ class Model {
     }
     return true;
   }
+  // EXCLUSIVE by bit 2 of sel; one exclusive region in four also UNTRACKED.
+  static unsigned chunk_flags(uint8_t sel, uint32_t val) {
+    if (!((sel >> 2) & 1)) return 0;
+    return ((sel ^ (val >> 8)) & 0xC0) == 0xC0 ? SPACES_CHUNK_EXCLUSIVE | SPACES_CHUNK_UNTRACKED
+                                               : SPACES_CHUNK_EXCLUSIVE;
+  }
   // A region for slot k if it has none: a shared-memory one when sel has bits 2 and 3 (its
-  // capacity from val), else EXCLUSIVE by bit 2.
+  // capacity from val), else chunk_flags.
   bool ensure_chunk(int k, uint8_t sel, uint32_t val) {
     ChunkSlot& s = *slot_[k];
     if (s.live) return true;
     if (s.shared) return false;
     if ((sel & 12) == 12) create_shm(k, val, false);
-    else create_chunk(k, (sel >> 2) & 1 ? SPACES_CHUNK_EXCLUSIVE : 0);
+    else create_chunk(k, chunk_flags(sel, val));
     return s.live;
   }
   // A shared-memory region in slot k: capacity 256 KiB (3 granules for blocks), a random number
@@ -1479,6 +1541,10 @@ class Model {
     s.h = h;
     s.flags = flags;
     s.live = true;
+    s.untracked = (flags & SPACES_CHUNK_UNTRACKED) != 0;
+    s.ghost_bytes = 0;
+    s.ghosts.clear();
+    if (s.untracked) count(kEvUntrackedRegion);
     s.ceiling = 0;
     s.fp_hi = 0;
     s.reset_expectations();
@@ -1496,6 +1562,8 @@ class Model {
       if (!verify_block(recs_[id], "before reset/destroy")) return;
       drop_block(id);
     }
+    slot_[k]->ghost_bytes = 0;  // (reset and destroy take everything back)
+    slot_[k]->ghosts.clear();
   }
   // try_destroy (shared memory): spaces_chunk_destroy first, which must report exactly one
   // invalid free and leave the region as it was (reset, close or unlink it instead).
@@ -1566,11 +1634,11 @@ class Model {
     }
     ChunkStats st;
     if (!stats_of(s, st)) return;
-    size_t n = 0, nlarge = 0, cost = 0, usable = 0;
+    size_t n = 0, nlarge = 0, cost = 0, usable = s.ghost_bytes;  // (untracked: freed bump blocks too)
     bool exact = true;
     for (uint32_t id : owned_[1 + k]) {
       const Block& b = recs_[id];
-      n++;
+      n += !b.untracked;  // (not counted in live_blocks)
       usable += b.usable;
       if (b.cost) nlarge++, cost += b.cost;
       exact &= b.exact_slot;
@@ -1759,7 +1827,7 @@ class Model {
     int k = private_slot(r.sel);
     if (slot_[k]->live) return;
     if (r.sel & 8) create_shm(k, r.val, (r.sel & 0x30) == 0);  // shared memory (1 in 4: with error checks)
-    else create_chunk(k, (r.sel >> 2) & 1 ? SPACES_CHUNK_EXCLUSIVE : 0);
+    else create_chunk(k, chunk_flags(r.sel, r.val));
   }
   void op_chunk_alloc(const Rec& r) {
     int k = r.sel & 3;
@@ -1903,6 +1971,12 @@ class Model {
     ChunkSlot& s = *slot_[k];
     if (!s.live) return;
     unsigned mode = (r.sel >> 2) & 3;
+    if (s.untracked) {  // cannot be walked: refused before any callback
+      errno = 0;
+      int rc = spaces_chunk_walk(s.h, walk_collect, nullptr);
+      if (rc != -1 || errno != ENOTSUP) fail("walk of an untracked region returned %d (errno %d), expected -1 + ENOTSUP", rc, errno);
+      return;
+    }
     WalkFree w{this, k, {}, {}, 2, 0};
     std::vector<const Block*> blocks;
     for (uint32_t id : owned_[1 + k]) {
@@ -1980,8 +2054,10 @@ class Model {
       if (spaces_chunk_stats(s.h, st) != 0 || st->size != want) return fail("short spaces_chunk_stats failed");
       for (size_t i = want; i < sizeof buf; i++)
         if (buf[i] != 0xA5) return fail("spaces_chunk_stats wrote byte %zu past the caller's size %zu", i, want);
-      if (!s.shared && st->live_blocks != owned_[1 + k].size())
-        fail("short stats: live_blocks %zu, model %zu", st->live_blocks, owned_[1 + k].size());
+      size_t tracked = 0;
+      for (uint32_t id : owned_[1 + k]) tracked += !recs_[id].untracked;
+      if (!s.shared && st->live_blocks != tracked)
+        fail("short stats: live_blocks %zu, model %zu", st->live_blocks, tracked);
       return;
     }
     if (s.shared) {
@@ -2105,8 +2181,14 @@ class Model {
         uint64_t want = it.n >= 8 ? it.sig : it.sig & ((uint64_t(1) << (8 * it.n)) - 1);
         if (a != want || (it.n >= 16 && b != ~it.sig))
           return fail("burst: block %p of %zu bytes lost its signature", static_cast<void*>(it.p), it.n);
+        bool untracked = !heap && slot_[k]->untracked && spaces_usable_size(it.p) == 0;
         spaces_free(it.p);
         if (shm) shm_note_free(k, it.p);
+        if (untracked) {  // (a no-op: its bytes stay the region's until reset)
+          size_t u = std::max<size_t>(16, (it.n + 15) & ~size_t(15));
+          slot_[k]->ghost_bytes += u;
+          slot_[k]->ghosts[reinterpret_cast<uintptr_t>(it.p)] = reinterpret_cast<uintptr_t>(it.p) + u;
+        }
         it.p = nullptr;
       }
       if (i >= n) continue;
@@ -2118,6 +2200,9 @@ class Model {
         continue;  // (chunk_call checked the refusal)
       }
       if (shm && !shm_note_alloc(k, p, shm_path(sz, 0))) return;
+      if (!heap && slot_[k]->untracked && spaces_usable_size(p) == 0 &&
+          ghost_overlap(*slot_[k], p, std::max<size_t>(16, (sz + 15) & ~size_t(15))))
+        return fail("burst: block %p of an untracked region overlaps a freed block", p);
       it.p = static_cast<uint8_t*>(p);
       it.n = sz;
       it.sig = mix64(x);
