@@ -195,7 +195,10 @@ bool sh_slab_ok(const ShAttach* at, const ShSlab* s, int cls) {
   if (at->h->table[sh_granule_of(at, s)] != kGSmall || s->magic != kShSlabMagic || s->cls >= kNumSmallClasses ||
       (cls >= 0 && s->cls != unsigned(cls)))
     return false;
-  return s->block_size == class_size(s->cls) && s->capacity == (kShGranule - kShFirst) / s->block_size &&
+  // (the capacity by the class's magic multiplier, exact for these sizes: no divide on the free
+  // path, which checks every slab it frees into)
+  return s->block_size == class_size(s->cls) &&
+         s->capacity == uint32_t((uint64_t(kShGranule - kShFirst) * g_classes.magic[s->cls]) >> 32) &&
          s->carved <= s->capacity && s->used <= s->carved;
 }
 
@@ -504,6 +507,17 @@ ShSlab* sh_new_slab(const ShAttach* at, unsigned cls) {
 
 unsigned sh_class(size_t size) { return class_of(size < 16 ? 16 : size); }
 
+// The index of the block that starts n bytes past the first block of a slab of small class cls,
+// or a value at or above every capacity when no block starts there: no divide (internal.h,
+// slab_exact_index). cls must be the slab's class as sh_slab_ok checked it, so the inverse comes
+// from this process's own table, never from the shared memory.
+SPACES_INLINE uint32_t sh_exact_index(unsigned cls, uintptr_t n) {
+  if (n >= kShGranule || cls >= kNumSmallClasses) return UINT32_MAX;  // (cls re-read: a hostile writer)
+  uint32_t x = uint32_t(n) * g_classes.inv[cls];
+  unsigned k = g_classes.shift[cls];
+  return (x >> k) | (x << ((32 - k) & 31));
+}
+
 void* sh_alloc_small(const ShAttach* at, unsigned cls) {
   ShHeader* h = at->h;
   for (int attempt = 0;; attempt++) {
@@ -514,9 +528,8 @@ void* sh_alloc_small(const ShAttach* at, unsigned cls) {
     uint32_t i = 0;
     if (ok && b) {  // the link must be a free block of this slab: in range, not allocated
       uintptr_t a = reinterpret_cast<uintptr_t>(b);
-      i = uint32_t((a - first) / s->block_size);
-      ok = a >= first && (a - first) % s->block_size == 0 && (a - first) / s->block_size < s->carved &&
-           !(s->bits[i >> 6] >> (i & 63) & 1);
+      i = a >= first ? sh_exact_index(cls, a - first) : UINT32_MAX;
+      ok = i < s->carved && !(s->bits[i >> 6] >> (i & 63) & 1);
     }
     if (!ok) {
       if (attempt > 0) return nullptr;  // (repaired and still unusable: refuse, do not follow)
@@ -594,8 +607,8 @@ bool sh_find(const ShAttach* at, const void* p, ShBlock* out, const char* what) 
   ShSlab* s = sh_slab(at, g);
   if (k == kGSmall && sh_slab_ok(at, s, -1)) {
     uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
-    if (a >= first && (a - first) % s->block_size == 0 && (a - first) / s->block_size < s->carved) {
-      uint32_t i = uint32_t((a - first) / s->block_size);
+    uint32_t i = a >= first ? sh_exact_index(s->cls, a - first) : UINT32_MAX;  // (no divide)
+    if (i < s->carved) {
       if (s->bits[i >> 6] >> (i & 63) & 1) {
         *out = ShBlock{s, i, false, s->block_size};
         return true;
