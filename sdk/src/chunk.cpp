@@ -135,9 +135,11 @@ SPACES_INLINE bool chunk_untracked(const Chunk* c) { return (c->flags & SPACES_C
 SPACES_INLINE void bump_set(Chunk* c, Slab* s) {
   c->bump = s;
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  bool none = s == &g_no_bump || chunk_untracked(c);
-  c->win.marks = none ? 0 : reinterpret_cast<uintptr_t>(c->marks) - (base >> 4);
-  none = s == &g_no_bump;
+  bool none = s == &g_no_bump;
+  // (marks 0: no mark stored. A tracked chunk's biased pointer would be 0 only if c->marks, one
+  // of our mappings, lay at base >> 4, below 2^43: Linux x86-64 places mappings from 2^45 up,
+  // or down from near 2^47, so that takes some 100 TiB of address space used below them.)
+  c->win.marks = none || chunk_untracked(c) ? 0 : reinterpret_cast<uintptr_t>(c->marks) - (base >> 4);
   c->win.end = none ? 0 : s->bump_end;
   __atomic_store_n(&c->win.cur, none ? 0 : s->bump, __ATOMIC_RELEASE);
 }
