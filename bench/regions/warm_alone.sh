@@ -2,8 +2,11 @@
 # Warm times of each reuse case alone in its own process (regions_bench --only CASE --warm):
 # no other allocator's memory competes for the caches, which in one shared process moved a
 # case's time by up to 5-20 % depending on what ran just before it. The processes are
-# interleaved (every case once per pass, the order rotating), and each case's figure is the
-# median over passes of its process's median round; the ratios are to llvm::BumpPtrAllocator.
+# interleaved (every case once per pass, the order rotating). Each case's time is the median over
+# passes of its process's median round; each ratio (to llvm::BumpPtrAllocator) is the median over
+# passes of that pass's ratio, with the quartiles: one process's time moves by up to +-25 % on
+# this VM (both allocators alike), so a ratio of two medians of 15 processes still moved by 0.3
+# between runs, and the per-pass ratios, taken minutes apart at most, are the steadier figure.
 # usage: bench/regions/warm_alone.sh [--passes P] [--n N] [--reps R] [path/to/regions_bench]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,22 +25,24 @@ trap 'rm -f "$out"' EXIT
 for ((p = 0; p < passes; p++)); do
   for ((k = 0; k < ${#cases[@]}; k++)); do
     c=${cases[$(((k + p) % ${#cases[@]}))]}
-    "$bin" --only "$c" --warm --reps "$reps" --n "$n" | awk -v c="$c" '/warm median/{print c, $(NF-1)}' >>"$out"
+    "$bin" --only "$c" --warm --reps "$reps" --n "$n" | awk -v c="$c" -v p="$p" '/warm median/{print p, c, $(NF-1)}' >>"$out"
   done
 done
 python3 - "$out" "$n" "$passes" <<'PY'
 import collections, statistics, sys
-t = collections.defaultdict(list)
+t = collections.defaultdict(dict)  # case -> pass -> ms
 for line in open(sys.argv[1]):
-    c, ms = line.split()
-    t[c].append(float(ms))
-print(f"warm, each case alone in its process, N={sys.argv[2]}, median of {sys.argv[3]} processes (ms; ratio to BumpPtr)")
-print(f"{'case':10s} {'Region':>16s} {'Untracked':>16s} {'BumpPtr':>10s}")
+    p, c, ms = line.split()
+    t[c][int(p)] = float(ms)
+print(f"warm, each case alone in its process, N={sys.argv[2]}, {sys.argv[3]} passes: median ms (median ratio to BumpPtr of the passes, quartiles)")
+print(f"{'case':10s} {'Region':>28s} {'Untracked':>28s} {'BumpPtr':>10s}")
 for op in ("alloc", "create"):
-    b = statistics.median(t["bump-" + op])
+    bump = t["bump-" + op]
     cells = []
     for a in ("region", "untracked"):
-        m = statistics.median(t[f"{a}-{op}"])
-        cells.append(f"{m:7.3f} ({m / b:4.2f})")
-    print(f"{'Allocate' if op == 'alloc' else 'create':10s} {cells[0]:>16s} {cells[1]:>16s} {b:10.3f}")
+        mine = t[f"{a}-{op}"]
+        r = sorted(mine[p] / bump[p] for p in mine if p in bump)
+        q = lambda f: r[int(f * (len(r) - 1))]
+        cells.append(f"{statistics.median(mine.values()):6.3f} ({statistics.median(r):4.2f}, {q(.25):4.2f}-{q(.75):4.2f})")
+    print(f"{'Allocate' if op == 'alloc' else 'create':10s} {cells[0]:>28s} {cells[1]:>28s} {statistics.median(bump.values()):10.3f}")
 PY

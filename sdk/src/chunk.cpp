@@ -169,8 +169,9 @@ static void bump_init(Chunk* c, Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(base + kBumpStarts), kBumpFirst - kBumpStarts));
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(reinterpret_cast<void*>(base + kBumpStarts), kBumpFirst - kBumpStarts));
-  // (the start bitmap is written whole when the slab is sealed, and not read before)
-  memset(reinterpret_cast<void*>(base + kBumpFreed), 0, kBumpFirst - kBumpFreed);
+  // (the start bitmap is written whole when the slab is sealed, and not read before; an untracked
+  // chunk's freed bitmap is never read: its frees are no-ops, its walk refuses)
+  if (!chunk_untracked(c)) memset(reinterpret_cast<void*>(base + kBumpFreed), 0, kBumpFirst - kBumpFreed);
   __atomic_store_n(&s->bump, base + kBumpFirst, __ATOMIC_RELAXED);
   s->bump_end = base + kSlabSize;
   s->thread_free.store(0, std::memory_order_relaxed);
@@ -916,7 +917,15 @@ void ChunkRegion::reset(Chunk* c) {
   AllocSide side(c);
   bool captured = t_heap == &c->heap;
   prof_forget_chunk(c);
-  chunk_release_all(c, uint32_t(option(kOpt_chunk_keep_slabs)));
+  // Keep the slabs this round used (option chunk_reset_keep): the next round of the same size
+  // takes none from the arenas (an arena lock, a page-map write and a list link per 64 KiB), and
+  // with chunk_huge_pages=0 none is purged and faulted in again. Slabs kept before and not used
+  // since are not counted, so a smaller round gives them back at its reset. (The kept slabs
+  // count in the footprint; at the ceiling they go back first: chunk_alloc's retry.)
+  uint64_t keep = uint64_t(option(kOpt_chunk_keep_slabs));
+  uint64_t used = c->nslabs - c->heap.empty_count;  // (bump slabs too: they come from heap_new_slab)
+  if (option(kOpt_chunk_reset_keep) && used > keep) keep = used;
+  chunk_release_all(c, keep > UINT32_MAX ? UINT32_MAX : uint32_t(keep));
   SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));
   SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   if (captured) heap_bind_slabs(&c->heap, thread_self());

@@ -194,18 +194,62 @@ TEST(Chunk, WalkSeesExactlyTheLiveBlocks) {
   spaces_chunk_destroy(c);
 }
 
-TEST(Chunk, ResetAndDestroyReturnTheFootprint) {
+// Reset keeps the slabs the round used (chunk_reset_keep=1, the default), gives back every large
+// block, and gives back at the next reset what the next round did not use.
+TEST(Chunk, ResetKeepsTheRoundsSlabsAndGivesBackTheRest) {
+  const size_t keep = size_t(spaces_option_get("chunk_keep_slabs")) * kSlabSize;
+  for (unsigned flags : {0u, unsigned(SPACES_CHUNK_EXCLUSIVE)}) {
+    SCOPED_TRACE(flags);
+    SpacesChunk c = spaces_chunk_create(flags);
+    for (int i = 0; i < 200000; i++) ASSERT_NE(spaces_chunk_alloc(c, 48, 0), nullptr);
+    ASSERT_NE(spaces_chunk_alloc(c, 5 << 20, 0), nullptr);
+    ChunkStats full(c);
+    EXPECT_GT(full.footprint, size_t(15) << 20);
+    size_t slab_bytes = full.slabs * kSlabSize;
+    spaces_chunk_reset(c);
+    ChunkStats st(c);
+    EXPECT_EQ(st.live_blocks, 0u);
+    EXPECT_EQ(st.large_blocks, 0u);
+    EXPECT_EQ(st.footprint, slab_bytes) << "the slabs stay, the 5 MiB block goes";
+    EXPECT_EQ(st.slabs * kSlabSize, st.footprint);
+    // the same round again takes no new slab
+    for (int i = 0; i < 200000; i++) ASSERT_NE(spaces_chunk_alloc(c, 48, 0), nullptr);
+    EXPECT_EQ(ChunkStats(c).footprint, slab_bytes);
+    spaces_chunk_reset(c);
+    // a small round: its reset gives back all but what it used
+    void* again = spaces_chunk_alloc(c, 48, 0);
+    EXPECT_EQ(spaces_chunk_of(again), c);
+    spaces_chunk_reset(c);
+    EXPECT_LE(ChunkStats(c).footprint, keep);
+    spaces_chunk_destroy(c);
+  }
+}
+
+TEST(Chunk, ResetKeepOffGivesBackAllButChunkKeepSlabs) {
+  long long old = spaces_option_get("chunk_reset_keep");
+  ASSERT_EQ(spaces_option_set("chunk_reset_keep", 0), 0);
   SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
   for (int i = 0; i < 200000; i++) ASSERT_NE(spaces_chunk_alloc(c, 48, 0), nullptr);
-  ASSERT_NE(spaces_chunk_alloc(c, 5 << 20, 0), nullptr);
-  ChunkStats full(c);
-  EXPECT_GT(full.footprint, size_t(10) << 20);
+  EXPECT_GT(ChunkStats(c).footprint, size_t(8) << 20);
   spaces_chunk_reset(c);
+  EXPECT_LE(ChunkStats(c).footprint, size_t(spaces_option_get("chunk_keep_slabs")) * kSlabSize);
+  spaces_chunk_destroy(c);
+  spaces_option_set("chunk_reset_keep", old);
+}
+
+// The slabs a reset kept count in the footprint, but never keep a block from fitting under the
+// ceiling: at the ceiling the region gives its empty slabs back first.
+TEST(Chunk, SlabsKeptByResetGiveWayAtTheCeiling) {
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  ASSERT_EQ(spaces_chunk_set_ceiling(c, size_t(12) << 20), 0);
+  for (int i = 0; i < 150000; i++) ASSERT_NE(spaces_chunk_alloc(c, 48, 0), nullptr);
+  spaces_chunk_reset(c);
+  ASSERT_GT(ChunkStats(c).footprint, size_t(6) << 20);
+  void* big = spaces_chunk_alloc(c, size_t(10) << 20, 0);
+  ASSERT_NE(big, nullptr) << "the kept slabs were not given back at the ceiling";
   ChunkStats st(c);
-  EXPECT_EQ(st.live_blocks, 0u);
-  EXPECT_LE(st.footprint, size_t(spaces_option_get("chunk_keep_slabs")) * kSlabSize);
-  void* again = spaces_chunk_alloc(c, 48, 0);
-  EXPECT_EQ(spaces_chunk_of(again), c);
+  EXPECT_LE(st.footprint, size_t(12) << 20);
+  EXPECT_EQ(st.ceiling_hits, 0u);
   spaces_chunk_destroy(c);
 }
 

@@ -5,7 +5,7 @@
 // A trailing partial record is ignored, so every byte string is a valid program. Record layout
 // and op numbers are stable: hand-written seeds and regression inputs depend on them.
 //   header[0]  allocator options for this input (apply_options): purge delay, slab cache,
-//              chunk_keep_slabs, huge pages, arena cache.
+//              chunk_keep_slabs, huge pages, arena cache, chunk_reset_keep.
 //   header[1]  runner configuration: lanes (fuzz_ops) or threads, region ceilings and whether
 //              shared region 1 is in shared memory (fuzz_mt).
 //   op         0..kNumOps-1 name an operation directly (seeds use these); larger values map to
@@ -268,6 +268,7 @@ inline void apply_options(uint8_t h0) {
   ok &= spaces_option_set("chunk_keep_slabs", keep[(h0 >> 3) & 3]) == 0;
   ok &= spaces_option_set("huge_pages", (h0 >> 5) & 1 ? 0 : 1) == 0;
   ok &= spaces_option_set("arena_cache", (h0 >> 6) & 1 ? 0 : 2) == 0;
+  ok &= spaces_option_set("chunk_reset_keep", (h0 >> 7) & 1 ? 0 : 1) == 0;
   if (!ok) fail("spaces_option_set refused a valid option");
 }
 
@@ -1887,6 +1888,8 @@ class Model {
     if (!s.live) return;
     check_chunk_stats(k);
     if (g_failed) return;
+    ChunkStats pre;
+    if (!stats_of(s, pre)) return;
     drop_chunk_blocks(k);
     spaces_chunk_reset(s.h);
     ChunkStats st;
@@ -1903,12 +1906,22 @@ class Model {
              st.ceiling_hits, st.peak_footprint, s.ceiling, s.hits, s.peak, root);
       return;
     }
-    long long keep = spaces_option_get("chunk_keep_slabs");
+    // Kept: at least chunk_keep_slabs, and with chunk_reset_keep the slabs used since the previous
+    // reset (at most every slab held before). A second reset in a row keeps chunk_keep_slabs.
+    size_t keep = size_t(spaces_option_get("chunk_keep_slabs"));
+    size_t may_keep = spaces_option_get("chunk_reset_keep") ? std::max(keep, pre.slabs) : keep;
     if (st.live_blocks || st.large_blocks || st.live_bytes || st.footprint != st.slabs * kSlab ||
-        st.slabs > size_t(keep) || st.ceiling != s.ceiling || st.ceiling_hits != s.hits)
-      return fail("after reset: live %zu large %zu bytes %zu footprint %zu slabs %zu (keep %lld) ceiling %zu hits %zu",
-                  st.live_blocks, st.large_blocks, st.live_bytes, st.footprint, st.slabs, keep, st.ceiling,
-                  st.ceiling_hits);
+        st.slabs > may_keep || st.ceiling != s.ceiling || st.ceiling_hits != s.hits)
+      return fail("after reset: live %zu large %zu bytes %zu footprint %zu slabs %zu (may keep %zu of %zu) ceiling %zu "
+                  "hits %zu",
+                  st.live_blocks, st.large_blocks, st.live_bytes, st.footprint, st.slabs, may_keep, pre.slabs,
+                  st.ceiling, st.ceiling_hits);
+    if (r.val & 0x100) {
+      spaces_chunk_reset(s.h);
+      if (!stats_of(s, st)) return;
+      if (st.slabs > keep || st.footprint != st.slabs * kSlab)
+        return fail("after a second reset in a row: footprint %zu slabs %zu (keep %zu)", st.footprint, st.slabs, keep);
+    }
     s.fp_hi = st.footprint;
     s.fp_known = true;
   }
