@@ -48,6 +48,10 @@ constexpr uint64_t kExclusiveKey = kChunkMagic | (uint64_t(SPACES_CHUNK_EXCLUSIV
 // region_key therefore never matches - each allocation reaches chunk_alloc, which counts it.
 constexpr unsigned kChunkProfiled = 1u << 31;
 
+// spaces_chunk_reset keeps (option chunk_reset_keep) as many slabs as the busiest of the region's
+// last kResetRounds rounds used, so rounds of alternating sizes keep what the larger ones need.
+constexpr unsigned kResetRounds = 4;
+
 struct Chunk {
   // -- the region prefix (internal.h: RegionPrefix), then what spaces_chunk_alloc's fast path
   //    reads, on one line --
@@ -82,6 +86,8 @@ struct Chunk {
   uint8_t fork_held;    // locks the forking thread took in chunk_fork_try_lock (1: lock, 2: large)
   const char* name;     // spaces_chunk_set_name (kept by pointer), NULL for none
   size_t prof_samples;  // heap profiling: live records of this region's blocks (profile.cpp)
+  uint32_t round_slabs[kResetRounds];  // slabs used by each of the last rounds (reset), a ring
+  uint32_t round_pos;
   // Start marks of the current bump slab, a byte per 16-byte granule (the window's `marks`
   // points here): the allocating path stores a byte, where a bit would be a read-modify-write
   // that chains each allocation to the previous one (1.3-1.5x the time of a bump allocator).
@@ -917,15 +923,18 @@ void ChunkRegion::reset(Chunk* c) {
   AllocSide side(c);
   bool captured = t_heap == &c->heap;
   prof_forget_chunk(c);
-  // Keep the slabs this round used (option chunk_reset_keep): the next round of the same size
-  // takes none from the arenas (an arena lock, a page-map write and a list link per 64 KiB), and
-  // with chunk_huge_pages=0 none is purged and faulted in again. Slabs kept before and not used
-  // since are not counted, so a smaller round gives them back at its reset. (The kept slabs
-  // count in the footprint; at the ceiling they go back first: chunk_alloc's retry.)
-  uint64_t keep = uint64_t(option(kOpt_chunk_keep_slabs));
+  // Keep as many slabs as the busiest of the last kResetRounds rounds used (option
+  // chunk_reset_keep): a next round of that size takes none from the arenas (an arena lock, a
+  // page-map write and a list link per 64 KiB), and with chunk_huge_pages=0 none is purged and
+  // faulted in again. Slabs kept before and not used since do not count as used, so after a
+  // spike the kept slabs shrink back within kResetRounds resets. (They count in the footprint;
+  // at the ceiling they go back first: chunk_alloc's retry.)
   uint64_t used = c->nslabs - c->heap.empty_count;  // (bump slabs too: they come from heap_new_slab)
-  if (option(kOpt_chunk_reset_keep) && used > keep) keep = used;
-  chunk_release_all(c, keep > UINT32_MAX ? UINT32_MAX : uint32_t(keep));
+  c->round_slabs[c->round_pos++ % kResetRounds] = used > UINT32_MAX ? UINT32_MAX : uint32_t(used);
+  uint32_t keep = uint32_t(option(kOpt_chunk_keep_slabs));
+  if (option(kOpt_chunk_reset_keep))
+    for (uint32_t r : c->round_slabs) keep = r > keep ? r : keep;
+  chunk_release_all(c, keep);
   SPACES_VG(VALGRIND_DESTROY_MEMPOOL(c));
   SPACES_VG(VALGRIND_CREATE_MEMPOOL(c, 0, 0));
   if (captured) heap_bind_slabs(&c->heap, thread_self());
@@ -1055,6 +1064,8 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->heap.cache_limit_override = uint32_t(option(kOpt_chunk_keep_slabs));
   c->flags = flags | (g_prof_on ? kChunkProfiled : 0);
   c->prof_samples = 0;
+  memset(c->round_slabs, 0, sizeof c->round_slabs);
+  c->round_pos = 0;
   c->footprint.store(0, std::memory_order_relaxed);
   c->peak.store(0, std::memory_order_relaxed);
   c->ceiling.store(0, std::memory_order_relaxed);

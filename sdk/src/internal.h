@@ -475,7 +475,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
   X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps when emptied, and at least across spaces_chunk_reset") \
-  X(chunk_reset_keep, 1, 0, 1, "spaces_chunk_reset keeps as many slabs as the region used since its previous reset (0: only chunk_keep_slabs)") \
+  X(chunk_reset_keep, 1, 0, 1, "spaces_chunk_reset keeps as many slabs as the busiest of the region's last 4 rounds used (0: only chunk_keep_slabs)") \
   X(chunk_huge_pages, 1, 0, 1, "regions take their slabs from arenas advised transparent huge pages") \
   X(shared_lock_timeout_ms, 10000, 1, 3600000, "longest wait for a shared region's lock before the operation fails") \
   X(profile_sample, 524288, 1, 1099511627776ll, "heap profiling (SPACES_PROFILE=<path prefix>): mean bytes between samples") \

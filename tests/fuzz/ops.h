@@ -1906,8 +1906,9 @@ class Model {
              st.ceiling_hits, st.peak_footprint, s.ceiling, s.hits, s.peak, root);
       return;
     }
-    // Kept: at least chunk_keep_slabs, and with chunk_reset_keep the slabs used since the previous
-    // reset (at most every slab held before). A second reset in a row keeps chunk_keep_slabs.
+    // Kept: at least chunk_keep_slabs, and with chunk_reset_keep as many as the busiest of the
+    // last 4 rounds used (at most every slab held before). 4 more resets in a row keep
+    // chunk_keep_slabs.
     size_t keep = size_t(spaces_option_get("chunk_keep_slabs"));
     size_t may_keep = spaces_option_get("chunk_reset_keep") ? std::max(keep, pre.slabs) : keep;
     if (st.live_blocks || st.large_blocks || st.live_bytes || st.footprint != st.slabs * kSlab ||
@@ -1917,10 +1918,10 @@ class Model {
                   st.live_blocks, st.large_blocks, st.live_bytes, st.footprint, st.slabs, may_keep, pre.slabs,
                   st.ceiling, st.ceiling_hits);
     if (r.val & 0x100) {
-      spaces_chunk_reset(s.h);
+      for (int round = 0; round < 4; round++) spaces_chunk_reset(s.h);
       if (!stats_of(s, st)) return;
       if (st.slabs > keep || st.footprint != st.slabs * kSlab)
-        return fail("after a second reset in a row: footprint %zu slabs %zu (keep %zu)", st.footprint, st.slabs, keep);
+        return fail("after 5 resets in a row: footprint %zu slabs %zu (keep %zu)", st.footprint, st.slabs, keep);
     }
     s.fp_hi = st.footprint;
     s.fp_known = true;

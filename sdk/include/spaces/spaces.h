@@ -91,9 +91,10 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) SPACES_NOEXCEPT;
 /* Frees every block of c at once (time proportional to slabs and large blocks, not blocks) and
  * returns its memory. NULL is a no-op. No other thread may use c during or after the call. */
 SPACES_API void spaces_chunk_destroy(SpacesChunk c) SPACES_NOEXCEPT;
-/* Frees every block and keeps c. Large blocks go back; the slabs the chunk used since its previous
- * reset stay, empty, for the next round (at least `chunk_keep_slabs`; only that many with the
- * option `chunk_reset_keep` 0). They count in the footprint, and go back first at the ceiling. */
+/* Frees every block and keeps c. Large blocks go back; as many slabs as the busiest of c's last 4
+ * rounds (spans between resets) used stay, empty, for the next round (at least `chunk_keep_slabs`;
+ * only that many with the option `chunk_reset_keep` 0). They count in the footprint, and go back
+ * first at the ceiling. */
 SPACES_API void spaces_chunk_reset(SpacesChunk c) SPACES_NOEXCEPT;
 /* NULL + ENOMEM at the ceiling (after the pressure handler, if any, had its one chance). For an
  * EXCLUSIVE chunk only one thread may allocate at a time; otherwise any thread may. */
