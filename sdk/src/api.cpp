@@ -209,6 +209,9 @@ SPACES_API int spaces_owns(const void* p) noexcept {
 
 SPACES_API void spaces_collect(int force) noexcept {
   if (!ensure_init()) return;
+  // This thread's batched remote frees go now; every other thread's at its next malloc refill.
+  g_remote_epoch.fetch_add(1, std::memory_order_relaxed);
+  if (t_home_heap->state == kHeapActive) remote_flush_all(t_home_heap);
   Heap* h = t_heap;
   if (h->state == kHeapActive) heap_collect(h, force != 0);
   if (force) heap_collect_abandoned();

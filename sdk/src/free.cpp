@@ -12,6 +12,8 @@
 //   NULL                                       nothing                          free.cpp
 //   small/medium, a sampled block (profiling)  prof_free_hook, then as below    profile.cpp
 //   small/medium, slab of this thread          free_local_slow                  free.cpp
+//   small (<= 1 KiB), slab another live thread remote_put: chained in this      free.cpp
+//     owns, freed by a thread heap's thread      thread's batch, one CAS per 32
 //   small/medium, slab of another thread       free_remote: one CAS on the      free.cpp
 //     (or of a region's heap)                    slab's stack (+ notify)
 //   large block (run of granules)              large_free                       large.cpp
@@ -62,10 +64,114 @@ SPACES_INLINE bool free_fast(void* p, size_t size, Slab*& found) {
   return false;
 }
 
+// ---- remote frees in batches (internal.h: RemoteEntry) ----------------------------------------
+// Why only thread heaps' slabs: a region's blocks must leave its counts at once (its walk must
+// not visit a freed block, its ceiling is judged on them), so they keep free_remote's one CAS.
+// Double frees: a batched block's link looks free (it is encoded like any free block's), so the
+// rare free of a block that looks free scans the batches of every thread heap for it before the
+// slab's lists (a block moves from a batch to the lists, never back while free).
+
+std::atomic<uint32_t> g_remote_epoch{0};
+
+SPACES_INLINE unsigned remote_index(const Slab* s) {  // (slab index in its arena ^ the arena's)
+  uintptr_t a = reinterpret_cast<uintptr_t>(s);
+  return unsigned((a >> kSlabShift) ^ (a >> kArenaShift)) % kRemoteEntries;
+}
+
+SPACES_INLINE void remote_notify(Slab* s) {  // (the push found the slab kStateFull)
+  Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+  Slab* head = o->notify.load(std::memory_order_relaxed);
+  do {
+    s->notify_next = head;
+  } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+}
+
+// Push entry e's chain onto its slab's remote stack: one CAS (retried only under contention).
+SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
+  Slab* s = e.slab;
+  Block* head = e.head;
+  Block* tail = e.tail;
+  // (the entry is cleared before the push, so no state exists in which a pushed chain is still
+  // in a batch; other threads' double-free scans read `slab` atomically)
+  __atomic_store_n(&e.slab, static_cast<Slab*>(nullptr), __ATOMIC_RELAXED);
+  e.count = 0;
+  h->remote_live--;
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  uintptr_t st;
+  for (;;) {
+    st = tf & kStateMask;
+    link_set(tail, slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask)));
+    uintptr_t nw = reinterpret_cast<uintptr_t>(head) | (st == kStateFull ? kStateNotified : st);
+    if (s->thread_free.compare_exchange_weak(tf, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+  }
+  if (st == kStateFull) remote_notify(s);
+}
+
+void remote_flush_all(Heap* h) {
+  for (RemoteEntry& e : h->remote)
+    if (e.slab) remote_flush(h, e);
+  h->remote_epoch = g_remote_epoch.load(std::memory_order_relaxed);
+}
+
+void remote_tick(Heap* h) {
+  if (h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed)) {
+    remote_flush_all(h);
+    return;
+  }
+  for (RemoteEntry& e : h->remote) {
+    if (e.slab == nullptr) continue;
+    if (e.count == e.seen) remote_flush(h, e);  // nothing went in since the last refill
+    else e.seen = e.count;
+  }
+}
+
+// Is b in some thread heap's batch for slab s? (Racy by nature, memory-safe: the heaps are never
+// freed, and a chain is followed only through in-slab offsets, at most kRemoteBatch steps.)
+static bool remote_cached(Slab* s, Block* b) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  for (Heap* h = __atomic_load_n(&g_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
+    for (RemoteEntry& e : h->remote) {
+      if (__atomic_load_n(&e.slab, __ATOMIC_RELAXED) != s) continue;
+      uintptr_t p = reinterpret_cast<uintptr_t>(__atomic_load_n(&e.head, __ATOMIC_RELAXED));
+      for (uint32_t steps = 0; p != base && steps <= kRemoteBatch; steps++) {
+        if (p == reinterpret_cast<uintptr_t>(b)) return true;
+        uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
+        if (off >= kSlabSize || off < kSlabHeader) break;
+        p = base + off;
+      }
+    }
+  }
+  return false;
+}
+
+// A block of small slab s, which another thread's heap owns, freed by thread heap h's thread:
+// the first of a batch (free_dispatch appends the others), or one that looks free.
+static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
+  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
+    return;
+  }
+  track_free(nullptr, p, b, s->block_size);
+  RemoteEntry& e = h->remote[remote_index(s)];
+  if (e.slab != s) {
+    if (e.slab) remote_flush(h, e);
+    e.tail = b;
+    e.head = reinterpret_cast<Block*>(s);  // (as a link: the end; the push sets the tail's real one)
+    e.seen = 0;
+    uint32_t fit = kRemoteBatchBytes / s->block_size;
+    e.limit = fit < kRemoteBatch ? fit : kRemoteBatch;
+    h->remote_live++;
+  }
+  link_set(b, slab_encode(s, e.head));  // (looks free, as a free block must)
+  __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);
+  __atomic_store_n(&e.slab, s, __ATOMIC_RELAXED);
+  if (++e.count == e.limit) remote_flush(h, e);
+}
+
 // A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
 // detached, has aligned blocks, or the block looked free).
 void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -81,7 +187,7 @@ void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
 // (one CAS); the first push into a slab its owner stopped tracking also queues the slab on the
 // owner's notify list, which the owner drains on its next refill (heap.cpp).
 void free_remote(Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && slab_contains_free(s, b)) {
+  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -144,6 +250,32 @@ SPACES_INLINE Block* small_block_of_inline(Slab* s, const void* p, const char* w
 }
 Block* small_block_of(Slab* s, const void* p, const char* what) { return small_block_of_inline(s, p, what); }
 
+// A small block whose slab is not the one this thread's batch is filling (or that looks free, or
+// is no block start): checked, then freed as its owner and size say.
+SPACES_NOINLINE static void free_small_other(void* p, Slab* s) {
+  Block* b = small_block_of_inline(s, p, "invalid free");
+  if (b == nullptr) return;  // (reported)
+  // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
+  // one it is bound to, so the answer to "is it mine?" cannot change under us.
+  Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+  if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
+    free_local_slow(h, s, b, p);
+    return;
+  }
+  // Another thread's (or an exited thread's) slab of a thread heap: batched when the block is
+  // small. (A thread that frees before it ever allocated gets its heap now, as its first malloc
+  // would, unless it routes malloc to a region.)
+  if (s->chunk == nullptr && s->block_size <= kRemoteBlockMax) {
+    Heap* me = t_home_heap;
+    if (SPACES_UNLIKELY(me->state == kHeapStatic) && t_heap == me) me = heap_thread_init();
+    if (SPACES_LIKELY(me != nullptr && me->state == kHeapActive)) {
+      remote_put(me, s, b, p);
+      return;
+    }
+  }
+  free_remote(s, b, p);
+}
+
 void free_slow(void* p) {
   if (p == nullptr) return;
   Slab* s = slab_find(p);
@@ -160,16 +292,23 @@ void free_dispatch(void* p, Slab* s) {
   if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
                                                                      // ends first)
   if (SPACES_LIKELY(s->kind == kSlabSmall)) {  // (first: the remote frees' case)
-    Block* b = small_block_of_inline(s, p, "invalid free");
-    if (b == nullptr) return;  // (reported)
-    // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
-    // one it is bound to, so the answer to "is it mine?" cannot change under us.
-    Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-    if (h && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self()) {  // this thread owns it
-      free_local_slow(h, s, b, p);
-      return;
+    // The remote frees' fast path: a block start of the slab this thread's batch is filling,
+    // that does not look free (the entry was made by free_small_other: a thread heap's slab of
+    // small blocks that another thread owned; a slab cannot change hands to this thread's heap
+    // but by a merge, after which a push onto its own stack is still right).
+    if (SPACES_LIKELY(slab_is_block_start(s, slab_offset(s, p)))) {
+      Heap* me = t_home_heap;
+      Block* b = static_cast<Block*>(p);
+      RemoteEntry& e = me->remote[remote_index(s)];
+      if (SPACES_LIKELY(e.slab == s && !slab_block_looks_free(s, b))) {
+        track_free(nullptr, p, b, s->block_size);
+        link_set(b, slab_encode(s, e.head));
+        __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);
+        if (SPACES_UNLIKELY(++e.count == e.limit)) remote_flush(me, e);
+        return;
+      }
     }
-    free_remote(s, b, p);
+    free_small_other(p, s);
     return;
   }
   switch (s->kind) {

@@ -228,6 +228,9 @@ void heap_init_fields(Heap* h, Chunk* c) {
   h->fast_tp = 0;
   h->chunk = c;
   h->cache_limit_override = 0;
+  memset(h->remote, 0, sizeof h->remote);
+  h->remote_live = 0;
+  h->remote_epoch = 0;
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held
@@ -243,7 +246,7 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   g_meta_cursor += need;
   heap_init_fields(h, nullptr);
   h->all_next = g_all_heaps;
-  g_all_heaps = h;
+  __atomic_store_n(&g_all_heaps, h, __ATOMIC_RELEASE);  // (read without the lock: remote_cached)
   g_heap_count++;
   arena_set_heaps(g_heap_count);  // (live threads' heaps and the pool the next threads reuse)
   return h;
@@ -502,6 +505,7 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
   h->slow_calls++;
+  if (h->remote_live || h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed)) remote_tick(h);
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   for (;;) {
     Slab* s = h->cur[cls];
@@ -568,6 +572,7 @@ Heap* heap_thread_init() {
 void heap_thread_done(void* arg) {
   Heap* h = static_cast<Heap*>(arg);
   if (h == nullptr || h->state != kHeapActive) return;
+  remote_flush_all(h);  // (while t_home_heap is still h: no new entry after this)
   if (t_heap == h) t_heap = &g_empty_heap;
   t_home_heap = &g_empty_heap;
   heap_sweep(h, false, false);
@@ -622,6 +627,11 @@ void heap_after_fork_child() {
   uint64_t now = os_now_ns();
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
     if (h->state == kHeapActive && h != self) {
+      // (a dead thread's batched remote frees are dropped, never pushed: it may have been
+      // between two stores of an entry. Their blocks, at most kRemoteEntries x kRemoteBatch of
+      // kRemoteBlockMax bytes, stay counted as used in this process.)
+      memset(h->remote, 0, sizeof h->remote);
+      h->remote_live = 0;
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
       pool_put(h, now);
     }

@@ -560,6 +560,25 @@ void arena_after_fork_child();
 using SlabList = IList<Slab, &Slab::next, &Slab::prev>;
 
 constexpr size_t kDirectSlots = kSmallMax / 8 + 1;
+// Remote frees in batches (free.cpp): a thread heap's frees of small blocks (up to
+// kRemoteBlockMax) into slabs other threads own are chained here per slab, with no atomic,
+// and pushed onto the slab's remote stack kRemoteBatch at a time (at most kRemoteBatchBytes)
+// with one CAS: at most 64 x 8 KiB wait per thread. An entry is also
+// pushed when another slab needs its place, when it sat unused through one of this thread's
+// malloc refills, when the thread exits, on spaces_collect, and after fork in the child. Its
+// blocks still count as used in their slab, so the slab cannot be released meanwhile.
+constexpr unsigned kRemoteEntries = 64;        // (a slab's place: its index in its arena,
+constexpr uint32_t kRemoteBatch = 32;          //  mixed with the arena's: free.cpp remote_index)
+constexpr uint32_t kRemoteBatchBytes = 8192;   // fewer blocks per batch above 256 bytes
+constexpr uint32_t kRemoteBlockMax = 1024;
+struct RemoteEntry {
+  Slab* slab;     // NULL: unused (read by other threads' double-free checks: atomically)
+  Block* head;    // newest block; its chain ends at `tail`
+  Block* tail;    // oldest block: linked to the slab's stack when pushed
+  uint32_t count;
+  uint32_t limit; // pushed at this count: kRemoteBatch, or fewer of large blocks
+  uint32_t seen;  // count at this thread's last malloc refill (the same at the next: pushed)
+};
 struct alignas(64) Heap {
   Slab* direct[kDirectSlots];        // by (size + 7) / 8: cur[class_of(size)], saving malloc the
                                      // class lookup; kept in step by heap_set_cur
@@ -582,6 +601,10 @@ struct alignas(64) Heap {
                                      // of a region block must reach the slow path)
   Chunk* chunk;                      // the chunk this heap is (NULL for thread heaps)
   uint32_t cache_limit_override;     // chunk heaps: empty slabs kept (0: use option slab_cache)
+  // thread heaps: remote frees waiting to be pushed (free.cpp), written by the owning thread only
+  alignas(64) RemoteEntry remote[kRemoteEntries];
+  uint32_t remote_live;              // entries in use
+  uint32_t remote_epoch;             // g_remote_epoch when last flushed whole
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
 
@@ -598,6 +621,9 @@ Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: repor
 Slab* checked_slab(const void* p, const char* what);               // NULL: reported
 size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void heap_slab_emptied(Heap* h, Slab* s);
+void remote_flush_all(Heap* h);   // push every batched remote free of h (its thread, or h idle)
+void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
+extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
 Heap* heap_thread_init();
 void heap_thread_done(void* h);
 void heap_collect(Heap* h, bool force);
