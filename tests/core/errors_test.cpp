@@ -113,18 +113,25 @@ TEST(Errors, CorruptedFreeListIsReportedNotFollowed) {
   EXPECT_NE(y, nullptr);
 }
 
+#ifdef SPACES_DEBUG
+constexpr int kFastPathSizeChecks = 1;  // (free.cpp: kCheckSizesOnFastPath)
+#else
+constexpr int kFastPathSizeChecks = 0;
+#endif
+
 TEST(Errors, FreeSizedMismatch) {
   HandlerScope h;
   void* p = spaces_malloc(100);
-  spaces_free_sized(p, 5000);
+  std::thread([&] { spaces_free_sized(p, 5000); }).join();  // (off the fast path)
   EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
   spaces_free_sized(p, 100);
   EXPECT_EQ(g_caught.count, 1);
 }
 
-// Sized frees share the plain free's fast path: a right (or smaller: realloc keeps blocks in
-// place) size frees the block there, a larger one is reported and the block stays allocated;
-// the same for aligned blocks, and from a thread that does not own the block.
+// Sized frees share the plain free's fast path, which frees without reading the size (Debug
+// builds check it there too); off it, a right (or smaller: realloc keeps blocks in place) size
+// frees the block, a larger one is reported and the block stays allocated: aligned blocks, a
+// thread that does not own the block, large blocks.
 TEST(Errors, FreeSizedOnTheFastPathAndOff) {
   HandlerScope h;
   void* p = spaces_malloc(100);
@@ -133,15 +140,15 @@ TEST(Errors, FreeSizedOnTheFastPathAndOff) {
   spaces_free_sized(p, 40);
   EXPECT_EQ(g_caught.count, 0) << "a smaller size is legitimate";
   EXPECT_EQ(spaces_malloc(100), p);
-  void* a = spaces_aligned_alloc(256, 300);
+  void* a = spaces_aligned_alloc(4096, 300);  // (an aligned slot inside a larger block: slow path)
   ASSERT_NE(a, nullptr);
-  spaces_free_aligned_sized(a, 256, 100000);
+  spaces_free_aligned_sized(a, 4096, 100000);
   EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
   EXPECT_EQ(g_caught.count, 1);
-  spaces_free_aligned_sized(a, 256, 300);
+  spaces_free_aligned_sized(a, 4096, 300);
   EXPECT_EQ(g_caught.count, 1);
   std::thread([&] {
-    spaces_free_sized(p, 5000);  // (a remote block: the slow path checks it too)
+    spaces_free_sized(p, 5000);  // (a remote block: the slow path checks it)
     spaces_free_sized(p, 100);
   }).join();
   EXPECT_EQ(g_caught.count, 2);
@@ -151,6 +158,12 @@ TEST(Errors, FreeSizedOnTheFastPathAndOff) {
   EXPECT_EQ(g_caught.count, 3);
   spaces_free_sized(big, size_t(1) << 20);
   EXPECT_EQ(g_caught.count, 3);
+  void* q = spaces_malloc(100);
+  spaces_free_sized(q, 5000);  // this thread's block: the fast path, which reads no size...
+  EXPECT_EQ(g_caught.count, 3 + kFastPathSizeChecks) << "...but in Debug builds";
+  if (kFastPathSizeChecks) spaces_free(q);
+  EXPECT_EQ(spaces_malloc(100), q) << "freed either way";
+  spaces_free(q);
 }
 
 // Exclusive regions keep small blocks in bump slabs, found through start/freed bitmaps: double
