@@ -88,6 +88,7 @@ struct Chunk {
   size_t prof_samples;  // heap profiling: live records of this region's blocks (profile.cpp)
   uint32_t round_slabs[kResetRounds];  // slabs used by each of the last rounds (reset), a ring
   uint32_t round_pos;
+  size_t round_peak;    // most slabs in use at once since the last reset (chunk_slab_in_use)
   // Start marks of the current bump slab, a byte per 16-byte granule (the window's `marks`
   // points here): the allocating path stores a byte, where a bit would be a read-modify-write
   // that chains each allocation to the previous one (1.3-1.5x the time of a bump allocator).
@@ -744,6 +745,14 @@ void chunk_unreserve(Chunk* c, size_t bytes) { c->footprint.fetch_sub(bytes, std
 void chunk_slab_added(Chunk* c, Slab* s) {
   c->slabs.push(s);
   c->nslabs++;
+  chunk_slab_in_use(c);
+}
+
+// One more of the chunk's slabs in use (taken new, or from its cache): the round's peak, which
+// reset keeps (a slab emptied and cached during the round still counts for the round).
+void chunk_slab_in_use(Chunk* c) {
+  size_t in_use = c->nslabs - c->heap.empty_count;
+  if (in_use > c->round_peak) c->round_peak = in_use;
 }
 
 void chunk_slab_removed(Chunk* c, Slab* s) {
@@ -930,6 +939,8 @@ void ChunkRegion::reset(Chunk* c) {
   // spike the kept slabs shrink back within kResetRounds resets. (They count in the footprint;
   // at the ceiling they go back first: chunk_alloc's retry.)
   uint64_t used = c->nslabs - c->heap.empty_count;  // (bump slabs too: they come from heap_new_slab)
+  if (c->round_peak > used) used = c->round_peak;
+  c->round_peak = 0;
   c->round_slabs[c->round_pos++ % kResetRounds] = used > UINT32_MAX ? UINT32_MAX : uint32_t(used);
   uint32_t keep = uint32_t(option(kOpt_chunk_keep_slabs));
   if (option(kOpt_chunk_reset_keep))
@@ -1066,6 +1077,7 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->prof_samples = 0;
   memset(c->round_slabs, 0, sizeof c->round_slabs);
   c->round_pos = 0;
+  c->round_peak = 0;
   c->footprint.store(0, std::memory_order_relaxed);
   c->peak.store(0, std::memory_order_relaxed);
   c->ceiling.store(0, std::memory_order_relaxed);

@@ -137,13 +137,15 @@ void remote_tick(Heap* h) {
 
 // Is b in some thread heap's batch for slab s? (Racy by nature, memory-safe: the heaps are never
 // freed, and a chain is followed only through in-slab offsets, at most kRemoteBatch steps.)
-static bool remote_cached(Slab* s, Block* b) {
+// (TSan: the chains' links are written plainly by their threads; a racing read here is benign.)
+__attribute__((no_sanitize("thread"))) static bool remote_cached(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   for (Heap* h = __atomic_load_n(&g_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
     for (RemoteEntry& e : h->remote) {
       if (__atomic_load_n(&e.slab, __ATOMIC_RELAXED) != s) continue;
       uintptr_t p = reinterpret_cast<uintptr_t>(__atomic_load_n(&e.head, __ATOMIC_RELAXED));
       for (uint32_t steps = 0; p != base && steps <= kRemoteBatch; steps++) {
+        if ((p & ~kSlabMask) != base) break;  // (the entry moved on to another slab meanwhile)
         if (p == reinterpret_cast<uintptr_t>(b)) return true;
         uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
         if (off >= kSlabSize || off < kSlabHeader) break;
@@ -163,10 +165,21 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
   }
   track_free(nullptr, p, b, s->block_size);
   RemoteEntry& e = h->remote[remote_index(s)];
-  if (e.slab != s) {
+  if (e.slab != s || e.key != s->key) {
+    if (e.slab == s) {  // s was re-initialised under the entry (only after a double free went
+                        // unseen): its chain is dropped, never pushed with a stale key
+      __atomic_store_n(&e.slab, static_cast<Slab*>(nullptr), __ATOMIC_RELAXED);
+      e.count = 0;
+      h->remote_live--;
+    }
+    if (++h->remote_made % kRemoteEntries == 0 ||
+        h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed))
+      remote_tick(h);  // (a thread that only frees has no refills to age its batches at)
     if (e.slab) remote_flush(h, e);
     e.tail = b;
-    e.head = reinterpret_cast<Block*>(s);  // (as a link: the end; the push sets the tail's real one)
+    // (as a link: the end; the push sets the tail's real one)
+    __atomic_store_n(&e.head, reinterpret_cast<Block*>(s), __ATOMIC_RELAXED);
+    e.key = s->key;
     e.seen = 0;
     uint32_t fit = kRemoteBatchBytes / s->block_size;
     e.limit = fit < kRemoteBatch ? fit : kRemoteBatch;
@@ -273,11 +286,13 @@ SPACES_NOINLINE static void free_small_other(void* p, Slab* s) {
     return;
   }
   // Another thread's (or an exited thread's) slab of a thread heap: batched when the block is
-  // small. (A thread that frees before it ever allocated gets its heap now, as its first malloc
-  // would, unless it routes malloc to a region.)
+  // small. (A thread that frees before it ever allocated gets a new heap now, unless it routes
+  // malloc to a region or is exiting: a thread that only frees pushes its batches when they
+  // fill, when another slab needs the place, when 64 entries were made since the last check,
+  // at spaces_collect and at exit.)
   if (s->chunk == nullptr && s->block_size <= kRemoteBlockMax) {
     Heap* me = t_home_heap;
-    if (SPACES_UNLIKELY(me->state == kHeapStatic) && t_heap == me) me = heap_thread_init();
+    if (SPACES_UNLIKELY(me->state == kHeapStatic) && t_heap == me && !t_heap_done) me = heap_thread_init(false);
     if (SPACES_LIKELY(me != nullptr && me->state == kHeapActive)) {
       remote_put(me, s, b, p);
       return;
@@ -310,7 +325,7 @@ void free_dispatch(void* p, Slab* s) {
       Heap* me = t_home_heap;
       Block* b = static_cast<Block*>(p);
       RemoteEntry& e = me->remote[remote_index(s)];
-      if (SPACES_LIKELY(e.slab == s && !slab_block_looks_free(s, b))) {
+      if (SPACES_LIKELY(e.slab == s && e.key == s->key && !slab_block_looks_free(s, b))) {
         track_free(nullptr, p, b, s->block_size);
         link_set(b, slab_encode(s, e.head));
         __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);

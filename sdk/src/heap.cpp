@@ -51,6 +51,7 @@ Heap g_empty_heap =
 #pragma GCC diagnostic pop
 SPACES_TLS Heap* t_heap = &g_empty_heap;
 SPACES_TLS Heap* t_home_heap = &g_empty_heap;
+SPACES_TLS bool t_heap_done = false;
 
 namespace {
 
@@ -230,6 +231,7 @@ void heap_init_fields(Heap* h, Chunk* c) {
   h->cache_limit_override = 0;
   memset(h->remote, 0, sizeof h->remote);
   h->remote_live = 0;
+  h->remote_made = 0;
   h->remote_epoch = 0;
 }
 
@@ -459,6 +461,7 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
   if (s) {
     h->empty = s->next;
     h->empty_count--;
+    if (h->chunk) chunk_slab_in_use(h->chunk);
   } else {
     if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
     bool dirty;
@@ -502,10 +505,14 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     // (the process's first allocation initialised Spaces just now: heap profiling may be on)
     if (SPACES_UNLIKELY(g_prof_on) && h->chunk == nullptr) return heap_malloc_slow(h, size, zero);
   }
+  // Every slow call ages the thread's own batches of remote frees (its home heap's, also when it
+  // allocates through a captured region's heap h).
+  Heap* home = t_home_heap;
+  if (home->remote_live || home->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed))
+    if (home->state == kHeapActive) remote_tick(home);
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
   h->slow_calls++;
-  if (h->remote_live || h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed)) remote_tick(h);
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   for (;;) {
     Slab* s = h->cur[cls];
@@ -550,12 +557,15 @@ void heap_init_key() {
   g_key_ready = os_thread_key_create(&g_thread_key, heap_thread_done);
 }
 
-Heap* heap_thread_init() {
+// from_pool: take the pool's warmest heap if there is one (a thread's first malloc); false: a new
+// heap (a thread's first free of another thread's block, free.cpp: a heap for its batches only,
+// which must not strand a pooled heap's slabs with a thread that may never allocate).
+Heap* heap_thread_init(bool from_pool) {
   if (!ensure_init()) return nullptr;
   Heap* h;
   {
     LockGuard g(g_heap_lock);
-    h = pool_take();
+    h = from_pool ? pool_take() : nullptr;
     if (h == nullptr) h = heap_alloc_struct();
   }
   if (h == nullptr) return nullptr;
@@ -573,6 +583,8 @@ void heap_thread_done(void* arg) {
   Heap* h = static_cast<Heap*>(arg);
   if (h == nullptr || h->state != kHeapActive) return;
   remote_flush_all(h);  // (while t_home_heap is still h: no new entry after this)
+  t_heap_done = true;   // (a later pthread-key destructor's free must not make a heap that
+                        //  no destructor round would give back)
   if (t_heap == h) t_heap = &g_empty_heap;
   t_home_heap = &g_empty_heap;
   heap_sweep(h, false, false);
@@ -628,8 +640,8 @@ void heap_after_fork_child() {
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
     if (h->state == kHeapActive && h != self) {
       // (a dead thread's batched remote frees are dropped, never pushed: it may have been
-      // between two stores of an entry. Their blocks, at most kRemoteEntries x kRemoteBatch of
-      // kRemoteBlockMax bytes, stay counted as used in this process.)
+      // between two stores of an entry. Their blocks, at most kRemoteEntries x 8 KiB, stay
+      // counted as used in this process, pinning at most kRemoteEntries slabs.)
       memset(h->remote, 0, sizeof h->remote);
       h->remote_live = 0;
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs

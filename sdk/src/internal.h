@@ -565,8 +565,9 @@ constexpr size_t kDirectSlots = kSmallMax / 8 + 1;
 // and pushed onto the slab's remote stack kRemoteBatch at a time (at most kRemoteBatchBytes)
 // with one CAS: at most 64 x 8 KiB wait per thread. An entry is also
 // pushed when another slab needs its place, when it sat unused through one of this thread's
-// malloc refills, when the thread exits, on spaces_collect, and after fork in the child. Its
-// blocks still count as used in their slab, so the slab cannot be released meanwhile.
+// malloc refills (or 64 new entries), when the thread exits and on spaces_collect; a fork child
+// drops the dead threads' entries. Its blocks still count as used in their slab, so the slab
+// cannot be released meanwhile (nor re-initialised: `key` double-checks it).
 constexpr unsigned kRemoteEntries = 64;        // (a slab's place: its index in its arena,
 constexpr uint32_t kRemoteBatch = 32;          //  mixed with the arena's: free.cpp remote_index)
 constexpr uint32_t kRemoteBatchBytes = 8192;   // fewer blocks per batch above 256 bytes
@@ -575,6 +576,7 @@ struct RemoteEntry {
   Slab* slab;     // NULL: unused (read by other threads' double-free checks: atomically)
   Block* head;    // newest block; its chain ends at `tail`
   Block* tail;    // oldest block: linked to the slab's stack when pushed
+  uintptr_t key;  // the slab's key when the entry was made (a slab re-initialised has another)
   uint32_t count;
   uint32_t limit; // pushed at this count: kRemoteBatch, or fewer of large blocks
   uint32_t seen;  // count at this thread's last malloc refill (the same at the next: pushed)
@@ -604,6 +606,7 @@ struct alignas(64) Heap {
   // thread heaps: remote frees waiting to be pushed (free.cpp), written by the owning thread only
   alignas(64) RemoteEntry remote[kRemoteEntries];
   uint32_t remote_live;              // entries in use
+  uint32_t remote_made;              // entries made (ages a free-only thread's batches)
   uint32_t remote_epoch;             // g_remote_epoch when last flushed whole
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
@@ -624,7 +627,8 @@ void heap_slab_emptied(Heap* h, Slab* s);
 void remote_flush_all(Heap* h);   // push every batched remote free of h (its thread, or h idle)
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
-Heap* heap_thread_init();
+Heap* heap_thread_init(bool from_pool = true);
+extern SPACES_TLS bool t_heap_done;  // heap_thread_done ran: a free never makes a heap again
 void heap_thread_done(void* h);
 void heap_collect(Heap* h, bool force);
 void heap_collect_abandoned(bool all);
@@ -677,6 +681,7 @@ void heap_collect_slab(Heap* h, Slab* s);  // owner side: take remote frees, re-
 bool chunk_reserve(Chunk* c, size_t bytes);     // false: the ceiling blocks it
 void chunk_unreserve(Chunk* c, size_t bytes);
 void chunk_slab_added(Chunk* c, Slab* s);
+void chunk_slab_in_use(Chunk* c);  // one more slab in use: the round peak reset keeps
 void chunk_slab_removed(Chunk* c, Slab* s);
 void chunk_large_added(Chunk* c, Slab* h);
 void chunk_large_removed(Chunk* c, Slab* h);

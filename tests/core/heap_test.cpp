@@ -86,12 +86,10 @@ TEST(Heap, BlocksOfExitedThreadsCanBeFreedAnywhere) {
   spaces_collect(1);
   struct spaces_stats after = stats_now();
   EXPECT_LE(after.slabs_in_use, base.slabs_in_use) << "every slab the exited thread filled was emptied and released";
-  EXPECT_EQ(after.heaps, exited.heaps) << "collecting keeps the heap";
-  // ...in the pool for the next thread, unless this thread took it: a thread without a heap gets
-  // one at its first free of another thread's block (free.cpp: batched remote frees), as at its
-  // first malloc, and the pool's warmest heap is the one it gets
-  EXPECT_LE(after.heaps_abandoned, exited.heaps_abandoned);
-  EXPECT_GE(after.heaps_abandoned + 1, exited.heaps_abandoned);
+  // (a thread without a heap gets a new one at its first free of another thread's block, for
+  // its batches of remote frees: free.cpp; never the pooled one)
+  EXPECT_LE(after.heaps, exited.heaps + 1) << "collecting keeps the heap";
+  EXPECT_EQ(after.heaps_abandoned, exited.heaps_abandoned) << "...in the pool, for the next thread";
 }
 
 TEST(Heap, EmptySlabsGoBackToTheArenas) {
