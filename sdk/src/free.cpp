@@ -106,15 +106,14 @@ SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
   __atomic_store_n(&e.slab, static_cast<Slab*>(nullptr), __ATOMIC_RELAXED);
   e.count = 0;
   h->remote_live--;
-  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
-  uintptr_t st;
-  for (;;) {
-    st = tf & kStateMask;
-    link_set(tail, slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask)));
-    uintptr_t nw = reinterpret_cast<uintptr_t>(head) | (st == kStateFull ? kStateNotified : st);
-    if (s->thread_free.compare_exchange_weak(tf, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
-  }
-  if (st == kStateFull) remote_notify(s);
+  if (slab_remote_push_chain(s, head, tail)) remote_notify(s);
+}
+
+// Append b (a block start of e's slab s, checked) to the chain: no atomic read-modify-write.
+SPACES_INLINE void remote_append(Heap* h, RemoteEntry& e, Slab* s, Block* b) {
+  link_set(b, slab_encode(s, e.head));  // (looks free, as a free block must)
+  __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);
+  if (SPACES_UNLIKELY(++e.count == e.limit)) remote_flush(h, e);
 }
 
 void remote_flush_all(Heap* h) {
@@ -185,10 +184,8 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
     e.limit = fit < kRemoteBatch ? fit : kRemoteBatch;
     h->remote_live++;
   }
-  link_set(b, slab_encode(s, e.head));  // (looks free, as a free block must)
-  __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);
   __atomic_store_n(&e.slab, s, __ATOMIC_RELAXED);
-  if (++e.count == e.limit) remote_flush(h, e);
+  remote_append(h, e, s, b);
 }
 
 // A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
@@ -216,13 +213,7 @@ void free_remote(Slab* s, Block* b, void* p) {
   }
   if (s->chunk) chunk_remote_freed(s->chunk, 1, s->block_size);  // before the owner can collect
   track_free(s->chunk, p, b, s->block_size);
-  if (slab_remote_push(s, b)) {
-    Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-    Slab* head = o->notify.load(std::memory_order_relaxed);
-    do {
-      s->notify_next = head;
-    } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
-  }
+  if (slab_remote_push(s, b)) remote_notify(s);
 }
 
 // free() of a pointer whose granule holds no live header: say which mistake it most likely is.
@@ -327,9 +318,7 @@ void free_dispatch(void* p, Slab* s) {
       RemoteEntry& e = me->remote[remote_index(s)];
       if (SPACES_LIKELY(e.slab == s && e.key == s->key && !slab_block_looks_free(s, b))) {
         track_free(nullptr, p, b, s->block_size);
-        link_set(b, slab_encode(s, e.head));
-        __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);
-        if (SPACES_UNLIKELY(++e.count == e.limit)) remote_flush(me, e);
+        remote_append(me, e, s, b);
         return;
       }
     }
@@ -423,7 +412,7 @@ SPACES_FAST_API void spaces_free_sized(void* p, size_t size) noexcept {
 }
 
 SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
-  (void)align;
+  (void)align;  // (not inlined in the override: passing the slab on costs no fast path here)
   Slab* s;
   if (SPACES_LIKELY(free_fast(p, size, s))) return;
   free_sized_slow(p, size, true, s);

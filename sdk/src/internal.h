@@ -397,7 +397,8 @@ SPACES_INLINE uintptr_t thread_self() { return reinterpret_cast<uintptr_t>(__bui
 void slab_init(Slab* s, Heap* owner, unsigned cls);
 void slab_extend(Slab* s);                 // carve a batch from the bump area into `free`
 unsigned slab_collect_remote(Slab* s);     // move thread_free into free; returns blocks moved
-bool slab_remote_push(Slab* s, Block* b);  // true if the owner must be notified
+bool slab_remote_push_chain(Slab* s, Block* head, Block* tail);  // true: notify the owner
+SPACES_INLINE bool slab_remote_push(Slab* s, Block* b) { return slab_remote_push_chain(s, b, b); }
 bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (double-free check)
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 

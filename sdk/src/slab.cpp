@@ -89,14 +89,15 @@ unsigned slab_collect_remote(Slab* s) {
   return n;
 }
 
-// Any thread but the owner. Returns true when the slab was kStateFull: the caller must queue
+// Any thread but the owner: pushes the chain head..tail (already linked from head to tail; a
+// single block is head == tail). Returns true when the slab was kStateFull: the caller must queue
 // the slab on its owner's notify list (this push is the only one that sees kStateFull).
-bool slab_remote_push(Slab* s, Block* b) {
+bool slab_remote_push_chain(Slab* s, Block* head, Block* tail) {
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   for (;;) {
     uintptr_t st = tf & kStateMask;
-    link_set(b, slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask)));
-    uintptr_t nw = reinterpret_cast<uintptr_t>(b) | (st == kStateFull ? kStateNotified : st);
+    link_set(tail, slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask)));
+    uintptr_t nw = reinterpret_cast<uintptr_t>(head) | (st == kStateFull ? kStateNotified : st);
     if (s->thread_free.compare_exchange_weak(tf, nw, std::memory_order_acq_rel, std::memory_order_relaxed))
       return st == kStateFull;
   }
