@@ -101,12 +101,13 @@ SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
   Slab* s = e.slab;
   Block* head = e.head;
   Block* tail = e.tail;
+  unsigned n = e.count;
   // (the entry is cleared before the push, so no state exists in which a pushed chain is still
   // in a batch; other threads' double-free scans read `slab` atomically)
   __atomic_store_n(&e.slab, static_cast<Slab*>(nullptr), __ATOMIC_RELAXED);
   e.count = 0;
   h->remote_live--;
-  if (slab_remote_push_chain(s, head, tail)) remote_notify(s);
+  if (slab_remote_push_chain(s, head, tail, n)) remote_notify(s);
 }
 
 // Append b (a block start of e's slab s, checked) to the chain: no atomic read-modify-write.

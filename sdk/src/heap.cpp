@@ -37,7 +37,7 @@ namespace spaces_core {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 // Constant-initialised (no constructor runs): free == itself marks "no block".
 // bump = UINTPTR_MAX: no bump room either (the chunk fast path bump-allocates).
-Slab g_empty_slab = {&g_empty_slab, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, UINTPTR_MAX};
+Slab g_empty_slab = {0, 0, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0, &g_empty_slab, 0, UINTPTR_MAX};
 
 namespace {
 template <size_t... D, size_t... C>
@@ -122,7 +122,7 @@ bool slab_try_detach(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   for (;;) {
-    if ((tf & ~kStateMask) != base) return false;
+    if (tf_ptr(tf) != base) return false;
     uintptr_t st = tf & kStateMask;
     if (st == kStateNotified) break;  // already queued: the notify drain will see it
     if (s->thread_free.compare_exchange_weak(tf, base | kStateFull, std::memory_order_acq_rel,

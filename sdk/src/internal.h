@@ -217,46 +217,62 @@ enum SlabKind : uint8_t {
   kSlabBump = 5,     // bump slab of an exclusive chunk: mixed sizes back to back (chunk.cpp)
 };
 
-// thread_free word: pointer to the newest remotely freed block (slab address = empty) | state.
+// thread_free word, three fields: bits 0-1 the SlabState; bits 2-47 the newest remotely freed
+// block (the slab's own address when none: user-space addresses are below 2^47); bits 48-63 how
+// many blocks the stack holds (at most a slab's capacity, 4096), added by each push, so the owner
+// takes the stack without walking it when its own free list is empty (slab_collect_remote).
 enum SlabState : uintptr_t {
   kStateNormal = 0,    // owner tracks the slab (cur or partial list): remote frees only push
   kStateFull = 1,      // owner stopped tracking it: the first remote free must notify the owner
   kStateNotified = 2,  // a remote free queued it on owner->notify; only the owner clears this
 };
 constexpr uintptr_t kStateMask = 3;
+constexpr unsigned kTfCountShift = 48;
+constexpr uintptr_t kTfPtrMask = ((uintptr_t(1) << kTfCountShift) - 1) & ~kStateMask;
+SPACES_INLINE uintptr_t tf_ptr(uintptr_t tf) { return tf & kTfPtrMask; }
+SPACES_INLINE unsigned tf_count(uintptr_t tf) { return unsigned(tf >> kTfCountShift); }
 
 struct alignas(64) Slab {
-  // -- line 0: the fast paths read only this line --
-  void* free;             // next block to hand out; the slab itself when none (so the empty test
-                          // is a register compare and the static empty slab needs no constructor)
+  // Three cache lines by who writes them, so that a remote free, which reads line 0 and pushes on
+  // line 2, never waits for a line the owner's mallocs keep writing (line 1): with free/used on
+  // the line remote frees read, a producer/consumer pair moved that line between cores twice per
+  // block. The owner's fast paths touch lines 0 and 1, both in its cache.
+  // -- line 0: read by every free; written when the slab is initialised or changes hands --
   uintptr_t key;          // link encoding secret, bit 63 set, new per slab initialisation
-  uint32_t used;          // blocks handed out and not yet freed back to `free`
-  uint32_t block_size;
   uintptr_t fast_owner;   // the owning thread's thread pointer (%fs:0) while a live thread owns
                           // the heap, the heap tracks the slab and it has no aligned block;
                           // 0 otherwise. Anything but the freeing thread's own pointer sends
                           // free() to the slow path; comparing with %fs:0 costs no TLS lookup.
-  uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
+  Heap* owner;            // heap owning the slab (NULL for large blocks): read by remote frees
+                          // with thread_free, by the fast free path only when a slab empties
+  Chunk* chunk;           // owning chunk (regions), NULL for thread heaps
+  uint32_t block_size;
+  uint32_t capacity;      // blocks that fit
+  uint32_t div_inv;       // block-start test without a divide (slab_exact_index): the inverse of
+  uint8_t div_shift;      // block_size's odd factor mod 2^32, and its power of two
   uint8_t kind;           // SlabKind
   uint8_t cls;
   uint8_t attached;       // owner-written: in owner's cur[] or partial list (bump slabs: sealed);
                           // stored atomically, as the census (spaces_mallinfo) and frees of
                           // bump blocks read it from other threads
   uint8_t has_aligned;    // blocks handed out at an offset inside their slot (aligned alloc)
-  uint32_t capacity;      // blocks that fit
-  uintptr_t bump;         // first never-carved block (address)
-  uint32_t div_inv;       // block-start test without a divide (slab_exact_index): the inverse of
-  uint8_t div_shift;      // block_size's odd factor mod 2^32, and its power of two
   uint8_t sampled;        // large blocks: the heap profiler recorded this block (profile.cpp)
-  // -- line 1: written by other threads --
+  // -- line 1: the owner's allocation state (every malloc and local free writes it) --
+  alignas(64) void* free; // next block to hand out; the slab itself when none (so the empty test
+                          // is a register compare and the static empty slab needs no constructor)
+  uint32_t used;          // blocks handed out and not yet freed back to `free`
+  uintptr_t bump;         // first never-carved block (address)
+  uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
+  Slab* chunk_next;       // every small slab of a chunk, for walk/reset/destroy
+  Slab* chunk_prev;
+  size_t map_resident;    // direct: bytes from map_base that may be resident (hold old data)
+  size_t map_gap;         // direct: bytes of those never touched (the huge layout's lead below
+                          // the data, but for the header's page): not counted as committed
+  // -- line 2: written by other threads; the owner's list links and large-block data --
   alignas(64) std::atomic<uintptr_t> thread_free;
-  Heap* owner;            // heap owning the slab (NULL for large blocks): read by remote frees
-                          // with thread_free, by the fast free path only when a slab empties
-  // -- line 2: owner-private links and large-block data --
-  alignas(64) Slab* next; // partial list / empty cache
+  Slab* next;             // partial list / empty cache
   Slab* prev;
-  Slab* notify_next;      // link in owner->notify while kStateNotified
-  Chunk* chunk;           // owning chunk (regions), NULL for thread heaps
+  Slab* notify_next;      // link in owner->notify while kStateNotified (written by the notifier)
   uintptr_t map_base;     // large: start of the mapping (direct) or run (== this)
   union {                 // large blocks, by kind:
     size_t run_granules;  //   kSlabLargeRun: the run's length in 64 KiB granules
@@ -264,14 +280,10 @@ struct alignas(64) Slab {
   };
   size_t user_size;       // large: usable bytes from the user pointer
   uintptr_t user_ptr;     // large: the pointer handed out
-  // -- line 3: chunk bookkeeping (owner side of the chunk) --
-  alignas(64) Slab* chunk_next;  // every small slab of a chunk, for walk/reset/destroy
-  Slab* chunk_prev;
-  size_t map_resident;    // direct: bytes from map_base that may be resident (hold old data)
-  size_t map_gap;         // direct: bytes of those never touched (the huge layout's lead below
-                          // the data, but for the header's page): not counted as committed
 };
 static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
+static_assert(offsetof(Slab, free) == 64 && offsetof(Slab, thread_free) == 128 && offsetof(Slab, sampled) < 64,
+              "Slab's three lines: read-mostly, owner-written, remote-written");
 
 // Offsets, block indexes and the block-start test of a size-class slab, by multiplication (no
 // divide on any path). n is the offset of a pointer from the slab's first block, as 32 bits (a
@@ -397,8 +409,8 @@ SPACES_INLINE uintptr_t thread_self() { return reinterpret_cast<uintptr_t>(__bui
 void slab_init(Slab* s, Heap* owner, unsigned cls);
 void slab_extend(Slab* s);                 // carve a batch from the bump area into `free`
 unsigned slab_collect_remote(Slab* s);     // move thread_free into free; returns blocks moved
-bool slab_remote_push_chain(Slab* s, Block* head, Block* tail);  // true: notify the owner
-SPACES_INLINE bool slab_remote_push(Slab* s, Block* b) { return slab_remote_push_chain(s, b, b); }
+bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n);  // true: notify the owner
+SPACES_INLINE bool slab_remote_push(Slab* s, Block* b) { return slab_remote_push_chain(s, b, b, 1); }
 bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (double-free check)
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 

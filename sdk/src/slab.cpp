@@ -6,7 +6,8 @@
 // and are carved into `free` a batch at a time so that a fresh slab costs page faults only for
 // what is used. Other threads free onto `thread_free`, a lock-free stack: they only ever push,
 // and the owner takes the whole list with one compare-and-swap, so no ABA can arise (a node is
-// never popped alone). The two low bits of `thread_free` carry the SlabState (internal.h).
+// never popped alone). The two low bits of `thread_free` carry the SlabState, the top 16 the
+// number of blocks on the stack (internal.h).
 //
 // Who touches what: `free`, `used`, `bump`, `attached`, list links: the owner thread (or whoever
 // holds an abandoned heap exclusively). `thread_free`: anyone, atomically. `key`, `block_size`,
@@ -60,15 +61,34 @@ void slab_extend(Slab* s) {
   s->bump = last + bs;
 }
 
+static unsigned slab_link_remote(Slab* s, Block* head);
+
 // Owner only. Moves every remotely freed block in front of `free`; the state bits are kept.
 unsigned slab_collect_remote(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   do {
-    if ((tf & ~kStateMask) == base) return 0;
+    if (tf_ptr(tf) == base) return 0;
   } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
                                                  std::memory_order_relaxed));
-  Block* head = reinterpret_cast<Block*>(tf & ~kStateMask);
+  Block* head = reinterpret_cast<Block*>(tf_ptr(tf));
+  unsigned n = tf_count(tf);
+  if (!slab_has_free(s) && n != 0 && n <= s->used) {
+    // The stack is a list that ends where an empty free list ends (offset 0), and its pushes
+    // counted its blocks: it becomes the free list as it is, none of its blocks touched (they
+    // are in other cores' caches). Its links are checked as they are popped (slab_pop).
+    s->free = head;
+  } else {
+    n = slab_link_remote(s, head);
+  }
+  s->used -= n;
+  if (s->chunk) chunk_remote_freed(s->chunk, 0 - size_t(n), 0 - size_t(n) * s->block_size);
+  return n;
+}
+
+// The walk: finds the stack's last block and links it to the free list; returns the blocks.
+static unsigned slab_link_remote(Slab* s, Block* head) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
   Block* b = head;
   unsigned n = 1;
   uintptr_t key = s->key;
@@ -84,20 +104,19 @@ unsigned slab_collect_remote(Slab* s) {
   }
   link_set(b, slab_encode(s, s->free));
   s->free = head;
-  s->used -= n;
-  if (s->chunk) chunk_remote_freed(s->chunk, 0 - size_t(n), 0 - size_t(n) * s->block_size);
   return n;
 }
 
 // Any thread but the owner: pushes the chain head..tail (already linked from head to tail; a
 // single block is head == tail). Returns true when the slab was kStateFull: the caller must queue
 // the slab on its owner's notify list (this push is the only one that sees kStateFull).
-bool slab_remote_push_chain(Slab* s, Block* head, Block* tail) {
+bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n) {
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   for (;;) {
     uintptr_t st = tf & kStateMask;
-    link_set(tail, slab_encode(s, reinterpret_cast<void*>(tf & ~kStateMask)));
-    uintptr_t nw = reinterpret_cast<uintptr_t>(head) | (st == kStateFull ? kStateNotified : st);
+    link_set(tail, slab_encode(s, reinterpret_cast<void*>(tf_ptr(tf))));
+    uintptr_t count = (tf & ~(kTfPtrMask | kStateMask)) + (uintptr_t(n) << kTfCountShift);
+    uintptr_t nw = reinterpret_cast<uintptr_t>(head) | count | (st == kStateFull ? kStateNotified : st);
     if (s->thread_free.compare_exchange_weak(tf, nw, std::memory_order_acq_rel, std::memory_order_relaxed))
       return st == kStateFull;
   }
@@ -109,7 +128,7 @@ bool slab_contains_free(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t key = s->key;
   uintptr_t span = slab_span(s);
-  const void* heads[2] = {s->free, reinterpret_cast<void*>(s->thread_free.load(std::memory_order_acquire) & ~kStateMask)};
+  const void* heads[2] = {s->free, reinterpret_cast<void*>(tf_ptr(s->thread_free.load(std::memory_order_acquire)))};
   for (const void* h : heads) {
     uintptr_t p = reinterpret_cast<uintptr_t>(h);
     for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {

@@ -29,7 +29,7 @@ std::vector<void*> blocks_of_one_slab(size_t size, size_t n, std::vector<void*>*
 
 size_t pushed(Slab* s) {  // blocks on s's remote stack (read only: the owner collects later)
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  uintptr_t p = s->thread_free.load(std::memory_order_acquire) & ~kStateMask;
+  uintptr_t p = tf_ptr(s->thread_free.load(std::memory_order_acquire));
   size_t n = 0;
   while (p != base && n <= s->capacity) {
     n++;

@@ -97,6 +97,42 @@ TEST(Slab, RemotePushAndCollectMovesAllBlocks) {
   EXPECT_EQ(slab_collect_remote(s), 0u);
 }
 
+// The remote stack's word counts its blocks (pushes of chains add their length), so the owner
+// takes it as its free list without walking it when its own list is empty, and walks it (to link
+// its end) when not.
+TEST(Slab, RemoteStackCountsItsBlocksAndIsTakenWholeOrLinked) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  slab_init(s, nullptr, class_of(64));
+  slab_extend(s);
+  std::vector<Block*> blocks;
+  while (slab_has_free(s)) blocks.push_back(slab_pop(s));
+  ASSERT_GT(blocks.size(), 12u);
+  unsigned used = s->used;
+  auto chain = [&](size_t from, size_t n) {  // blocks[from..from+n) linked first to last
+    for (size_t i = from; i + 1 < from + n; i++) link_set(blocks[i], slab_encode(s, blocks[i + 1]));
+    EXPECT_FALSE(slab_remote_push_chain(s, blocks[from], blocks[from + n - 1], unsigned(n)));
+  };
+  chain(0, 5);
+  EXPECT_FALSE(slab_remote_push(s, blocks[5]));
+  chain(6, 3);
+  EXPECT_EQ(tf_count(s->thread_free.load()), 9u);
+  EXPECT_EQ(slab_collect_remote(s), 9u) << "taken whole: the free list was empty";
+  EXPECT_EQ(tf_count(s->thread_free.load()), 0u);
+  EXPECT_EQ(s->used, used - 9);
+  std::set<Block*> back;
+  for (int i = 0; i < 4; i++) back.insert(slab_pop(s));  // the free list is not empty now
+  chain(9, 4);
+  EXPECT_EQ(slab_collect_remote(s), 4u) << "walked and linked in front of the 5 left";
+  EXPECT_EQ(s->used, used - 9 + 4 - 4);
+  while (Block* b = slab_pop(s)) back.insert(b);
+  EXPECT_EQ(back, std::set<Block*>(blocks.begin(), blocks.begin() + 13));
+  // A count that cannot be right (more blocks than are out) is not trusted: the list is walked.
+  for (int i = 0; i < 2; i++) EXPECT_FALSE(slab_remote_push(s, blocks[i]));
+  s->thread_free.fetch_add(uintptr_t(4000) << kTfCountShift);
+  EXPECT_EQ(slab_collect_remote(s), 2u);
+}
+
 TEST(Slab, RemotePushOnFullSlabAsksForNotifyOnce) {
   ScratchSlab m;
   Slab* s = m.s;

@@ -58,11 +58,11 @@ elif name == "lost_remote_free":
     # another thread pushes in between is lost (never reusable, still counted as live).
     sub("slab.cpp", """  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   do {
-    if ((tf & ~kStateMask) == base) return 0;
+    if (tf_ptr(tf) == base) return 0;
   } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
                                                  std::memory_order_relaxed));""",
         """  uintptr_t tf = s->thread_free.load(std::memory_order_acquire);
-  if ((tf & ~kStateMask) == base) return 0;
+  if (tf_ptr(tf) == base) return 0;
   s->thread_free.store(base | (tf & kStateMask), std::memory_order_relaxed);""")
 elif name == "ceiling_race":
     # Large blocks of a shared region are allocated without the region lock ("they only need
