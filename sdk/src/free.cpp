@@ -99,7 +99,7 @@ SPACES_INLINE void remote_notify(Slab* s) {  // (the push found the slab kStateF
 // Push entry e's chain onto its slab's remote stack: one CAS (retried only under contention).
 SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
   Slab* s = e.slab;
-  Block* head = e.head;
+  Block* head = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + (link_get(&e.first) ^ s->key));
   Block* tail = e.tail;
   unsigned n = e.count;
   // (the entry is cleared before the push, so no state exists in which a pushed chain is still
@@ -112,8 +112,9 @@ SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
 
 // Append b (a block start of e's slab s, checked) to the chain: no atomic read-modify-write.
 SPACES_INLINE void remote_append(Heap* h, RemoteEntry& e, Slab* s, Block* b) {
-  link_set(b, slab_encode(s, e.head));  // (looks free, as a free block must)
-  __atomic_store_n(&e.head, b, __ATOMIC_RELAXED);
+  link_set(b, slab_encode(s, s));  // (looks free, as a free block must; the end until the next)
+  link_set(e.tail, slab_encode(s, b));
+  e.tail = b;
   if (SPACES_UNLIKELY(++e.count == e.limit)) remote_flush(h, e);
 }
 
@@ -143,7 +144,7 @@ __attribute__((no_sanitize("thread"))) static bool remote_cached(Slab* s, Block*
   for (Heap* h = __atomic_load_n(&g_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
     for (RemoteEntry& e : h->remote) {
       if (__atomic_load_n(&e.slab, __ATOMIC_RELAXED) != s) continue;
-      uintptr_t p = reinterpret_cast<uintptr_t>(__atomic_load_n(&e.head, __ATOMIC_RELAXED));
+      uintptr_t p = base + (link_get(&e.first) ^ s->key);
       for (uint32_t steps = 0; p != base && steps <= kRemoteBatch; steps++) {
         if ((p & ~kSlabMask) != base) break;  // (the entry moved on to another slab meanwhile)
         if (p == reinterpret_cast<uintptr_t>(b)) return true;
@@ -176,9 +177,7 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
         h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed))
       remote_tick(h);  // (a thread that only frees has no refills to age its batches at)
     if (e.slab) remote_flush(h, e);
-    e.tail = b;
-    // (as a link: the end; the push sets the tail's real one)
-    __atomic_store_n(&e.head, reinterpret_cast<Block*>(s), __ATOMIC_RELAXED);
+    e.tail = &e.first;
     e.key = s->key;
     e.seen = 0;
     uint32_t fit = kRemoteBatchBytes / s->block_size;

@@ -587,8 +587,11 @@ constexpr uint32_t kRemoteBatchBytes = 8192;   // fewer blocks per batch above 2
 constexpr uint32_t kRemoteBlockMax = 1024;
 struct RemoteEntry {
   Slab* slab;     // NULL: unused (read by other threads' double-free checks: atomically)
-  Block* head;    // newest block; its chain ends at `tail`
-  Block* tail;    // oldest block: linked to the slab's stack when pushed
+  Block first;    // a link word like a block's: encodes the chain's first (oldest) block
+  Block* tail;    // newest block, or &first while the chain is empty: the next is linked here,
+                  // and the push links it to the slab's stack (the chain keeps the order of the
+                  // frees, so the owner reuses blocks in that order: xthread 2 threads 7 %
+                  // faster than newest-first)
   uintptr_t key;  // the slab's key when the entry was made (a slab re-initialised has another)
   uint32_t count;
   uint32_t limit; // pushed at this count: kRemoteBatch, or fewer of large blocks
