@@ -708,9 +708,10 @@ int walk_slab(Slab* s, spaces_walk_fn fn, void* arg) {
   uintptr_t p = reinterpret_cast<uintptr_t>(s->free);
   for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
     uintptr_t idx = (p - first) / bs;
+    if (idx >= carved) break;  // (a damaged list: never a write past freebits)
     freebits[idx / 64] |= uint64_t(1) << (idx % 64);
     uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
-    if (off >= kSlabSize) break;
+    if (off >= kSlabSize || off < kSlabHeader) break;
     p = base + off;
   }
   for (uintptr_t i = 0; i < carved; i++) {

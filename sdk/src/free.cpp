@@ -99,14 +99,17 @@ SPACES_INLINE void remote_notify(Slab* s) {  // (the push found the slab kStateF
 // Push entry e's chain onto its slab's remote stack: one CAS (retried only under contention).
 SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
   Slab* s = e.slab;
-  Block* head = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + (link_get(&e.first) ^ s->key));
+  Block* head = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + (link_get(&e.first) ^ e.key));
   Block* tail = e.tail;
   unsigned n = e.count;
+  bool stale = e.key != s->key;  // s was re-initialised under the entry (only after a double free
+                                 // went unseen): the chain is dropped (leaked), never pushed
   // (the entry is cleared before the push, so no state exists in which a pushed chain is still
   // in a batch; other threads' double-free scans read `slab` atomically)
   __atomic_store_n(&e.slab, static_cast<Slab*>(nullptr), __ATOMIC_RELAXED);
   e.count = 0;
   h->remote_live--;
+  if (SPACES_UNLIKELY(stale)) return;
   if (slab_remote_push_chain(s, head, tail, n)) remote_notify(s);
 }
 
@@ -166,18 +169,13 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
   }
   track_free(nullptr, p, b, s->block_size);
   RemoteEntry& e = h->remote[remote_index(s)];
-  if (e.slab != s || e.key != s->key) {
-    if (e.slab == s) {  // s was re-initialised under the entry (only after a double free went
-                        // unseen): its chain is dropped, never pushed with a stale key
-      __atomic_store_n(&e.slab, static_cast<Slab*>(nullptr), __ATOMIC_RELAXED);
-      e.count = 0;
-      h->remote_live--;
-    }
+  if (e.slab != s || e.key != s->key) {  // (s re-initialised under the entry: remote_flush drops it)
     if (++h->remote_made % kRemoteEntries == 0 ||
         h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed))
       remote_tick(h);  // (a thread that only frees has no refills to age its batches at)
     if (e.slab) remote_flush(h, e);
     e.tail = &e.first;
+    link_set(&e.first, slab_encode(s, s));  // (empty, before `slab` names s to other threads' scans)
     e.key = s->key;
     e.seen = 0;
     uint32_t fit = kRemoteBatchBytes / s->block_size;

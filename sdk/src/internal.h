@@ -217,10 +217,11 @@ enum SlabKind : uint8_t {
   kSlabBump = 5,     // bump slab of an exclusive chunk: mixed sizes back to back (chunk.cpp)
 };
 
-// thread_free word, three fields: bits 0-1 the SlabState; bits 2-47 the newest remotely freed
-// block (the slab's own address when none: user-space addresses are below 2^47); bits 48-63 how
-// many blocks the stack holds (at most a slab's capacity, 4096), added by each push, so the owner
-// takes the stack without walking it when its own free list is empty (slab_collect_remote).
+// thread_free word, three fields: bits 0-1 the SlabState; bits 2-47 the first block of the chain
+// pushed last (the slab's own address when none: user-space addresses are below 2^47); bits
+// 48-63 how many blocks the stack holds (at most a slab's capacity, 8160), added by each push, so
+// the owner takes the stack without walking it when its own free list is empty
+// (slab_collect_remote).
 enum SlabState : uintptr_t {
   kStateNormal = 0,    // owner tracks the slab (cur or partial list): remote frees only push
   kStateFull = 1,      // owner stopped tracking it: the first remote free must notify the owner
@@ -583,7 +584,8 @@ constexpr size_t kDirectSlots = kSmallMax / 8 + 1;
 // pushed when another slab needs its place, when it sat unused through one of this thread's
 // malloc refills (or 64 new entries), when the thread exits and on spaces_collect; a fork child
 // drops the dead threads' entries. Its blocks still count as used in their slab, so the slab
-// cannot be released meanwhile (nor re-initialised: `key` double-checks it).
+// cannot be released meanwhile (nor re-initialised, but after an unseen double free: the entry's
+// `key` is compared with the slab's on every append and flush, and a stale chain is dropped).
 constexpr unsigned kRemoteEntries = 64;        // (a slab's place: its index in its arena,
 constexpr uint32_t kRemoteBatch = 32;          //  mixed with the arena's: free.cpp remote_index)
 constexpr uint32_t kRemoteBatchBytes = 8192;   // fewer blocks per batch above 256 bytes

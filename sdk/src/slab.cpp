@@ -76,7 +76,10 @@ unsigned slab_collect_remote(Slab* s) {
   if (!slab_has_free(s) && n != 0 && n <= s->used) {
     // The stack is a list that ends where an empty free list ends (offset 0), and its pushes
     // counted its blocks: it becomes the free list as it is, none of its blocks touched (they
-    // are in other cores' caches). Its links are checked as they are popped (slab_pop).
+    // are in other cores' caches). Its links are range-checked as they are popped (slab_pop,
+    // heap_malloc_slow_rest). What the walk below also caught, a cycle made by a double free
+    // that raced past the checks, is found only when a popped block comes round again (its
+    // word is 0 or user data by then: reported as a corrupted free list).
     s->free = head;
   } else {
     n = slab_link_remote(s, head);

@@ -151,6 +151,32 @@ TEST(Chunk, CeilingHoldsUnderManyThreads) {
   spaces_chunk_destroy(c);
 }
 
+// A free list damaged by a write after free (a link into the slab header) ends the walk's
+// reading of the list; it never indexes its bitmap with the damaged offset.
+TEST(Chunk, WalkOfADamagedFreeListStaysInItsBitmap) {
+  SpacesChunk c = spaces_chunk_create(0);
+  std::vector<void*> v;
+  for (int i = 0; i < 16; i++) v.push_back(spaces_chunk_alloc(c, 64, 0));
+  Slab* s = slab_of(v[0]);
+  ASSERT_EQ(s->kind, kSlabSmall);
+  spaces_free(v[3]);
+  std::map<void*, size_t> seen;
+  EXPECT_EQ(spaces_chunk_walk(c, collect, &seen), 0);  // (the free is on the slab's list now)
+  Block* b = static_cast<Block*>(v[3]);
+  ASSERT_EQ(s->free, static_cast<void*>(b));
+  uintptr_t saved = link_get(b);
+  HandlerScope h;
+  for (uintptr_t off : {uintptr_t(8), uintptr_t(kSlabHeader - 16)}) {
+    link_set(b, off ^ s->key);  // the freed block's link now leads into the header
+    seen.clear();
+    EXPECT_EQ(spaces_chunk_walk(c, collect, &seen), 0);
+    EXPECT_EQ(seen.count(v[0]), 1u);
+    EXPECT_EQ(seen.count(v[3]), 0u);
+  }
+  link_set(b, saved);
+  spaces_chunk_destroy(c);
+}
+
 TEST(Chunk, WalkSeesExactlyTheLiveBlocks) {
   SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
   std::mt19937 rng(5);
