@@ -10,6 +10,14 @@ struct ScratchSlab {
   ScratchSlab() { s = static_cast<Slab*>(os_map_aligned(kSlabSize, kSlabSize, false)); }
   ~ScratchSlab() { os_unmap(s, kSlabSize); }
 };
+// s made a slab of 64-byte blocks, its first carved batch handed out (its free list left empty).
+std::vector<Block*> first_batch_of_64s(Slab* s) {
+  slab_init(s, nullptr, class_of(64));
+  slab_extend(s);
+  std::vector<Block*> blocks;
+  while (slab_has_free(s)) blocks.push_back(slab_pop(s));
+  return blocks;
+}
 }  // namespace
 
 // The tests below take blocks with the core's own slab_pop (internal.h), the allocation step of
@@ -78,10 +86,7 @@ TEST(Slab, KeyHasTopBitAndDiffersPerInit) {
 TEST(Slab, RemotePushAndCollectMovesAllBlocks) {
   ScratchSlab m;
   Slab* s = m.s;
-  slab_init(s, nullptr, class_of(64));
-  slab_extend(s);
-  std::vector<Block*> blocks;
-  while (slab_has_free(s)) blocks.push_back(slab_pop(s));
+  std::vector<Block*> blocks = first_batch_of_64s(s);
   ASSERT_GT(blocks.size(), 10u);
   unsigned used = s->used;
   std::thread t([&] {
@@ -103,10 +108,7 @@ TEST(Slab, RemotePushAndCollectMovesAllBlocks) {
 TEST(Slab, RemoteStackCountsItsBlocksAndIsTakenWholeOrLinked) {
   ScratchSlab m;
   Slab* s = m.s;
-  slab_init(s, nullptr, class_of(64));
-  slab_extend(s);
-  std::vector<Block*> blocks;
-  while (slab_has_free(s)) blocks.push_back(slab_pop(s));
+  std::vector<Block*> blocks = first_batch_of_64s(s);
   ASSERT_GT(blocks.size(), 12u);
   unsigned used = s->used;
   auto chain = [&](size_t from, size_t n) {  // blocks[from..from+n) linked first to last
