@@ -193,8 +193,16 @@ uint64_t os_now_ns() {
 }
 
 // Not cryptographic: keys only need to be unguessable by accident. Seeded from the kernel's
-// AT_RANDOM bytes, the clock and ASLR, mixed by splitmix64.
-uint64_t os_random() {
+// AT_RANDOM bytes, the clock and ASLR, mixed by splitmix64. Each thread draws from its own state
+// (seeded from the process-wide one at its first draw): a key is drawn for every slab a heap
+// initialises, and one process-wide counter would be a cache line that every thread's refills
+// write (profiled at 0.5 % of a warm region round on 2 cores; no time difference measurable there).
+static uint64_t splitmix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static uint64_t os_random_global() {
   static std::atomic<uint64_t> state{0};
   uint64_t s = state.load(std::memory_order_relaxed);
   if (__builtin_expect(s == 0, 0)) {
@@ -207,10 +215,13 @@ uint64_t os_random() {
     }
     state.compare_exchange_strong(s, seed | 1, std::memory_order_relaxed);
   }
-  uint64_t z = state.fetch_add(0x9e3779b97f4a7c15ull, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return splitmix64(state.fetch_add(0x9e3779b97f4a7c15ull, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ull);
+}
+uint64_t os_random() {
+  static __thread __attribute__((tls_model("initial-exec"))) uint64_t t_state = 0;
+  if (__builtin_expect(t_state == 0, 0)) t_state = os_random_global() | 1;
+  t_state += 0x9e3779b97f4a7c15ull;
+  return splitmix64(t_state);
 }
 
 size_t os_page_size() { return 4096; }
