@@ -66,6 +66,7 @@ constexpr size_t kMediumMax = size_t(256) << 10;          // largest size-class 
 constexpr size_t kSlabHeader = 256;                       // first block offset in a slab
 constexpr size_t kMaxRunSlabs = kSlabsPerArena - 1;       // longest run inside one arena
 constexpr size_t kHugePage = size_t(2) << 20;
+constexpr uint8_t kLargeInSpan = 1;  // Slab::cls of a kSlabLargeRun head whose run is in a span
 constexpr size_t kMaxRequest = size_t(1) << 46;           // anything larger is ENOMEM at once
 constexpr size_t kMaxAlign = size_t(1) << 30;
 
@@ -252,7 +253,7 @@ struct alignas(64) Slab {
   uint32_t div_inv;       // block-start test without a divide (slab_exact_index): the inverse of
   uint8_t div_shift;      // block_size's odd factor mod 2^32, and its power of two
   uint8_t kind;           // SlabKind
-  uint8_t cls;
+  uint8_t cls;            // size class; large runs: kLargeInSpan for a run in a span
   uint8_t attached;       // owner-written: in owner's cur[] or partial list (bump slabs: sealed);
                           // stored atomically, as the census (spaces_mallinfo) and frees of
                           // bump blocks read it from other threads
@@ -485,6 +486,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
+  X(huge_spans, 1, 0, 1, "huge_pages=1: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \
   X(arena_huge_pages, 0, 0, 2, "advise THP on thread heaps' 4 MiB arenas: 0 never, 1 every arena, 2 arenas made once arena_huge_after_mib are committed (fewer page faults, more RSS)")  \
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
@@ -561,6 +563,14 @@ void* arena_direct_from_cache(size_t need, DirectReuse* out);
 bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r);
 void arena_direct_cache_drop();
 void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta);
+// Spans (huge blocks, option huge_spans): a run of `count` granules (1 <= count <= kSpanMaxRun)
+// in a 64 MiB span advised THP; *dirty as arena_alloc_slabs. NULL if no span can be mapped.
+constexpr size_t kSpanMaxRun = 513;  // granules: a 32 MiB block and its header
+Slab* arena_alloc_span_run(size_t count, bool* dirty);
+void arena_free_span_run(Slab* s, size_t count);
+// Grow the span run at s from `count` to `want` granules in place if the granules after it are
+// free (and take them); false otherwise.
+bool arena_grow_span_run(Slab* s, size_t count, size_t want);
 struct ArenaTotals {
   size_t arenas, reserved, committed, peak_committed, slabs_cached, purges, mmaps;
 };
@@ -721,7 +731,8 @@ void* large_realloc(Slab* head, void* p, size_t size);
 size_t large_usable(const Slab* head, const void* p);
 struct LargeTotals {
   size_t blocks, bytes;
-  size_t direct_blocks, direct_bytes;  // of which blocks in mappings of their own, bytes mapped
+  size_t direct_blocks, direct_bytes;  // of which huge blocks (mappings of their own and span
+                                       // runs: glibc's hblks), bytes mapped or of their runs
 };
 LargeTotals large_totals();
 

@@ -2,8 +2,12 @@
 //
 // A large block (above the medium classes in thread heaps, above 8 KiB in regions) is a run of
 // whole slabs inside an arena when it fits in one (up to ~4 MiB with its alignment), else a
-// direct mapping (4 MiB-aligned). A thread heap's block of 2 MiB or more is a direct mapping
-// advised transparent huge pages (option huge_pages; large_alloc says where its data starts). Either way a Slab header sits at H = (p - 1) & ~0xFFFF, the granule just before or
+// direct mapping (4 MiB-aligned). A thread heap's block of 2 MiB or more (option huge_pages 1)
+// is a run in a 64 MiB span advised transparent huge pages up to 32 MiB (option huge_spans;
+// arena.cpp: spans coalesce freed blocks, so memory freed by one size serves another), else a
+// direct mapping advised transparent huge pages (large_alloc says where its data starts). A span
+// run's head is a kSlabLargeRun with cls kLargeInSpan: freed to its span, grown in place by
+// realloc when the granules after it are free. Either way a Slab header sits at H = (p - 1) & ~0xFFFF, the granule just before or
 // containing the user pointer p, so free() finds it exactly as it finds a small block's slab:
 //   align <= 64 KiB : p = run/mapping start + 256 (the header) rounded up to align; H = start.
 //   align >  64 KiB : p = the first align-aligned address at least 64 KiB into the run/mapping;
@@ -23,7 +27,8 @@ namespace spaces_core {
 namespace {
 std::atomic<size_t> g_large_blocks{0};
 std::atomic<size_t> g_large_bytes{0};
-std::atomic<size_t> g_direct_blocks{0};  // (the part of those two in mappings of their own)
+std::atomic<size_t> g_direct_blocks{0};  // (the part of those two that is huge: in mappings of
+                                         // their own, or in spans: bytes mapped / of the run)
 std::atomic<size_t> g_direct_bytes{0};
 
 constexpr size_t kPage = 4096;
@@ -95,6 +100,25 @@ static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk
   g_large_bytes.fetch_add(slabs * kSlabSize, std::memory_order_relaxed);
   if (chunk) chunk_large_added(chunk, h);
   track_alloc(chunk, reinterpret_cast<void*>(p), size, zero);  // (before the memset touches it)
+  if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
+  return reinterpret_cast<void*>(p);
+}
+
+// A run in a span (huge blocks from thread heaps, option huge_spans: arena.cpp); NULL when no
+// span can be mapped (nothing reported). Its header is the run's first 256 bytes, as a run's.
+static void* alloc_span(size_t size, size_t align, size_t count, bool zero) {
+  bool dirty = false;
+  Slab* run = arena_alloc_span_run(count, &dirty);
+  if (run == nullptr) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(run);
+  uintptr_t p = user_ptr_in(start, align);  // (align <= 64 KiB: after the header)
+  Slab* h = init_header(p, kSlabLargeRun, start, count, start + count * kSlabSize - p);
+  h->cls = kLargeInSpan;
+  g_large_blocks.fetch_add(1, std::memory_order_relaxed);
+  g_large_bytes.fetch_add(count * kSlabSize, std::memory_order_relaxed);
+  g_direct_blocks.fetch_add(1, std::memory_order_relaxed);  // (huge blocks, as mappings are)
+  g_direct_bytes.fetch_add(count * kSlabSize, std::memory_order_relaxed);
+  track_alloc(nullptr, reinterpret_cast<void*>(p), size, zero);
   if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
   return reinterpret_cast<void*>(p);
 }
@@ -182,6 +206,13 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   // the mapping's second 2 MiB boundary, the header granule just before it in a small page, so
   // N x 2 MiB takes N huge pages. Both layouts round to the same 4 MiB of address space there.
   bool huge = chunk == nullptr && size >= kHugePage && option(kOpt_huge_pages) != 0;
+  // Up to 32 MiB with transparent huge pages: a run in a span, packed with other huge blocks
+  // (no per-block layout: the spans' huge pages are shared by neighbours), else as below.
+  if (huge && align <= kSlabSize && option(kOpt_huge_pages) == 1 && option(kOpt_huge_spans) != 0) {
+    size_t span_count = (user_ptr_in(0, align) + size + kSlabSize - 1) >> kSlabShift;
+    if (span_count <= kSpanMaxRun)
+      if (void* p = alloc_span(size, align, span_count, zero)) return p;
+  }
   if (huge && align <= kSlabSize &&
       (size + kHugePage - 1) / kHugePage < (kSlabHeader + size + kHugePage - 1) / kHugePage)
     align = kHugePage;
@@ -229,7 +260,12 @@ void large_free(Slab* h, void* p) {
   }
   if (kind == kSlabLargeRun) {
     g_large_bytes.fetch_sub(h->run_granules * kSlabSize, std::memory_order_relaxed);
-    arena_free_slabs(reinterpret_cast<Slab*>(h->map_base), h->run_granules);
+    if (h->cls == kLargeInSpan) {
+      g_direct_blocks.fetch_sub(1, std::memory_order_relaxed);
+      g_direct_bytes.fetch_sub(h->run_granules * kSlabSize, std::memory_order_relaxed);
+      arena_free_span_run(reinterpret_cast<Slab*>(h->map_base), h->run_granules);
+    } else
+      arena_free_slabs(reinterpret_cast<Slab*>(h->map_base), h->run_granules);
   } else {
     uintptr_t base = h->map_base;
     size_t mapped = h->map_bytes;
@@ -321,6 +357,17 @@ void* large_realloc(Slab* h, void* p, size_t size) {
     // Fits and is not less than half used: keep it.
     // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
     if (realloc_in_place(size, usable, true)) return p;
+    // A span's run grows in place when the granules after it are free (a buffer grown by
+    // doubling at the end of its span's used part, as a mapping would by mremap).
+    size_t want = (reinterpret_cast<uintptr_t>(p) - h->map_base + size + kSlabSize - 1) >> kSlabShift;
+    if (h->cls == kLargeInSpan && size > usable && want <= kSpanMaxRun &&
+        arena_grow_span_run(reinterpret_cast<Slab*>(h->map_base), h->run_granules, want)) {
+      g_large_bytes.fetch_add((want - h->run_granules) * kSlabSize, std::memory_order_relaxed);
+      g_direct_bytes.fetch_add((want - h->run_granules) * kSlabSize, std::memory_order_relaxed);
+      h->run_granules = want;  // (memcheck builds never get here: they move every block)
+      h->user_size = h->map_base + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
+      return p;
+    }
   } else if (!kMemcheckExactSizes && h->chunk == nullptr && size > (size_t(4) << 20) &&
              reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
     // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)

@@ -9,6 +9,31 @@
 #include <string>
 #include <vector>
 
+namespace {
+// Restores an option when it goes out of scope.
+struct OptionScope {
+  const char* name;
+  long long old;
+  OptionScope(const char* n, long long v) : name(n), old(spaces_option_get(n)) { EXPECT_EQ(spaces_option_set(n, v), 0); }
+  ~OptionScope() { spaces_option_set(name, old); }
+};
+long minor_faults() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+long vmstat(const char* key) {
+  FILE* f = fopen("/proc/vmstat", "r");
+  if (f == nullptr) return -1;
+  char k[64];
+  long v, r = -1;
+  while (fscanf(f, "%63s %ld", k, &v) == 2)
+    if (strcmp(k, key) == 0) r = v;
+  fclose(f);
+  return r;
+}
+}  // namespace
+
 TEST(Large, RunsAndDirectMappingsAreZeroedAndUsable) {
   for (size_t n : {size_t(8193), size_t(65536), size_t(1) << 20, size_t(3) << 20, size_t(5) << 20, size_t(64) << 20}) {
     char* p = static_cast<char*>(spaces_calloc(1, n));
@@ -70,6 +95,7 @@ TEST(Large, ImpossibleSizesAreEnomem) {
 // A freed huge block's mapping waits in the cache with its pages (reused warm), and is purged
 // once purge_delay_ms has passed, on the next arena operation, like a free slab.
 TEST(Large, CachedHugeMappingIsPurgedAfterTheDelay) {
+  OptionScope hs("huge_spans", 0);  // (a mapping each; spans: Span.* below)
   long long old_delay = spaces_option_get("purge_delay_ms");
   long long old_max = spaces_option_get("dirty_max_kib");
   ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);  // (the delay rule alone)
@@ -92,9 +118,11 @@ TEST(Large, CachedHugeMappingIsPurgedAfterTheDelay) {
   spaces_option_set("dirty_max_kib", old_max);
 }
 
-// A huge block whose size is a multiple of 2 MiB starts on a 2 MiB boundary (N huge pages for
-// N x 2 MiB); one that is not starts right after its header in a fresh mapping.
+// With huge_spans 0 (or above 32 MiB): a huge block whose size is a multiple of 2 MiB starts on
+// a 2 MiB boundary (N huge pages for N x 2 MiB); one that is not starts right after its header
+// in a fresh mapping.
 TEST(Large, HugeBlocksAreLaidOutForWholeHugePages) {
+  OptionScope hs("huge_spans", 0);
   for (size_t mib : {2, 4, 8}) {
     void* p = spaces_malloc(mib << 20);
     ASSERT_NE(p, nullptr);
@@ -109,35 +137,12 @@ TEST(Large, HugeBlocksAreLaidOutForWholeHugePages) {
   spaces_free(q);
 }
 
-namespace {
-// Restores an option when it goes out of scope.
-struct OptionScope {
-  const char* name;
-  long long old;
-  OptionScope(const char* n, long long v) : name(n), old(spaces_option_get(n)) { EXPECT_EQ(spaces_option_set(n, v), 0); }
-  ~OptionScope() { spaces_option_set(name, old); }
-};
-long minor_faults() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_minflt;
-}
-long vmstat(const char* key) {
-  FILE* f = fopen("/proc/vmstat", "r");
-  if (f == nullptr) return -1;
-  char k[64];
-  long v, r = -1;
-  while (fscanf(f, "%63s %ld", k, &v) == 2)
-    if (strcmp(k, key) == 0) r = v;
-  fclose(f);
-  return r;
-}
-}  // namespace
 
 // A cached mapping whose last block had the huge layout (data from the second 2 MiB boundary, a
 // small page for the header below it) serves the next block in the same layout when it fits:
 // its lead holds a small-page table, so data placed there would fault 4 KiB at a time.
 TEST(Large, AReusedHugeMappingKeepsItsLayoutWhenTheBlockFits) {
+  OptionScope hs("huge_spans", 0);
   OptionScope hp("huge_pages", 1);
   spaces_collect(1);  // (an empty mapping cache: the next free is the only entry)
   void* a = spaces_malloc(size_t(4) << 20);  // a multiple of 2 MiB: the huge layout
@@ -154,6 +159,7 @@ TEST(Large, AReusedHugeMappingKeepsItsLayoutWhenTheBlockFits) {
 // When the new block does not fit that layout, the old lead is replaced by fresh pages, so the
 // block's first 2 MiB faults as one huge page again (a purge would keep the small-page table).
 TEST(Large, AReusedMappingsSmallPageLeadIsReplacedWhenDataMovesIntoIt) {
+  OptionScope hs("huge_spans", 0);
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "the sanitizer's shadow pages fault too: faults cannot be counted here "
                   "(the release, dev and clang presets run this test)";
@@ -187,6 +193,7 @@ TEST(Large, AReusedMappingsSmallPageLeadIsReplacedWhenDataMovesIntoIt) {
 // next big allocation most likely reuses it), so it is not purged the moment it is freed; a
 // mapping bigger than the bound is purged like any other, with the rest over the bound.
 TEST(Large, TheLastFreedHugeMappingWithinTheBoundWaitsForReuse) {
+  OptionScope hs("huge_spans", 0);
   OptionScope hp("huge_pages", 1);
   OptionScope delay("purge_delay_ms", 3600000);  // (the bound alone)
   spaces_free(spaces_malloc(1));  // (this thread's heap counts in the bound)
@@ -251,4 +258,177 @@ TEST(Large, AdaptiveHugePagesAdviseOnlyArenasMadePastTheThreshold) {
   EXPECT_EQ(thp_eligible(reinterpret_cast<uintptr_t>(blocks.front())), 0) << "the first arena was made below 16 MiB";
   EXPECT_EQ(thp_eligible(reinterpret_cast<uintptr_t>(blocks.back())), 1) << "the last arena was made past 16 MiB";
   for (void* p : blocks) spaces_free(p);
+}
+
+// ---- spans: huge blocks of 2-32 MiB (huge_spans 1, the default with huge_pages 1) -----------
+namespace {
+constexpr size_t kMiB = size_t(1) << 20, kGranule = size_t(64) << 10;
+// Spans on, purges only by the bound; every span of the process empty and unmapped first, so the
+// next huge block opens a fresh one (first fit from its granule 1).
+struct SpanScope {
+  OptionScope hp{"huge_pages", 1}, hs{"huge_spans", 1}, delay{"purge_delay_ms", 3600000};
+  SpanScope() { spaces_collect(1); }
+};
+}  // namespace
+
+// A freed block's granules coalesce with their free neighbours: two freed blocks of 6 and
+// 10 MiB serve a 4 and an 8 MiB block from the same memory, first fit from the bottom, with no
+// new mapping and (where faults can be counted) no page fault.
+TEST(Span, FreedBlocksCoalesceAndServeOtherSizes) {
+  SpanScope scope;
+  char* a = static_cast<char*>(spaces_malloc(6 * kMiB));
+  char* b = static_cast<char*>(spaces_malloc(10 * kMiB));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % kGranule, 256u) << "right after its header";
+  EXPECT_EQ(b, a + 97 * kGranule) << "packed: 6 MiB and its header take 97 granules";
+  memset(a, 1, 6 * kMiB);
+  memset(b, 2, 10 * kMiB);
+  spaces_free(a);
+  spaces_free(b);
+  size_t mmaps = stats_now().mmap_calls;
+  long faults = minor_faults();
+  char* c = static_cast<char*>(spaces_malloc(4 * kMiB));
+  char* d = static_cast<char*>(spaces_malloc(8 * kMiB));
+  ASSERT_TRUE(c && d);
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(d, a + 65 * kGranule) << "across the two freed blocks' boundary";
+  memset(c, 3, 4 * kMiB);
+  memset(d, 4, 8 * kMiB);
+  faults = minor_faults() - faults;
+  EXPECT_EQ(stats_now().mmap_calls, mmaps);
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  EXPECT_LE(faults, 16) << "12 MiB written into resident pages";
+#endif
+  spaces_free(c);
+  spaces_free(d);
+}
+
+// Blocks are packed at 64 KiB granularity, their huge pages shared by neighbours: 8 x 4 MiB
+// spans 8 x (4 MiB + 64 KiB), within 10 % of the data (a mapping each with its header before
+// the data took a third huge page per block).
+TEST(Span, EightFourMiBBlocksTakeWithinTenPercentOfTheirData) {
+  SpanScope scope;
+  void* p[8];
+  for (void*& q : p) {
+    q = spaces_malloc(4 * kMiB);
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 16, 0u);
+  }
+  uintptr_t lo = reinterpret_cast<uintptr_t>(p[0]) & ~(kGranule - 1), hi = lo;
+  for (void* q : p) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(q);
+    if ((a & ~(kGranule - 1)) < lo) lo = a & ~(kGranule - 1);
+    if (a + 4 * kMiB > hi) hi = a + 4 * kMiB;
+  }
+  EXPECT_LE(hi - lo, 32 * kMiB + 32 * kMiB / 10);
+  struct spaces_stats s = stats_now();
+  EXPECT_GE(s.large_blocks, 8u);
+  for (void* q : p) spaces_free(q);
+}
+
+// Freed span memory stays resident up to the most bytes live in spans lately (the next blocks
+// reuse it), and is purged a purge delay later, on the next arena operation.
+TEST(Span, FreedMemoryWithinTheRecentPeakWaitsThenGoesAfterTheDelay) {
+  SpanScope scope;
+  OptionScope bound("dirty_max_kib", 1024);  // (the heaps' bound, per heap: far below 24 MiB)
+  OptionScope delay("purge_delay_ms", 300);
+  void* anchor = spaces_malloc(2 * kMiB);  // (keeps the span from going back whole)
+  ASSERT_NE(anchor, nullptr);
+  size_t base = stats_now().committed_bytes;
+  void* p[3];
+  for (void*& q : p) {
+    q = spaces_malloc(8 * kMiB);
+    ASSERT_NE(q, nullptr);
+    memset(q, 5, 8 * kMiB);
+  }
+  size_t purges = stats_now().purges;
+  for (void* q : p) spaces_free(q);
+  EXPECT_EQ(stats_now().purges, purges) << "24 MiB free, no more than the 24 MiB just live";
+  EXPECT_GE(stats_now().committed_bytes, base + 23 * kMiB);
+  usleep(600 * 1000);
+  spaces_free(spaces_malloc(2 * kMiB));  // any span operation of the shard runs the due purge
+  EXPECT_GT(stats_now().purges, purges);
+  EXPECT_LT(stats_now().committed_bytes, base + 3 * kMiB) << "purged after the delay";
+  size_t reserved = stats_now().reserved_bytes;
+  spaces_free(anchor);
+  usleep(600 * 1000);
+  spaces_collect(0);  // (what is due, every shard)
+  EXPECT_LE(stats_now().reserved_bytes + 64 * kMiB, reserved) << "a span left empty for a delay is unmapped";
+}
+
+// Free span memory above the recent peak of live bytes (holes no block fitted) is purged when
+// it is freed, in whole huge pages, down to three quarters of the bound.
+TEST(Span, FreedMemoryAboveTheRecentPeakIsPurgedAtOnce) {
+  SpanScope scope;
+  OptionScope bound("dirty_max_kib", 1024);
+  void* x = spaces_malloc(2 * kMiB);
+  void* y = spaces_malloc(8 * kMiB);
+  void* z = spaces_malloc(2 * kMiB);
+  ASSERT_TRUE(x && y && z);
+  memset(y, 1, 8 * kMiB);
+  spaces_free(y);                      // an 8 MiB hole
+  void* w = spaces_malloc(10 * kMiB);  // does not fit in it: above z, in fresh memory
+  ASSERT_NE(w, nullptr);
+  EXPECT_GT(w, z);
+  memset(x, 1, 2 * kMiB);
+  memset(z, 1, 2 * kMiB);
+  memset(w, 1, 10 * kMiB);
+  struct spaces_stats before = stats_now();  // live 14 MiB (the peak), 8 MiB free and resident
+  spaces_free(x);
+  spaces_free(z);
+  spaces_free(w);  // 22 MiB free and resident, the peak 14: over
+  struct spaces_stats after = stats_now();
+  EXPECT_GT(after.purges, before.purges);
+  EXPECT_LE(after.committed_bytes + 8 * kMiB, before.committed_bytes) << "at least the 8 MiB over the bound went";
+}
+
+// realloc grows a span block in place when the granules after it are free, and moves it (data
+// kept) when they are not.
+TEST(Span, ReallocGrowsInPlaceWhenTheNextGranulesAreFree) {
+  SpanScope scope;
+  char* p = static_cast<char*>(spaces_malloc(4 * kMiB));
+  ASSERT_NE(p, nullptr);
+  for (size_t i = 0; i < 4 * kMiB; i += 4096) p[i] = char(i >> 12);
+  char* q = static_cast<char*>(spaces_realloc(p, 12 * kMiB));
+  ASSERT_EQ(q, p) << "the granules after it were free";
+  EXPECT_GE(spaces_usable_size(q), 12 * kMiB);
+  for (size_t i = 0; i < 4 * kMiB; i += 4096) ASSERT_EQ(q[i], char(i >> 12));
+  memset(q + 4 * kMiB, 7, 8 * kMiB);
+  void* blocker = spaces_malloc(2 * kMiB);  // right after q
+  ASSERT_NE(blocker, nullptr);
+  char* r = static_cast<char*>(spaces_realloc(q, 20 * kMiB));
+  ASSERT_NE(r, nullptr);
+  EXPECT_NE(r, q) << "blocked: moved";
+  for (size_t i = 0; i < 4 * kMiB; i += 4096) ASSERT_EQ(r[i], char(i >> 12));
+  EXPECT_EQ(r[12 * kMiB - 1], 7);
+  spaces_free(r);
+  spaces_free(blocker);
+}
+
+// A double free and a free of an interior pointer of a span block are reported; the block stays
+// usable after the interior one.
+TEST(Span, DoubleAndInteriorFreesAreReported) {
+  SpanScope scope;
+  HandlerScope h;
+  char* p = static_cast<char*>(spaces_malloc(3 * kMiB));
+  ASSERT_NE(p, nullptr);
+  spaces_free(p + 4096);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  p[0] = 1;
+  spaces_free(p);
+  g_caught = Caught();
+  spaces_free(p);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+}
+
+// spaces_collect(1) gives back spans with nothing in them (address space too).
+TEST(Span, CollectUnmapsEmptySpans) {
+  SpanScope scope;
+  size_t reserved = stats_now().reserved_bytes;
+  void* p = spaces_malloc(5 * kMiB);
+  ASSERT_NE(p, nullptr);
+  EXPECT_GE(stats_now().reserved_bytes, reserved + 64 * kMiB) << "a span reserves 64 MiB";
+  spaces_free(p);
+  spaces_collect(1);
+  EXPECT_LE(stats_now().reserved_bytes, reserved);
 }

@@ -68,7 +68,9 @@ size_t fillUntilFull(int *errnoAtEnd, std::vector<void *> &blocks) {
 
 int run64() {
   std::vector<void *> blocks;
-  blocks.reserve(1 << 18);
+  // 1 MiB of pointers, far more than the limit lets it fill: a 2 MiB array would be a huge block,
+  // whose first one reserves a 64 MiB span (docs/options.md, huge_spans) before the limit.
+  blocks.reserve(1 << 17);
   size_t base = vmSizeBytes();
   if (!limitTo(size_t(64) << 20)) return 2;
   int err = 0;
