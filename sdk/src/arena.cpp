@@ -216,6 +216,7 @@ struct Span {
   uint64_t dirty[kSpanWords];     // free granules whose pages may be resident (old data)
   uint64_t purging[kSpanWords];   // being purged outside the lock (also set in used)
   uint64_t dirty_since;           // ns when the oldest still-dirty granule was freed; 0 if none
+  uint64_t empty_since;           // ns since nothing is in use in it; 0 while something is
   uint32_t dirty_granules;
   uint8_t shard;
 };
@@ -405,7 +406,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
     Span* sp = *link;
     bool empty = sp->used[0] == 1;  // (granule 0 only: nothing in use, nothing being purged)
     for (unsigned w = 1; w < kSpanWords && empty; w++) empty = sp->used[w] == 0;
-    if (empty && (force || (sp->dirty_granules && due(sp->dirty_since)))) {
+    if (empty && sp->empty_since && (force || due(sp->empty_since))) {
       *link = sp->next;  // a span left empty for a purge delay goes back whole
       size_t d = size_t(sp->dirty_granules) * kSlabSize;
       span_dirty_add(-ptrdiff_t(d));
@@ -415,6 +416,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
       continue;
     }
     link = &sp->next;
+    if (sp->empty_since && delay != UINT64_MAX && sp->empty_since + delay < next) next = sp->empty_since + delay;
     if (sp->dirty_granules == 0) continue;
     if (due(sp->dirty_since))
       plan_span_runs(b, sp, false, false, 0, 0);  // (idle: every dirty granule, split or not)
@@ -764,6 +766,7 @@ Span* span_new(unsigned shard) {
   for (unsigned w = 0; w < kSpanWords; w++) sp->used[w] = sp->dirty[w] = sp->purging[w] = 0;
   sp->used[0] = 1;  // granule 0: this record
   sp->dirty_since = 0;
+  sp->empty_since = 0;
   sp->dirty_granules = 0;
   sp->shard = uint8_t(shard);
   if (!pagemap_set_region(reinterpret_cast<uintptr_t>(p), kSpanSize, true)) {
@@ -781,7 +784,7 @@ Span* span_new(unsigned shard) {
 // First fit by address keeps the blocks packed at the bottom of the oldest spans, so the rest
 // stays clean: best fit by length spread them over twice the memory (bench huge: 134 MB against
 // 87.5 MB at the same 300 faults, with no dirty bound). NULL if none fits.
-Slab* span_take(Shard& sh, unsigned count, bool* dirty) {
+Slab* span_take(Shard& sh, unsigned count, SpanDirty* dirty) {
   Span* best = nullptr;
   unsigned best_at = 0, best_dirty = 0;
   for (Span* sp = sh.spans; sp && !(best && best_dirty == count); sp = sp->next) {
@@ -805,19 +808,26 @@ Slab* span_take(Shard& sh, unsigned count, bool* dirty) {
   }
   if (best == nullptr) return nullptr;
   unsigned reused = bits_count(best->dirty, best_at, count);
+  dirty->first = dirty->end = 0;
+  if (reused) {  // (the granules from the first dirty one to the last: what calloc must zero)
+    unsigned f = bits_next(best->dirty, best_at, true), e = f;
+    for (unsigned g = f; g < best_at + count; g = bits_next(best->dirty, g + 1, true)) e = g + 1;
+    dirty->first = f - best_at;
+    dirty->end = e - best_at;
+  }
   bits_set(best->used, best_at, count, true);
   bits_set(best->dirty, best_at, count, false);
+  best->empty_since = 0;
   best->dirty_granules -= reused;
   if (best->dirty_granules == 0) best->dirty_since = 0;
   span_dirty_add(-ptrdiff_t(reused * kSlabSize));
   commit_add(ptrdiff_t((count - reused) * kSlabSize));
   span_note_live(g_span_live.fetch_add(count * kSlabSize, std::memory_order_relaxed) + count * kSlabSize, os_now_ns());
-  *dirty = reused != 0;
   return reinterpret_cast<Slab*>(span_addr(best, best_at));
 }
 }  // namespace
 
-Slab* arena_alloc_span_run(size_t count, bool* dirty) {
+Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
   SPACES_ASSERT(count >= 1 && count <= kSpanMaxRun);
   unsigned home = my_shard();
   Shard& sh = g_shard[home];
@@ -868,9 +878,17 @@ void arena_free_span_run(Slab* s, size_t count) {
     sp->dirty_granules += n;
     span_dirty_add(ptrdiff_t(n * kSlabSize));
     span_note_live(g_span_live.fetch_sub(n * kSlabSize, std::memory_order_relaxed) - n * kSlabSize, now);
+    bool empty = sp->used[0] == 1;  // (granule 0 only: nothing in use, nothing being purged)
+    for (unsigned w = 1; w < kSpanWords && empty; w++) empty = sp->used[w] == 0;
     long long delay_ms = option(kOpt_purge_delay_ms);
+    if (empty) {
+      sp->empty_since = now;
+      if (delay_ms >= 0 && now + uint64_t(delay_ms) * 1000000ull < sh.next_purge)
+        sh.next_purge = now + uint64_t(delay_ms) * 1000000ull;
+    }
     if (delay_ms == 0) {
-      plan_span_runs(batch, sp, false, false, 0, 0);
+      if (!empty) plan_span_runs(batch, sp, false, false, 0, 0);  // (empty: purge_plan unmaps it)
+      if (batch.full()) sh.next_purge = now;  // (the rest: the next operation)
     } else {
       if (sp->dirty_since == 0) {
         sp->dirty_since = now;
@@ -886,6 +904,17 @@ void arena_free_span_run(Slab* s, size_t count) {
     purge_plan(sh, batch, now, false);
   }
   purge_run(batch);
+  // Still over the spans' bound (it is process-wide): whole huge pages of the shards that are
+  // not busy right now (a thread that freed much and went quiet holds them there).
+  for (unsigned k = 1; k < shard_count() && spans_over_limit(); k++) {
+    Shard& other = g_shard[(sp->shard + k) & (shard_count() - 1)];
+    if (!other.lock.try_lock()) continue;
+    PurgeBatch b;
+    for (int pass = 0; pass < 2 && spans_over_limit(); pass++)
+      for (Span* o = other.spans; o && !b.full(); o = o->next) plan_span_runs(b, o, pass == 0, true, 0, 0);
+    other.lock.unlock();
+    purge_run(b);
+  }
 }
 
 bool arena_grow_span_run(Slab* s, size_t count, size_t want) {
@@ -913,7 +942,14 @@ bool arena_grow_span_run(Slab* s, size_t count, size_t want) {
 void arena_set_heaps(size_t n) { g_heaps_for_bound.store(n, std::memory_order_relaxed); }
 
 void arena_collect(bool force) {
-  if (force) arena_direct_cache_drop();
+  if (force) {
+    arena_direct_cache_drop();
+    // Everything back now: the spans' bound starts again from what is live.
+    size_t live = g_span_live.load(std::memory_order_relaxed);
+    g_span_peak.store(live, std::memory_order_relaxed);
+    g_span_peak_prev.store(live, std::memory_order_relaxed);
+    g_span_window.store(os_now_ns(), std::memory_order_relaxed);
+  }
   uint64_t now = os_now_ns();
   for (unsigned k = 0; k < shard_count(); k++) {
     for (int round = 0; round < 1024; round++) {  // (bounded: a batch holds 16 arenas)
@@ -1103,6 +1139,7 @@ void arena_after_fork_child() {
       a->free_mask |= d;
       a->dirty_mask |= d;
       if (a->dirty_since == 0) a->dirty_since = os_now_ns();
+      sh.next_purge = 0;  // (their delay is checked on the shard's next operation)
       sh.slabs_cached += n;
       arena_dirty_add(a, ptrdiff_t(n * kSlabSize));
       if (a->free_mask == kAllSlabs) sh.empty_arenas++;
@@ -1118,6 +1155,7 @@ void arena_after_fork_child() {
         sp->dirty_granules += n;
         span_dirty_add(ptrdiff_t(n * kSlabSize));
         if (sp->dirty_since == 0) sp->dirty_since = os_now_ns();
+        sh.next_purge = 0;  // (their delay is checked on the shard's next operation)
       }
     }
   }

@@ -564,9 +564,13 @@ bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r);
 void arena_direct_cache_drop();
 void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta);
 // Spans (huge blocks, option huge_spans): a run of `count` granules (1 <= count <= kSpanMaxRun)
-// in a 64 MiB span advised THP; *dirty as arena_alloc_slabs. NULL if no span can be mapped.
+// in a 64 MiB span advised THP; *dirty: which of its granules may hold old data (the rest are
+// fresh or purged, hence zero). NULL if no span can be mapped.
 constexpr size_t kSpanMaxRun = 513;  // granules: a 32 MiB block and its header
-Slab* arena_alloc_span_run(size_t count, bool* dirty);
+struct SpanDirty {  // granules [first, end) of a run may hold old data (first == end: none)
+  size_t first, end;
+};
+Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty);
 void arena_free_span_run(Slab* s, size_t count);
 // Grow the span run at s from `count` to `want` granules in place if the granules after it are
 // free (and take them); false otherwise.

@@ -107,7 +107,7 @@ static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk
 // A run in a span (huge blocks from thread heaps, option huge_spans: arena.cpp); NULL when no
 // span can be mapped (nothing reported). Its header is the run's first 256 bytes, as a run's.
 static void* alloc_span(size_t size, size_t align, size_t count, bool zero) {
-  bool dirty = false;
+  SpanDirty dirty;
   Slab* run = arena_alloc_span_run(count, &dirty);
   if (run == nullptr) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(run);
@@ -119,7 +119,12 @@ static void* alloc_span(size_t size, size_t align, size_t count, bool zero) {
   g_direct_blocks.fetch_add(1, std::memory_order_relaxed);  // (huge blocks, as mappings are)
   g_direct_bytes.fetch_add(count * kSlabSize, std::memory_order_relaxed);
   track_alloc(nullptr, reinterpret_cast<void*>(p), size, zero);
-  if (zero && dirty) memset(reinterpret_cast<void*>(p), 0, size);
+  if (zero && dirty.first < dirty.end) {  // zero only the granules that may be old
+    uintptr_t from = start + dirty.first * kSlabSize, to = start + dirty.end * kSlabSize;
+    if (from < p) from = p;
+    if (to > p + size) to = p + size;
+    if (from < to) memset(reinterpret_cast<void*>(from), 0, to - from);
+  }
   return reinterpret_cast<void*>(p);
 }
 

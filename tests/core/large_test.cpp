@@ -264,7 +264,8 @@ TEST(Large, AdaptiveHugePagesAdviseOnlyArenasMadePastTheThreshold) {
 namespace {
 constexpr size_t kMiB = size_t(1) << 20, kGranule = size_t(64) << 10;
 // Spans on, purges only by the bound; every span of the process empty and unmapped first, so the
-// next huge block opens a fresh one (first fit from its granule 1).
+// next huge block opens a fresh one (first fit from its granule 1), and the spans' bound starts
+// again from what is live (spaces_collect(1) resets the recent peak).
 struct SpanScope {
   OptionScope hp{"huge_pages", 1}, hs{"huge_spans", 1}, delay{"purge_delay_ms", 3600000};
   SpanScope() { spaces_collect(1); }
@@ -376,7 +377,7 @@ TEST(Span, FreedMemoryAboveTheRecentPeakIsPurgedAtOnce) {
   struct spaces_stats before = stats_now();  // live 14 MiB (the peak), 8 MiB free and resident
   spaces_free(x);
   spaces_free(z);
-  spaces_free(w);  // 22 MiB free and resident, the peak 14: over
+  spaces_free(w);  // 22 MiB free and resident: over 1.5 x the peak (21 MiB) once w goes
   struct spaces_stats after = stats_now();
   EXPECT_GT(after.purges, before.purges);
   EXPECT_LE(after.committed_bytes + 8 * kMiB, before.committed_bytes) << "at least the 8 MiB over the bound went";
@@ -412,7 +413,10 @@ TEST(Span, DoubleAndInteriorFreesAreReported) {
   HandlerScope h;
   char* p = static_cast<char*>(spaces_malloc(3 * kMiB));
   ASSERT_NE(p, nullptr);
-  spaces_free(p + 4096);
+  spaces_free(p + 4096);  // (in the header's granule)
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  g_caught = Caught();
+  spaces_free(p + 3 * kMiB / 2);  // (24 granules past it: found by the look-back)
   EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
   p[0] = 1;
   spaces_free(p);
@@ -430,5 +434,35 @@ TEST(Span, CollectUnmapsEmptySpans) {
   EXPECT_GE(stats_now().reserved_bytes, reserved + 64 * kMiB) << "a span reserves 64 MiB";
   spaces_free(p);
   spaces_collect(1);
+  EXPECT_LE(stats_now().reserved_bytes, reserved);
+}
+
+// calloc of a run that covers freed (resident) granules and fresh ones is zero throughout.
+TEST(Span, CallocOverFreedAndFreshGranulesIsZero) {
+  SpanScope scope;
+  char* a = static_cast<char*>(spaces_malloc(3 * kMiB));
+  char* b = static_cast<char*>(spaces_malloc(2 * kMiB));  // keeps a's granules from the tail
+  ASSERT_TRUE(a && b);
+  memset(a, 0x5a, 3 * kMiB);
+  spaces_free(a);
+  char* c = static_cast<char*>(spaces_calloc(1, 2 * kMiB));  // in a's place
+  ASSERT_EQ(c, a);
+  for (size_t i = 0; i < 2 * kMiB; i += 512) ASSERT_EQ(c[i], 0) << i;
+  char* d = static_cast<char*>(spaces_calloc(1, 9 * kMiB));  // a's last granules, then fresh ones
+  ASSERT_NE(d, nullptr);
+  for (size_t i = 0; i < 9 * kMiB; i += 512) ASSERT_EQ(d[i], 0) << i;
+  spaces_free(b);
+  spaces_free(c);
+  spaces_free(d);
+}
+
+// With purge_delay_ms 0 an emptied span goes back at once, dirty or not.
+TEST(Span, WithNoDelayAnEmptiedSpanIsUnmappedAtOnce) {
+  SpanScope scope;
+  OptionScope delay("purge_delay_ms", 0);
+  size_t reserved = stats_now().reserved_bytes;
+  void* p = spaces_malloc(3 * kMiB);
+  ASSERT_NE(p, nullptr);
+  spaces_free(p);
   EXPECT_LE(stats_now().reserved_bytes, reserved);
 }

@@ -315,9 +315,11 @@ struct Need {
   bool large;
   size_t bytes;
 };
-// A thread heap's block of 2 MiB or more (large.cpp, huge_pages on by default) is a direct
-// mapping: 4 MiB-rounded after a 64 KiB lead, or a 2 MiB lead when the data would otherwise take
-// one more 2 MiB page than it needs.
+// A thread heap's block of 2 MiB or more (large.cpp, huge_pages on by default) with huge_spans 0,
+// or above 32 MiB, is a direct mapping: 4 MiB-rounded after a 64 KiB lead, or a 2 MiB lead when
+// the data would otherwise take one more 2 MiB page than it needs. (Up to 32 MiB with spans, the
+// default, it is a run of 64 KiB granules. No caller passes thread = true today: regions have no
+// huge path.)
 inline size_t model_huge_cost(size_t size, size_t align) {
   if (align <= kSlab && (size + (2u << 20) - 1) / (2u << 20) < (256 + size + (2u << 20) - 1) / (2u << 20))
     align = 2u << 20;
