@@ -639,10 +639,13 @@ Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty)
   return reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
 }
 
-}  // namespace
-
-Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
-  SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
+// The allocation loop arenas and spans share: a run from the thread's home shard (which first
+// plans its due purges), else from a shard whose lock is free right now (take_other: dirty
+// memory only, for arenas), else new memory mapped outside every lock (grow adds it to the home
+// shard: a racing thread's is simply added too) and again; NULL when nothing can be mapped.
+template <typename TakeHome, typename TakeOther, typename Grow>
+Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther take_other, Grow grow) {
+  (void)count;  // (only the memcheck and ASan builds' annotations read it)
   unsigned home = my_shard();
   Shard& sh = g_shard[home];
   for (;;) {
@@ -652,16 +655,14 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
     {
       LockGuard g(sh.lock);
       purge_plan(sh, batch, now, false);
-      run = take_run(sh, count, huge, true, dirty);  // dirty first, then any
-      if (run == nullptr) run = take_run(sh, count, huge, false, dirty);
+      run = take_home(sh);
     }
     purge_run(batch);
     purge_elsewhere(home, now);
-    // Before touching fresh memory: dirty slabs of a shard that is not busy right now.
     for (unsigned k = 1; run == nullptr && k < shard_count(); k++) {
       Shard& other = g_shard[(home + k) & (shard_count() - 1)];
       if (!other.lock.try_lock()) continue;
-      run = take_run(other, count, huge, true, dirty);
+      run = take_other(other);
       other.lock.unlock();
     }
     if (run) {
@@ -669,18 +670,33 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
       SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run, count * kSlabSize));
       return run;
     }
-    // No room: map a new arena outside the lock, then retry (another thread may win the race;
-    // the new arena is then simply added to the shard).
-    Arena* a = arena_new(huge, home);
-    if (a == nullptr) return nullptr;
-    g_reserved.fetch_add(kArenaSize, std::memory_order_relaxed);
-    g_mmaps.fetch_add(1, std::memory_order_relaxed);
-    LockGuard g(sh.lock);
-    sh.all.push(a);
-    sh.arena_count++;
-    sh.empty_arenas++;
-    free_list_add(sh, a);
+    if (!grow(sh, home)) return nullptr;
   }
+}
+
+}  // namespace
+
+Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
+  SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
+  return take_from_shards(
+      count,
+      [&](Shard& sh) {  // dirty first, then any
+        Slab* run = take_run(sh, count, huge, true, dirty);
+        return run ? run : take_run(sh, count, huge, false, dirty);
+      },
+      [&](Shard& other) { return take_run(other, count, huge, true, dirty); },  // (before fresh memory)
+      [&](Shard& sh, unsigned home) {
+        Arena* a = arena_new(huge, home);
+        if (a == nullptr) return false;
+        g_reserved.fetch_add(kArenaSize, std::memory_order_relaxed);
+        g_mmaps.fetch_add(1, std::memory_order_relaxed);
+        LockGuard g(sh.lock);
+        sh.all.push(a);
+        sh.arena_count++;
+        sh.empty_arenas++;
+        free_list_add(sh, a);
+        return true;
+      });
 }
 
 namespace {
@@ -829,37 +845,16 @@ Slab* span_take(Shard& sh, unsigned count, SpanDirty* dirty) {
 
 Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
   SPACES_ASSERT(count >= 1 && count <= kSpanMaxRun);
-  unsigned home = my_shard();
-  Shard& sh = g_shard[home];
-  for (;;) {
-    PurgeBatch batch;
-    Slab* run = nullptr;
-    uint64_t now = os_now_ns();
-    {
-      LockGuard g(sh.lock);
-      purge_plan(sh, batch, now, false);
-      run = span_take(sh, unsigned(count), dirty);
-    }
-    purge_run(batch);
-    // Before mapping a span: room in another shard's spans, if its lock is free right now.
-    for (unsigned k = 1; run == nullptr && k < shard_count(); k++) {
-      Shard& other = g_shard[(home + k) & (shard_count() - 1)];
-      if (!other.lock.try_lock()) continue;
-      run = span_take(other, unsigned(count), dirty);
-      other.lock.unlock();
-    }
-    if (run) {
-      SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run, count * kSlabSize));
-      SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run, count * kSlabSize));
-      return run;
-    }
-    Span* sp = span_new(home);  // (outside the lock; a racing thread's span is simply added too)
-    if (sp == nullptr) return nullptr;
+  auto take = [&](Shard& sh) { return span_take(sh, unsigned(count), dirty); };
+  return take_from_shards(count, take, take, [](Shard& sh, unsigned home) {
+    Span* sp = span_new(home);
+    if (sp == nullptr) return false;
     LockGuard g(sh.lock);
     Span** tail = &sh.spans;  // (oldest first: the first fit by address stays in the oldest)
     while (*tail) tail = &(*tail)->next;
     *tail = sp;
-  }
+    return true;
+  });
 }
 
 void arena_free_span_run(Slab* s, size_t count) {
