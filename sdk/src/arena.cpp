@@ -861,7 +861,8 @@ void arena_free_span_run(Slab* s, size_t count) {
   uintptr_t a = reinterpret_cast<uintptr_t>(s);
   Span* sp = span_of(a);
   unsigned i = unsigned((a - reinterpret_cast<uintptr_t>(sp)) >> kSlabShift), n = unsigned(count);
-  Shard& sh = g_shard[sp->shard];
+  unsigned home = sp->shard;  // (sp may be unmapped by the time the lock is released)
+  Shard& sh = g_shard[home];
   uint64_t now = os_now_ns();
   PurgeBatch batch;
   {
@@ -902,7 +903,7 @@ void arena_free_span_run(Slab* s, size_t count) {
   // Still over the spans' bound (it is process-wide): whole huge pages of the shards that are
   // not busy right now (a thread that freed much and went quiet holds them there).
   for (unsigned k = 1; k < shard_count() && spans_over_limit(); k++) {
-    Shard& other = g_shard[(sp->shard + k) & (shard_count() - 1)];
+    Shard& other = g_shard[(home + k) & (shard_count() - 1)];
     if (!other.lock.try_lock()) continue;
     PurgeBatch b;
     for (int pass = 0; pass < 2 && spans_over_limit(); pass++)
