@@ -406,7 +406,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
     Span* sp = *link;
     bool empty = sp->used[0] == 1;  // (granule 0 only: nothing in use, nothing being purged)
     for (unsigned w = 1; w < kSpanWords && empty; w++) empty = sp->used[w] == 0;
-    if (empty && sp->empty_since && (force || due(sp->empty_since))) {
+    if (empty && (force || (sp->empty_since && due(sp->empty_since)))) {
       *link = sp->next;  // a span left empty for a purge delay goes back whole
       size_t d = size_t(sp->dirty_granules) * kSlabSize;
       span_dirty_add(-ptrdiff_t(d));
@@ -874,10 +874,15 @@ void arena_free_span_run(Slab* s, size_t count) {
     sp->dirty_granules += n;
     span_dirty_add(ptrdiff_t(n * kSlabSize));
     span_note_live(g_span_live.fetch_sub(n * kSlabSize, std::memory_order_relaxed) - n * kSlabSize, now);
-    bool empty = sp->used[0] == 1;  // (granule 0 only: nothing in use, nothing being purged)
-    for (unsigned w = 1; w < kSpanWords && empty; w++) empty = sp->used[w] == 0;
+    // No block left (granules another thread is purging may still be marked used: the span is
+    // empty all the same, and purge_plan unmaps it once they are back and its delay is out).
+    bool no_blocks = true, empty = sp->used[0] == 1;  // (empty: granule 0 only, nothing purging)
+    for (unsigned w = 0; w < kSpanWords; w++) {
+      no_blocks = no_blocks && (sp->used[w] & ~sp->purging[w]) == (w == 0 ? 1u : 0u);
+      empty = empty && (w == 0 || sp->used[w] == 0);
+    }
     long long delay_ms = option(kOpt_purge_delay_ms);
-    if (empty) {
+    if (no_blocks) {
       sp->empty_since = now;
       if (delay_ms >= 0 && now + uint64_t(delay_ms) * 1000000ull < sh.next_purge)
         sh.next_purge = now + uint64_t(delay_ms) * 1000000ull;
