@@ -3,15 +3,20 @@
 // The kind of a block is read from the page map (the granule's head bit, then its Slab header's
 // `kind`); an address outside Spaces' arenas may be a shared region's block. The dispatch is in
 // one place, free_dispatch (reached from the inline fast path with the slab it found, or from
-// free_slow, which looks the slab up first):
+// free_slow, which looks the slab up first, after free_owned_slow has taken this thread's own
+// blocks):
 //
 //   what p is                                  where it goes                    file
 //   ------------------------------------------ -------------------------------- -------------
 //   small/medium block, this thread's slab,    free_fast (inline: spaces_free,  free.cpp
 //     a block start, not free                    the override's free/delete)
+//   the same, past a medium slab's first       free_owned_slow: the heap's      free.cpp
+//     granule (no head at p - 1), or a sized     medium cache (medium blocks,
+//     free off the inline path                   while it has room), else the slab
 //   NULL                                       nothing                          free.cpp
 //   small/medium, a sampled block (profiling)  prof_free_hook, then as below    profile.cpp
-//   small/medium, slab of this thread          free_local_slow                  free.cpp
+//   small/medium, slab of this thread          free_local_slow (a medium block  free.cpp
+//     (detached, aligned, or looks free)         to the medium cache)
 //   small (<= 1 KiB), slab another live thread remote_put: chained in this      free.cpp
 //     owns, freed by a thread heap's thread      thread's batch, one CAS per 32
 //   small/medium, slab of another thread       free_remote: one CAS on the      free.cpp
@@ -47,11 +52,12 @@ constexpr bool kCheckSizesOnFastPath = false;
 // it here (a size larger than the block is a certain mistake, sent to the slow path to be
 // reported): the compare cost sized frees 4 instructions, so that they ran slower than plain
 // ones; every other path checks it (docs/debugging.md). false: take the slow path.
-// `found`: the slab whose granule head holds p - 1 when there is one (free_slow's slab_find would
-// find the same), so the slow path need not read the page map again; NULL otherwise.
-// The block p of slab s goes back to s's free list when this thread owns s (fast_owner: a size-
-// class slab of this thread's heap with no aligned or sampled block) and p is a block start
-// that does not look free. n: p's offset in s, less the header, plus one. false: the slow path.
+// `found` (free_fast): the slab whose granule head holds p - 1 when there is one (free_slow's
+// slab_find would find the same), so the slow path need not read the page map again; NULL
+// otherwise.
+// free_owned, its body: the block p of slab s goes back to s's free list when this thread owns s
+// (fast_owner: a size-class slab of this thread's heap with no aligned or sampled block) and p is
+// a block start that does not look free. n: slab_offset(s, p). false: the slow path.
 SPACES_INLINE bool free_owned(Slab* s, void* p, size_t size, uint32_t n) {
   if (SPACES_LIKELY(__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) == thread_self() &&
                     (!kCheckSizesOnFastPath || size <= s->block_size))) {
@@ -66,6 +72,35 @@ SPACES_INLINE bool free_owned(Slab* s, void* p, size_t size, uint32_t n) {
       heap_slab_emptied(s->owner, s);
       return true;
     }
+  }
+  return false;
+}
+
+// A medium block of one of this thread's slabs into its heap's medium cache (internal.h,
+// MediumCache); false when the class's slots or the heap's bytes are full.
+SPACES_INLINE bool medium_cache_put(Heap* h, Slab* s, Block* b) {
+  MediumCache& c = h->mcache[s->cls - kNumSmallClasses];
+  uint32_t bs = s->block_size, n = c.n;
+  if (n == kMediumCacheSlots || h->mcache_bytes + bs > uint64_t(option(kOpt_medium_block_cache_kib)) << 10)
+    return false;
+  track_free(nullptr, b, b, bs);
+  link_set(b, slab_encode(s, s));  // (looks free, as a free block does: a second free is caught)
+  __atomic_store_n(&c.b[n], b, __ATOMIC_RELAXED);  // (other threads' double-free checks read them)
+  __atomic_store_n(&c.n, n + 1, __ATOMIC_RELEASE);  // (after the entry: a fork child's flush reads both)
+  h->mcache_bytes += bs;
+  return true;
+}
+
+// Does b wait in some heap's medium cache? (A block that looks free, freed again: rare. Racy
+// with the owners, like remote_cached; a block being taken back no longer looks free.)
+__attribute__((no_sanitize("thread"))) bool medium_cached(const Slab* s, const Block* b) {
+  unsigned cls = s->cls;
+  if (cls < kNumSmallClasses || cls >= kNumClasses) return false;
+  for (Heap* h = __atomic_load_n(&g_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
+    const MediumCache& c = h->mcache[cls - kNumSmallClasses];
+    uint32_t n = __atomic_load_n(&c.n, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < n && i < kMediumCacheSlots; i++)
+      if (__atomic_load_n(&c.b[i], __ATOMIC_RELAXED) == b) return true;
   }
   return false;
 }
@@ -196,10 +231,14 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
 // A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
 // detached, has aligned blocks, or the block looked free).
 void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
+  // (a medium block into a full, detached slab: cached, the slab need not be re-attached)
+  if (s->cls >= kNumSmallClasses && !s->has_aligned && s->chunk == nullptr && h == t_home_heap &&
+      h->state == kHeapActive && medium_cache_put(h, s, b))
+    return;
   track_free(s->chunk, p, b, s->block_size);
   link_set(b, slab_encode(s, s->free));
   s->free = b;
@@ -212,7 +251,7 @@ void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
 // (one CAS); the first push into a slab its owner stopped tracking also queues the slab on the
 // owner's notify list, which the owner drains on its next refill (heap.cpp).
 void free_remote(Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -297,6 +336,24 @@ SPACES_NOINLINE static void free_small_other(void* p, Slab* s) {
   free_remote(s, b, p);
 }
 
+// A block of a slab this thread owns, off the inline path (a medium block past its slab's first
+// granule, or a sized free): a medium block waits in the heap's medium cache for the next malloc
+// of its class; any other, or when the cache is full, goes back to its slab as free_fast's would.
+// Checked in every build (the slow paths check always). false: not this thread's slab, or not a
+// live block start (free_dispatch decides and reports).
+SPACES_INLINE bool free_owned_slow(Slab* s, void* p) {
+  if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) != thread_self()) return false;
+  Block* b = static_cast<Block*>(p);
+  if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
+  Heap* h = t_home_heap;
+  if (s->cls >= kNumSmallClasses && s->owner == h && medium_cache_put(h, s, b)) return true;
+  track_free(s->chunk, b, b, s->block_size);
+  link_set(b, slab_encode(s, s->free));
+  s->free = b;
+  if (--s->used == 0) heap_slab_emptied(s->owner, s);
+  return true;
+}
+
 void free_slow(void* p) {
   if (p == nullptr) return;
   Slab* s = slab_find(p);
@@ -305,9 +362,9 @@ void free_slow(void* p) {
     return;
   }
   // A medium block past its slab's first granule (free_fast found no head at p - 1): this
-  // thread's goes back as free_fast would have taken it (medium bench: 130 -> ~80 instructions
-  // per free, session 13).
-  if (SPACES_LIKELY(free_owned(s, p, 0, slab_offset(s, p)))) return;
+  // thread's waits in its heap's medium cache for the next malloc of its class, or, when that is
+  // full, goes back to its slab as free_fast would have taken it.
+  if (SPACES_LIKELY(free_owned_slow(s, p))) return;
   free_dispatch(p, s);
 }
 
@@ -393,6 +450,7 @@ void free_sized_slow(void* p, size_t size, bool aligned, Slab* found) {
                            : "free_sized with a size the block cannot have");
       return;
     }
+    if (free_owned_slow(s, p)) return;
     free_dispatch(p, s);
     return;
   }

@@ -233,6 +233,8 @@ void heap_init_fields(Heap* h, Chunk* c) {
   h->remote_live = 0;
   h->remote_made = 0;
   h->remote_epoch = 0;
+  h->mcache_bytes = 0;
+  memset(h->mcache, 0, sizeof h->mcache);
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held
@@ -305,9 +307,30 @@ void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   pool_tail_changed();
 }
 
+// Give h's cached medium blocks back to their slabs, as local frees (h's thread, or h held
+// exclusively): the slabs they hold can then empty.
+void medium_cache_flush(Heap* h) {
+  for (unsigned k = 0; k < kNumMediumClasses; k++) {
+    MediumCache& c = h->mcache[k];
+    for (uint32_t n = c.n; n > 0;) {
+      Block* b = c.b[--n];
+      __atomic_store_n(&c.n, n, __ATOMIC_RELAXED);
+      Slab* s = slab_find(b);
+      SPACES_ASSERT(s != nullptr && s->owner == h && s->cls == kNumSmallClasses + k);
+      link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
+      s->free = b;
+      s->used--;
+      if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
+      if (s->used == 0) heap_slab_emptied(h, s);
+    }
+  }
+  h->mcache_bytes = 0;  // (already, but in a fork child's copy of a thread stopped mid-update)
+}
+
 // Visit every tracked slab: collect remote frees, release the empty ones (but keep `cur` unless
-// `all`), to the heap cache or to the arenas.
+// `all`), to the heap cache or to the arenas. Cached medium blocks go back to their slabs first.
 void heap_sweep(Heap* h, bool all, bool to_arena) {
+  medium_cache_flush(h);
   heap_drain_notify(h);
   for (unsigned c = 0; c < kNumClasses; c++) {
     Slab* s = h->partial[c].head;
@@ -514,6 +537,18 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
   h->slow_calls++;
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
+  if (cls >= kNumSmallClasses) {  // the newest medium block this thread freed, if one waits
+    MediumCache& c = h->mcache[cls - kNumSmallClasses];
+    if (uint32_t n = c.n) {
+      Block* b = c.b[n - 1];
+      __atomic_store_n(&c.n, n - 1, __ATOMIC_RELAXED);
+      h->mcache_bytes -= class_size(cls);
+      link_set(b, 0);
+      track_alloc(nullptr, b, size, zero);
+      if (zero) memset(b, 0, size);
+      return b;
+    }
+  }
   for (;;) {
     Slab* s = h->cur[cls];
     if (!slab_has_free(s)) {

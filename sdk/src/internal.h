@@ -491,6 +491,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(medium_cache_kib, 1024, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
+  X(medium_block_cache_kib, 16384, 0, 1048576, "KiB of freed medium blocks each thread heap keeps for its next mallocs of the same class (at most 16 per class; 0: none)") \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
   X(chunk_keep_slabs, 4, 0, 1024, "empty slabs a chunk keeps when emptied, and at least across spaces_chunk_reset") \
@@ -604,6 +605,20 @@ constexpr unsigned kRemoteEntries = 64;        // (a slab's place: its index in 
 constexpr uint32_t kRemoteBatch = 32;          //  mixed with the arena's: free.cpp remote_index)
 constexpr uint32_t kRemoteBatchBytes = 8192;   // fewer blocks per batch above 256 bytes
 constexpr uint32_t kRemoteBlockMax = 1024;
+// Medium blocks freed by their owner thread (free.cpp, medium_cache_put) wait in the heap, per
+// class, newest last, and malloc of the class takes them back (heap.cpp) without touching their
+// slab: no slab header read, no free-list link, no detach/attach of a full slab. At most
+// kMediumCacheSlots per class and option medium_block_cache_kib per heap. Their blocks still
+// count as used in their slabs (so a slab holding one cannot empty), their link word is written
+// as a free block's (a second free of one is caught: medium_cached), and the heap gives them
+// back to their slabs before any pass that counts or releases slabs (heap_sweep: collect,
+// thread exit, merge). Other threads read `n` and `b` only to look for a double free.
+constexpr unsigned kNumMediumClasses = kNumClasses - kNumSmallClasses;
+constexpr unsigned kMediumCacheSlots = 16;
+struct MediumCache {
+  uint32_t n;
+  Block* b[kMediumCacheSlots];
+};
 struct RemoteEntry {
   Slab* slab;     // NULL: unused (read by other threads' double-free checks: atomically)
   Block first;    // a link word like a block's: encodes the chain's first (oldest) block
@@ -643,6 +658,9 @@ struct alignas(64) Heap {
   uint32_t remote_live;              // entries in use
   uint32_t remote_made;              // entries made (ages a free-only thread's batches)
   uint32_t remote_epoch;             // g_remote_epoch when last flushed whole
+  // thread heaps: medium blocks freed by the owning thread, waiting for its next malloc
+  uint32_t mcache_bytes;             // bytes of blocks in mcache
+  alignas(64) MediumCache mcache[kNumMediumClasses];
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
 
@@ -659,6 +677,8 @@ Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: repor
 Slab* checked_slab(const void* p, const char* what);               // NULL: reported
 size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void heap_slab_emptied(Heap* h, Slab* s);
+bool medium_cached(const Slab* s, const Block* b);  // b waits in some heap's mcache (racy: a hint)
+
 void remote_flush_all(Heap* h);   // push every batched remote free of h (its thread, or h idle)
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all

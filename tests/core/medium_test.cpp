@@ -8,6 +8,16 @@
 
 namespace {
 size_t slabs_in_use() { return stats_now().slabs_in_use; }
+// Is p past its medium slab's first granule (no slab head at p - 1: the inline free path misses it)?
+bool past_first_granule(void* p) {
+  return slab_find(p) != reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
+}
+// The index of the last block of `blocks` past its slab's first granule (-1: none)
+int last_past_first_granule(const std::vector<void*>& blocks) {
+  for (int i = int(blocks.size()) - 1; i >= 0; i--)
+    if (past_first_granule(blocks[size_t(i)])) return i;
+  return -1;
+}
 }  // namespace
 
 TEST(Medium, EveryClassServesItsSizeFromAThreadHeapSlab) {
@@ -62,8 +72,9 @@ TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
   const size_t size = 100000;  // class 104 KiB: slabs of 8 granules
   std::vector<void*> blocks;
   for (int i = 0; i < 6; i++) blocks.push_back(spaces_malloc(size));
-  void* far = blocks[5];  // past the slab's first granule
-  ASSERT_NE(slab_find(far), reinterpret_cast<Slab*>(reinterpret_cast<uintptr_t>(far) & ~kSlabMask));
+  int fi = last_past_first_granule(blocks);
+  ASSERT_GE(fi, 0);
+  void* far = blocks[size_t(fi)];  // past the slab's first granule
   char* interior = static_cast<char*>(far) + 4096;
   spaces_free(interior);
   EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
@@ -79,14 +90,17 @@ TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
   EXPECT_EQ(g_caught.count, 4);
   // A wrong size to free_sized is caught for medium blocks too (off the fast path, which reads
   // no size: from another thread).
-  std::thread([&] { spaces_free_sized(blocks[4], size + 50000); }).join();
+  void* other = blocks[fi == 0 ? 1 : 0];
+  std::thread([&] { spaces_free_sized(other, size + 50000); }).join();
   EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH);
-  for (int i = 0; i < 5; i++) spaces_free(blocks[i]);
+  for (int i = 0; i < 6; i++)
+    if (i != fi) spaces_free(blocks[size_t(i)]);
   EXPECT_EQ(g_caught.count, 5);
 }
 
 TEST(Medium, RemoteFreesAreReusedByTheOwner) {
   for (int mixed = 0; mixed < 2; mixed++) {
+    spaces_collect(1);  // (nothing cached: the blocks below come from slabs)
     std::vector<void*> blocks;
     auto size_of = [&](int i) { return size_t(20000 + (mixed ? (i % 7) * 1000 : 0)); };
     for (int i = 0; i < 400; i++) blocks.push_back(spaces_malloc(size_of(i)));
@@ -151,4 +165,172 @@ TEST(Medium, RegionsKeepTheLargePathAbove8KiB) {
   EXPECT_EQ(slab_find(p)->kind, kSlabLargeRun);
   EXPECT_EQ(spaces_chunk_of(p), c);
   spaces_chunk_destroy(c);
+}
+
+// ---- the heap's cache of freed medium blocks (internal.h, MediumCache) ----------------------
+namespace {
+const size_t kCacheSize = 100000;  // class 104 KiB: 4 blocks to an 8-granule slab
+MediumCache& my_cache(size_t size) { return t_home_heap->mcache[medium_class_of(size) - kNumSmallClasses]; }
+// bytes of live blocks in arenas, as the census counts them (spaces_mallinfo: uordblks)
+size_t live_bytes() {
+  struct spaces_mallinfo mi;
+  EXPECT_EQ(spaces_mallinfo(&mi), 0);
+  return mi.uordblks;
+}
+}  // namespace
+
+TEST(MediumCache, AFreedBlockServesTheNextMallocOfItsClassWithoutTouchingItsSlab) {
+  spaces_collect(1);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  int fi = last_past_first_granule(blocks);
+  ASSERT_GE(fi, 1);
+  void* far = blocks[size_t(fi)];  // past its slab's first granule: free_slow's path
+  Slab* s = slab_find(far);
+  ASSERT_NE(s, nullptr);
+  uint32_t used = s->used;
+  void* free_head = s->free;
+  ASSERT_EQ(my_cache(kCacheSize).n, 0u);
+  size_t live = live_bytes();
+  spaces_free(far);
+  EXPECT_EQ(my_cache(kCacheSize).n, 1u);
+  EXPECT_EQ(t_home_heap->mcache_bytes, class_size(medium_class_of(kCacheSize)));
+  EXPECT_EQ(s->used, used) << "a cached block stays counted in its slab";
+  EXPECT_EQ(s->free, free_head) << "and is not on its free list";
+  EXPECT_EQ(live_bytes(), live - class_size(medium_class_of(kCacheSize))) << "the census counts it free";
+  void* again = spaces_malloc(kCacheSize - 1000);  // same class
+  EXPECT_EQ(again, far);
+  EXPECT_EQ(my_cache(kCacheSize).n, 0u);
+  EXPECT_EQ(t_home_heap->mcache_bytes, 0u);
+  blocks[size_t(fi)] = again;
+  // A freed block read back through calloc is zero, whatever it held.
+  int ci = -1;
+  for (int i = 0; i < 8 && ci < 0; i++)
+    if (i != fi && past_first_granule(blocks[size_t(i)])) ci = i;
+  ASSERT_GE(ci, 0);
+  memset(blocks[size_t(ci)], 0xAB, kCacheSize);
+  spaces_free(blocks[size_t(ci)]);
+  ASSERT_EQ(my_cache(kCacheSize).n, 1u);
+  auto* z = static_cast<unsigned char*>(spaces_calloc(1, kCacheSize));
+  ASSERT_EQ(z, blocks[size_t(ci)]);
+  for (size_t i = 0; i < kCacheSize; i++) ASSERT_EQ(z[i], 0) << i;
+  for (void* p : blocks) spaces_free(p);
+  spaces_collect(1);
+  EXPECT_EQ(my_cache(kCacheSize).n, 0u) << "spaces_collect gives cached blocks back to their slabs";
+  EXPECT_EQ(t_home_heap->mcache_bytes, 0u);
+  EXPECT_EQ(live_bytes(), live - 8 * class_size(medium_class_of(kCacheSize)));
+}
+
+TEST(MediumCache, ASecondFreeOfACachedBlockIsReportedFromAnyThread) {
+  spaces_collect(1);
+  HandlerScope scope;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  auto at_head = [](void* p) {  // a slab's first block: a head at p - 1, the inline free path
+    return slab_find(p) == reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
+  };
+  int fi = -1, ni = -1, si = -1;  // a first block, and two past their slab's first granule
+  for (int i = 0; i < 8; i++) {
+    if (at_head(blocks[i])) {
+      if (fi < 0) fi = i;
+    } else if (ni < 0) {
+      ni = i;
+    } else if (si < 0) {
+      si = i;
+    }
+  }
+  ASSERT_TRUE(fi >= 0 && ni >= 0 && si >= 0);
+  void* far = blocks[ni];
+  void* first = blocks[fi];
+  spaces_free(far);
+  ASSERT_EQ(my_cache(kCacheSize).n, 1u);
+  spaces_free(far);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.addr, far);
+  EXPECT_EQ(g_caught.count, 1);
+  std::thread([&] { spaces_free(far); }).join();
+  EXPECT_EQ(g_caught.count, 2) << "another thread's second free is caught too";
+  std::thread([&] { spaces_free_sized(far, kCacheSize); }).join();
+  EXPECT_EQ(g_caught.count, 3);
+  spaces_free_sized(far, kCacheSize);
+  EXPECT_EQ(g_caught.count, 4) << "and a sized one";
+  EXPECT_EQ(my_cache(kCacheSize).n, 1u) << "the block is cached once";
+  // A sized free of a live block past the first granule is cached like a plain one.
+  spaces_free_sized(blocks[si], kCacheSize);
+  EXPECT_EQ(my_cache(kCacheSize).n, 2u);
+  EXPECT_EQ(g_caught.count, 4);
+  spaces_free(first);  // (the inline path to its slab, or the cache if the slab was full)
+  EXPECT_EQ(g_caught.count, 4);
+  spaces_free(first);
+  EXPECT_EQ(g_caught.count, 5);
+  // The three freed blocks come back, each once.
+  std::set<void*> back;
+  for (int i = 0; i < 3; i++) back.insert(spaces_malloc(kCacheSize));
+  EXPECT_EQ(back, (std::set<void*>{first, far, blocks[si]}));
+  for (void* p : blocks) spaces_free(p);
+  EXPECT_EQ(g_caught.count, 5);
+}
+
+TEST(MediumCache, KeepsToItsBoundsAndTheOptionTurnsItOff) {
+  spaces_collect(1);
+  long long old = option(kOpt_medium_block_cache_kib);
+  ASSERT_EQ(spaces_option_set("medium_block_cache_kib", 1024), 0);
+  size_t live = live_bytes();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  for (void* p : blocks) spaces_free(p);
+  size_t block = class_size(medium_class_of(kCacheSize));
+  EXPECT_LE(t_home_heap->mcache_bytes, size_t(1024) << 10) << "the heap's byte bound";
+  EXPECT_EQ(my_cache(kCacheSize).n, (size_t(1024) << 10) / block);
+  EXPECT_EQ(live_bytes(), live) << "cached blocks are not live";
+  spaces_collect(0);
+  EXPECT_EQ(t_home_heap->mcache_bytes, 0u);
+  ASSERT_EQ(spaces_option_set("medium_block_cache_kib", old), 0);
+  // 9 KiB blocks: 16 per class at most, whatever the bytes allow
+  blocks.clear();
+  for (int i = 0; i < 64; i++) blocks.push_back(spaces_malloc(9000));
+  for (void* p : blocks) spaces_free(p);
+  EXPECT_EQ(my_cache(9000).n, kMediumCacheSlots);
+  spaces_collect(0);
+  EXPECT_EQ(t_home_heap->mcache_bytes, 0u);
+  ASSERT_EQ(spaces_option_set("medium_block_cache_kib", 0), 0);
+  void* p = spaces_malloc(kCacheSize);
+  void* q = spaces_malloc(kCacheSize);
+  spaces_free(q);
+  spaces_free(p);
+  EXPECT_EQ(t_home_heap->mcache_bytes, 0u) << "medium_block_cache_kib=0: no cache";
+  ASSERT_EQ(spaces_option_set("medium_block_cache_kib", old), 0);
+}
+
+TEST(MediumCache, AThreadsCachedBlocksGoBackToTheirSlabsWhenItExits) {
+  spaces_collect(1);
+  size_t base = slabs_in_use();
+  Heap* h = nullptr;
+  std::thread([&] {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 12; i++) blocks.push_back(spaces_malloc(kCacheSize + size_t(i % 3) * 20000));
+    for (void* p : blocks) spaces_free(p);
+    h = t_home_heap;
+    EXPECT_GT(h->mcache_bytes, 0u);
+  }).join();
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->mcache_bytes, 0u);
+  for (unsigned k = 0; k < kNumMediumClasses; k++) EXPECT_EQ(h->mcache[k].n, 0u) << k;
+  spaces_collect(1);
+  EXPECT_LE(slabs_in_use(), base) << "the exited thread's slabs emptied and went back";
+}
+
+TEST(MediumCache, RemoteFreesOfOtherBlocksStillEmptyASlabOnceTheCacheIsFlushed) {
+  // A slab whose blocks are half cached by the owner and half freed by another thread empties
+  // when the owner flushes (spaces_collect): nothing is stranded.
+  spaces_collect(1);
+  size_t base = slabs_in_use();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 16; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  for (int i = 0; i < 16; i += 2) spaces_free(blocks[i]);
+  std::thread([&] {
+    for (int i = 1; i < 16; i += 2) spaces_free(blocks[i]);
+  }).join();
+  spaces_collect(1);
+  EXPECT_LE(slabs_in_use(), base);
 }
