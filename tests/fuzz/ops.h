@@ -48,7 +48,9 @@
 //   - impossible requests (SIZE_MAX, > 2^46, overflowing calloc) give NULL + ENOMEM, bad
 //     alignments EINVAL, and leave the block of a failed realloc intact; a bad pointer next to a
 //     live block (its granule's header, inside a large block) is reported once by free, realloc
-//     and usable_size and changes nothing.
+//     and usable_size and changes nothing; a small or medium block of the thread heaps freed twice
+//     in a row (fuzz_ops, op free with sel bit 7) is reported once as a double free, wherever the
+//     first free put it (slab free list, remote stack or batch, the heap's medium-block cache).
 //   - shared-memory regions (spaces_chunk_create_shared, docs/shared.md; a slot is one when
 //     ChunkSlot::shm is set): every region op above runs on them, and the model follows
 //     sdk/src/shared.cpp's rules exactly: usable sizes (shm_path), the granule table (which 64 KiB
@@ -119,7 +121,7 @@ enum Event {
   kEvCeilingNull, kEvCeilingSuccess, kEvPressureCall, kEvWalkEntries, kEvCrossLaneFree, kEvInPlaceRealloc,
   kEvMovedRealloc, kEvLargeBlocks, kEvDirectBlocks, kEvHandoffs, kEvStatsChecks, kEvShmCreated, kEvShmNull,
   kEvShmGrowth, kEvShmSlabReleased, kEvShmErrorChecks, kEvBumpBeyondMax, kEvUntrackedRegion,
-  kEvUntrackedBlock, kNumEvents
+  kEvUntrackedBlock, kEvDoubleFrees, kNumEvents
 };
 inline const char* const kEventNames[kNumEvents] = {
     "region NULL at the ceiling", "region alloc under a ceiling", "pressure handler calls", "walk entries matched",
@@ -127,7 +129,7 @@ inline const char* const kEventNames[kNumEvents] = {
     "blocks handed to another thread", "exact region stats checks", "shared-memory regions created",
     "shm NULL (capacity/ceiling/no run)", "shm allocations taking granules", "shm slabs released on free",
     "shm create/open/unlink error checks", "blocks over 1 KiB carved from a region page's room",
-    "untracked regions created", "untracked bump blocks"};
+    "untracked regions created", "untracked bump blocks", "double frees reported"};
 inline std::atomic<uint64_t> g_events[kNumEvents];
 inline std::atomic<uint64_t> g_op_counts[64];
 inline void count(Event e, uint64_t n = 1) { g_events[e].fetch_add(n, std::memory_order_relaxed); }
@@ -1404,9 +1406,24 @@ class Model {
     if (!p) return fail("aligned_alloc(%zu, %zu) = NULL (errno %d)", align, n, errno);
     register_new(p, n, align, kKindAligned, 0, false);
   }
+  // sel bit 7 (fuzz_ops only: no other thread runs in between): a small or medium block of the
+  // thread heaps is freed a second time right away, which must make exactly one DOUBLE_FREE
+  // report whether the first free put it on its slab's free list, on its slab's remote stack, in
+  // this thread's batch of remote frees or in its heap's cache of medium blocks.
   void op_free(const Rec& r) {
     if (owned_[0].empty()) return;
-    free_block(owned_[0][pick(r.val, owned_[0].size())], false);
+    uint32_t id = owned_[0][pick(r.val, owned_[0].size())];
+    Block b = recs_[id];
+    free_block(id, false);
+    if (mt_ || !(r.sel & 0x80) || g_failed || b.usable > 262144 || b.kind == kKindAligned) return;
+    t_expect_error = SPACES_ERROR_DOUBLE_FREE;
+    t_errors_seen = 0;
+    spaces_free(b.p);
+    t_expect_error = 0;
+    if (t_errors_seen != 1)
+      fail("second free of %p (request %zu, usable %zu) made %d reports, expected 1", static_cast<void*>(b.p), b.req,
+           b.usable, t_errors_seen);
+    count(kEvDoubleFrees);
   }
   void op_free_sized(const Rec& r) {
     int owner = 0;
