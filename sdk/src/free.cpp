@@ -342,10 +342,20 @@ SPACES_NOINLINE static void free_small_other(void* p, Slab* s) {
 // Checked in every build (the slow paths check always). false: not this thread's slab, or not a
 // live block start (free_dispatch decides and reports).
 SPACES_INLINE bool free_owned_slow(Slab* s, void* p) {
-  if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) != thread_self()) return false;
   Block* b = static_cast<Block*>(p);
-  if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
   Heap* h = t_home_heap;
+  if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) != thread_self()) {
+    // A medium block of a full slab of this thread's heap (detached: no fast_owner; with the
+    // cache, a slab that filled stays full while its blocks cycle through the cache) goes to the
+    // cache too, without the trip through free_dispatch. (Only this thread can make a slab's
+    // owner its own heap, so the answer cannot change under us.)
+    if (s->kind != kSlabSmall || s->cls < kNumSmallClasses || s->has_aligned || s->chunk != nullptr ||
+        __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h || h->state != kHeapActive)
+      return false;
+    if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
+    return medium_cache_put(h, s, b);
+  }
+  if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
   if (s->cls >= kNumSmallClasses && s->owner == h && medium_cache_put(h, s, b)) return true;
   track_free(s->chunk, b, b, s->block_size);
   link_set(b, slab_encode(s, s->free));
