@@ -84,7 +84,9 @@ SPACES_INLINE bool medium_cache_put(Heap* h, Slab* s, Block* b) {
   if (n == kMediumCacheSlots || h->mcache_bytes + bs > uint64_t(option(kOpt_medium_block_cache_kib)) << 10)
     return false;
   track_free(nullptr, b, b, bs);
-  link_set(b, slab_encode(s, s));  // (looks free, as a free block does: a second free is caught)
+  uintptr_t link = slab_encode(s, s);  // (looks free, as a free block does: a second free is caught)
+  link_set(b, link);
+  c.link[n] = link;
   __atomic_store_n(&c.b[n], b, __ATOMIC_RELAXED);  // (other threads' double-free checks read them)
   __atomic_store_n(&c.n, n + 1, __ATOMIC_RELEASE);  // (after the entry: a fork child's flush reads both)
   h->mcache_bytes += bs;
@@ -231,7 +233,8 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
 // A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
 // detached, has aligned blocks, or the block looked free).
 void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || medium_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
+                                      medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -251,7 +254,8 @@ void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
 // (one CAS); the first push into a slab its owner stopped tracking also queues the slab on the
 // owner's notify list, which the owner drains on its next refill (heap.cpp).
 void free_remote(Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || medium_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
+                                      medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }

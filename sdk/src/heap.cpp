@@ -9,7 +9,10 @@
 // So every slab with free blocks is reachable from its heap, and no list is ever scanned for
 // room. Medium classes (9-256 KiB, thread heaps only) work the same way on slabs of several
 // granules (g_classes.granules); their emptied slabs wait in a cache of their own
-// (medium_cache_kib) and are reused by any class of the same slab size.
+// (medium_cache_kib) and are reused by any class of the same slab size. Medium *blocks* the
+// thread frees wait in the heap too (mcache, medium_block_cache_kib: internal.h, MediumCache):
+// heap_malloc_slow_rest takes them back first, and heap_sweep returns them to their slabs
+// before it counts or releases any slab.
 //
 // Threads come and go; heaps do not. A thread's first allocation takes the newest heap from the
 // pool of abandoned heaps (or makes one); its exit (pthread key destructor) collects remote
@@ -315,6 +318,10 @@ void medium_cache_flush(Heap* h) {
     for (uint32_t n = c.n; n > 0;) {
       Block* b = c.b[--n];
       __atomic_store_n(&c.n, n, __ATOMIC_RELAXED);
+      if (SPACES_UNLIKELY(link_get(b) != c.link[n])) {  // (written after its free: as malloc does)
+        report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
+        continue;
+      }
       Slab* s = slab_find(b);
       SPACES_ASSERT(s != nullptr && s->owner == h && s->cls == kNumSmallClasses + k);
       link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
@@ -539,10 +546,16 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   if (cls >= kNumSmallClasses) {  // the newest medium block this thread freed, if one waits
     MediumCache& c = h->mcache[cls - kNumSmallClasses];
-    if (uint32_t n = c.n) {
+    while (uint32_t n = c.n) {
       Block* b = c.b[n - 1];
       __atomic_store_n(&c.n, n - 1, __ATOMIC_RELAXED);
       h->mcache_bytes -= class_size(cls);
+      if (SPACES_UNLIKELY(link_get(b) != c.link[n - 1])) {
+        // Written after its free (a double free of it would then not have looked free, and it
+        // may sit in the cache twice): dropped, never handed out (it leaks in its slab).
+        report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
+        continue;
+      }
       link_set(b, 0);
       track_alloc(nullptr, b, size, zero);
       if (zero) memset(b, 0, size);

@@ -618,6 +618,8 @@ constexpr unsigned kMediumCacheSlots = 16;
 struct MediumCache {
   uint32_t n;
   Block* b[kMediumCacheSlots];
+  uintptr_t link[kMediumCacheSlots];  // the link word put wrote in b[i] (its slab's key): a block
+                                      // whose word changed was written after its free
 };
 struct RemoteEntry {
   Slab* slab;     // NULL: unused (read by other threads' double-free checks: atomically)

@@ -294,10 +294,10 @@ TEST(MediumCache, KeepsToItsBoundsAndTheOptionTurnsItOff) {
   spaces_collect(0);
   EXPECT_EQ(t_home_heap->mcache_bytes, 0u);
   ASSERT_EQ(spaces_option_set("medium_block_cache_kib", 0), 0);
-  void* p = spaces_malloc(kCacheSize);
-  void* q = spaces_malloc(kCacheSize);
-  spaces_free(q);
-  spaces_free(p);
+  blocks.clear();
+  for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  ASSERT_GE(last_past_first_granule(blocks), 0) << "(a block the cache would have taken)";
+  for (void* p : blocks) spaces_free(p);
   EXPECT_EQ(t_home_heap->mcache_bytes, 0u) << "medium_block_cache_kib=0: no cache";
   ASSERT_EQ(spaces_option_set("medium_block_cache_kib", old), 0);
 }
@@ -333,4 +333,49 @@ TEST(MediumCache, RemoteFreesOfOtherBlocksStillEmptyASlabOnceTheCacheIsFlushed) 
   }).join();
   spaces_collect(1);
   EXPECT_LE(slabs_in_use(), base);
+}
+
+TEST(MediumCache, AWriteAfterFreeIsCaughtBeforeTheBlockIsHandedOutAgain) {
+  spaces_collect(1);
+  HandlerScope scope;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  int fi = last_past_first_granule(blocks);
+  ASSERT_GE(fi, 0);
+  void* b = blocks[size_t(fi)];
+  // Freed, then written: the next malloc of the class reports it and takes another block.
+  spaces_free(b);
+  ASSERT_EQ(my_cache(kCacheSize).n, 1u);
+  memset(b, 0x5A, 64);
+  void* next = spaces_malloc(kCacheSize);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_CORRUPTED);
+  EXPECT_EQ(g_caught.addr, b);
+  EXPECT_EQ(g_caught.count, 1);
+  EXPECT_NE(next, b) << "a damaged block is dropped, never handed out";
+  EXPECT_EQ(my_cache(kCacheSize).n, 0u);
+  spaces_free(next);
+  // Freed, written (so it no longer looks free), freed again: it is cached twice, and handed out
+  // once; the second copy no longer holds the word the cache wrote, so it is dropped.
+  int gi = -1;
+  for (int i = 0; i < 8 && gi < 0; i++)
+    if (i != fi && past_first_granule(blocks[size_t(i)])) gi = i;
+  ASSERT_GE(gi, 0);
+  void* c = blocks[size_t(gi)];
+  spaces_collect(0);
+  spaces_free(c);
+  memset(c, 0x5A, 64);
+  spaces_free(c);  // (not caught: it does not look free any more)
+  EXPECT_EQ(my_cache(kCacheSize).n, 2u);
+  void* first = spaces_malloc(kCacheSize);
+  EXPECT_EQ(first, c);
+  memset(first, 0x11, kCacheSize);
+  void* second = spaces_malloc(kCacheSize);
+  EXPECT_NE(second, c) << "never handed out twice";
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_CORRUPTED);
+  EXPECT_EQ(g_caught.count, 2);
+  spaces_free(first);
+  spaces_free(second);
+  for (int i = 0; i < 8; i++)
+    if (i != fi && i != gi) spaces_free(blocks[size_t(i)]);
+  EXPECT_EQ(g_caught.count, 2);
 }
