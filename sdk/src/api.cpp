@@ -212,7 +212,7 @@ SPACES_API void spaces_collect(int force) noexcept {
   // This thread's batched remote frees go now; every other thread's at its next malloc refill.
   g_remote_epoch.fetch_add(1, std::memory_order_relaxed);
   if (t_home_heap->state == kHeapActive) remote_flush_all(t_home_heap);
-  Heap* h = t_heap;
+  Heap* h = t_home_heap;  // (the thread's own heap, also while it has captured a region)
   if (h->state == kHeapActive) heap_collect(h, force != 0);
   if (force) heap_collect_abandoned();
   prof_collect(force != 0);

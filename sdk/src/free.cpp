@@ -87,6 +87,7 @@ SPACES_INLINE bool medium_cache_put(Heap* h, Slab* s, Block* b) {
   uintptr_t link = slab_encode(s, s);  // (looks free, as a free block does: a second free is caught)
   link_set(b, link);
   c.link[n] = link;
+  c.last_use = h->slow_calls;
   __atomic_store_n(&c.b[n], b, __ATOMIC_RELAXED);  // (other threads' double-free checks read them)
   __atomic_store_n(&c.n, n + 1, __ATOMIC_RELEASE);  // (after the entry: a fork child's flush reads both)
   h->mcache_bytes += bs;

@@ -312,25 +312,35 @@ void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
 
 // Give h's cached medium blocks back to their slabs, as local frees (h's thread, or h held
 // exclusively): the slabs they hold can then empty.
-void medium_cache_flush(Heap* h) {
-  for (unsigned k = 0; k < kNumMediumClasses; k++) {
-    MediumCache& c = h->mcache[k];
-    for (uint32_t n = c.n; n > 0;) {
-      Block* b = c.b[--n];
-      __atomic_store_n(&c.n, n, __ATOMIC_RELAXED);
-      if (SPACES_UNLIKELY(link_get(b) != c.link[n])) {  // (written after its free: as malloc does)
-        report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
-        continue;
-      }
-      Slab* s = slab_find(b);
-      SPACES_ASSERT(s != nullptr && s->owner == h && s->cls == kNumSmallClasses + k);
-      link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
-      s->free = b;
-      s->used--;
-      if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
-      if (s->used == 0) heap_slab_emptied(h, s);
+// Class k's blocks of h's medium cache back to their slabs; its bytes are subtracted.
+void medium_cache_flush_class(Heap* h, unsigned k) {
+  MediumCache& c = h->mcache[k];
+  for (uint32_t n = c.n; n > 0;) {
+    Block* b = c.b[--n];
+    __atomic_store_n(&c.n, n, __ATOMIC_RELAXED);
+    h->mcache_bytes -= class_size(kNumSmallClasses + k);
+    if (SPACES_UNLIKELY(link_get(b) != c.link[n])) {  // (written after its free: as malloc does)
+      report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
+      continue;
     }
+    Slab* s = slab_find(b);
+    SPACES_ASSERT(s != nullptr && s->owner == h && s->cls == kNumSmallClasses + k);
+    link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
+    s->free = b;
+    s->used--;
+    if (!s->attached && h->cur[s->cls] != s) slab_attach(h, s);
+    if (s->used == 0) heap_slab_emptied(h, s);
   }
+}
+
+// Every 4096 slow mallocs: the classes not used for kMediumCacheAge of them go back.
+void medium_cache_age(Heap* h) {
+  for (unsigned k = 0; k < kNumMediumClasses; k++)
+    if (h->mcache[k].n && h->slow_calls - h->mcache[k].last_use > kMediumCacheAge) medium_cache_flush_class(h, k);
+}
+
+void medium_cache_flush(Heap* h) {
+  for (unsigned k = 0; k < kNumMediumClasses; k++) medium_cache_flush_class(h, k);
   h->mcache_bytes = 0;  // (already, but in a fork child's copy of a thread stopped mid-update)
 }
 
@@ -542,7 +552,7 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     if (home->state == kHeapActive) remote_tick(home);
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
-  h->slow_calls++;
+  if (SPACES_UNLIKELY((++h->slow_calls & 4095) == 0) && h->mcache_bytes) medium_cache_age(h);
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   if (cls >= kNumSmallClasses) {  // the newest medium block this thread freed, if one waits
     MediumCache& c = h->mcache[cls - kNumSmallClasses];
@@ -550,6 +560,7 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
       Block* b = c.b[n - 1];
       __atomic_store_n(&c.n, n - 1, __ATOMIC_RELAXED);
       h->mcache_bytes -= class_size(cls);
+      c.last_use = h->slow_calls;
       if (SPACES_UNLIKELY(link_get(b) != c.link[n - 1])) {
         // Written after its free (a double free of it would then not have looked free, and it
         // may sit in the cache twice): dropped, never handed out (it leaks in its slab).

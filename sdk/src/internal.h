@@ -612,11 +612,16 @@ constexpr uint32_t kRemoteBlockMax = 1024;
 // count as used in their slabs (so a slab holding one cannot empty), their link word is written
 // as a free block's (a second free of one is caught: medium_cached), and the heap gives them
 // back to their slabs before any pass that counts or releases slabs (heap_sweep: collect,
-// thread exit, merge). Other threads read `n` and `b` only to look for a double free.
+// thread exit, merge), and a class not used for kMediumCacheAge of the thread's slow mallocs
+// gives its blocks back too (a thread that moved on to other work does not hold them for ever;
+// one that stopped allocating altogether keeps them until spaces_collect or its exit). Other
+// threads read `n` and `b` only to look for a double free.
 constexpr unsigned kNumMediumClasses = kNumClasses - kNumSmallClasses;
 constexpr unsigned kMediumCacheSlots = 16;
+constexpr uint64_t kMediumCacheAge = uint64_t(1) << 16;  // slow mallocs without a use of the class
 struct MediumCache {
   uint32_t n;
+  uint64_t last_use;  // the heap's slow_calls when a block of the class was last put or taken
   Block* b[kMediumCacheSlots];
   uintptr_t link[kMediumCacheSlots];  // the link word put wrote in b[i] (its slab's key): a block
                                       // whose word changed was written after its free

@@ -251,6 +251,10 @@ void live_insert(uintptr_t a, Bucket* b, uint64_t size, Chunk* c) {  // a new sa
 int prof_stack(void** pcs, const void* ra) { return os_backtrace(pcs, kProfDepth, g_self_lo, g_self_hi, ra); }
 
 void record_locked(void* p, size_t size, Chunk* c, void* const* pcs, int depth) {
+  // A sampled malloc(0) counts as 1 byte: google-pprof scales each bucket by its bytes per
+  // allocation, and a bucket of zero-byte samples alone (the stack of a malloc(0)) made it stop on
+  // a division by zero (profile.google_pprof's stress run, about one run in ten).
+  if (size == 0) size = 1;
   char region[kRegionName];
   region_key(c, region);
   Bucket* b = bucket_find(pcs, depth, size, c != nullptr, region);

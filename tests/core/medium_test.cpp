@@ -379,3 +379,34 @@ TEST(MediumCache, AWriteAfterFreeIsCaughtBeforeTheBlockIsHandedOutAgain) {
     if (i != fi && i != gi) spaces_free(blocks[size_t(i)]);
   EXPECT_EQ(g_caught.count, 2);
 }
+
+TEST(MediumCache, AClassUnusedForAWhileGoesBackToItsSlabs) {
+  spaces_collect(1);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  for (void* p : blocks) spaces_free(p);
+  ASSERT_GT(my_cache(kCacheSize).n, 0u);
+  // Fewer slow mallocs than the age bound: still cached.
+  for (int i = 0; i < 4096; i++) spaces_free(spaces_malloc(20000));
+  EXPECT_GT(my_cache(kCacheSize).n, 0u);
+  // Other work: as many slow mallocs of another class as the age bound, and a bit more.
+  for (uint64_t i = 0; i < kMediumCacheAge + 2 * 4096; i++) spaces_free(spaces_malloc(20000));
+  EXPECT_EQ(my_cache(kCacheSize).n, 0u) << "the unused class went back to its slabs";
+  spaces_collect(1);
+}
+
+TEST(MediumCache, CollectFlushesTheThreadsCacheWhileItHasCapturedARegion) {
+  spaces_collect(1);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
+  for (void* p : blocks) spaces_free(p);
+  ASSERT_GT(t_home_heap->mcache_bytes, 0u);
+  SpacesChunk c = spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(spaces_thread_set_chunk(c), nullptr);
+  ASSERT_EQ(t_heap->chunk, reinterpret_cast<Chunk*>(c)) << "captured";
+  spaces_collect(0);
+  EXPECT_EQ(spaces_thread_set_chunk(nullptr), c);
+  EXPECT_EQ(t_home_heap->mcache_bytes, 0u) << "spaces_collect collects the thread's own heap";
+  spaces_chunk_destroy(c);
+}
