@@ -55,6 +55,13 @@ constexpr bool kCheckSizesOnFastPath = false;
 // `found` (free_fast): the slab whose granule head holds p - 1 when there is one (free_slow's
 // slab_find would find the same), so the slow path need not read the page map again; NULL
 // otherwise.
+// Block b of slab s, which this thread owns, onto s's free list (checked by the caller).
+SPACES_INLINE void slab_push_owned(Slab* s, Block* b) {
+  track_free(s->chunk, b, b, s->block_size);
+  link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
+  s->free = b;
+  if (SPACES_UNLIKELY(--s->used == 0)) heap_slab_emptied(s->owner, s);
+}
 // free_owned, its body: the block p of slab s goes back to s's free list when this thread owns s
 // (fast_owner: a size-class slab of this thread's heap with no aligned or sampled block) and p is
 // a block start that does not look free. n: slab_offset(s, p). false: the slow path.
@@ -65,11 +72,7 @@ SPACES_INLINE bool free_owned(Slab* s, void* p, size_t size, uint32_t n) {
     // A block start of this slab, not its header, not inside a block (two compares and a
     // multiply; the slow path says which mistake it was), and not already free.
     if (SPACES_LIKELY(!Hardening::kCheckFrees || (slab_is_block_start(s, n) && !slab_block_looks_free(s, b)))) {
-      track_free(s->chunk, b, b, s->block_size);
-      link_set(b, (reinterpret_cast<uintptr_t>(s->free) - reinterpret_cast<uintptr_t>(s)) ^ s->key);
-      s->free = b;
-      if (SPACES_LIKELY(--s->used != 0)) return true;
-      heap_slab_emptied(s->owner, s);
+      slab_push_owned(s, b);
       return true;
     }
   }
@@ -352,8 +355,9 @@ SPACES_INLINE bool free_owned_slow(Slab* s, void* p) {
   if (__atomic_load_n(&s->fast_owner, __ATOMIC_RELAXED) != thread_self()) {
     // A medium block of a full slab of this thread's heap (detached: no fast_owner; with the
     // cache, a slab that filled stays full while its blocks cycle through the cache) goes to the
-    // cache too, without the trip through free_dispatch. (Only this thread can make a slab's
-    // owner its own heap, so the answer cannot change under us.)
+    // cache too, without the trip through free_dispatch; when the cache is full, free_local_slow
+    // re-attaches the slab. (Only this thread can make a slab's owner its own heap, so the answer
+    // cannot change under us.)
     if (s->kind != kSlabSmall || s->cls < kNumSmallClasses || s->has_aligned || s->chunk != nullptr ||
         __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h || h->state != kHeapActive)
       return false;
@@ -362,10 +366,7 @@ SPACES_INLINE bool free_owned_slow(Slab* s, void* p) {
   }
   if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
   if (s->cls >= kNumSmallClasses && s->owner == h && medium_cache_put(h, s, b)) return true;
-  track_free(s->chunk, b, b, s->block_size);
-  link_set(b, slab_encode(s, s->free));
-  s->free = b;
-  if (--s->used == 0) heap_slab_emptied(s->owner, s);
+  slab_push_owned(s, b);
   return true;
 }
 

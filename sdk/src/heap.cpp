@@ -310,19 +310,31 @@ void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   pool_tail_changed();
 }
 
-// Give h's cached medium blocks back to their slabs, as local frees (h's thread, or h held
-// exclusively): the slabs they hold can then empty.
-// Class k's blocks of h's medium cache back to their slabs; its bytes are subtracted.
-void medium_cache_flush_class(Heap* h, unsigned k) {
+SPACES_NOINLINE __attribute__((cold)) void medium_cache_damaged(Block* b) {
+  report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
+}
+
+// Take the newest entry of class k's medium cache: its block, or NULL when the block no longer
+// holds the word the cache wrote in it (written after its free; a double free of it would then
+// not have looked free, so it may sit in the cache twice): reported and dropped, never handed
+// out (it leaks in its slab).
+Block* medium_cache_take(Heap* h, unsigned k) {
   MediumCache& c = h->mcache[k];
-  for (uint32_t n = c.n; n > 0;) {
-    Block* b = c.b[--n];
-    __atomic_store_n(&c.n, n, __ATOMIC_RELAXED);
-    h->mcache_bytes -= class_size(kNumSmallClasses + k);
-    if (SPACES_UNLIKELY(link_get(b) != c.link[n])) {  // (written after its free: as malloc does)
-      report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
-      continue;
-    }
+  uint32_t n = c.n - 1;
+  Block* b = c.b[n];
+  __atomic_store_n(&c.n, n, __ATOMIC_RELAXED);
+  h->mcache_bytes -= class_size(kNumSmallClasses + k);
+  if (SPACES_LIKELY(link_get(b) == c.link[n])) return b;
+  medium_cache_damaged(b);
+  return nullptr;
+}
+
+// Class k's blocks of h's medium cache back to their slabs, as local frees (h's thread, or h
+// held exclusively): the slabs they hold can then empty.
+void medium_cache_flush_class(Heap* h, unsigned k) {
+  while (h->mcache[k].n) {
+    Block* b = medium_cache_take(h, k);
+    if (b == nullptr) continue;
     Slab* s = slab_find(b);
     SPACES_ASSERT(s != nullptr && s->owner == h && s->cls == kNumSmallClasses + k);
     link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
@@ -555,18 +567,11 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY((++h->slow_calls & 4095) == 0) && h->mcache_bytes) medium_cache_age(h);
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   if (cls >= kNumSmallClasses) {  // the newest medium block this thread freed, if one waits
-    MediumCache& c = h->mcache[cls - kNumSmallClasses];
-    while (uint32_t n = c.n) {
-      Block* b = c.b[n - 1];
-      __atomic_store_n(&c.n, n - 1, __ATOMIC_RELAXED);
-      h->mcache_bytes -= class_size(cls);
-      c.last_use = h->slow_calls;
-      if (SPACES_UNLIKELY(link_get(b) != c.link[n - 1])) {
-        // Written after its free (a double free of it would then not have looked free, and it
-        // may sit in the cache twice): dropped, never handed out (it leaks in its slab).
-        report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
-        continue;
-      }
+    unsigned k = cls - kNumSmallClasses;
+    while (h->mcache[k].n) {
+      h->mcache[k].last_use = h->slow_calls;
+      Block* b = medium_cache_take(h, k);
+      if (b == nullptr) continue;
       link_set(b, 0);
       track_alloc(nullptr, b, size, zero);
       if (zero) memset(b, 0, size);

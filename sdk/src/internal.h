@@ -685,7 +685,6 @@ Slab* checked_slab(const void* p, const char* what);               // NULL: repo
 size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void heap_slab_emptied(Heap* h, Slab* s);
 bool medium_cached(const Slab* s, const Block* b);  // b waits in some heap's mcache (racy: a hint)
-
 void remote_flush_all(Heap* h);   // push every batched remote free of h (its thread, or h idle)
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
