@@ -47,7 +47,7 @@ SPACES_INLINE void* malloc_fast(size_t size) {
 }
 
 // Alignment above 16 (a power of two) from heap h (a thread heap or a chunk's).
-void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
+SPACES_HOT_TEXT void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
   if (align > kMaxAlign || size > kMaxRequest) return out_of_memory(size);  // also: no overflow below
   if (h->state == kHeapStatic) {
     h = heap_thread_init();
@@ -116,7 +116,7 @@ SPACES_API size_t spaces_usable_size(const void* p) noexcept {
   return large_usable(s, p);
 }
 
-SPACES_API void* spaces_realloc(void* p, size_t size) noexcept {
+SPACES_API SPACES_HOT_TEXT void* spaces_realloc(void* p, size_t size) noexcept {
   if (p == nullptr) return spaces_malloc(size);
   if (size == 0) {  // glibc's behaviour, which programs preloading us were written against
     spaces_free(p);
@@ -146,7 +146,7 @@ SPACES_API void* spaces_reallocarray(void* p, size_t count, size_t size) noexcep
   return spaces_realloc(p, total);
 }
 
-SPACES_API void* spaces_aligned_alloc(size_t align, size_t size) noexcept {
+SPACES_API SPACES_HOT_TEXT void* spaces_aligned_alloc(size_t align, size_t size) noexcept {
   if (align == 0 || (align & (align - 1)) != 0) {
     errno = EINVAL;
     return nullptr;

@@ -84,7 +84,7 @@ void print_stats_at_exit() {
 
 }  // namespace
 
-bool ensure_init() {
+SPACES_HOT_TEXT bool ensure_init() {
   int st = g_init_state.load(std::memory_order_acquire);
   if (SPACES_LIKELY(st == 2)) return true;
   if (st == 3) return false;

@@ -86,7 +86,7 @@ std::atomic<size_t> g_purges{0};
 std::atomic<size_t> g_mmaps{0};
 std::atomic<size_t> g_heaps_for_bound{1};  // thread heaps in existence (heap.cpp keeps it)
 
-void commit_add(ptrdiff_t bytes) {
+SPACES_HOT_TEXT void commit_add(ptrdiff_t bytes) {
   size_t now = g_committed.fetch_add(size_t(bytes), std::memory_order_relaxed) + size_t(bytes);
   size_t peak = g_peak_committed.load(std::memory_order_relaxed);
   while (bytes > 0 && now > peak &&
@@ -126,7 +126,7 @@ SPACES_INLINE size_t dirty_counted() {
 }
 SPACES_INLINE bool over_dirty_limit() { return dirty_counted() > dirty_limit(); }
 
-unsigned shard_count() {
+SPACES_HOT_TEXT unsigned shard_count() {
   unsigned n = __atomic_load_n(&g_shards, __ATOMIC_ACQUIRE);
   if (n) return n;
   unsigned cpus = os_cpu_count();
@@ -167,7 +167,7 @@ size_t g_dcache_bytes = 0;   // (includes entries out for purging)
 uintptr_t g_dcache_newest = 0;  // base of the entry whose bytes are g_dirty_exempt (0: none)
 uint64_t g_dcache_seq = 0;
 
-void dcache_remove(int i) {
+SPACES_HOT_TEXT void dcache_remove(int i) {
   if (g_dcache[i].base == g_dcache_newest) {
     g_dcache_newest = 0;
     g_dirty_exempt.store(0, std::memory_order_relaxed);
@@ -227,7 +227,7 @@ SPACES_INLINE uintptr_t span_addr(const Span* sp, unsigned g) {
 }
 
 // Granule sets: bits [i, i + n) set or cleared, counted; the next index >= i whose bit is v.
-void bits_set(uint64_t* b, unsigned i, unsigned n, bool on) {
+SPACES_HOT_TEXT void bits_set(uint64_t* b, unsigned i, unsigned n, bool on) {
   while (n) {
     unsigned k = i & 63, m = 64 - k < n ? 64 - k : n;
     uint64_t mask = run_mask(m, k);
@@ -243,7 +243,7 @@ unsigned bits_count(const uint64_t* b, unsigned i, unsigned n) {
   unsigned c = 0;
   while (n) {
     unsigned k = i & 63, m = 64 - k < n ? 64 - k : n;
-    c += unsigned(__builtin_popcountll(b[i >> 6] & run_mask(m, k)));
+    c += unsigned(popcount64(b[i >> 6] & run_mask(m, k)));
     i += m;
     n -= m;
   }
@@ -276,7 +276,7 @@ SPACES_INLINE void span_dirty_add(ptrdiff_t bytes) {
 // block: 0.37-0.64 s / 79 MiB, 6.6-7.0 s / 1.43-1.45 GB); 2x: as 1.5x.
 std::atomic<size_t> g_span_peak{0}, g_span_peak_prev{0};
 std::atomic<uint64_t> g_span_window{0};  // when the current peak's window began (ns)
-void span_note_live(size_t live, uint64_t now) {
+SPACES_HOT_TEXT void span_note_live(size_t live, uint64_t now) {
   uint64_t w = g_span_window.load(std::memory_order_relaxed);
   uint64_t delay = option(kOpt_purge_delay_ms) < 0 ? UINT64_MAX : uint64_t(option(kOpt_purge_delay_ms)) * 1000000ull;
   if (delay != UINT64_MAX && now - w >= delay && g_span_window.compare_exchange_strong(w, now, std::memory_order_relaxed)) {
@@ -313,7 +313,7 @@ struct PurgeBatch {
 };
 
 // Take a's dirty slabs out of the free set for purging (shard lock held).
-void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
+SPACES_HOT_TEXT void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
   uint64_t d = a->dirty_mask;
   if (d == 0) return;
   if (a->free_mask == kAllSlabs) sh.empty_arenas--;
@@ -321,7 +321,7 @@ void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
   a->purging_mask |= d;
   a->dirty_mask = 0;
   a->dirty_since = 0;
-  unsigned n = __builtin_popcountll(d);
+  unsigned n = popcount64(d);
   sh.slabs_cached -= n;
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   if (a->free_mask == 0) free_list_remove(sh, a);
@@ -330,10 +330,10 @@ void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
 }
 
 // Unlink a fully free arena from its shard; purge_run unmaps it (shard lock held).
-void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
+SPACES_HOT_TEXT void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
   if (a->on_free_list) free_list_remove(sh, a);
   sh.all.remove(a);
-  unsigned n = __builtin_popcountll(a->dirty_mask);
+  unsigned n = popcount64(a->dirty_mask);
   commit_add(-ptrdiff_t(n * kSlabSize));
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   sh.slabs_cached -= n;
@@ -361,7 +361,7 @@ void plan_span_purge(PurgeBatch& b, Span* sp, unsigned g, unsigned n) {
 // pages inside each run (a purge of part of one splits it), and not granules [keep, keep_end)
 // (a run just freed, most likely reused next); stop once the spans are within three quarters of
 // their bound (over_only) or the batch is full.
-void plan_span_runs(PurgeBatch& b, Span* sp, bool whole_pages, bool over_only, unsigned keep, unsigned keep_end) {
+SPACES_HOT_TEXT void plan_span_runs(PurgeBatch& b, Span* sp, bool whole_pages, bool over_only, unsigned keep, unsigned keep_end) {
   for (unsigned i = bits_next(sp->dirty, 0, true); i < kSpanGranules && !b.full();) {
     unsigned end = bits_next(sp->dirty, i, false);
     unsigned from = i, to = end;
@@ -382,7 +382,7 @@ SPACES_INLINE uint64_t delay_ns() {
 }
 
 // Decide what shard sh purges now (its lock held). force: everything dirty.
-void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
+SPACES_HOT_TEXT void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   b.shard = &sh;
   bool over = over_dirty_limit();
   if (!force && !over && now < sh.next_purge) return;
@@ -439,7 +439,7 @@ void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
 }
 
 // The direct cache's share (g_dcache_lock held): due entries, and the oldest above the bound.
-void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
+SPACES_HOT_TEXT void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
   uint64_t delay = delay_ns();
   auto take = [&](int i) {
     b.direct[b.nd++] = g_dcache[i];
@@ -473,7 +473,7 @@ void dcache_plan(PurgeBatch& b, uint64_t now, bool force) {
 }
 
 // Carry out a batch (no lock held): the system calls, then the memory goes back, clean.
-void purge_run(PurgeBatch& b) {
+SPACES_HOT_TEXT void purge_run(PurgeBatch& b) {
   if (b.n == 0 && b.nu == 0 && b.nd == 0 && b.ns == 0 && b.nsu == 0) return;
   for (int k = 0; k < b.nsu; k++) {
     pagemap_set_region(reinterpret_cast<uintptr_t>(b.span_unmap[k]), kSpanSize, false);
@@ -518,7 +518,7 @@ void purge_run(PurgeBatch& b) {
     for (int k = 0; k < b.n; k++) {
       Arena* a = b.arena[k];
       uint64_t d = b.mask[k];
-      commit_add(-ptrdiff_t(__builtin_popcountll(d) * kSlabSize));
+      commit_add(-ptrdiff_t(popcount64(d) * kSlabSize));
       a->purging_mask &= ~d;
       if (a->free_mask == 0) free_list_add(sh, a);
       a->free_mask |= d;
@@ -547,7 +547,7 @@ void purge_run(PurgeBatch& b) {
 }
 
 // Plan and run the direct cache's due purges (no lock held on entry).
-void dcache_purge(uint64_t now, bool force) {
+SPACES_HOT_TEXT void dcache_purge(uint64_t now, bool force) {
   PurgeBatch b;
   {
     LockGuard g(g_dcache_lock);
@@ -560,7 +560,7 @@ void dcache_purge(uint64_t now, bool force) {
 // After an operation of shard `home`: purge the mapping cache when its delay ran out, and while
 // dirty memory is still over the bound, the oldest dirty memory of the shards that are not busy
 // (the bound is process-wide; the shard that freed may hold little of it).
-void purge_elsewhere(unsigned home, uint64_t now) {
+SPACES_HOT_TEXT void purge_elsewhere(unsigned home, uint64_t now) {
   if (now >= g_dcache_next_purge.load(std::memory_order_relaxed) || over_dirty_limit()) dcache_purge(now, false);
   for (unsigned k = 1; k < shard_count() && over_dirty_limit(); k++) {
     Shard& other = g_shard[(home + k) & (shard_count() - 1)];
@@ -602,7 +602,7 @@ Arena* arena_new(bool huge, unsigned shard) {
 // (warm memory, no page faults); dirty_only: only such a run. -1 if none (shard lock held).
 int find_run(const Arena* a, size_t count, bool dirty_only) {
   uint64_t m = a->free_mask;
-  if (size_t(__builtin_popcountll(m)) < count || (dirty_only && a->dirty_mask == 0)) return -1;
+  if (size_t(popcount64(m)) < count || (dirty_only && a->dirty_mask == 0)) return -1;
   uint64_t starts = m;
   for (size_t k = 1; k < count && starts; k++) starts &= m >> k;
   uint64_t dirty_starts = starts & a->dirty_mask;
@@ -619,7 +619,7 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
 }
 
 // Take a run from shard sh (its lock held): dirty_only as find_run. NULL if none fits.
-Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty) {
+SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty) {
   Arena* a;
   int i = -1;
   for (a = sh.free_list.head; a; a = a->next_free)
@@ -627,7 +627,7 @@ Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty)
   if (i < 0) return nullptr;
   uint64_t run = run_mask(count, unsigned(i));
   if (a->free_mask == kAllSlabs) sh.empty_arenas--;
-  unsigned reused = __builtin_popcountll(a->dirty_mask & run);
+  unsigned reused = popcount64(a->dirty_mask & run);
   *dirty = reused != 0;
   a->free_mask &= ~run;
   a->dirty_mask &= ~run;
@@ -643,8 +643,9 @@ Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty)
 // plans its due purges), else from a shard whose lock is free right now (take_other: dirty
 // memory only, for arenas), else new memory mapped outside every lock (grow adds it to the home
 // shard: a racing thread's is simply added too) and again; NULL when nothing can be mapped.
+// (SPACES_INLINE: GCC 12 drops a section attribute from a template's instances, os.h)
 template <typename TakeHome, typename TakeOther, typename Grow>
-Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther take_other, Grow grow) {
+SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther take_other, Grow grow) {
   (void)count;  // (only the memcheck and ASan builds' annotations read it)
   unsigned home = my_shard();
   Shard& sh = g_shard[home];
@@ -676,7 +677,7 @@ Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther take_other, G
 
 }  // namespace
 
-Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
+SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
   return take_from_shards(
       count,
@@ -701,7 +702,7 @@ Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
 
 namespace {
 // Give back a run of `count` slabs at s (its shard's lock held); plans purges into `batch`.
-void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t now, PurgeBatch& batch) {
+SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t now, PurgeBatch& batch) {
   Arena* a = arena_of(s);
   unsigned i = unsigned((reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(a)) >> kSlabShift);
   uint64_t run = run_mask(count, i);
@@ -732,7 +733,7 @@ void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t now, PurgeBatch&
 }
 }  // namespace
 
-void arena_free_slabs(Slab* s, size_t count) {
+SPACES_HOT_TEXT void arena_free_slabs(Slab* s, size_t count) {
   uint64_t now = os_now_ns();
   unsigned home = arena_of(s)->shard;
   Shard& sh = g_shard[home];
@@ -748,7 +749,7 @@ void arena_free_slabs(Slab* s, size_t count) {
 }
 
 // A region's destroy or reset: every run of one shard in one lock round trip.
-void arena_free_batch(RunBatch& runs) {
+SPACES_HOT_TEXT void arena_free_batch(RunBatch& runs) {
   uint64_t now = os_now_ns();
   size_t done = 0;
   while (done < runs.n) {
@@ -800,7 +801,7 @@ Span* span_new(unsigned shard) {
 // First fit by address keeps the blocks packed at the bottom of the oldest spans, so the rest
 // stays clean: best fit by length spread them over twice the memory (bench huge: 134 MB against
 // 87.5 MB at the same 300 faults, with no dirty bound). NULL if none fits.
-Slab* span_take(Shard& sh, unsigned count, SpanDirty* dirty) {
+SPACES_HOT_TEXT Slab* span_take(Shard& sh, unsigned count, SpanDirty* dirty) {
   Span* best = nullptr;
   unsigned best_at = 0, best_dirty = 0;
   for (Span* sp = sh.spans; sp && !(best && best_dirty == count); sp = sp->next) {
@@ -843,7 +844,7 @@ Slab* span_take(Shard& sh, unsigned count, SpanDirty* dirty) {
 }
 }  // namespace
 
-Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
+SPACES_HOT_TEXT Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
   SPACES_ASSERT(count >= 1 && count <= kSpanMaxRun);
   auto take = [&](Shard& sh) { return span_take(sh, unsigned(count), dirty); };
   return take_from_shards(count, take, take, [](Shard& sh, unsigned home) {
@@ -857,7 +858,7 @@ Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
   });
 }
 
-void arena_free_span_run(Slab* s, size_t count) {
+SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count) {
   uintptr_t a = reinterpret_cast<uintptr_t>(s);
   Span* sp = span_of(a);
   unsigned i = unsigned((a - reinterpret_cast<uintptr_t>(sp)) >> kSlabShift), n = unsigned(count);
@@ -918,7 +919,7 @@ void arena_free_span_run(Slab* s, size_t count) {
   }
 }
 
-bool arena_grow_span_run(Slab* s, size_t count, size_t want) {
+SPACES_HOT_TEXT bool arena_grow_span_run(Slab* s, size_t count, size_t want) {
   if (want <= count || want > kSpanMaxRun) return false;
   uintptr_t a = reinterpret_cast<uintptr_t>(s);
   Span* sp = span_of(a);
@@ -942,7 +943,7 @@ bool arena_grow_span_run(Slab* s, size_t count, size_t want) {
 
 void arena_set_heaps(size_t n) { g_heaps_for_bound.store(n, std::memory_order_relaxed); }
 
-void arena_collect(bool force) {
+SPACES_HOT_TEXT void arena_collect(bool force) {
   if (force) {
     arena_direct_cache_drop();
     // Everything back now: the spans' bound starts again from what is live.
@@ -966,7 +967,7 @@ void arena_collect(bool force) {
   dcache_purge(now, force);
 }
 
-void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
+SPACES_HOT_TEXT void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
   size_t total = (size + kArenaSize - 1) & ~(kArenaSize - 1);
   if (total < size) return nullptr;
   size_t a = align > kArenaSize ? align : kArenaSize;
@@ -985,7 +986,7 @@ void* arena_map_direct(size_t size, size_t align, size_t* mapped) {
   return p;
 }
 
-void arena_unmap_direct(uintptr_t base, size_t mapped) {
+SPACES_HOT_TEXT void arena_unmap_direct(uintptr_t base, size_t mapped) {
   pagemap_set_region(base, mapped, false);
   // ASan: leave no poisoned shadow behind for whoever maps this address next
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(base), mapped));
@@ -995,7 +996,7 @@ void arena_unmap_direct(uintptr_t base, size_t mapped) {
 // The smallest cached mapping of at least `need` bytes, or NULL (large_alloc purges an old tail
 // of more than an eighth of the new block, so a big mapping reused small keeps little). The region bits
 // stay set while cached. *resident: bytes from its start that may hold old data (the rest is zero).
-void* arena_direct_from_cache(size_t need, DirectReuse* out) {
+SPACES_HOT_TEXT void* arena_direct_from_cache(size_t need, DirectReuse* out) {
   DirectCached e;
   {
     LockGuard g(g_dcache_lock);
@@ -1016,7 +1017,7 @@ void* arena_direct_from_cache(size_t need, DirectReuse* out) {
 }
 
 // Keep a freed direct mapping (already un-accounted by the caller) for reuse; false: unmap it.
-bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r) {
+SPACES_HOT_TEXT bool arena_direct_to_cache(uintptr_t base, const DirectReuse& r) {
   size_t mapped = r.mapped, charged = r.charged;
   if (mapped > kDirectCacheBytes / 4 || option(kOpt_purge_delay_ms) == 0) return false;
   uint64_t now = os_now_ns();
@@ -1078,7 +1079,7 @@ void arena_direct_cache_drop() {
 }
 
 // Direct mappings: reserved = address space, committed = the bytes that may be resident.
-void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta) {
+SPACES_HOT_TEXT void arena_direct_account(ptrdiff_t reserved_delta, ptrdiff_t committed_delta) {
   g_reserved.fetch_add(size_t(reserved_delta), std::memory_order_relaxed);
   commit_add(committed_delta);
 }
@@ -1089,7 +1090,7 @@ size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
     LockGuard g(g_shard[k].lock);
     for (Arena* a = g_shard[k].all.head; a; a = a->next_all) {
       uint64_t m = kAllSlabs & ~a->free_mask & ~a->purging_mask;
-      in_use += size_t(__builtin_popcountll(m));
+      in_use += size_t(popcount64(m));
       for (; m; m &= m - 1) {
         uintptr_t s = reinterpret_cast<uintptr_t>(a) + (uintptr_t(__builtin_ctzll(m)) << kSlabShift);
         if (pagemap_is_head(s)) fn(reinterpret_cast<const Slab*>(s), arg);
@@ -1134,7 +1135,7 @@ void arena_after_fork_child() {
     for (Arena* a = sh.all.head; a; a = a->next_all) {
       uint64_t d = a->purging_mask;
       if (d == 0) continue;
-      unsigned n = __builtin_popcountll(d);
+      unsigned n = popcount64(d);
       a->purging_mask = 0;
       if (a->free_mask == 0) free_list_add(sh, a);
       a->free_mask |= d;
@@ -1149,7 +1150,7 @@ void arena_after_fork_child() {
       for (unsigned w = 0; w < kSpanWords; w++) {
         uint64_t d = sp->purging[w];
         if (d == 0) continue;
-        unsigned n = unsigned(__builtin_popcountll(d));
+        unsigned n = unsigned(popcount64(d));
         sp->purging[w] = 0;
         sp->used[w] &= ~d;
         sp->dirty[w] |= d;

@@ -145,7 +145,7 @@ SPACES_INLINE void remote_notify(Slab* s) {  // (the push found the slab kStateF
 }
 
 // Push entry e's chain onto its slab's remote stack: one CAS (retried only under contention).
-SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
+SPACES_HOT_TEXT SPACES_NOINLINE static void remote_flush(Heap* h, RemoteEntry& e) {
   Slab* s = e.slab;
   Block* head = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + (link_get(&e.first) ^ e.key));
   Block* tail = e.tail;
@@ -169,13 +169,13 @@ SPACES_INLINE void remote_append(Heap* h, RemoteEntry& e, Slab* s, Block* b) {
   if (SPACES_UNLIKELY(++e.count == e.limit)) remote_flush(h, e);
 }
 
-void remote_flush_all(Heap* h) {
+SPACES_HOT_TEXT void remote_flush_all(Heap* h) {
   for (RemoteEntry& e : h->remote)
     if (e.slab) remote_flush(h, e);
   h->remote_epoch = g_remote_epoch.load(std::memory_order_relaxed);
 }
 
-void remote_tick(Heap* h) {
+SPACES_HOT_TEXT void remote_tick(Heap* h) {
   if (h->remote_epoch != g_remote_epoch.load(std::memory_order_relaxed)) {
     remote_flush_all(h);
     return;
@@ -210,7 +210,7 @@ __attribute__((no_sanitize("thread"))) static bool remote_cached(Slab* s, Block*
 
 // A block of small slab s, which another thread's heap owns, freed by thread heap h's thread:
 // the first of a batch (free_dispatch appends the others), or one that looks free.
-static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
+SPACES_HOT_TEXT static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
   if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
@@ -236,7 +236,7 @@ static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
 
 // A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
 // detached, has aligned blocks, or the block looked free).
-void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
+SPACES_HOT_TEXT void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
   if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
                                       medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
@@ -257,7 +257,7 @@ void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
 // A small block of a slab another thread (or nobody) owns: pushed onto the slab's remote stack
 // (one CAS); the first push into a slab its owner stopped tracking also queues the slab on the
 // owner's notify list, which the owner drains on its next refill (heap.cpp).
-void free_remote(Slab* s, Block* b, void* p) {
+SPACES_HOT_TEXT void free_remote(Slab* s, Block* b, void* p) {
   if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
                                       medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
@@ -314,11 +314,11 @@ SPACES_INLINE Block* small_block_of_inline(Slab* s, const void* p, const char* w
   if (SPACES_LIKELY(slab_is_block_start(s, n))) return static_cast<Block*>(const_cast<void*>(p));
   return small_block_of_rest(s, p, what, n);
 }
-Block* small_block_of(Slab* s, const void* p, const char* what) { return small_block_of_inline(s, p, what); }
+SPACES_HOT_TEXT Block* small_block_of(Slab* s, const void* p, const char* what) { return small_block_of_inline(s, p, what); }
 
 // A small block whose slab is not the one this thread's batch is filling (or that looks free, or
 // is no block start): checked, then freed as its owner and size say.
-SPACES_NOINLINE static void free_small_other(void* p, Slab* s) {
+SPACES_HOT_TEXT SPACES_NOINLINE static void free_small_other(void* p, Slab* s) {
   Block* b = small_block_of_inline(s, p, "invalid free");
   if (b == nullptr) return;  // (reported)
   // Racy with heap_merge moving the slab, harmlessly: only this thread can make the owner
@@ -370,7 +370,7 @@ SPACES_INLINE bool free_owned_slow(Slab* s, void* p) {
   return true;
 }
 
-void free_slow(void* p) {
+SPACES_HOT_TEXT void free_slow(void* p) {
   if (p == nullptr) return;
   Slab* s = slab_find(p);
   if (s == nullptr) {
@@ -386,7 +386,7 @@ void free_slow(void* p) {
 
 // p's slab s is known (its granule's head): the dispatch by block kind. free_fast's misses come
 // here directly (remote frees above all: the page map is read once per free, not twice).
-void free_dispatch(void* p, Slab* s) {
+SPACES_HOT_TEXT void free_dispatch(void* p, Slab* s) {
   if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
                                                                      // ends first)
   if (SPACES_LIKELY(s->kind == kSlabSmall)) {  // (first: the remote frees' case)
@@ -423,7 +423,7 @@ void free_dispatch(void* p, Slab* s) {
 
 // Shared by realloc and usable_size: the slab of a pointer that must be a live block, or NULL
 // after reporting.
-Slab* checked_slab(const void* p, const char* what) {
+SPACES_HOT_TEXT Slab* checked_slab(const void* p, const char* what) {
   Slab* s = slab_find(p);
   if (s == nullptr) {
     report_error(pagemap_in_region(reinterpret_cast<uintptr_t>(p)) ? SPACES_ERROR_DOUBLE_FREE
@@ -448,7 +448,7 @@ size_t small_usable(Slab* s, const void* p, const char* what) {
 // may keep a block in place at any size down to half its slot, so a smaller size of another
 // class is legitimate); it is reported and the block is not freed.
 // found: the slab free_fast found for p (NULL: look it up).
-void free_sized_slow(void* p, size_t size, bool aligned, Slab* found) {
+SPACES_HOT_TEXT void free_sized_slow(void* p, size_t size, bool aligned, Slab* found) {
   if (Slab* s = found ? found : p != nullptr ? slab_find(p) : nullptr) {
     size_t most = SIZE_MAX;
     if (s->kind == kSlabSmall) {
@@ -494,7 +494,7 @@ SPACES_FAST_API void spaces_free_sized(void* p, size_t size) noexcept {
   free_sized_slow(p, size, false, nullptr);
 }
 
-SPACES_API void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
+SPACES_API SPACES_HOT_TEXT void spaces_free_aligned_sized(void* p, size_t align, size_t size) noexcept {
   (void)align;  // (not inlined in the override: passing the slab on costs no fast path here)
   Slab* s;
   if (SPACES_LIKELY(free_fast(p, size, s))) return;

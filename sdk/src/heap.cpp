@@ -79,7 +79,7 @@ SPACES_INLINE uintptr_t slab_state(const Slab* s) {
 // `used`, so a local free can never drive it to zero: the free fast path's "slab emptied" exit
 // is taken only by slabs that are not current (a malloc/free ping-pong never leaves the fast
 // path). The previous current slab loses its phantom; callers handle it if that empties it.
-void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
+SPACES_HOT_TEXT void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
   Slab* old = h->cur[cls];
   if (old == s) return;
   if (old != &g_empty_slab) old->used--;
@@ -95,7 +95,7 @@ void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
 // Give every slab the heap tracks the fast-free tag of thread pointer `tp` (0: none). Called
 // when a thread takes the heap and when it lets it go, so a thread that later reuses a dead
 // thread's TCB address can never match a slab it does not own.
-void heap_bind_slabs(Heap* h, uintptr_t tp) {
+SPACES_HOT_TEXT void heap_bind_slabs(Heap* h, uintptr_t tp) {
   __atomic_store_n(&h->tp, tp, __ATOMIC_RELAXED);
   h->fast_tp = g_prof_on && h->chunk ? 0 : tp;  // (profiling: region frees all go the slow way)
   tp = h->fast_tp;
@@ -148,7 +148,7 @@ void slab_attach(Heap* h, Slab* s) {
 
 // An empty slab of `granules` leaves the heaps: to its arena now, or into `batch` (given back
 // when full or by the caller).
-static void give_to_arena(Slab* s, unsigned granules, RunBatch* batch) {
+SPACES_HOT_TEXT static void give_to_arena(Slab* s, unsigned granules, RunBatch* batch) {
   s->kind = kSlabFree;
   s->owner = nullptr;
   s->chunk = nullptr;
@@ -164,7 +164,7 @@ static void give_to_arena(Slab* s, unsigned granules, RunBatch* batch) {
 }
 
 // Give an empty slab back: to the heap's cache, or to its arena.
-void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
+SPACES_HOT_TEXT void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
   __atomic_store_n(&s->kind, uint8_t(kSlabEmpty), __ATOMIC_RELAXED);
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   // (release: a reader of a bump slab that sees `attached` 0 again also sees it is no longer
@@ -195,7 +195,7 @@ void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
 
 namespace {
 
-void heap_drain_notify(Heap* h) {
+SPACES_HOT_TEXT void heap_drain_notify(Heap* h) {
   Slab* s = h->notify.exchange(nullptr, std::memory_order_acquire);
   while (s) {
     Slab* next = s->notify_next;
@@ -211,7 +211,7 @@ void heap_drain_notify(Heap* h) {
   }
 }
 
-void heap_init_fields(Heap* h, Chunk* c) {
+SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   for (unsigned i = 0; i < kNumClasses; i++) {
     h->cur[i] = &g_empty_slab;
     h->partial[i].head = nullptr;
@@ -331,7 +331,7 @@ Block* medium_cache_take(Heap* h, unsigned k) {
 
 // Class k's blocks of h's medium cache back to their slabs, as local frees (h's thread, or h
 // held exclusively): the slabs they hold can then empty.
-void medium_cache_flush_class(Heap* h, unsigned k) {
+SPACES_HOT_TEXT void medium_cache_flush_class(Heap* h, unsigned k) {
   while (h->mcache[k].n) {
     Block* b = medium_cache_take(h, k);
     if (b == nullptr) continue;
@@ -346,19 +346,19 @@ void medium_cache_flush_class(Heap* h, unsigned k) {
 }
 
 // Every 4096 slow mallocs: the classes not used for kMediumCacheAge of them go back.
-void medium_cache_age(Heap* h) {
+SPACES_HOT_TEXT void medium_cache_age(Heap* h) {
   for (unsigned k = 0; k < kNumMediumClasses; k++)
     if (h->mcache[k].n && h->slow_calls - h->mcache[k].last_use > kMediumCacheAge) medium_cache_flush_class(h, k);
 }
 
-void medium_cache_flush(Heap* h) {
+SPACES_HOT_TEXT void medium_cache_flush(Heap* h) {
   for (unsigned k = 0; k < kNumMediumClasses; k++) medium_cache_flush_class(h, k);
   h->mcache_bytes = 0;  // (already, but in a fork child's copy of a thread stopped mid-update)
 }
 
 // Visit every tracked slab: collect remote frees, release the empty ones (but keep `cur` unless
 // `all`), to the heap cache or to the arenas. Cached medium blocks go back to their slabs first.
-void heap_sweep(Heap* h, bool all, bool to_arena) {
+SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
   medium_cache_flush(h);
   heap_drain_notify(h);
   for (unsigned c = 0; c < kNumClasses; c++) {
@@ -506,7 +506,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
 }
 
 // A fresh slab for class cls (also the chunk's bump slabs, which re-initialise it).
-Slab* heap_new_slab(Heap* h, unsigned cls) {
+SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls) {
   unsigned granules = g_classes.granules[cls];
   if (granules > 1) return heap_new_medium_slab(h, cls, granules);
   Slab* s = h->empty;
@@ -533,7 +533,7 @@ Slab* heap_new_slab(Heap* h, unsigned cls) {
   return s;
 }
 
-void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
+SPACES_HOT_TEXT void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(g_prof_on) && h->chunk == nullptr && h != &g_prof_heap) {
     // Heap profiling: every malloc of a thread heap comes here (direct[] stays empty), is counted,
     // and unless it is a sample takes the fast path's step from here (profile.cpp).
@@ -550,7 +550,7 @@ void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   return heap_malloc_slow_rest(h, size, zero);
 }
 
-void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
+SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory(size);
@@ -601,7 +601,7 @@ void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
 }
 
 // The fast free path found the slab empty (used == 0) after a local free.
-void heap_slab_emptied(Heap* h, Slab* s) {
+SPACES_HOT_TEXT void heap_slab_emptied(Heap* h, Slab* s) {
   if (h->cur[s->cls] == s || !s->attached || slab_state(s) == kStateNotified) return;
   h->partial[s->cls].remove(s);
   heap_release_slab(h, s, false);
@@ -624,7 +624,7 @@ void heap_init_key() {
 // from_pool: take the pool's warmest heap if there is one (a thread's first malloc); false: a new
 // heap (a thread's first free of another thread's block, free.cpp: a heap for its batches only,
 // which must not strand a pooled heap's slabs with a thread that may never allocate).
-Heap* heap_thread_init(bool from_pool) {
+SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
   if (!ensure_init()) return nullptr;
   Heap* h;
   {
@@ -643,7 +643,7 @@ Heap* heap_thread_init(bool from_pool) {
 }
 
 // pthread key destructor: the thread is exiting.
-void heap_thread_done(void* arg) {
+SPACES_HOT_TEXT void heap_thread_done(void* arg) {
   Heap* h = static_cast<Heap*>(arg);
   if (h == nullptr || h->state != kHeapActive) return;
   remote_flush_all(h);  // (while t_home_heap is still h: no new entry after this)
@@ -684,7 +684,7 @@ void heap_collect_abandoned() {
   pool_tail_changed();
 }
 
-void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }
+SPACES_HOT_TEXT void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }
 
 void heap_collect_slab(Heap* h, Slab* s) {
   slab_collect_remote(s);

@@ -64,6 +64,7 @@ constexpr uintptr_t kAddressLimit = kOsAddressLimit;  // user space (os.h: x86-6
 constexpr size_t kSmallMax = 8192;                        // largest block of a one-granule slab
 constexpr size_t kMediumMax = size_t(256) << 10;          // largest size-class block (multi-granule slab)
 constexpr size_t kSlabHeader = 256;                       // first block offset in a slab
+constexpr uintptr_t kPageSize = 4096;                      // the unit of first touch (slab_extend)
 constexpr size_t kMaxRunSlabs = kSlabsPerArena - 1;       // longest run inside one arena
 constexpr size_t kHugePage = size_t(2) << 20;
 constexpr uint8_t kLargeInSpan = 1;  // Slab::cls of a kSlabLargeRun head whose run is in a span
@@ -315,6 +316,18 @@ SPACES_INLINE Slab* slab_of(const void* p) {
   return reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
 }
 SPACES_INLINE bool slab_has_free(const Slab* s) { return s->free != static_cast<const void*>(s); }
+// Bits set in x. Without -mpopcnt GCC calls libgcc's __popcountdi2, which the linker puts at the
+// end of the text, away from the code every process runs (os.h, SPACES_HOT_TEXT).
+SPACES_INLINE unsigned popcount64(uint64_t x) {
+#if defined(__POPCNT__)
+  return unsigned(__builtin_popcountll(x));
+#else
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return unsigned((x * 0x0101010101010101ull) >> 56);
+#endif
+}
 SPACES_INLINE uintptr_t slab_end(const Slab* s) { return s->bump_end; }
 SPACES_INLINE uintptr_t slab_span(const Slab* s) { return uintptr_t(g_classes.granules[s->cls]) << kSlabShift; }
 SPACES_INLINE uintptr_t slab_encode(const Slab* s, const void* next) {

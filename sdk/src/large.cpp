@@ -41,7 +41,7 @@ SPACES_INLINE uintptr_t user_ptr_in(uintptr_t start, size_t align) {
 }
 
 // length: granules of a run (kSlabLargeRun), bytes of a mapping (kSlabDirect)
-Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t length, size_t user_size) {
+SPACES_HOT_TEXT Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t length, size_t user_size) {
   Slab* h = slab_of(reinterpret_cast<void*>(p));
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(h, kSlabHeader));  // may lie in an old block memcheck freed
   h->free = h;
@@ -74,7 +74,7 @@ Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t length, siz
 }  // namespace
 
 // The footprint a large block of `size` at `align` costs (what a chunk's ceiling counts).
-static size_t large_footprint(size_t size, size_t align, size_t* slabs_out) {
+SPACES_HOT_TEXT static size_t large_footprint(size_t size, size_t align, size_t* slabs_out) {
   size_t span = (align <= kSlabSize ? ((kSlabHeader + align - 1) & ~(align - 1)) : align) + size;
   size_t slabs = (span + kSlabSize - 1) >> kSlabShift;
   *slabs_out = slabs;
@@ -84,7 +84,7 @@ static size_t large_footprint(size_t size, size_t align, size_t* slabs_out) {
 }
 
 // A run of slabs in an arena; NULL when the arenas have no room (nothing reported).
-static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk* chunk) {
+SPACES_HOT_TEXT static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk* chunk) {
   bool dirty = false;
   Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages));
   if (run == nullptr) return nullptr;
@@ -199,7 +199,7 @@ static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, boo
   return reinterpret_cast<void*>(p);
 }
 
-void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
+SPACES_HOT_TEXT void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   if (!ensure_init()) return out_of_memory(size);
   if (size > kMaxRequest || align > kMaxAlign) return out_of_memory(size);
   if (align < 16) align = 16;
@@ -245,7 +245,7 @@ void* large_alloc(size_t size, size_t align, bool zero, Chunk* chunk) {
   return p;
 }
 
-void large_free(Slab* h, void* p) {
+SPACES_HOT_TEXT void large_free(Slab* h, void* p) {
   if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p))) {
     report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a large block)");
     return;
@@ -285,7 +285,7 @@ void large_free(Slab* h, void* p) {
   }
 }
 
-size_t large_usable(const Slab* h, const void* p) {
+SPACES_HOT_TEXT size_t large_usable(const Slab* h, const void* p) {
   if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p))) {
     report_error(SPACES_ERROR_INVALID_FREE, p, "usable_size of a pointer that is not a live block (pointer inside a large block)");
     return 0;
@@ -351,7 +351,7 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   return reinterpret_cast<void*>(np);
 }
 
-void* large_realloc(Slab* h, void* p, size_t size) {
+SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
   if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p) ||
                       (h->kind != kSlabLargeRun && h->kind != kSlabDirect))) {
     report_error(SPACES_ERROR_INVALID_FREE, p, "invalid realloc (not a live block)");

@@ -99,7 +99,7 @@ static int option_guess(const char* upper_name) {
   return -1;
 }
 
-void options_init_from_env() {
+SPACES_HOT_TEXT void options_init_from_env() {
   for (int i = 0; i < kNumOptions; i++) {
     char env[64];
     const char* src = kOptionDescs[i].env;

@@ -8,6 +8,9 @@
 #include "os.h"
 
 #include <errno.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <fcntl.h>
 #include <link.h>
 #include <linux/falloc.h>
@@ -41,7 +44,7 @@ namespace {
 constexpr size_t kOsHugePage = size_t(2) << 20;
 }
 
-void* os_map(size_t size, bool huge_tlb) {
+SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb) {
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   if (huge_tlb) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
@@ -53,7 +56,7 @@ void* os_map(size_t size, bool huge_tlb) {
 }
 
 // Map `size` bytes aligned to `align` (a power of two >= page size) by over-mapping and trimming.
-void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
+SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
   if (huge_tlb && align <= kOsHugePage && (size & (kOsHugePage - 1)) == 0) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_HUGETLB, -1, 0);
@@ -70,11 +73,11 @@ void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
   return reinterpret_cast<void*>(start);
 }
 
-void os_unmap(void* p, size_t size) { munmap(p, size); }
+SPACES_HOT_TEXT void os_unmap(void* p, size_t size) { munmap(p, size); }
 
 // Replace [p, p + size) of a private anonymous mapping with fresh zero pages: unlike a purge,
 // the page tables under it go too, so a range that held small pages can fault huge ones again.
-bool os_remap_fresh(void* p, size_t size) {
+SPACES_HOT_TEXT bool os_remap_fresh(void* p, size_t size) {
   void* r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   return r == p;
 }
@@ -103,18 +106,26 @@ void os_fork_stdio_child() {
 }
 // True while the process has never had a second thread (glibc's own test in fork()): no other
 // thread can hold a lock, only a frame of this one that a signal handler interrupted.
-void os_yield() { sched_yield(); }
-bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_single_threaded; }
+// sched_yield, sched_getaffinity and clock_gettime are reached without libc's wrappers: they lie in
+// two 64 KiB stretches of libc's text that a program using glibc's malloc never runs, and the
+// kernel maps a file's pages around a fault 64 KiB at a time, so one call into each cost 128 KiB
+// of resident text in every process (measured with /proc/self/pagemap: docs/benchmarks.md,
+// "Base RSS"). `syscall` and `getauxval` sit in libc text that mmap's wrapper brings in anyway.
+SPACES_HOT_TEXT void os_yield() { syscall(SYS_sched_yield); }
+SPACES_HOT_TEXT bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_single_threaded; }
 
-void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+SPACES_HOT_TEXT void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
 
-void os_hugepage_forbid(void* p, size_t size) { madvise(p, size, MADV_NOHUGEPAGE); }
+SPACES_HOT_TEXT void os_hugepage_forbid(void* p, size_t size) { madvise(p, size, MADV_NOHUGEPAGE); }
 
-unsigned os_cpu_count() {
-  cpu_set_t set;  // (on the stack: sched_getaffinity allocates nothing)
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  int n = CPU_COUNT(&set);
-  return n > 0 ? unsigned(n) : 1;
+SPACES_HOT_TEXT unsigned os_cpu_count() {
+  uint64_t set[16] = {};  // 1024 CPUs, as cpu_set_t; the kernel returns the bytes it wrote
+  long bytes = syscall(SYS_sched_getaffinity, 0, sizeof set, set);
+  if (bytes <= 0) return 1;
+  unsigned n = 0;
+  for (long i = 0; i < bytes / 8; i++)
+    for (uint64_t w = set[i]; w != 0; w &= w - 1) n++;
+  return n > 0 ? n : 1;
 }
 
 // Reserve the backing store of [off, off + size) of a shared-memory object now (fallocate: tmpfs
@@ -129,14 +140,22 @@ bool os_reserve_shared(int fd, size_t off, size_t size) {
 }
 
 
-void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
+SPACES_HOT_TEXT void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
 
 // ---- the CPU ----
+// cpuid and xgetbv directly: __builtin_cpu_supports links libgcc's CPU model code, 4.5 KiB and
+// a constructor that every process ran, at the far end of the text from Spaces' own.
 bool os_cpu_has_avx2() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();  // (libgcc's constructor may not have run yet: Spaces serves malloc first;
-                         // it checks XCR0 too, so "avx2" means the kernel saves the AVX state)
-  return __builtin_cpu_supports("avx2");
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  if (!(c & bit_OSXSAVE) || !(c & bit_AVX)) return false;
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 6) != 6) return false;  // the kernel saves the SSE and AVX state
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 0, a, b, c, d);
+  return (b & bit_AVX2) != 0;
 #else
   return false;
 #endif
@@ -186,9 +205,57 @@ void os_futex_wake_shared(std::atomic<uint32_t>* word, int n) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, n, nullptr, nullptr, 0);
 }
 
-uint64_t os_now_ns() {
+// The vDSO's clock_gettime, found in its dynamic symbol table (the kernel links the vDSO with a
+// SysV hash table, whose second word is the symbol count). NULL where anything is missing:
+// then libc's wrapper is called.
+using ClockFn = int (*)(clockid_t, struct timespec*);
+SPACES_HOT_TEXT static ClockFn vdso_clock_gettime() {
+  uintptr_t base = getauxval(AT_SYSINFO_EHDR);
+  if (base == 0) return nullptr;
+  auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(base);
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64) return nullptr;
+  auto* ph = reinterpret_cast<const ElfW(Phdr)*>(base + eh->e_phoff);
+  uintptr_t bias = 0;
+  const ElfW(Dyn)* dyn = nullptr;
+  bool loaded = false;
+  for (unsigned i = 0; i < eh->e_phnum; i++) {
+    if (ph[i].p_type == PT_LOAD && !loaded) {
+      bias = base + ph[i].p_offset - ph[i].p_vaddr;
+      loaded = true;
+    } else if (ph[i].p_type == PT_DYNAMIC) {
+      dyn = reinterpret_cast<const ElfW(Dyn)*>(base + ph[i].p_offset);
+    }
+  }
+  if (!loaded || dyn == nullptr) return nullptr;
+  const ElfW(Sym)* sym = nullptr;
+  const char* str = nullptr;
+  const uint32_t* hash = nullptr;
+  for (; dyn->d_tag != DT_NULL; dyn++) {
+    if (dyn->d_tag == DT_SYMTAB) sym = reinterpret_cast<const ElfW(Sym)*>(bias + dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_STRTAB) str = reinterpret_cast<const char*>(bias + dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_HASH) hash = reinterpret_cast<const uint32_t*>(bias + dyn->d_un.d_ptr);
+  }
+  if (sym == nullptr || str == nullptr || hash == nullptr) return nullptr;
+  for (uint32_t i = 0; i < hash[1]; i++) {
+    if (ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC || sym[i].st_shndx == SHN_UNDEF) continue;
+    if (strcmp(str + sym[i].st_name, "__vdso_clock_gettime") == 0)
+      return reinterpret_cast<ClockFn>(bias + sym[i].st_value);
+  }
+  return nullptr;
+}
+
+SPACES_HOT_TEXT uint64_t os_now_ns() {
+  // Looked up once (a race looks it up twice and stores the same answer).
+  static std::atomic<uintptr_t> fn{0};  // 0: not looked up; 1: none, use libc's
+  uintptr_t f = fn.load(std::memory_order_relaxed);
+  if (f == 0) {
+    ClockFn v = vdso_clock_gettime();
+    f = v != nullptr ? reinterpret_cast<uintptr_t>(v) : 1;
+    fn.store(f, std::memory_order_relaxed);
+  }
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  if (f == 1 || reinterpret_cast<ClockFn>(f)(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
@@ -202,7 +269,7 @@ static uint64_t splitmix64(uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
-static uint64_t os_random_global() {
+SPACES_HOT_TEXT static uint64_t os_random_global() {
   static std::atomic<uint64_t> state{0};
   uint64_t s = state.load(std::memory_order_relaxed);
   if (__builtin_expect(s == 0, 0)) {
@@ -217,14 +284,14 @@ static uint64_t os_random_global() {
   }
   return splitmix64(state.fetch_add(0x9e3779b97f4a7c15ull, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ull);
 }
-uint64_t os_random() {
+SPACES_HOT_TEXT uint64_t os_random() {
   static __thread __attribute__((tls_model("initial-exec"))) uint64_t t_state = 0;
   if (__builtin_expect(t_state == 0, 0)) t_state = os_random_global() | 1;
   t_state += 0x9e3779b97f4a7c15ull;
   return splitmix64(t_state);
 }
 
-size_t os_page_size() { return 4096; }
+SPACES_HOT_TEXT size_t os_page_size() { return 4096; }
 
 // ---- for the heap profiler (profile.cpp): files, a signal, stacks ----------------------------
 int os_create_file(const char* path) { return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); }
@@ -329,11 +396,11 @@ int os_backtrace(void** pcs, int max, uintptr_t skip_lo, uintptr_t skip_hi, cons
 }
 
 // ---- the rest of what the core asks of libc ----
-void* os_remap_in_place(void* p, size_t old_size, size_t new_size) {
+SPACES_HOT_TEXT void* os_remap_in_place(void* p, size_t old_size, size_t new_size) {
   void* r = mremap(p, old_size, new_size, 0);
   return r == MAP_FAILED ? nullptr : r;
 }
-void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst) {
+SPACES_HOT_TEXT void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst) {
   void* r = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
   return r == MAP_FAILED ? nullptr : r;
 }
@@ -371,18 +438,23 @@ long os_pread(int fd, void* buf, size_t n, size_t off) {
 }
 int os_dup_cloexec(int fd, int lowest) { return fcntl(fd, F_DUPFD_CLOEXEC, lowest); }
 void os_sleep_us(unsigned us) { usleep(us); }
-bool os_thread_key_create(unsigned* key, void (*destructor)(void*)) {
+SPACES_HOT_TEXT bool os_thread_key_create(unsigned* key, void (*destructor)(void*)) {
   pthread_key_t k;
   if (pthread_key_create(&k, destructor) != 0) return false;
   *key = unsigned(k);
   return true;
 }
-void os_thread_key_set(unsigned key, const void* value) { pthread_setspecific(pthread_key_t(key), value); }
-bool os_atfork(void (*prepare)(), void (*parent)(), void (*child)()) {
-  return pthread_atfork(prepare, parent, child) == 0;
+SPACES_HOT_TEXT void os_thread_key_set(unsigned key, const void* value) { pthread_setspecific(pthread_key_t(key), value); }
+// pthread_atfork is a stub in libc_nonshared.a that the linker puts at the very end of the text,
+// 64 KiB of fault-around away from everything else a process runs (os.h, SPACES_HOT_TEXT); this
+// is what it does.
+extern "C" int __register_atfork(void (*)(), void (*)(), void (*)(), void*);
+extern "C" void* __dso_handle;
+SPACES_HOT_TEXT bool os_atfork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  return __register_atfork(prepare, parent, child, &__dso_handle) == 0;
 }
 bool os_atexit(void (*fn)()) { return atexit(fn) == 0; }
-const char* os_getenv(const char* name) { return getenv(name); }
-const char* os_secure_getenv(const char* name) { return secure_getenv(name); }
+SPACES_HOT_TEXT const char* os_getenv(const char* name) { return getenv(name); }
+SPACES_HOT_TEXT const char* os_secure_getenv(const char* name) { return secure_getenv(name); }
 
 }  // namespace spaces_core

@@ -14,6 +14,16 @@
 
 #include <atomic>
 
+// The code that every program using Spaces as its malloc runs (the entry points and their slow
+// paths, thread start and exit, the arenas' take, return and purge, initialisation) is grouped
+// in one section, so that it lies in a few contiguous pages. The kernel maps a shared library's
+// text 64 KiB around each page fault (fault-around), and with that code spread over the whole
+// library every process had all of its 170 KiB of text resident (docs/benchmarks.md, "Base
+// RSS"). The linker places `.text.hot.*` together; what is marked is the set callgrind showed
+// executed across the bench/run workloads (a function missing here costs RSS, never
+// correctness).
+#define SPACES_HOT_TEXT __attribute__((section(".text.hot.spaces")))
+
 namespace spaces_core {
 
 // ---- private anonymous memory ----

@@ -21,7 +21,10 @@
 #include <malloc.h>
 #include <new>
 
-#define SPACES_EXPORT extern "C" __attribute__((visibility("default")))
+#ifndef SPACES_HOT_TEXT  // (os.h: the section that keeps the code every program runs together)
+#define SPACES_HOT_TEXT
+#endif
+#define SPACES_EXPORT extern "C" __attribute__((visibility("default"))) SPACES_HOT_TEXT
 #define OVERRIDE_NOINLINE __attribute__((noinline))
 #define OVERRIDE_INLINE inline __attribute__((always_inline))
 #define OVERRIDE_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -109,7 +112,7 @@ OVERRIDE_INLINE void* new_aligned(size_t n, std::align_val_t a) {
 }
 }  // namespace
 
-#define SPACES_NEW __attribute__((visibility("default")))
+#define SPACES_NEW __attribute__((visibility("default"))) SPACES_HOT_TEXT
 SPACES_NEW void* operator new(size_t n) { return new_impl(n); }
 SPACES_NEW void* operator new[](size_t n) { return new_impl(n); }
 SPACES_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { void* p = spaces_malloc(n); return p ? p : new_slow(n, 0, true); }

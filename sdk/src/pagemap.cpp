@@ -37,7 +37,7 @@ PageLeaf* pagemap_make_leaf(uintptr_t i) {
 }
 }  // namespace
 
-void pagemap_set_head(uintptr_t addr, bool on) {
+SPACES_HOT_TEXT void pagemap_set_head(uintptr_t addr, bool on) {
   PageLeaf* l = g_map.leaves[addr >> kLeafShift].load(std::memory_order_relaxed);
   SPACES_ASSERT(l != nullptr);  // the region was registered first
   uint64_t bit = uint64_t(1) << ((addr >> kSlabShift) & 63);
@@ -48,13 +48,13 @@ void pagemap_set_head(uintptr_t addr, bool on) {
     w.fetch_and(~bit, std::memory_order_release);
 }
 
-bool pagemap_prepare(uintptr_t start, size_t size) {
+SPACES_HOT_TEXT bool pagemap_prepare(uintptr_t start, size_t size) {
   for (uintptr_t i = start >> kLeafShift; i <= (start + size - 1) >> kLeafShift; i++)
     if (i >= kRootEntries || pagemap_make_leaf(i) == nullptr) return false;
   return true;
 }
 
-bool pagemap_set_region(uintptr_t start, size_t size, bool on) {
+SPACES_HOT_TEXT bool pagemap_set_region(uintptr_t start, size_t size, bool on) {
   uintptr_t first = start >> kArenaShift;
   uintptr_t last = (start + size - 1) >> kArenaShift;
   if (on && !pagemap_prepare(start, size)) return false;

@@ -486,7 +486,7 @@ void prof_dump_at_exit() {
 
 // SPACES_PROFILE=<path prefix> turns sampling on (the option profile_sample is R). Read with
 // secure_getenv: a set-user-ID program does not let its caller choose where it writes files.
-void prof_init() {
+SPACES_HOT_TEXT void prof_init() {
   const char* prefix = os_secure_getenv("SPACES_PROFILE");
   if (prefix == nullptr || *prefix == 0 || strlen(prefix) + 40 > kPathMax) return;
   strcpy(g_prefix, prefix);
