@@ -384,11 +384,8 @@ SPACES_HOT_TEXT void free_slow(void* p) {
   free_dispatch(p, s);
 }
 
-// p's slab s is known (its granule's head): the dispatch by block kind. free_fast's misses come
-// here directly (remote frees above all: the page map is read once per free, not twice).
-SPACES_HOT_TEXT void free_dispatch(void* p, Slab* s) {
-  if (SPACES_UNLIKELY(g_prof_on) && prof_free_hook(s, p)) return;  // (a sampled block: its record
-                                                                     // ends first)
+// p's slab s is known (its granule's head): the dispatch by block kind, for free_dispatch.
+SPACES_INLINE void free_by_kind(void* p, Slab* s) {
   if (SPACES_LIKELY(s->kind == kSlabSmall)) {  // (first: the remote frees' case)
     // The remote frees' fast path: a block start of the slab this thread's batch is filling,
     // that does not look free (the entry was made by free_small_other: a thread heap's slab of
@@ -419,6 +416,19 @@ SPACES_HOT_TEXT void free_dispatch(void* p, Slab* s) {
       report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free (block's slab is already free)");
       return;
   }
+}
+
+SPACES_NOINLINE static void free_dispatch_profiled(void* p, Slab* s) {
+  if (prof_free_hook(s, p)) return;  // (a sampled block: its record ends first)
+  free_by_kind(p, s);
+}
+
+// free_fast's misses come here directly (remote frees above all: the page map is read once per
+// free, not twice). Every way out is a tail call (the profiler's hook too), so the remote frees'
+// path saves no register: 8 instructions fewer per remote free.
+SPACES_HOT_TEXT void free_dispatch(void* p, Slab* s) {
+  if (SPACES_UNLIKELY(g_prof_on)) return free_dispatch_profiled(p, s);
+  free_by_kind(p, s);
 }
 
 // Shared by realloc and usable_size: the slab of a pointer that must be a live block, or NULL
