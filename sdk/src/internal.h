@@ -529,17 +529,7 @@ void options_print(int fd);
 // A test-and-test-and-set spin lock that yields: never allocates, fork-safe by reset.
 struct SpinLock {
   std::atomic<int> v{0};
-  void lock() {
-    for (;;) {
-      if (!v.exchange(1, std::memory_order_acquire)) return;
-      for (int spins = 0; v.load(std::memory_order_relaxed) != 0; spins++) {
-        if (spins < 64)
-          os_cpu_relax();
-        else
-          os_yield();
-      }
-    }
-  }
+  void lock();  // (arena.cpp: out of line, in SPACES_HOT_TEXT, which an inline copy cannot be)
   bool try_lock() { return v.load(std::memory_order_relaxed) == 0 && !v.exchange(1, std::memory_order_acquire); }
   void unlock() { v.store(0, std::memory_order_release); }
   void reset() { v.store(0, std::memory_order_relaxed); }
