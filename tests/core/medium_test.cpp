@@ -2,6 +2,8 @@
 // sizeclass.cpp), found from any block by the page map's back offsets (slab_find).
 #include "test_internal.h"
 
+#include <sys/mman.h>
+
 #include <set>
 #include <thread>
 #include <vector>
@@ -17,6 +19,14 @@ int last_past_first_granule(const std::vector<void*>& blocks) {
   for (int i = int(blocks.size()) - 1; i >= 0; i--)
     if (past_first_granule(blocks[size_t(i)])) return i;
   return -1;
+}
+// Pages of [lo, hi) present in this process (mincore; both page-aligned).
+size_t resident_pages(uintptr_t lo, uintptr_t hi) {
+  std::vector<unsigned char> v((hi - lo) / 4096);
+  if (mincore(reinterpret_cast<void*>(lo), hi - lo, v.data()) != 0) return SIZE_MAX;
+  size_t n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n;
 }
 }  // namespace
 
@@ -409,4 +419,51 @@ TEST(MediumCache, CollectFlushesTheThreadsCacheWhileItHasCapturedARegion) {
   EXPECT_EQ(spaces_thread_set_chunk(nullptr), c);
   EXPECT_EQ(t_home_heap->mcache_bytes, 0u) << "spaces_collect collects the thread's own heap";
   spaces_chunk_destroy(c);
+}
+
+// A medium slab cut from dirty granules (here: a large block's, written whole, then freed) gives
+// the pages past its first block back at once (heap_new_medium_slab): a class with one live block
+// holds those pages, not the run's. The blocks carved later read as fresh memory.
+TEST(Medium, ASlabCutFromDirtyGranulesKeepsOnlyItsFirstBlockResident) {
+  long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", -1), 0);  // the freed run stays dirty
+  ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);
+  int checked = 0;
+  std::thread([&] {  // (a new heap: each size below is its class's first slab)
+    for (size_t size : {200000, 150000, 100000, 60000, 40000, 20000}) {
+      const size_t big = 1 << 20;
+      void* b = spaces_malloc(big);
+      ASSERT_NE(b, nullptr);
+      memset(b, 0x5A, big);
+      uintptr_t lo = reinterpret_cast<uintptr_t>(b) & ~kSlabMask;
+      uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + big + kSlabMask) & ~kSlabMask;
+      spaces_free(b);
+      ASSERT_GE(resident_pages(lo + kSlabSize, hi - kSlabSize), (hi - lo) / 4096 - 40) << "the run stays dirty";
+      auto* p = static_cast<unsigned char*>(spaces_malloc(size));
+      ASSERT_NE(p, nullptr);
+      Slab* s = slab_find(p);
+      ASSERT_NE(s, nullptr);
+      uintptr_t sa = reinterpret_cast<uintptr_t>(s), span = slab_span(s);
+      if (sa >= lo && sa + span <= hi) {  // (the arena gave this run: dirty first, runs from the bottom)
+        uintptr_t keep = (kSlabHeader + s->block_size + 4095) & ~uintptr_t(4095);
+        EXPECT_EQ(resident_pages(sa + keep, sa + span), 0u) << "size " << size;
+        std::vector<unsigned char*> more;  // the rest of the slab's blocks: zero-filled pages, usable
+        for (uint32_t i = 1; i < s->capacity; i++) {
+          auto* q = static_cast<unsigned char*>(spaces_malloc(size));
+          ASSERT_NE(q, nullptr);
+          if (slab_find(q) == s) EXPECT_EQ(q[size - 1], 0) << "a purged page reads as zero";
+          memset(q, 0x33, size);
+          more.push_back(q);
+        }
+        for (unsigned char* q : more) spaces_free(q);
+        checked++;
+      }
+      p[0] = 1;
+      spaces_free(p);
+    }
+  }).join();
+  spaces_collect(1);
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", delay), 0);
+  ASSERT_EQ(spaces_option_set("dirty_max_kib", bound), 0);
+  EXPECT_GT(checked, 0) << "no medium slab was cut from the freed run";
 }
