@@ -482,6 +482,19 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 
 }  // namespace
 
+// A medium slab cut from dirty granules: they come with every page they had resident, and the
+// slab's blocks are carved one at a time as its class needs them, so past its first block the
+// run goes back to the kernel now (one madvise): a class with a block or two live then holds
+// those pages and not the run's. (thread_rounds' 4-64 KiB blocks: 13.2 -> 8.2 MiB at round 400;
+// docs/benchmarks.md, "Base RSS".) One-granule slabs are not: small classes fill them page by
+// page, and a refault per page would cost more than the pages are worth; the one-granule medium
+// classes (9-15 KiB) measured the same with it and without.
+static void slab_purge_past_first_block(Slab* s, unsigned cls, unsigned granules) {
+  uintptr_t keep = (kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
+  uintptr_t span = uintptr_t(granules) << kSlabShift;
+  if (keep < span) os_purge(reinterpret_cast<uint8_t*>(s) + keep, span - keep);
+}
+
 // A medium slab: an emptied one of the same geometry from the heap's cache, else a run of
 // `granules` from the arenas, its head bit and back offsets set before any block is handed out.
 static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
@@ -497,15 +510,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
   bool dirty;
   Slab* s = arena_alloc_slabs(granules, &dirty, false);
   if (s == nullptr) return nullptr;
-  if (dirty) {
-    // Granules that held other slabs or blocks come with every page they had resident, and the
-    // slab's blocks are carved one at a time as its class needs them: past its first block the
-    // run goes back to the kernel now (one madvise), so that a class with a block or two live
-    // holds those pages and not the whole run. (thread_rounds' 4-64 KiB blocks: 13.2 -> 8.2 MiB;
-    // docs/benchmarks.md, "Base RSS".)
-    uintptr_t keep = (kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
-    os_purge(reinterpret_cast<uint8_t*>(s) + keep, (uintptr_t(granules) << kSlabShift) - keep);
-  }
+  if (dirty) slab_purge_past_first_block(s, cls, granules);
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);
   slab_init(s, h, cls);  // (before the head bit: the census reads headers it finds by that bit)
