@@ -40,7 +40,7 @@ namespace spaces_core {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 // Constant-initialised (no constructor runs): free == itself marks "no block".
 // bump = UINTPTR_MAX: no bump room either (the chunk fast path bump-allocates).
-Slab g_empty_slab = {0, 0, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0, &g_empty_slab, 0, UINTPTR_MAX};
+Slab g_empty_slab = {0, 0, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0, &g_empty_slab, 0, 0, UINTPTR_MAX};
 
 namespace {
 template <size_t... D, size_t... C>

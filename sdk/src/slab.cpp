@@ -22,6 +22,7 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   uint32_t bs = class_size(cls);
   s->free = s;
   s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
+  s->pop_key = s->key;
   s->used = 0;
   s->block_size = bs;
   __atomic_store_n(&s->fast_owner, owner ? owner->fast_tp : 0, __ATOMIC_RELAXED);
