@@ -38,15 +38,15 @@
 
 namespace spaces_core {
 
-SPACES_HOT_TEXT void SpinLock::lock() {
+SPACES_HOT_TEXT void SpinLock::lock_slow() {
   for (;;) {
-    if (!v.exchange(1, std::memory_order_acquire)) return;
     for (int spins = 0; v.load(std::memory_order_relaxed) != 0; spins++) {
       if (spins < 64)
         os_cpu_relax();
       else
         os_yield();
     }
+    if (!v.exchange(1, std::memory_order_acquire)) return;
   }
 }
 

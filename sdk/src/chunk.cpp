@@ -186,13 +186,6 @@ static void bump_init(Chunk* c, Slab* s) {
   bump_set(c, s);
 }
 
-// (inline: the baseline x86-64 has no popcnt instruction, and libgcc's is a call per word)
-SPACES_INLINE uint64_t bit_count(uint64_t x) {
-  x -= (x >> 1) & 0x5555555555555555ull;
-  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-  return (x * 0x0101010101010101ull) >> 56;
-}
 SPACES_INLINE uint64_t marks_word(const uint8_t* m) {  // 8 marks (bytes 0 or 1), one load
   return __atomic_load_n(reinterpret_cast<const uint64_t*>(m), SPACES_MARK_LOAD);
 }
@@ -244,7 +237,7 @@ struct StartsView {
       } else {
         const uint64_t* starts = bump_bits(s, kBumpStarts);
         for (uintptr_t w = kBumpMarksFrom >> 6; w <= (top - 1) >> 6; w++)
-          n += bit_count(__atomic_load_n(&starts[w], __ATOMIC_RELAXED));
+          n += popcount64(__atomic_load_n(&starts[w], __ATOMIC_RELAXED));
       }
     }
     return (n << 32) + ((top - kBumpFirstG) << 4);
@@ -325,7 +318,7 @@ static uint64_t marks_pack(const uint8_t* marks, uint64_t* starts, uintptr_t tg)
     uint64_t w = 0;
     for (unsigned k = 0; k < 8; k++) w |= pack8(marks_word(marks + g + 8 * k)) << (8 * k);
     __atomic_store_n(&starts[g >> 6], w, __ATOMIC_RELAXED);
-    n += bit_count(w);
+    n += popcount64(w);
   }
   return n;
 #else

@@ -488,7 +488,9 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // those pages and not the run's. (thread_rounds' 4-64 KiB blocks: 13.2 -> 8.2 MiB at round 400;
 // docs/benchmarks.md, "Base RSS".) One-granule slabs are not: small classes fill them page by
 // page, and a refault per page would cost more than the pages are worth; the one-granule medium
-// classes (9-15 KiB) measured the same with it and without.
+// classes (9-15 KiB) measured the same with it and without. Nor are slabs in arenas that may be
+// advised huge pages (arena_huge_pages): the madvise would split a 2 MiB page whose point is
+// that its blocks fault in at once.
 static void slab_purge_past_first_block(Slab* s, unsigned cls, unsigned granules) {
   uintptr_t keep = (kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
   uintptr_t span = uintptr_t(granules) << kSlabShift;
@@ -510,7 +512,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
   bool dirty;
   Slab* s = arena_alloc_slabs(granules, &dirty, false);
   if (s == nullptr) return nullptr;
-  if (dirty) slab_purge_past_first_block(s, cls, granules);
+  if (dirty && option(kOpt_arena_huge_pages) == 0) slab_purge_past_first_block(s, cls, granules);
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);
   slab_init(s, h, cls);  // (before the head bit: the census reads headers it finds by that bit)

@@ -236,10 +236,11 @@ SPACES_INLINE uintptr_t tf_ptr(uintptr_t tf) { return tf & kTfPtrMask; }
 SPACES_INLINE unsigned tf_count(uintptr_t tf) { return unsigned(tf >> kTfCountShift); }
 
 struct alignas(64) Slab {
-  // Three cache lines by who writes them, so that a remote free, which reads line 0 and pushes on
-  // line 2, never waits for a line the owner's mallocs keep writing (line 1): with free/used on
-  // the line remote frees read, a producer/consumer pair moved that line between cores twice per
-  // block. The owner's fast paths touch lines 0 and 1, both in its cache.
+  // Four cache lines (the whole 256-byte header), the first three by who writes them, so that a
+  // remote free, which reads line 0 and pushes on line 2, never waits for a line the owner's
+  // mallocs keep writing (line 1): with free/used on the line remote frees read, a
+  // producer/consumer pair moved that line between cores twice per block. The owner's fast paths
+  // touch lines 0 and 1, both in its cache (malloc line 1 only: pop_key).
   // -- line 0: read by every free; written when the slab is initialised or changes hands --
   uintptr_t key;          // link encoding secret, bit 63 set, new per slab initialisation
   uintptr_t fast_owner;   // the owning thread's thread pointer (%fs:0) while a live thread owns
@@ -289,6 +290,7 @@ struct alignas(64) Slab {
                           // data, but for the header's page): not counted as committed
 };
 static_assert(sizeof(Slab) <= kSlabHeader, "slab header must fit before the first block");
+static_assert(offsetof(Slab, pop_key) < 128 && offsetof(Slab, map_resident) == 192, "pop_key on line 1, direct data on line 3");
 static_assert(offsetof(Slab, free) == 64 && offsetof(Slab, thread_free) == 128 && offsetof(Slab, sampled) < 64,
               "Slab's three lines: read-mostly, owner-written, remote-written");
 
@@ -533,7 +535,11 @@ void options_print(int fd);
 // A test-and-test-and-set spin lock that yields: never allocates, fork-safe by reset.
 struct SpinLock {
   std::atomic<int> v{0};
-  void lock();  // (arena.cpp: out of line, in SPACES_HOT_TEXT, which an inline copy cannot be)
+  void lock() {
+    if (SPACES_LIKELY(!v.exchange(1, std::memory_order_acquire))) return;
+    lock_slow();
+  }
+  void lock_slow();  // (arena.cpp: out of line, in SPACES_HOT_TEXT, which an inline copy cannot be)
   bool try_lock() { return v.load(std::memory_order_relaxed) == 0 && !v.exchange(1, std::memory_order_acquire); }
   void unlock() { v.store(0, std::memory_order_release); }
   void reset() { v.store(0, std::memory_order_relaxed); }

@@ -210,7 +210,9 @@ void os_futex_wake_shared(std::atomic<uint32_t>* word, int n) {
 // then libc's wrapper is called.
 using ClockFn = int (*)(clockid_t, struct timespec*);
 SPACES_HOT_TEXT static ClockFn vdso_clock_gettime() {
+  int saved = errno;  // (getauxval sets ENOENT where there is no vDSO, e.g. under valgrind)
   uintptr_t base = getauxval(AT_SYSINFO_EHDR);
+  errno = saved;
   if (base == 0) return nullptr;
   auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(base);
   if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64) return nullptr;
@@ -449,7 +451,7 @@ SPACES_HOT_TEXT void os_thread_key_set(unsigned key, const void* value) { pthrea
 // 64 KiB of fault-around away from everything else a process runs (os.h, SPACES_HOT_TEXT); this
 // is what it does.
 extern "C" int __register_atfork(void (*)(), void (*)(), void (*)(), void*);
-extern "C" void* __dso_handle;
+extern "C" __attribute__((weak, visibility("hidden"))) void* __dso_handle;  // (as glibc declares it)
 SPACES_HOT_TEXT bool os_atfork(void (*prepare)(), void (*parent)(), void (*child)()) {
   return __register_atfork(prepare, parent, child, &__dso_handle) == 0;
 }

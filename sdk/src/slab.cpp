@@ -45,20 +45,23 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->chunk = owner ? owner->chunk : nullptr;
 }
 
-// Carve the never-used blocks that end in the page where the first of them ends (at least one)
-// in address order in front of `free`. A batch never reaches into a page it does not need: the
-// links written here are the first touch of their pages, and a class with a few live blocks
-// keeps one or two resident pages in its slab, not the three an 8 KiB batch touched (measured:
-// 25 lightly used small-class slabs of a producer/consumer queue, 159 -> see docs/benchmarks.md).
-SPACES_HOT_TEXT void slab_extend(Slab* s) {
+// Carve never-used blocks in address order in front of `free`: those that end in the page where
+// the first of them ends (at least one). A batch never reaches into a page it does not need: the
+// links written here are the first touch of their pages, so a class with a few live blocks keeps
+// one or two resident pages in its slab, not the three an 8 KiB batch touched (xthread's 25
+// lightly used small classes: 159 -> 132 arena pages; docs/benchmarks.md, "Base RSS"). A
+// region's slabs keep 8 KiB batches: its arenas are advised huge pages (chunk_huge_pages), so
+// carving less would save no memory there and double the refills.
+void slab_extend(Slab* s) {
   uintptr_t end = slab_end(s);
   uintptr_t bs = s->block_size;
   uintptr_t start = s->bump;
   if (start >= end) return;
-  uintptr_t stop = (start + bs + kPageSize - 1) & ~uintptr_t(kPageSize - 1);
+  uintptr_t stop = s->chunk ? start + (bs >= 8192 ? bs : 8192 / bs * bs)
+                            : (start + bs + kPageSize - 1) & ~uintptr_t(kPageSize - 1);
   if (stop > end) stop = end;
-  uintptr_t n = (stop - start) / bs;
-  if (n == 0) n = 1;
+  uintptr_t n = (stop - start) / bs;  // >= 1: the bump area is whole blocks, and stop >= start + bs
+  SPACES_ASSERT(n >= 1);
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t key = s->key;
   uintptr_t last = start + (n - 1) * bs;

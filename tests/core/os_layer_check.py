@@ -16,7 +16,7 @@ pwrite fstat stat lstat fchmod ftruncate fallocate fcntl ioctl dup dup2 usleep n
 sched_yield sched_getaffinity getpid gettid geteuid getuid syscall kill raise sigaction signal
 pthread_atfork pthread_key_create pthread_setspecific pthread_getspecific pthread_create
 pthread_self atexit getenv secure_getenv clock_gettime gettimeofday dl_iterate_phdr dladdr
-_Unwind_Backtrace getauxval __builtin_ia32_pause""".split()
+_Unwind_Backtrace getauxval __builtin_ia32_pause __register_atfork __get_cpuid __cpuid_count""".split()
 CALL = re.compile(r"(?<![\w.>])(?<!void )(?<!bool )(?<!int )\b(" + "|".join(map(re.escape, FORBIDDEN)) + r")\s*\(")
 
 

@@ -174,11 +174,11 @@ TEST(Remote, BatchOfAReinitialisedSlabIsDroppedNotPushed) {
     step = 3;
   });
   wait_for(step, 1);
-  s->key = key ^ (uintptr_t(0x5a5a) << 40);  // "re-initialised" (the test's stand-in)
+  s->key = s->pop_key = key ^ (uintptr_t(0x5a5a) << 40);  // "re-initialised" (the test's stand-in)
   step = 2;
   wait_for(step, 3);
   t.join();
-  s->key = key;
+  s->key = s->pop_key = key;
   EXPECT_EQ(tf_ptr(tf_after), reinterpret_cast<uintptr_t>(s)) << "nothing pushed";
   EXPECT_EQ(tf_count(tf_after), 0u);
   spaces_free(v[2]);
