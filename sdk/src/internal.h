@@ -535,7 +535,7 @@ void options_print(int fd);
 // A test-and-test-and-set spin lock that yields: never allocates, fork-safe by reset.
 struct SpinLock {
   std::atomic<int> v{0};
-  void lock() {
+  SPACES_INLINE void lock() {
     if (SPACES_LIKELY(!v.exchange(1, std::memory_order_acquire))) return;
     lock_slow();
   }

@@ -52,7 +52,7 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
 // lightly used small classes: 159 -> 132 arena pages; docs/benchmarks.md, "Base RSS"). A
 // region's slabs keep 8 KiB batches: its arenas are advised huge pages (chunk_huge_pages), so
 // carving less would save no memory there and double the refills.
-void slab_extend(Slab* s) {
+SPACES_HOT_TEXT void slab_extend(Slab* s) {
   uintptr_t end = slab_end(s);
   uintptr_t bs = s->block_size;
   uintptr_t start = s->bump;
