@@ -425,7 +425,7 @@ SPACES_NOINLINE static void free_dispatch_profiled(void* p, Slab* s) {
 
 // free_fast's misses come here directly (remote frees above all: the page map is read once per
 // free, not twice). Every way out is a tail call (the profiler's hook too), so the remote frees'
-// path saves no register: 8 instructions fewer per remote free.
+// path saves no register: 88.3 -> 82.4 instructions per remote free (callgrind_free.sh).
 SPACES_HOT_TEXT void free_dispatch(void* p, Slab* s) {
   if (SPACES_UNLIKELY(g_prof_on)) return free_dispatch_profiled(p, s);
   free_by_kind(p, s);

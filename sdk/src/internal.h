@@ -265,7 +265,7 @@ struct alignas(64) Slab {
   alignas(64) void* free; // next block to hand out; the slab itself when none (so the empty test
                           // is a register compare and the static empty slab needs no constructor)
   uintptr_t pop_key;      // `key` again, for the owner's malloc (slab_pop): it then reads this
-                          // line and the block, not line 0 too (tight_batch: a third fewer L1
+                          // line and the block, not line 0 too (tight_batch: a quarter fewer L1
                           // misses per malloc, docs/benchmarks.md)
   uint32_t used;          // blocks handed out and not yet freed back to `free`
   uintptr_t bump;         // first never-carved block (address)

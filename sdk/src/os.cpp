@@ -104,14 +104,14 @@ void os_fork_stdio_unlock() {
 void os_fork_stdio_child() {
   if (_IO_list_resetlock) _IO_list_resetlock();
 }
-// True while the process has never had a second thread (glibc's own test in fork()): no other
-// thread can hold a lock, only a frame of this one that a signal handler interrupted.
 // sched_yield, sched_getaffinity and clock_gettime are reached without libc's wrappers: they lie in
 // two 64 KiB stretches of libc's text that a program using glibc's malloc never runs, and the
 // kernel maps a file's pages around a fault 64 KiB at a time, so one call into each cost 128 KiB
 // of resident text in every process (measured with /proc/self/pagemap: docs/benchmarks.md,
 // "Base RSS"). `syscall` and `getauxval` sit in libc text that mmap's wrapper brings in anyway.
 SPACES_HOT_TEXT void os_yield() { syscall(SYS_sched_yield); }
+// True while the process has never had a second thread (glibc's own test in fork()): no other
+// thread can hold a lock, only a frame of this one that a signal handler interrupted.
 SPACES_HOT_TEXT bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_single_threaded; }
 
 SPACES_HOT_TEXT void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
@@ -447,9 +447,9 @@ SPACES_HOT_TEXT bool os_thread_key_create(unsigned* key, void (*destructor)(void
   return true;
 }
 SPACES_HOT_TEXT void os_thread_key_set(unsigned key, const void* value) { pthread_setspecific(pthread_key_t(key), value); }
-// pthread_atfork is a stub in libc_nonshared.a that the linker puts at the very end of the text,
-// 64 KiB of fault-around away from everything else a process runs (os.h, SPACES_HOT_TEXT); this
-// is what it does.
+// pthread_atfork is a two-line wrapper in libc_nonshared.a that the linker puts at the very end
+// of the text, 64 KiB of fault-around away from everything else a process runs (os.h,
+// SPACES_HOT_TEXT); this is what it does.
 extern "C" int __register_atfork(void (*)(), void (*)(), void (*)(), void*);
 extern "C" __attribute__((weak, visibility("hidden"))) void* __dso_handle;  // (as glibc declares it)
 SPACES_HOT_TEXT bool os_atfork(void (*prepare)(), void (*parent)(), void (*child)()) {
