@@ -114,7 +114,9 @@ __attribute__((no_sanitize("thread"))) bool medium_cached(const Slab* s, const B
 SPACES_INLINE bool free_fast(void* p, size_t size, Slab*& found) {
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
   found = nullptr;
-  if (SPACES_LIKELY(pagemap_is_head(q))) {
+  PageLeaf* l = pagemap_leaf(q);
+  if (SPACES_UNLIKELY(l == nullptr)) return false;
+  if (SPACES_LIKELY(pagemap_back(l, q) == kBackHead)) {
     Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
     found = s;
     return free_owned(s, p, size, uint32_t(q & kSlabMask) - uint32_t(kSlabHeader - 1));

@@ -448,13 +448,15 @@ Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if
 constexpr unsigned kLeafShift = 32;                                         // 4 GiB per leaf
 constexpr size_t kLeafWords = size_t(1) << (kLeafShift - kArenaShift);      // 1024 head words
 constexpr size_t kRootEntries = size_t(kAddressLimit >> kLeafShift);        // 32768
+constexpr uint8_t kBackHead = 0xff;  // PageLeaf::back of a head granule (back offsets are < 64)
 struct PageLeaf {
   std::atomic<uint64_t> heads[kLeafWords];       // bit (q >> 16) & 63 of word (q >> 22) & 1023
   std::atomic<uint64_t> arenas[kLeafWords / 64]; // bit per 4 MiB window
-  // Granules inside a medium slab after its first: how many granules back its header is (0 for
-  // every other granule). Written before the slab's first block is handed out, cleared after its
-  // last is freed, so any free of a live block reads the right value. 64 KiB, touched only where
-  // medium slabs live.
+  // One byte per granule: kBackHead where `heads` has its bit (the free fast path tests this
+  // byte: one compare with memory, where the bit took a shift, a mask, a load and a bit test);
+  // in a medium slab's granules after its first, how many granules back its head is; 0
+  // elsewhere. Written before the slab's first block is handed out, cleared after its last is
+  // freed, so any free of a live block reads the right value. 64 KiB, one line per arena in use.
   uint8_t back[kLeafWords * 64];
 };
 struct PageMap {
@@ -480,18 +482,28 @@ SPACES_INLINE bool pagemap_is_head(uintptr_t q) {  // q = pointer - 1
 }
 bool pagemap_in_region(uintptr_t p);
 void pagemap_set_back(uintptr_t slab, unsigned granules, bool on);  // a medium slab's granules
+SPACES_INLINE uint8_t pagemap_back(const PageLeaf* l, uintptr_t a) {  // l: a's leaf
+  const uint8_t* b = &l->back[(a >> kSlabShift) & (kLeafWords * 64 - 1)];
+#if defined(__SANITIZE_THREAD__)
+  return __atomic_load_n(b, __ATOMIC_RELAXED);
+#else
+  // A plain read of a byte written atomically (it cannot tear; relaxed is all it needs): so the
+  // compiler folds the free fast path's test into one compare with memory.
+  return *b;
+#endif
+}
 // The header of the live slab or large block whose block p may be: the granule of p - 1 when it
 // starts one, else the head of the medium slab that granule is part of. NULL: none.
 SPACES_INLINE Slab* slab_find(const void* p) {
   uintptr_t q = reinterpret_cast<uintptr_t>(p) - 1;
   PageLeaf* l = pagemap_leaf(q);
   if (SPACES_UNLIKELY(l == nullptr)) return nullptr;
-  uint64_t w = l->heads[(q >> kArenaShift) & (kLeafWords - 1)].load(std::memory_order_relaxed);
-  if (SPACES_LIKELY((w >> ((q >> kSlabShift) & 63)) & 1)) return reinterpret_cast<Slab*>(q & ~kSlabMask);
-  unsigned b = __atomic_load_n(&l->back[(q >> kSlabShift) & (kLeafWords * 64 - 1)], __ATOMIC_RELAXED);
+  unsigned b = pagemap_back(l, q);
+  if (SPACES_LIKELY(b == kBackHead)) return reinterpret_cast<Slab*>(q & ~kSlabMask);
   if (b == 0) return nullptr;
   uintptr_t h = (q & ~kSlabMask) - (uintptr_t(b) << kSlabShift);
-  return pagemap_is_head(h) ? reinterpret_cast<Slab*>(h) : nullptr;
+  return pagemap_back(l, h) == kBackHead ? reinterpret_cast<Slab*>(h) : nullptr;  // (same leaf: an
+                                                                                  // arena never crosses one)
 }
 
 // ---- os (os.cpp): declared in os.h, included above ----------------------------------------

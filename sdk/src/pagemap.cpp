@@ -5,12 +5,14 @@
 // arena or a direct mapping registers its region first), installed by compare-and-swap (the loser
 // unmaps its copy) and never freed, so a reader can always follow a pointer it loaded.
 //   heads : 1 bit per 64 KiB granule: set while the granule starts a live slab, an emptied slab
-//           held by a heap, or a large block. free() tests it before reading any header, so a
+//           held by a heap, or a large block (the arenas' census walks it). Its byte in `back`
+//           says the same (kBackHead): free() tests that before reading any header, so a
 //           foreign pointer never faults.
 //   arenas: 1 bit per 4 MiB: set for every 4 MiB window that holds an arena or part of a direct
 //           mapping. spaces_owns() uses it for interior pointers.
-//   back  : 1 byte per granule: in a medium slab (several granules, one header), how far back
-//           the header is; slab_find() uses it for blocks past the slab's first granule.
+//   back  : 1 byte per granule: kBackHead at a head; in a medium slab (several granules, one
+//           header), how far back the header is: slab_find() uses it for blocks past the slab's
+//           first granule; else 0.
 // Readers use relaxed loads: a pointer handed to another thread was published with its own
 // synchronisation, which orders the leaf install and the bit-set before it. Address space: the
 // root's 256 KiB of .bss plus 76 KiB per 4 GiB window in use (pages of it that are never written cost no memory) (a flat map was 260 MiB reserved,
@@ -42,10 +44,14 @@ SPACES_HOT_TEXT void pagemap_set_head(uintptr_t addr, bool on) {
   SPACES_ASSERT(l != nullptr);  // the region was registered first
   uint64_t bit = uint64_t(1) << ((addr >> kSlabShift) & 63);
   std::atomic<uint64_t>& w = l->heads[(addr >> kArenaShift) & (kLeafWords - 1)];
-  if (on)
+  uint8_t* b = &l->back[(addr >> kSlabShift) & (kLeafWords * 64 - 1)];
+  if (on) {
+    __atomic_store_n(b, kBackHead, __ATOMIC_RELAXED);  // (published by the bit's release)
     w.fetch_or(bit, std::memory_order_release);
-  else
+  } else {
     w.fetch_and(~bit, std::memory_order_release);
+    __atomic_store_n(b, uint8_t(0), __ATOMIC_RELEASE);
+  }
 }
 
 SPACES_HOT_TEXT bool pagemap_prepare(uintptr_t start, size_t size) {
