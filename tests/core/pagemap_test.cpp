@@ -32,6 +32,14 @@ TEST(PageMap, HeadBitsFollowSlabs) {
   void* big = spaces_malloc(300000);  // (above the medium classes: a large run)
   uintptr_t head = reinterpret_cast<uintptr_t>(slab_of(big));
   EXPECT_TRUE(pagemap_is_head(head));
+  // the byte the free fast path and slab_find test says the same as the bit
+  EXPECT_EQ(pagemap_back(pagemap_leaf(head), head), kBackHead);
+  EXPECT_EQ(slab_find(big), reinterpret_cast<Slab*>(head));
   spaces_free(big);
   EXPECT_FALSE(pagemap_is_head(head)) << "a freed large block's head bit must clear";
+  EXPECT_EQ(pagemap_back(pagemap_leaf(head), head), 0) << "and its head byte";
+  HandlerScope h;
+  spaces_free(big);  // (a double free: the byte is clear, so it is reported, never followed)
+  EXPECT_EQ(g_caught.count, 1);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
 }
