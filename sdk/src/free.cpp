@@ -1,6 +1,6 @@
 // free.cpp - every free path of the malloc family: which code takes each kind of block back.
 //
-// The kind of a block is read from the page map (the granule's head bit, then its Slab header's
+// The kind of a block is read from the page map (the granule's head byte, then its Slab header's
 // `kind`); an address outside Spaces' arenas may be a shared region's block. The dispatch is in
 // one place, free_dispatch (reached from the inline fast path with the slab it found, or from
 // free_slow, which looks the slab up first, after free_owned_slow has taken this thread's own
@@ -116,7 +116,7 @@ SPACES_INLINE bool free_fast(void* p, size_t size, Slab*& found) {
   found = nullptr;
   PageLeaf* l = pagemap_leaf(q);
   if (SPACES_UNLIKELY(l == nullptr)) return false;
-  if (SPACES_LIKELY(pagemap_back(l, q) == kBackHead)) {
+  if (SPACES_LIKELY(pagemap_is_head_fast(l, q))) {
     Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
     found = s;
     return free_owned(s, p, size, uint32_t(q & kSlabMask) - uint32_t(kSlabHeader - 1));

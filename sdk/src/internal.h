@@ -442,7 +442,8 @@ Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if
 // Which 64 KiB granules hold the header of a live slab or large block (`heads`, one bit each) and
 // which 4 MiB windows hold Spaces memory (`arenas`, one bit each), in two levels: a static root
 // of one pointer per 4 GiB of the 47-bit user space (256 KiB of .bss, untouched where unused)
-// and a leaf (8 320 bytes of bitmaps, then 64 KiB of medium-slab back offsets) per 4 GiB window that Spaces maps into, made on first use and never freed.
+// and a leaf (8 320 bytes of bitmaps, then 64 KiB of per-granule bytes: head marks and medium
+// slabs' back offsets) per 4 GiB window that Spaces maps into, made on first use and never freed.
 // So the map costs address space only where Spaces has memory (a flat map would reserve 260 MiB,
 // which RLIMIT_AS counts), and a lookup of any address is two loads that never fault.
 constexpr unsigned kLeafShift = 32;                                         // 4 GiB per leaf
@@ -453,7 +454,7 @@ struct PageLeaf {
   std::atomic<uint64_t> heads[kLeafWords];       // bit (q >> 16) & 63 of word (q >> 22) & 1023
   std::atomic<uint64_t> arenas[kLeafWords / 64]; // bit per 4 MiB window
   // One byte per granule: kBackHead where `heads` has its bit (the free fast path tests this
-  // byte: one compare with memory, where the bit took a shift, a mask, a load and a bit test);
+  // byte: one compare with memory, where the bit took two shifts, a mask, a load and a bit test);
   // in a medium slab's granules after its first, how many granules back its head is; 0
   // elsewhere. Written before the slab's first block is handed out, cleared after its last is
   // freed, so any free of a live block reads the right value. 64 KiB, one line per arena in use.
@@ -483,13 +484,27 @@ SPACES_INLINE bool pagemap_is_head(uintptr_t q) {  // q = pointer - 1
 bool pagemap_in_region(uintptr_t p);
 void pagemap_set_back(uintptr_t slab, unsigned granules, bool on);  // a medium slab's granules
 SPACES_INLINE uint8_t pagemap_back(const PageLeaf* l, uintptr_t a) {  // l: a's leaf
-  const uint8_t* b = &l->back[(a >> kSlabShift) & (kLeafWords * 64 - 1)];
+  return __atomic_load_n(&l->back[(a >> kSlabShift) & (kLeafWords * 64 - 1)], __ATOMIC_RELAXED);
+}
 #if defined(__SANITIZE_THREAD__)
-  return __atomic_load_n(b, __ATOMIC_RELAXED);
+#define SPACES_PLAIN_BACK_READ 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SPACES_PLAIN_BACK_READ 0
+#endif
+#endif
+#ifndef SPACES_PLAIN_BACK_READ
+#define SPACES_PLAIN_BACK_READ 1
+#endif
+// Is the granule of a (l: its leaf) a head? The free fast path's test. Outside ThreadSanitizer
+// builds, a plain read of the byte (written atomically elsewhere; a byte cannot tear, and the
+// value is used once), so that the compiler folds the test into one compare with memory; the
+// relaxed atomic load costs a separate load and compare.
+SPACES_INLINE bool pagemap_is_head_fast(const PageLeaf* l, uintptr_t a) {
+#if SPACES_PLAIN_BACK_READ
+  return l->back[(a >> kSlabShift) & (kLeafWords * 64 - 1)] == kBackHead;
 #else
-  // A plain read of a byte written atomically (it cannot tear; relaxed is all it needs): so the
-  // compiler folds the free fast path's test into one compare with memory.
-  return *b;
+  return pagemap_back(l, a) == kBackHead;
 #endif
 }
 // The header of the live slab or large block whose block p may be: the granule of p - 1 when it
@@ -502,6 +517,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   if (SPACES_LIKELY(b == kBackHead)) return reinterpret_cast<Slab*>(q & ~kSlabMask);
   if (b == 0) return nullptr;
   uintptr_t h = (q & ~kSlabMask) - (uintptr_t(b) << kSlabShift);
+  SPACES_ASSERT((h >> kLeafShift) == (q >> kLeafShift));
   return pagemap_back(l, h) == kBackHead ? reinterpret_cast<Slab*>(h) : nullptr;  // (same leaf: an
                                                                                   // arena never crosses one)
 }

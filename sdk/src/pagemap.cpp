@@ -13,8 +13,9 @@
 //   back  : 1 byte per granule: kBackHead at a head; in a medium slab (several granules, one
 //           header), how far back the header is: slab_find() uses it for blocks past the slab's
 //           first granule; else 0.
-// Readers use relaxed loads: a pointer handed to another thread was published with its own
-// synchronisation, which orders the leaf install and the bit-set before it. Address space: the
+// Readers use relaxed loads (the free fast path a plain read of the head byte: internal.h,
+// pagemap_is_head_fast): a pointer handed to another thread was published with its own
+// synchronisation, which orders the leaf install and the head's byte and bit before it. Address space: the
 // root's 256 KiB of .bss plus 76 KiB per 4 GiB window in use (pages of it that are never written cost no memory) (a flat map was 260 MiB reserved,
 // which RLIMIT_AS counts: a 64 MiB limit could not even start).
 #ifndef SPACES_CORE_TU
@@ -46,7 +47,8 @@ SPACES_HOT_TEXT void pagemap_set_head(uintptr_t addr, bool on) {
   std::atomic<uint64_t>& w = l->heads[(addr >> kArenaShift) & (kLeafWords - 1)];
   uint8_t* b = &l->back[(addr >> kSlabShift) & (kLeafWords * 64 - 1)];
   if (on) {
-    __atomic_store_n(b, kBackHead, __ATOMIC_RELAXED);  // (published by the bit's release)
+    // (readers of either rely on the block's own hand-off, which comes after this call)
+    __atomic_store_n(b, kBackHead, __ATOMIC_RELEASE);
     w.fetch_or(bit, std::memory_order_release);
   } else {
     w.fetch_and(~bit, std::memory_order_release);

@@ -1,6 +1,7 @@
 #include "test_internal.h"
 
 #include <sys/mman.h>
+#include <vector>
 
 TEST(PageMap, OwnsNeverFaultsAndKnowsItsMemory) {
   int local = 0;
@@ -42,4 +43,38 @@ TEST(PageMap, HeadBitsFollowSlabs) {
   spaces_free(big);  // (a double free: the byte is clear, so it is reported, never followed)
   EXPECT_EQ(g_caught.count, 1);
   EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+}
+
+// A medium slab's later granules hold how far back their head is, its head granule the head
+// mark (the free fast path's byte); slab_find follows them; all go back to 0 when the slab
+// returns to its arena, so a stale pointer into the run is never taken for a block.
+TEST(PageMap, MediumSlabGranulesLeadBackToTheirHead) {
+  spaces_collect(1);
+  std::vector<void*> v;
+  void* past = nullptr;  // a block past its slab's first granule
+  for (int i = 0; i < 16 && past == nullptr; i++) {
+    void* p = spaces_malloc(100000);
+    ASSERT_NE(p, nullptr);
+    v.push_back(p);
+    uintptr_t g = (reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask;
+    if (pagemap_back(pagemap_leaf(g), g) != kBackHead) past = p;
+  }
+  ASSERT_NE(past, nullptr) << "16 blocks of 100 000 B all began in a slab's first granule";
+  uintptr_t g = (reinterpret_cast<uintptr_t>(past) - 1) & ~kSlabMask;
+  Slab* s = slab_find(past);
+  ASSERT_NE(s, nullptr);
+  uintptr_t h = reinterpret_cast<uintptr_t>(s);
+  ASSERT_EQ(s->kind, kSlabSmall);
+  EXPECT_EQ(pagemap_back(pagemap_leaf(g), g), (g - h) >> kSlabShift);
+  EXPECT_EQ(pagemap_back(pagemap_leaf(h), h), kBackHead);
+  unsigned granules = g_classes.granules[s->cls];
+  ASSERT_GT(granules, (g - h) >> kSlabShift);
+  for (void* p : v) spaces_free(p);
+  spaces_collect(1);  // (the emptied slab leaves the heap's caches for its arena)
+  ASSERT_FALSE(pagemap_is_head(h)) << "the emptied medium slab went back to its arena";
+  for (unsigned i = 0; i < granules; i++) {
+    uintptr_t gi = h + (uintptr_t(i) << kSlabShift);
+    EXPECT_EQ(pagemap_back(pagemap_leaf(gi), gi), 0) << "granule " << i;
+  }
+  EXPECT_EQ(slab_find(past), nullptr);
 }
