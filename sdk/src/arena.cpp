@@ -24,9 +24,18 @@
 //   - dirty memory (free slabs in arenas + cached direct mappings' resident pages, one atomic
 //     count) above `dirty_max_kib` per thread heap: the shard that is freeing purges its oldest
 //     dirty arenas at once, down to three quarters of the bound;
-//   - below that, an arena's dirty slabs are purged `purge_delay_ms` after the first of them was
-//     freed, on the next operation of its shard or spaces_collect (never from a background
-//     thread); fully free arenas beyond `arena_cache` (per shard) are unmapped on the same delay.
+//   - below that, a decay curve, jemalloc's: each shard keeps, for each of the last kDecaySteps
+//     eighths of `purge_delay_ms`, how much its heap arenas' dirty slabs grew in it
+//     (Shard::decay). Of the growth a fraction f of the delay ago, 1 - smoothstep(f) may stay
+//     dirty (all of it at first, none after the delay), and all of the current eighth's; above
+//     that allowance the shard purges its oldest dirty arenas. A burst's memory stays warm for
+//     its reuse, and a program that keeps allocating a little gives the rest back over the
+//     delay rather than at its end (bench/micro/decay.c);
+//   - every arena's dirty slabs are purged `purge_delay_ms` after the first of them was freed,
+//     whatever the curve says. All of this runs on the next operation of the shard or
+//     spaces_collect (never from a background thread); fully free arenas beyond `arena_cache`
+//     (per shard) are unmapped on the same delay. (Regions' THP arenas and the spans keep the
+//     delay alone: purging part of them splits huge pages.)
 // Spans (below, "spans: huge blocks") are 64 MiB arenas of 1024 granules for thread heaps'
 // blocks of 2-32 MiB, on the same shards and locks, with their own dirty bound.
 // Blocks of their own mapping ("direct": above a run, or huge blocks) are 4 MiB-aligned, their
@@ -74,6 +83,7 @@ using ArenaList = IList<Arena, &Arena::next_all, &Arena::prev_all>;        // ev
 
 struct Span;
 
+constexpr unsigned kDecaySteps = 8;  // epochs of the decay curve over one purge delay
 struct alignas(64) Shard {
   SpinLock lock;
   ArenaFreeList free_list;
@@ -83,6 +93,13 @@ struct alignas(64) Shard {
   size_t empty_arenas;
   size_t slabs_cached;       // dirty free slabs
   uint64_t next_purge;       // 0 (static init) is "at once": a harmless first check
+  // The decay curve (heap arenas only, not regions' THP arenas): decay_dirty their dirty slabs
+  // now, decay_base that count when the current epoch (of purge_delay_ms / kDecaySteps) began at
+  // decay_start (0: no clock running), decay[decay_newest] the growth over the last whole epoch.
+  uint32_t decay[kDecaySteps];
+  unsigned decay_newest;
+  uint64_t decay_start;
+  size_t decay_dirty, decay_base;
 };
 Shard g_shard[kMaxShards] = {};  // (= {}: constant-initialised, no static constructor)
 unsigned g_shards = 0;        // set once by shard_count(); a power of two
@@ -335,6 +352,7 @@ SPACES_HOT_TEXT void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
   a->dirty_since = 0;
   unsigned n = popcount64(d);
   sh.slabs_cached -= n;
+  if (!a->huge) sh.decay_dirty -= n;
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   if (a->free_mask == 0) free_list_remove(sh, a);
   b.arena[b.n] = a;
@@ -349,6 +367,7 @@ SPACES_HOT_TEXT void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
   commit_add(-ptrdiff_t(n * kSlabSize));
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   sh.slabs_cached -= n;
+  if (!a->huge) sh.decay_dirty -= n;
   sh.arena_count--;
   sh.empty_arenas--;
   g_reserved.fetch_sub(kArenaSize, std::memory_order_relaxed);
@@ -393,6 +412,48 @@ SPACES_INLINE uint64_t delay_ns() {
   return ms < 0 ? UINT64_MAX : uint64_t(ms) * 1000000ull;
 }
 
+// ---- the decay curve (head of this file), shard lock held ----
+// The epoch length, 0 when there is no curve (purge_delay_ms -1: never; 0: at once).
+SPACES_INLINE uint64_t decay_epoch(uint64_t delay) {
+  return delay == UINT64_MAX || delay < kDecaySteps ? 0 : delay / kDecaySteps;
+}
+// Close the epochs that ended by `now`: the first records the growth since decay_base, the
+// others none; after a whole delay of them the clock stops until slabs are freed again.
+SPACES_HOT_TEXT void decay_advance(Shard& sh, uint64_t now, uint64_t epoch) {
+  if (sh.decay_start == 0 || now < sh.decay_start + epoch) return;
+  uint64_t steps = (now - sh.decay_start) / epoch;
+  size_t grew = sh.decay_dirty > sh.decay_base ? sh.decay_dirty - sh.decay_base : 0;
+  for (uint64_t k = 0; k < steps && k < kDecaySteps; k++) {
+    sh.decay_newest = (sh.decay_newest + 1) % kDecaySteps;
+    sh.decay[sh.decay_newest] = k == 0 ? uint32_t(grew) : 0;
+  }
+  sh.decay_base = sh.decay_dirty;
+  sh.decay_start += steps * epoch;
+  bool idle = sh.decay_dirty == 0;
+  for (uint32_t d : sh.decay) idle = idle && d == 0;
+  if (idle) sh.decay_start = 0;
+}
+// `count` slabs of a heap arena were freed now: start the clock if it stopped.
+SPACES_HOT_TEXT void decay_freed(Shard& sh, uint64_t now) {
+  uint64_t epoch = decay_epoch(delay_ns());
+  if (epoch == 0) return;
+  decay_advance(sh, now, epoch);
+  if (sh.decay_start == 0) {
+    sh.decay_start = now;
+    sh.decay_base = 0;  // (everything dirty now is this epoch's growth)
+  }
+  if (sh.decay_start + epoch < sh.next_purge) sh.next_purge = sh.decay_start + epoch;
+}
+// The dirty slabs that may stay now: the current epoch's growth, and the growth k + 1 epochs
+// ago weighted by 1 - smoothstep((k + 1) / kDecaySteps), in 1024ths (smoothstep(x) = 3x^2 - 2x^3).
+SPACES_HOT_TEXT size_t decay_allowance(const Shard& sh) {
+  static constexpr uint16_t kWeight[kDecaySteps] = {980, 864, 700, 512, 324, 160, 44, 0};
+  size_t sum = 0;
+  for (unsigned k = 0; k < kDecaySteps; k++)
+    sum += size_t(sh.decay[(sh.decay_newest + kDecaySteps - k) % kDecaySteps]) * kWeight[k];
+  return sum / 1024 + (sh.decay_dirty > sh.decay_base ? sh.decay_dirty - sh.decay_base : 0);
+}
+
 // Decide what shard sh purges now (its lock held). force: everything dirty.
 SPACES_HOT_TEXT void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   b.shard = &sh;
@@ -434,6 +495,22 @@ SPACES_HOT_TEXT void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool for
       plan_span_runs(b, sp, false, false, 0, 0);  // (idle: every dirty granule, split or not)
     else if (delay != UINT64_MAX && sp->dirty_since + delay < next)
       next = sp->dirty_since + delay;
+  }
+  // Above the curve: this shard's oldest dirty heap arenas, down to the allowance.
+  if (uint64_t epoch = decay_epoch(delay); epoch != 0 && sh.decay_start != 0) {
+    decay_advance(sh, now, epoch);
+    size_t allowed = decay_allowance(sh);
+    while (sh.decay_dirty > allowed && !b.full()) {
+      Arena* oldest = nullptr;
+      for (Arena* a = sh.free_list.head; a; a = a->next_free)
+        if (a->dirty_mask && !a->huge && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
+      if (oldest == nullptr) break;
+      if (oldest->free_mask == kAllSlabs && sh.empty_arenas > size_t(option(kOpt_arena_cache)))
+        plan_arena_unmap(sh, b, oldest);
+      else
+        plan_arena_purge(sh, b, oldest);
+    }
+    if (sh.decay_start != 0 && sh.decay_start + epoch < next) next = sh.decay_start + epoch;
   }
   // Above the bound: this shard's oldest dirty arenas now, down to three quarters of it.
   size_t target = dirty_limit() / 4 * 3;
@@ -644,6 +721,7 @@ SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_on
   a->free_mask &= ~run;
   a->dirty_mask &= ~run;
   sh.slabs_cached -= reused;
+  if (!a->huge) sh.decay_dirty -= reused;
   arena_dirty_add(a, -ptrdiff_t(reused * kSlabSize));
   if (a->dirty_mask == 0) a->dirty_since = 0;
   commit_add(ptrdiff_t((count - reused) * kSlabSize));
@@ -723,6 +801,7 @@ SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t 
   a->free_mask |= run;
   a->dirty_mask |= run;
   sh.slabs_cached += count;
+  if (!a->huge) sh.decay_dirty += count;
   arena_dirty_add(a, ptrdiff_t(count * kSlabSize));
   if (a->free_mask == kAllSlabs) sh.empty_arenas++;
   long long delay_ms = option(kOpt_purge_delay_ms);
@@ -737,10 +816,13 @@ SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t 
       plan_arena_unmap(sh, batch, a);
     else
       plan_arena_purge(sh, batch, a);
-  } else if (a->dirty_since == 0) {
-    a->dirty_since = now;
-    if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < sh.next_purge)
-      sh.next_purge = now + uint64_t(delay_ms) * 1000000ull;
+  } else {
+    if (a->dirty_since == 0) {
+      a->dirty_since = now;
+      if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < sh.next_purge)
+        sh.next_purge = now + uint64_t(delay_ms) * 1000000ull;
+    }
+    if (!a->huge) decay_freed(sh, now);
   }
 }
 }  // namespace
@@ -1155,6 +1237,8 @@ void arena_after_fork_child() {
       if (a->dirty_since == 0) a->dirty_since = os_now_ns();
       sh.next_purge = 0;  // (their delay is checked on the shard's next operation)
       sh.slabs_cached += n;
+      if (!a->huge) sh.decay_dirty += n;  // (counted as this epoch's growth: the curve purges
+                                          // them over a delay)
       arena_dirty_add(a, ptrdiff_t(n * kSlabSize));
       if (a->free_mask == kAllSlabs) sh.empty_arenas++;
     }

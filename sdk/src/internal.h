@@ -530,7 +530,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
 #define SPACES_OPTION_LIST(X)                                                                    \
   X(show_stats, 0, 0, 2, "print the statistics to stderr at exit: 1 text, 2 (or SPACES_SHOW_STATS=json) JSON")                               \
   X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
-  X(purge_delay_ms, 1000, -1, 3600000, "ms a free slab stays committed before madvise (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
+  X(purge_delay_ms, 1000, -1, 3600000, "ms over which freed slabs go back to the OS with madvise, on a decay curve, all by its end (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(huge_spans, 1, 0, 1, "huge_pages=1: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \

@@ -118,6 +118,30 @@ TEST(Large, CachedHugeMappingIsPurgedAfterTheDelay) {
   spaces_option_set("dirty_max_kib", old_max);
 }
 
+// The decay curve (arena.cpp): a burst of freed runs goes back gradually over purge_delay_ms, so
+// most of it is purged before the delay runs out (the deadline alone purged none of it before).
+// Only a lower bound is checked: a slower machine lets more time pass, which purges more.
+TEST(Large, FreedRunsDecayBeforeTheDelayRunsOut) {
+  OptionScope mx("dirty_max_kib", 1 << 20);  // (the curve alone, not the bound)
+  OptionScope delay("purge_delay_ms", 800);
+  spaces_collect(1);
+  std::vector<void*> v;
+  for (int i = 0; i < 12; i++) {  // (1 MiB: runs in heap arenas)
+    void* p = spaces_malloc(size_t(1) << 20);
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, size_t(1) << 20);
+    v.push_back(p);
+  }
+  size_t before = stats_now().committed_bytes;
+  for (void* p : v) spaces_free(p);
+  EXPECT_GE(stats_now().committed_bytes + (size_t(1) << 20), before) << "a burst's runs stay at first";
+  usleep(650 * 1000);
+  void* trigger = spaces_malloc(size_t(1) << 20);  // any arena operation of the shard plans purges
+  spaces_free(trigger);
+  EXPECT_LE(stats_now().committed_bytes + (size_t(6) << 20), before)
+      << "650 ms into an 800 ms delay, most of the burst is purged";
+}
+
 // With huge_spans 0 (or above 32 MiB): a huge block whose size is a multiple of 2 MiB starts on
 // a 2 MiB boundary (N huge pages for N x 2 MiB); one that is not starts right after its header
 // in a fresh mapping.
