@@ -27,15 +27,18 @@
 //   - below that, a decay curve, jemalloc's: each shard keeps, for each of the last kDecaySteps
 //     eighths of `purge_delay_ms`, how much its heap arenas' dirty slabs grew in it
 //     (Shard::decay). Of the growth a fraction f of the delay ago, 1 - smoothstep(f) may stay
-//     dirty (all of it at first, none after the delay), and all of the current eighth's; above
-//     that allowance the shard purges its oldest dirty arenas. A burst's memory stays warm for
-//     its reuse, and a program that keeps allocating a little gives the rest back over the
-//     delay rather than at its end (bench/micro/decay.c);
+//     dirty (all of it at first, none after the delay), and all of the current eighth's; the
+//     excess is purged, slab by slab, from the arenas whose dirty slabs are oldest, but never
+//     from one whose first dirty slab was freed within the last eighth (a run freed and taken
+//     again in a loop adds no growth, hence no allowance, and must stay warm). A burst's memory
+//     stays warm for its reuse, and a program that keeps allocating a little gives the rest
+//     back over the delay rather than at its end (bench/micro/decay.c);
 //   - every arena's dirty slabs are purged `purge_delay_ms` after the first of them was freed,
 //     whatever the curve says. All of this runs on the next operation of the shard or
 //     spaces_collect (never from a background thread); fully free arenas beyond `arena_cache`
-//     (per shard) are unmapped on the same delay. (Regions' THP arenas and the spans keep the
-//     delay alone: purging part of them splits huge pages.)
+//     (per shard) are unmapped on the same delay, or when the curve purges all of one. (Regions'
+//     THP arenas and the spans keep the delay alone: purging part of them splits huge pages;
+//     heap arenas advised THP by arena_huge_pages are on the curve like the others.)
 // Spans (below, "spans: huge blocks") are 64 MiB arenas of 1024 granules for thread heaps'
 // blocks of 2-32 MiB, on the same shards and locks, with their own dirty bound.
 // Blocks of their own mapping ("direct": above a run, or huge blocks) are 4 MiB-aligned, their
@@ -341,18 +344,26 @@ struct PurgeBatch {
   bool full() const { return n == kBatch || nu == kBatch || nd == kBatch || ns == kBatch || nsu == kBatch; }
 };
 
-// Take a's dirty slabs out of the free set for purging (shard lock held).
-SPACES_HOT_TEXT void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a) {
-  uint64_t d = a->dirty_mask;
+// A heap arena's dirty slabs go down by n (purged or unmapped): so does the decay curve's count,
+// and its base, so that what is freed next counts as new growth (shard lock held).
+SPACES_INLINE void decay_purged(Shard& sh, const Arena* a, size_t n) {
+  if (a->huge) return;
+  sh.decay_dirty -= n;
+  sh.decay_base -= n < sh.decay_base ? n : sh.decay_base;
+}
+
+// Take a's dirty slabs (those in `only`) out of the free set for purging (shard lock held).
+SPACES_HOT_TEXT void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a, uint64_t only = ~uint64_t(0)) {
+  uint64_t d = a->dirty_mask & only;
   if (d == 0) return;
   if (a->free_mask == kAllSlabs) sh.empty_arenas--;
   a->free_mask &= ~d;
   a->purging_mask |= d;
-  a->dirty_mask = 0;
-  a->dirty_since = 0;
+  a->dirty_mask &= ~d;
+  if (a->dirty_mask == 0) a->dirty_since = 0;
   unsigned n = popcount64(d);
   sh.slabs_cached -= n;
-  if (!a->huge) sh.decay_dirty -= n;
+  decay_purged(sh, a, n);
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   if (a->free_mask == 0) free_list_remove(sh, a);
   b.arena[b.n] = a;
@@ -367,7 +378,7 @@ SPACES_HOT_TEXT void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
   commit_add(-ptrdiff_t(n * kSlabSize));
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   sh.slabs_cached -= n;
-  if (!a->huge) sh.decay_dirty -= n;
+  decay_purged(sh, a, n);
   sh.arena_count--;
   sh.empty_arenas--;
   g_reserved.fetch_sub(kArenaSize, std::memory_order_relaxed);
@@ -433,11 +444,10 @@ SPACES_HOT_TEXT void decay_advance(Shard& sh, uint64_t now, uint64_t epoch) {
   for (uint32_t d : sh.decay) idle = idle && d == 0;
   if (idle) sh.decay_start = 0;
 }
-// `count` slabs of a heap arena were freed now: start the clock if it stopped.
+// Slabs of a heap arena were freed now (and counted): start the clock if it stopped.
 SPACES_HOT_TEXT void decay_freed(Shard& sh, uint64_t now) {
   uint64_t epoch = decay_epoch(delay_ns());
   if (epoch == 0) return;
-  decay_advance(sh, now, epoch);
   if (sh.decay_start == 0) {
     sh.decay_start = now;
     sh.decay_base = 0;  // (everything dirty now is this epoch's growth)
@@ -496,21 +506,34 @@ SPACES_HOT_TEXT void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool for
     else if (delay != UINT64_MAX && sp->dirty_since + delay < next)
       next = sp->dirty_since + delay;
   }
-  // Above the curve: this shard's oldest dirty heap arenas, down to the allowance.
-  if (uint64_t epoch = decay_epoch(delay); epoch != 0 && sh.decay_start != 0) {
+  // Above the curve: the excess, from this shard's oldest dirty heap arenas. An arena whose
+  // first dirty slab was freed less than an epoch ago is left alone: a run freed and taken again
+  // in a loop (no growth, so no allowance) stays warm.
+  if (uint64_t epoch = decay_epoch(delay); epoch != 0 && sh.decay_start != 0 && !force) {
     decay_advance(sh, now, epoch);
     size_t allowed = decay_allowance(sh);
     while (sh.decay_dirty > allowed && !b.full()) {
       Arena* oldest = nullptr;
       for (Arena* a = sh.free_list.head; a; a = a->next_free)
-        if (a->dirty_mask && !a->huge && (oldest == nullptr || a->dirty_since < oldest->dirty_since)) oldest = a;
+        if (a->dirty_mask && !a->huge && a->dirty_since + epoch <= now &&
+            (oldest == nullptr || a->dirty_since < oldest->dirty_since))
+          oldest = a;
       if (oldest == nullptr) break;
-      if (oldest->free_mask == kAllSlabs && sh.empty_arenas > size_t(option(kOpt_arena_cache)))
+      size_t excess = sh.decay_dirty - allowed;
+      uint64_t take = oldest->dirty_mask;
+      for (size_t n = popcount64(take); n > excess; n--) take &= take - 1;  // (the top `excess` slabs)
+      if (take == oldest->dirty_mask && oldest->free_mask == kAllSlabs &&
+          sh.empty_arenas > size_t(option(kOpt_arena_cache)))
         plan_arena_unmap(sh, b, oldest);
       else
-        plan_arena_purge(sh, b, oldest);
+        plan_arena_purge(sh, b, oldest, take);
     }
     if (sh.decay_start != 0 && sh.decay_start + epoch < next) next = sh.decay_start + epoch;
+  }
+  if (force && sh.decay_dirty == 0) {  // (spaces_collect(1): what was purged leaves no allowance)
+    for (uint32_t& d : sh.decay) d = 0;
+    sh.decay_base = 0;
+    sh.decay_start = 0;
   }
   // Above the bound: this shard's oldest dirty arenas now, down to three quarters of it.
   size_t target = dirty_limit() / 4 * 3;
@@ -801,7 +824,10 @@ SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t 
   a->free_mask |= run;
   a->dirty_mask |= run;
   sh.slabs_cached += count;
-  if (!a->huge) sh.decay_dirty += count;
+  if (!a->huge) {  // (the epochs that ended close first: this free is the current one's growth)
+    if (uint64_t epoch = decay_epoch(delay_ns())) decay_advance(sh, now, epoch);
+    sh.decay_dirty += count;
+  }
   arena_dirty_add(a, ptrdiff_t(count * kSlabSize));
   if (a->free_mask == kAllSlabs) sh.empty_arenas++;
   long long delay_ms = option(kOpt_purge_delay_ms);
@@ -1237,8 +1263,8 @@ void arena_after_fork_child() {
       if (a->dirty_since == 0) a->dirty_since = os_now_ns();
       sh.next_purge = 0;  // (their delay is checked on the shard's next operation)
       sh.slabs_cached += n;
-      if (!a->huge) sh.decay_dirty += n;  // (counted as this epoch's growth: the curve purges
-                                          // them over a delay)
+      if (!a->huge) sh.decay_dirty += n;  // (the deadline purges them; the curve counts them from
+                                          // the next free on)
       arena_dirty_add(a, ptrdiff_t(n * kSlabSize));
       if (a->free_mask == kAllSlabs) sh.empty_arenas++;
     }

@@ -142,6 +142,24 @@ TEST(Large, FreedRunsDecayBeforeTheDelayRunsOut) {
       << "650 ms into an 800 ms delay, most of the burst is purged";
 }
 
+// The curve counts growth, not frees, and leaves alone an arena whose first dirty slab is
+// younger than an epoch: a run freed and taken again in a loop is never purged (it stays warm),
+// however many epochs go by.
+TEST(Large, ARunReusedInALoopStaysWarmUnderTheCurve) {
+  OptionScope mx("dirty_max_kib", 1 << 20);
+  OptionScope delay("purge_delay_ms", 200);  // (epochs of 25 ms)
+  spaces_collect(1);
+  size_t purges = stats_now().purges;
+  for (int i = 0; i < 40; i++) {  // (400 ms: 16 epochs, two delays)
+    char* p = static_cast<char*>(spaces_malloc(size_t(1) << 20));
+    ASSERT_NE(p, nullptr);
+    p[0] = 1;
+    spaces_free(p);
+    usleep(10 * 1000);
+  }
+  EXPECT_EQ(stats_now().purges, purges) << "the loop's run was purged";
+}
+
 // With huge_spans 0 (or above 32 MiB): a huge block whose size is a multiple of 2 MiB starts on
 // a 2 MiB boundary (N huge pages for N x 2 MiB); one that is not starts right after its header
 // in a fresh mapping.
