@@ -147,15 +147,15 @@ TEST(Large, FreedRunsDecayBeforeTheDelayRunsOut) {
 // however many epochs go by.
 TEST(Large, ARunReusedInALoopStaysWarmUnderTheCurve) {
   OptionScope mx("dirty_max_kib", 1 << 20);
-  OptionScope delay("purge_delay_ms", 200);  // (epochs of 25 ms)
+  OptionScope delay("purge_delay_ms", 1600);  // (epochs of 200 ms, 40 times the loop's period)
   spaces_collect(1);
   size_t purges = stats_now().purges;
-  for (int i = 0; i < 40; i++) {  // (400 ms: 16 epochs, two delays)
+  for (int i = 0; i < 120; i++) {  // (600 ms: three epochs, the allowance decaying)
     char* p = static_cast<char*>(spaces_malloc(size_t(1) << 20));
     ASSERT_NE(p, nullptr);
     p[0] = 1;
     spaces_free(p);
-    usleep(10 * 1000);
+    usleep(5 * 1000);
   }
   EXPECT_EQ(stats_now().purges, purges) << "the loop's run was purged";
 }
