@@ -10,13 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-  if (f) fclose(f);
-  return resident * 4;
-}
+#include "rss.h"
 
 static double now_ms(void) {
   struct timespec t;

@@ -7,13 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-  if (f) fclose(f);
-  return resident * 4;
-}
+#include "rss.h"
 
 int main(int argc, char **argv) {
   int huge = argc > 1 && strcmp(argv[1], "huge") == 0;
