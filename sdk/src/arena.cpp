@@ -436,7 +436,7 @@ SPACES_HOT_TEXT void decay_advance(Shard& sh, uint64_t now, uint64_t epoch) {
   size_t grew = sh.decay_dirty > sh.decay_base ? sh.decay_dirty - sh.decay_base : 0;
   for (uint64_t k = 0; k < steps && k < kDecaySteps; k++) {
     sh.decay_newest = (sh.decay_newest + 1) % kDecaySteps;
-    sh.decay[sh.decay_newest] = k == 0 ? uint32_t(grew) : 0;
+    sh.decay[sh.decay_newest] = k == 0 && steps < kDecaySteps ? uint32_t(grew) : 0;  // (older: weight 0)
   }
   sh.decay_base = sh.decay_dirty;
   sh.decay_start += steps * epoch;
