@@ -24,7 +24,7 @@ def main():
     for f in files:
         for line in strip(open(f).read()).splitlines():
             m = re.match(r"^(?:[A-Za-z_][\w:<>*&]*[\s*&]+)+([a-z_][a-z0-9_]*)\s*\(.*\)\s*(?:const\s*)?(?:noexcept\s*)?\{", line)
-            if m and m.group(1) not in ("if", "for", "while", "switch"):
+            if m and m.group(1) not in ("if", "for", "while", "switch", "__attribute__"):
                 defs.setdefault(m.group(1), os.path.basename(f))
     edges = collections.defaultdict(set)
     for f in files:

@@ -25,6 +25,7 @@ struct Item {
 struct Config {
   size_t iters, live, min_size, max_size;
   uint64_t seed;
+  bool touch_all;
 };
 
 // One single-producer single-consumer ring per thread: thread t pushes into ring (t + 1) % n.
@@ -83,7 +84,7 @@ void work(Worker &w, unsigned t, unsigned n, std::vector<std::unique_ptr<Ring>> 
     s.size = c.min_size + (size_t)rng.below(c.max_size - c.min_size + 1);
     s.key = make_key(t, counter++);
     s.p = checked_malloc(kName, s.size);
-    fill_ends(s.p, s.size, s.key);
+    fill_ends(s.p, s.size, s.key, c.touch_all);
     w.ops++;
     if ((i & 15) == 0) drain(in, w);
   }
@@ -109,6 +110,7 @@ int main(int argc, char **argv) {
   c.min_size = (size_t)a.num("--min-size", 8193, 1);
   c.max_size = (size_t)a.num("--max-size", 262144, 1);
   c.seed = (uint64_t)a.num("--seed", 1);
+  c.touch_all = a.flag("--touch-all");  // write whole blocks, not just their ends (common.h)
   a.finish();
   if (c.max_size < c.min_size) c.max_size = c.min_size;
 

@@ -27,6 +27,7 @@ struct Config {
   unsigned threads;
   size_t rounds, allocs, keep;
   uint64_t seed;
+  bool touch_all;
 };
 
 long rss_kib() {
@@ -67,7 +68,7 @@ void round_thread(unsigned id, uint64_t round, const Config &c, std::vector<Item
     it.size = pick_size(rng);
     it.key = make_key(id, round * c.allocs + i);
     it.p = checked_malloc(kName, it.size);
-    fill_ends(it.p, it.size, it.key);
+    fill_ends(it.p, it.size, it.key, c.touch_all);
     mine.push_back(it);
     if (mine.size() == 64) {  // a working set of 64 blocks: free the oldest half
       for (size_t k = 0; k < 32; k++) s += release(mine[k]);
@@ -94,6 +95,7 @@ int main(int argc, char **argv) {
   c.allocs = (size_t)a.num("--allocs", 2000, 1);
   c.keep = (size_t)a.num("--keep", 16, 0);
   c.seed = (uint64_t)a.num("--seed", 1);
+  c.touch_all = a.flag("--touch-all");  // write whole blocks, not just their ends (common.h)
   a.finish();
 
   std::vector<std::vector<Item>> carry(c.threads), next(c.threads);

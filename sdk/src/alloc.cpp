@@ -113,6 +113,7 @@ SPACES_API size_t spaces_usable_size(const void* p) noexcept {
   if (s == nullptr) return 0;
   if (s->kind == kSlabSmall) return small_usable(s, p, "usable_size of a pointer that is not a live block");
   if (s->kind == kSlabBump) return bump_usable(s, p);
+  if (s->kind == kSlabPages) return box_usable(s, p, "usable_size of a pointer that is not a live block");
   return large_usable(s, p);
 }
 
@@ -127,9 +128,10 @@ SPACES_API SPACES_HOT_TEXT void* spaces_realloc(void* p, size_t size) noexcept {
   Slab* s = checked_slab(p, "realloc of a pointer that is not a live block");
   if (s == nullptr) return nullptr;
   if (s->chunk) return chunk_realloc_block(s->chunk, p, size);  // stays in its chunk
-  if (s->kind != kSlabSmall)
+  if (s->kind != kSlabSmall && s->kind != kSlabPages)
     return SPACES_LIKELY(!s->sampled) ? large_realloc(s, p, size) : prof_large_realloc(s, p, size);
-  size_t usable = small_usable(s, p, "realloc of a pointer that is not a live block");
+  size_t usable = s->kind == kSlabPages ? box_usable(s, p, "realloc of a pointer that is not a live block")
+                                        : small_usable(s, p, "realloc of a pointer that is not a live block");
   if (usable == 0) return nullptr;  // (reported)
   if (!kMemcheckExactSizes && realloc_in_place(size, usable, false))
     return p;  // shrink in place unless it wastes half

@@ -314,6 +314,18 @@ __attribute__((no_sanitize("thread"))) void census_head(const Slab* s, void* arg
       }
       break;
     }
+    case kSlabPages: {  // (a page box: its live blocks by class, its free pages)
+      const PageBox* m = box_of(s);
+      for (unsigned i = 1; i < kBoxPages; i++) {
+        unsigned cls = __atomic_load_n(&m->cls[i], __ATOMIC_RELAXED);
+        if (cls < kNumSmallClasses || cls >= kNumClasses) continue;
+        c.live_blocks++;
+        c.live_bytes += class_size(cls);
+        c.cls_live[cls]++;
+      }
+      c.free_bytes += size_t(__atomic_load_n(&m->free_pages, __ATOMIC_RELAXED)) * kPageSize;
+      break;
+    }
     case kSlabLargeRun:
       c.live_blocks++;
       c.live_bytes += __atomic_load_n(&s->user_size, __ATOMIC_RELAXED);

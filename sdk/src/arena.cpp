@@ -258,7 +258,8 @@ SPACES_INLINE uintptr_t span_addr(const Span* sp, unsigned g) {
   return reinterpret_cast<uintptr_t>(sp) + (uintptr_t(g) << kSlabShift);
 }
 
-// Granule sets: bits [i, i + n) set or cleared, counted; the next index >= i whose bit is v.
+// Granule sets (and page boxes' page sets, pages.cpp): bits [i, i + n) set or cleared, counted;
+// the next index >= i whose bit is v (`end` if none before it; end: a multiple of 64).
 SPACES_HOT_TEXT void bits_set(uint64_t* b, unsigned i, unsigned n, bool on) {
   while (n) {
     unsigned k = i & 63, m = 64 - k < n ? 64 - k : n;
@@ -281,14 +282,14 @@ unsigned bits_count(const uint64_t* b, unsigned i, unsigned n) {
   }
   return c;
 }
-unsigned bits_next(const uint64_t* b, unsigned i, bool v) {
-  while (i < kSpanGranules) {
+unsigned bits_next(const uint64_t* b, unsigned i, bool v, unsigned end = kSpanGranules) {
+  while (i < end) {
     uint64_t w = v ? b[i >> 6] : ~b[i >> 6];
     w &= ~uint64_t(0) << (i & 63);
     if (w) return (i & ~63u) + unsigned(__builtin_ctzll(w));
     i = (i & ~63u) + 64;
   }
-  return kSpanGranules;
+  return end;
 }
 
 SPACES_INLINE void span_dirty_add(ptrdiff_t bytes) {

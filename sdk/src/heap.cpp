@@ -12,7 +12,10 @@
 // (medium_cache_kib) and are reused by any class of the same slab size. Medium *blocks* the
 // thread frees wait in the heap too (mcache, medium_block_cache_kib: internal.h, MediumCache):
 // heap_malloc_slow_rest takes them back first, and heap_sweep returns them to their slabs
-// before it counts or releases any slab.
+// before it counts or releases any slab. With option medium_pages, the classes above one granule
+// come from the heap's page boxes instead (pages.cpp): heap_malloc_slow_rest hands them over
+// after the medium cache, heap_drain_notify passes queued boxes to box_drain, and heap_sweep and
+// heap_merge give empty boxes back and move the rest.
 //
 // Threads come and go; heaps do not. A thread's first allocation takes the newest heap from the
 // pool of abandoned heaps (or makes one); its exit (pthread key destructor) collects remote
@@ -199,6 +202,11 @@ SPACES_HOT_TEXT void heap_drain_notify(Heap* h) {
   Slab* s = h->notify.exchange(nullptr, std::memory_order_acquire);
   while (s) {
     Slab* next = s->notify_next;
+    if (s->kind == kSlabPages) {  // (pages.cpp)
+      box_drain(h, s);
+      s = next;
+      continue;
+    }
     slab_set_state(s, kStateNotified, kStateNormal);
     slab_collect_remote(s);
     if (s->used == 0 && h->cur[s->cls] != s) {
@@ -238,6 +246,8 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   h->remote_epoch = 0;
   h->mcache_bytes = 0;
   memset(h->mcache, 0, sizeof h->mcache);
+  h->box_count = 0;
+  h->boxes.head = nullptr;
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held
@@ -336,6 +346,10 @@ SPACES_HOT_TEXT void medium_cache_flush_class(Heap* h, unsigned k) {
     Block* b = medium_cache_take(h, k);
     if (b == nullptr) continue;
     Slab* s = slab_find(b);
+    if (s->kind == kSlabPages) {
+      box_take_back(h, s, b);
+      continue;
+    }
     SPACES_ASSERT(s != nullptr && s->owner == h && s->cls == kNumSmallClasses + k);
     link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
     s->free = b;
@@ -381,6 +395,7 @@ SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
       }
     }
   }
+  box_sweep(h, all, to_arena);
   if (to_arena) {
     while (h->empty) {
       Slab* s = h->empty;
@@ -400,6 +415,7 @@ SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
 // Move what can move from an abandoned heap `a` (held exclusively) into `h`.
 void heap_merge(Heap* h, Heap* a) {
   heap_sweep(a, true, true);
+  box_merge(h, a);
   for (unsigned c = 0; c < kNumClasses; c++) {
     Slab* cur = a->cur[c];
     if (cur != &g_empty_slab) {  // becomes an ordinary tracked slab of `a`, then may move
@@ -593,6 +609,10 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
       if (zero) memset(b, 0, size);
       return b;
     }
+  }
+  if (cls >= kNumSmallClasses && h->chunk == nullptr && box_class(cls)) {  // (pages.cpp)
+    void* p = box_alloc(h, cls, size, zero);
+    return p ? p : out_of_memory(size);
   }
   for (;;) {
     Slab* s = h->cur[cls];

@@ -8,6 +8,7 @@
 //             mappings. Uses os, pagemap, options.
 //   slab    : one slab's free lists (local, remote), carving. Uses nothing but its own memory.
 //   heap    : per-thread heaps, thread life cycle, malloc/free slow paths. Uses arena, slab.
+//   pages   : page boxes, a heap's medium blocks cut to pages (option medium_pages). Uses heap, arena.
 //   large   : blocks above the size classes (arena runs and direct mappings). Uses arena.
 //   api     : the spaces_* functions, init, fork, errors, stats. Uses everything.
 // This header is included only by those files, through spaces.cpp (one translation unit).
@@ -217,6 +218,7 @@ enum SlabKind : uint8_t {
   kSlabLargeRun = 3, // head of a run of slabs holding one large block
   kSlabDirect = 4,   // head of a direct mmap holding one large block
   kSlabBump = 5,     // bump slab of an exclusive chunk: mixed sizes back to back (chunk.cpp)
+  kSlabPages = 6,    // head of a page box: a thread heap's medium blocks cut to pages (pages.cpp)
 };
 
 // thread_free word, three fields: bits 0-1 the SlabState; bits 2-47 the first block of the chain
@@ -538,6 +540,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(medium_cache_kib, 1024, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
+  X(medium_pages, 0, 0, 256, "KiB: thread heaps' medium blocks from 16 KiB up to this size are cut to whole pages from 1 MiB page boxes that every class shares (0: none; the others have a slab of their own per class)") \
   X(medium_block_cache_kib, 16384, 0, 1048576, "KiB of freed medium blocks each thread heap keeps for its next mallocs of the same class (at most 16 per class; 0: none)") \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
@@ -708,6 +711,8 @@ struct alignas(64) Heap {
   uint32_t remote_epoch;             // g_remote_epoch when last flushed whole
   // thread heaps: medium blocks freed by the owning thread, waiting for its next malloc
   uint32_t mcache_bytes;             // bytes of blocks in mcache
+  uint32_t box_count;                // thread heaps: page boxes (pages.cpp) in `boxes`
+  SlabList boxes;                    // linked by next/prev
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
@@ -725,7 +730,7 @@ Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: repor
 Slab* checked_slab(const void* p, const char* what);               // NULL: reported
 size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void heap_slab_emptied(Heap* h, Slab* s);
-bool medium_cached(const Slab* s, const Block* b);  // b waits in some heap's mcache (racy: a hint)
+bool medium_cached(unsigned cls, const Block* b);  // b (of class cls) waits in some heap's mcache (racy: a hint)
 void remote_flush_all(Heap* h);   // push every batched remote free of h (its thread, or h idle)
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
@@ -836,6 +841,45 @@ void prof_forget_chunk(Chunk* c);                   // reset/destroy: the region
 void prof_fork_lock();
 void prof_fork_unlock();
 void prof_fork_child();
+
+// ---- page boxes (pages.cpp) -----------------------------------------------------------------
+// A thread heap's medium blocks of the classes above one granule (16-256 KiB, option
+// medium_pages) are runs of whole pages in 1 MiB boxes (16 granules) that every class shares: a
+// freed block's pages serve the next block of any class. Page 0 holds the Slab header (kind
+// kSlabPages, no class, fast_owner 0: every free of a box block takes the slow path) and this
+// record; blocks start on page boundaries from page 1. The owner thread allocates and frees with
+// no atomic; other threads push onto the header's remote stack (thread_free, kept kStateFull so
+// the first push queues the box on the owner's notify list).
+constexpr unsigned kBoxGranules = 16;
+constexpr unsigned kBoxPages = unsigned(kBoxGranules * kSlabSize / kPageSize);  // 256
+constexpr unsigned kBoxWords = kBoxPages / 64;
+struct PageBox {
+  uint64_t free[kBoxWords];   // a bit per page: free (page 0, the header's, never)
+  uint64_t clean[kBoxWords];  // a bit per page: zero (fresh or purged, not handed out since)
+  uint32_t free_pages;
+  uint32_t live;              // blocks handed out and not back in `free` (cached and remotely
+                              // freed ones, not yet taken back, count)
+  uint8_t cls[kBoxPages];     // at a live block's first page: its class; 0 elsewhere
+};
+static_assert(kSlabHeader + sizeof(PageBox) <= kPageSize, "a page box's record fits in its page 0");
+SPACES_INLINE PageBox* box_of(const Slab* s) {
+  return reinterpret_cast<PageBox*>(reinterpret_cast<uintptr_t>(s) + kSlabHeader);
+}
+SPACES_INLINE unsigned box_pages_of(unsigned cls) { return unsigned((class_size(cls) + kPageSize - 1) / kPageSize); }
+// Does a thread heap's malloc of class cls take pages from a box? (Never while heap profiling:
+// its samples' heap and hooks know slabs only.)
+SPACES_INLINE bool box_class(unsigned cls) {
+  return g_classes.granules[cls] > 1 && class_size(cls) <= uint64_t(option(kOpt_medium_pages)) << 10 && !g_prof_on;
+}
+void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero);  // NULL: out of memory
+void box_free(Slab* s, void* p);                                 // any thread; checked
+size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
+void box_take_back(Heap* h, Slab* s, Block* b);  // owner: a block of its medium cache back to its box
+void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify
+void box_sweep(Heap* h, bool all, bool to_arena);  // heap_sweep's part: empty boxes out, (all &&
+                                                   // to_arena) free pages purged
+void box_merge(Heap* h, Heap* a);                // heap_merge's part: a's boxes to h
+bool box_is_cached_or_pending(Slab* s, Block* b, unsigned cls);  // double-free check (racy hint)
 
 // ---- api (api.cpp) --------------------------------------------------------------------------
 bool ensure_init();

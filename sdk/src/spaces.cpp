@@ -16,6 +16,7 @@
 #include "api.cpp"
 #include "alloc.cpp"
 #include "free.cpp"
+#include "pages.cpp"
 #include "chunk.cpp"
 #include "shared.cpp"
 #include "region.cpp"

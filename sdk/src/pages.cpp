@@ -1,0 +1,330 @@
+// pages.cpp - page boxes: a thread heap's medium blocks of 16-256 KiB, cut to whole pages from
+// 1 MiB boxes that every class shares (option medium_pages, default on).
+//
+// Why: with a slab per class, each of the 32 medium classes above one granule keeps resident
+// the most blocks it ever had live at once, and a program whose medium blocks change sizes (a
+// buffer grown by realloc, a round of work whose big blocks come in random sizes) ends up
+// holding the sum of those maxima. In a box a freed block's pages serve the next block of any
+// class, with no page fault, so a heap holds about the most medium bytes it ever had live at once
+// (docs/design.md, "Page boxes"; the figures are in docs/benchmarks.md).
+//
+// Layout (internal.h, PageBox): 16 granules; page 0 holds the Slab header (kind kSlabPages) and
+// the record: a bit per page for free pages and for clean ones (zero: fresh or purged), and a
+// byte per page, the class of the live block that starts there. A block of class c takes
+// box_pages_of(c) pages from a page boundary; its usable size stays the class's size, as a slab
+// slot's. The page map marks the box like a 16-granule medium slab (head byte, back offsets), so
+// free() finds its header the way it finds a slab's; fast_owner is 0, so free's inline path
+// always leaves for free_by_kind, which calls box_free.
+//
+// Who touches what:
+//   - the owner thread (or whoever holds an abandoned heap exclusively): the bitmaps, the counts,
+//     the class bytes, the heap's list of boxes (h->boxes). No atomic read-modify-write on its
+//     malloc or free; the class bytes are written with relaxed atomic stores because other
+//     threads read a block's byte when they free it (after the malloc that wrote it, through the
+//     program's own hand-over) and the census reads them all.
+//   - other threads: the remote stack (thread_free, slab.cpp's push). A box is always kStateFull
+//     while nobody has queued it, so the first remote free after each drain puts it on the
+//     owner's notify list; the owner drains it (box_drain) in its next box_alloc or heap_sweep.
+//     Remotely freed blocks stay `live` until then, so a box with one waiting is never released.
+//   - the owner changes only in box_merge, through kStateNormal (no push reads `owner` then), as
+//     heap_merge moves slabs.
+// Double frees: a block's class byte is 0 once its pages are back, so a second free of those is
+// reported at once (as an interior pointer when it falls inside a live block). Blocks in the
+// owner's medium cache or on the remote stack carry a link word that looks free (the box's key),
+// and a free of such a block looks for it in every heap's cache and on the stack first.
+// Empty boxes: the heap keeps its last one; others go back to their arena (dirty, purged there by
+// the decay curve). Free pages inside a box stay resident until the box empties, except at
+// spaces_collect(1) (and malloc_trim), which purges them.
+#ifndef SPACES_CORE_TU
+#error "compile sdk/src/spaces.cpp, not this file"
+#endif
+
+namespace spaces_core {
+
+namespace {
+
+SPACES_INLINE uint8_t box_cls(const PageBox* m, unsigned i) { return __atomic_load_n(&m->cls[i], __ATOMIC_RELAXED); }
+SPACES_INLINE void box_set_cls(PageBox* m, unsigned i, unsigned c) {
+  __atomic_store_n(&m->cls[i], uint8_t(c), __ATOMIC_RELAXED);
+}
+// First fit: the lowest run of n free pages (0: none). Address order keeps blocks packed at the
+// start of the box, so the free pages at its end stay in one run for the largest classes.
+unsigned box_find(const PageBox* m, unsigned n) {
+  unsigned i = 1;
+  for (;;) {
+    i = bits_next(m->free, i, true, kBoxPages);
+    if (i + n > kBoxPages) return 0;
+    unsigned j = bits_next(m->free, i, false, kBoxPages);
+    if (j - i >= n) return i;
+    i = j;
+  }
+}
+
+SPACES_INLINE uintptr_t box_state(const Slab* s) { return s->thread_free.load(std::memory_order_acquire) & kStateMask; }
+SPACES_INLINE bool box_stack_empty(const Slab* s) {
+  return tf_ptr(s->thread_free.load(std::memory_order_acquire)) == reinterpret_cast<uintptr_t>(s);
+}
+
+Slab* box_new(Heap* h) {
+  bool dirty;
+  Slab* s = arena_alloc_slabs(kBoxGranules, &dirty, false);
+  if (s == nullptr) return nullptr;
+  // Pages that held other data would stay resident however few blocks the box gets: they go back
+  // now (one madvise), as a medium slab's past its first block do; not in arenas that may be
+  // advised huge pages, where the madvise would split them.
+  bool thp = option(kOpt_arena_huge_pages) != 0;
+  if (dirty && !thp) os_purge(reinterpret_cast<uint8_t*>(s) + kPageSize, kBoxGranules * kSlabSize - kPageSize);
+  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kPageSize));  // (may lie in an old block memcheck freed)
+  g_slabs_in_use.fetch_add(kBoxGranules, std::memory_order_relaxed);
+  s->free = s;
+  s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
+  s->pop_key = s->key;
+  s->used = 0;
+  s->block_size = 0;
+  __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
+  s->owner = h;
+  s->chunk = nullptr;
+  s->kind = kSlabPages;
+  s->cls = 0;
+  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
+  s->has_aligned = 0;
+  s->sampled = 0;
+  s->capacity = 0;  // (the block-start test refuses every pointer)
+  s->div_inv = 0;
+  s->div_shift = 0;
+  s->bump = s->bump_end = 0;
+  s->chunk_next = s->chunk_prev = nullptr;
+  s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateFull, std::memory_order_relaxed);
+  s->next = s->prev = s->notify_next = nullptr;
+  s->map_base = reinterpret_cast<uintptr_t>(s);
+  s->run_granules = kBoxGranules;
+  PageBox* m = box_of(s);
+  memset(m, 0, sizeof *m);
+  bits_set(m->free, 1, kBoxPages - 1, true);
+  if (!dirty || !thp) bits_set(m->clean, 1, kBoxPages - 1, true);
+  m->free_pages = kBoxPages - 1;
+  // (before the head bit: the census reads headers it finds by that bit)
+  pagemap_set_back(reinterpret_cast<uintptr_t>(s), kBoxGranules, true);
+  pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+  h->boxes.push(s);
+  h->box_count++;
+  return s;
+}
+
+// Owner: box s leaves the heap for its arena (empty, nothing on its stack, not queued).
+void box_release(Heap* h, Slab* s) {
+  h->boxes.remove(s);
+  h->box_count--;
+  pagemap_set_back(reinterpret_cast<uintptr_t>(s), kBoxGranules, false);
+  give_to_arena(s, kBoxGranules, nullptr);
+}
+
+// Owner: an empty box goes back to its arena unless it is the heap's last (a heap that keeps one
+// medium block live at a time must not take and return a box on every malloc).
+void box_maybe_release(Heap* h, Slab* s, bool keep_last) {
+  if (box_of(s)->live != 0 || (keep_last && h->box_count == 1)) return;
+  if (box_state(s) == kStateNotified || !box_stack_empty(s)) return;  // (its drain is coming)
+  box_release(h, s);
+}
+
+// Owner: the block at page i (class c, checked) back to the box's free pages. true: box empty.
+SPACES_INLINE bool box_put(Slab* s, unsigned i, unsigned c) {
+  PageBox* m = box_of(s);
+  unsigned n = box_pages_of(c);
+  box_set_cls(m, i, 0);
+  bits_set(m->free, i, n, true);
+  m->free_pages += n;
+  return --m->live == 0;
+}
+
+// Say what p, a pointer into box s that is no live block start, most likely is.
+SPACES_NOINLINE __attribute__((cold)) void box_report(Slab* s, const void* p, const char* what, bool is_free) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s);
+  char msg[128];
+  msg[0] = 0;
+  strncat(msg, what, 64);
+  if (off < kPageSize) {
+    strcat(msg, " (pointer into a page box's header: allocator metadata)");
+    report_error(SPACES_ERROR_INVALID_FREE, const_cast<void*>(p), msg);
+    return;
+  }
+  const PageBox* m = box_of(s);
+  unsigned i = unsigned(off / kPageSize);
+  bool aligned = off % kPageSize == 0;
+  for (unsigned j = aligned ? i - 1 : i, steps = 0; j >= 1 && steps < 64; j--, steps++) {
+    unsigned c = box_cls(m, j);
+    if (c == 0) continue;
+    if (c < kNumClasses && j * kPageSize + class_size(c) > off) {
+      strcat(msg, " (pointer inside a block)");
+      report_error(SPACES_ERROR_INVALID_FREE, const_cast<void*>(p), msg);
+      return;
+    }
+    break;
+  }
+  report_error(SPACES_ERROR_DOUBLE_FREE, const_cast<void*>(p),
+               is_free ? "double free (or free of a pointer into freed memory)" : what);
+}
+
+// The class of the live block that starts at p (0 after reporting p as none).
+SPACES_INLINE unsigned box_block_class(Slab* s, const void* p, const char* what, bool is_free) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s);
+  unsigned c = off % kPageSize == 0 && off >= kPageSize ? box_cls(box_of(s), unsigned(off / kPageSize)) : 0;
+  if (SPACES_LIKELY(c >= kNumSmallClasses && c < kNumClasses)) return c;
+  box_report(s, p, what, is_free);
+  return 0;
+}
+
+// Owner: take the box's remote stack (the blocks go back to its free pages). true: box empty.
+bool box_take_remote(Slab* s) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  do {
+    if (tf_ptr(tf) == base) return false;
+  } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
+                                                 std::memory_order_relaxed));
+  PageBox* m = box_of(s);
+  uintptr_t b = tf_ptr(tf), key = s->key;
+  bool empty = false;
+  for (unsigned k = 0, n = tf_count(tf); k < n && b != base; k++) {  // (n bounds a cycle)
+    uintptr_t off = b - base;
+    uintptr_t next = link_get(reinterpret_cast<Block*>(b)) ^ key;
+    unsigned c = off % kPageSize == 0 && off >= kPageSize ? box_cls(m, unsigned(off / kPageSize)) : 0;
+    if (SPACES_UNLIKELY(c == 0 || c >= kNumClasses)) {  // (a double free raced past the checks)
+      report_error(SPACES_ERROR_CORRUPTED, reinterpret_cast<void*>(b), "corrupted remote free list");
+      break;  // the rest leaks, never followed
+    }
+    empty = box_put(s, unsigned(off / kPageSize), c);
+    if (next >= kBoxGranules * kSlabSize || (next != 0 && next < kPageSize)) {
+      if (next != 0) report_error(SPACES_ERROR_CORRUPTED, reinterpret_cast<void*>(b), "corrupted remote free list");
+      break;
+    }
+    b = base + next;
+  }
+  return empty;
+}
+
+}  // namespace
+
+SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
+  SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
+  if (h->notify.load(std::memory_order_relaxed) != nullptr) heap_drain_notify(h);
+  unsigned n = box_pages_of(cls), i = 0;
+  Slab* s = h->boxes.head;
+  for (; s; s = s->next) {
+    PageBox* m = box_of(s);
+    if (m->free_pages >= n && (i = box_find(m, n)) != 0) break;
+  }
+  if (s == nullptr) {
+    s = box_new(h);
+    if (s == nullptr) return nullptr;
+    i = 1;
+  }
+  PageBox* m = box_of(s);
+  bits_set(m->free, i, n, false);
+  m->free_pages -= n;
+  m->live++;
+  bool clean = bits_count(m->clean, i, n) == n;
+  bits_set(m->clean, i, n, false);
+  box_set_cls(m, i, cls);
+  Block* b = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + uintptr_t(i) * kPageSize);
+  if (!clean) link_set(b, 0);  // (a live block's word must not look free; a clean page's is 0)
+  track_alloc(nullptr, b, size, zero);
+  if (zero && !clean) memset(b, 0, size);
+  return b;
+}
+
+SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
+  unsigned c = box_block_class(s, p, "invalid free", true);
+  if (c == 0) return;  // (reported)
+  Block* b = static_cast<Block*>(p);
+  if (slab_block_looks_free(s, b) && box_is_cached_or_pending(s, b, c)) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
+    return;
+  }
+  // Only this thread can make the owner a heap it is bound to, so "is it mine?" cannot change
+  // under us (box_merge runs on the merging heap's thread).
+  Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+  if (h != nullptr && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self() && h->state == kHeapActive) {
+    if (h == t_home_heap && medium_cache_put(h, s, b, c)) return;
+    track_free(nullptr, p, b, class_size(c));
+    if (box_put(s, unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize), c))
+      box_maybe_release(h, s, true);
+    return;
+  }
+  track_free(nullptr, p, b, class_size(c));
+  if (slab_remote_push(s, b)) remote_notify(s);
+}
+
+size_t box_usable(Slab* s, const void* p, const char* what) {
+  unsigned c = box_block_class(s, p, what, false);
+  return c ? class_size(c) : 0;
+}
+
+SPACES_HOT_TEXT void box_take_back(Heap* h, Slab* s, Block* b) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(s);
+  unsigned i = unsigned(off / kPageSize), c = box_cls(box_of(s), i);
+  SPACES_ASSERT(off % kPageSize == 0 && c >= kNumSmallClasses && s->owner == h);
+  if (box_put(s, i, c)) box_maybe_release(h, s, true);
+}
+
+SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
+  slab_set_state(s, kStateNotified, kStateFull);  // (before the take: a push after it notifies again)
+  if (box_take_remote(s)) box_maybe_release(h, s, true);
+}
+
+void box_sweep(Heap* h, bool all, bool to_arena) {
+  for (Slab* s = h->boxes.head; s;) {
+    Slab* next = s->next;
+    if (box_take_remote(s) || box_of(s)->live == 0) box_maybe_release(h, s, !to_arena);
+    s = next;
+  }
+  if (!(all && to_arena)) return;
+  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
+  for (Slab* s = h->boxes.head; s; s = s->next) {
+    PageBox* m = box_of(s);
+    for (unsigned i = 1; i < kBoxPages;) {
+      i = bits_next(m->free, i, true, kBoxPages);
+      if (i >= kBoxPages) break;
+      unsigned j = bits_next(m->free, i, false, kBoxPages);
+      if (bits_count(m->clean, i, j - i) != j - i) {
+        os_purge(reinterpret_cast<uint8_t*>(s) + uintptr_t(i) * kPageSize, uintptr_t(j - i) * kPageSize);
+        bits_set(m->clean, i, j - i, true);
+      }
+      i = j;
+    }
+  }
+}
+
+void box_merge(Heap* h, Heap* a) {
+  for (Slab* s = a->boxes.head; s;) {
+    Slab* next = s->next;
+    slab_set_state(s, kStateFull, kStateNormal);  // (queued meanwhile: stays with `a`)
+    if (box_state(s) == kStateNormal) {
+      a->boxes.remove(s);
+      a->box_count--;
+      __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
+      h->boxes.push(s);
+      h->box_count++;
+      slab_set_state(s, kStateNormal, kStateFull);
+      if (box_take_remote(s)) box_maybe_release(h, s, true);  // (pushed while it was Normal)
+    }
+    s = next;
+  }
+}
+
+// Is b, a block of box s of class c that looks free, in some heap's medium cache or on the box's
+// remote stack? (A bounded walk of in-box offsets: memory-safe while the lists change.)
+__attribute__((no_sanitize("thread"))) bool box_is_cached_or_pending(Slab* s, Block* b, unsigned c) {
+  if (medium_cached(c, b)) return true;
+  uintptr_t base = reinterpret_cast<uintptr_t>(s), key = s->key;
+  uintptr_t p = tf_ptr(s->thread_free.load(std::memory_order_acquire));
+  for (unsigned steps = 0; p != base && steps < kBoxPages; steps++) {
+    if (p == reinterpret_cast<uintptr_t>(b)) return true;
+    uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ key;
+    if (off >= kBoxGranules * kSlabSize || (off != 0 && off < kPageSize)) break;
+    p = base + off;
+  }
+  return false;
+}
+
+}  // namespace spaces_core

@@ -1,0 +1,251 @@
+// Page boxes (pages.cpp): thread heaps' medium blocks of 16 KiB up to option medium_pages KiB,
+// cut to whole pages from 1 MiB boxes shared by every class.
+#include "test_internal.h"
+
+#include <sys/mman.h>
+
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace {
+// Turns the boxes on (up to 256 KiB) and the medium block cache off for the test's scope (or to
+// `cache` KiB), restoring both after.
+struct BoxesOn {
+  long long pages, cache;
+  explicit BoxesOn(long long cache_kib = 0) : pages(option(kOpt_medium_pages)), cache(option(kOpt_medium_block_cache_kib)) {
+    EXPECT_EQ(spaces_option_set("medium_pages", 256), 0);
+    EXPECT_EQ(spaces_option_set("medium_block_cache_kib", cache_kib), 0);
+  }
+  ~BoxesOn() {
+    spaces_collect(0);  // (the cache's blocks go back while it is still on)
+    spaces_option_set("medium_pages", pages);
+    spaces_option_set("medium_block_cache_kib", cache);
+  }
+};
+Slab* box_holding(void* p) {
+  Slab* s = slab_find(p);
+  return s != nullptr && s->kind == kSlabPages ? s : nullptr;
+}
+unsigned page_of(void* p) {
+  Slab* s = slab_find(p);
+  return unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize);
+}
+}  // namespace
+
+TEST(Pages, EveryClassFromSixteenKiBComesFromABoxOnPageBoundaries) {
+  BoxesOn on;
+  for (unsigned c = kNumSmallClasses; c < kNumClasses; c++) {
+    size_t size = class_size(c);
+    void* p = spaces_malloc(size - 100);
+    ASSERT_NE(p, nullptr);
+    Slab* s = slab_find(p);
+    ASSERT_NE(s, nullptr);
+    if (g_classes.granules[c] == 1) {  // (9-15 KiB: one-granule slabs, as before)
+      EXPECT_EQ(s->kind, kSlabSmall) << "class " << c;
+      spaces_free(p);
+      continue;
+    }
+    EXPECT_EQ(s->kind, kSlabPages) << "class " << c;
+    EXPECT_EQ(s->owner, t_home_heap);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPageSize, 0u);
+    EXPECT_GE(page_of(p), 1u) << "page 0 is the box's header";
+    EXPECT_EQ(spaces_usable_size(p), size) << "the usable size stays the class's";
+    EXPECT_EQ(box_of(s)->cls[page_of(p)], c);
+    memset(p, 0x5a, size);
+    spaces_free(p);
+    EXPECT_EQ(box_of(s)->cls[page_of(p)], 0u);
+  }
+}
+
+TEST(Pages, AFreedBlocksPagesServeTheNextBlockOfAnyClass) {
+  BoxesOn on;
+  void* keep = spaces_malloc(20000);  // (the box stays: its heap's only box is kept anyway)
+  void* a = spaces_malloc(200 << 10);
+  ASSERT_NE(box_holding(a), nullptr);
+  Slab* s = box_holding(a);
+  unsigned free_before = box_of(s)->free_pages;
+  spaces_free(a);
+  EXPECT_EQ(box_of(s)->free_pages, free_before + box_pages_of(medium_class_of(200 << 10)));
+  // A 64 KiB and a 100 KiB block (two other classes) fit where the 200 KiB one was: first fit.
+  void* b = spaces_malloc(64 << 10);
+  void* c = spaces_malloc(100 << 10);
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(c), reinterpret_cast<uintptr_t>(a) + (64 << 10));
+  spaces_free(b);
+  spaces_free(c);
+  spaces_free(keep);
+}
+
+TEST(Pages, BadPointersAndDoubleFreesAreReported) {
+  BoxesOn on;
+  HandlerScope hs;
+  char* p = static_cast<char*>(spaces_malloc(40 << 10));
+  void* keep = spaces_malloc(40 << 10);  // (keeps the box live after p's free)
+  Slab* s = box_holding(p);
+  ASSERT_NE(s, nullptr);
+  spaces_free(p + 8);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE) << "a pointer inside a block";
+  spaces_free(p + 3 * kPageSize);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE) << "a page-aligned pointer inside a block";
+  spaces_free(reinterpret_cast<char*>(s) + kSlabHeader + 64);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE) << "the box's record";
+  EXPECT_EQ(g_caught.count, 3);
+  EXPECT_EQ(spaces_usable_size(p), 40u << 10) << "p is still live";
+  spaces_free(p);
+  EXPECT_EQ(g_caught.count, 3);
+  spaces_free(p);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.count, 4);
+  EXPECT_EQ(spaces_usable_size(p), 0u);
+  EXPECT_EQ(g_caught.count, 5);
+  EXPECT_EQ(spaces_realloc(p, 100), nullptr);
+  EXPECT_EQ(g_caught.count, 6);
+  spaces_free_sized(keep, 41 << 10);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_SIZE_MISMATCH) << "larger than the block";
+  spaces_free_sized(keep, 40 << 10);
+  EXPECT_EQ(g_caught.count, 7);
+}
+
+TEST(Pages, ASecondFreeOfACachedBlockIsReportedFromAnyThread) {
+  BoxesOn on(16384);
+  HandlerScope hs;
+  void* keep = spaces_malloc(30 << 10);
+  void* p = spaces_malloc(30 << 10);
+  ASSERT_NE(box_holding(p), nullptr);
+  spaces_free(p);  // (into this thread's medium cache)
+  spaces_free(p);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.count, 1);
+  std::thread([&] { spaces_free(p); }).join();
+  EXPECT_EQ(g_caught.count, 2);
+  EXPECT_EQ(spaces_malloc(30 << 10), p) << "the cached block is handed out once";
+  spaces_free(p);
+  spaces_free(keep);
+}
+
+TEST(Pages, RemoteFreesGoBackToTheOwnersBoxAndASecondOneIsReported) {
+  BoxesOn on;
+  HandlerScope hs;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 12; i++) blocks.push_back(spaces_malloc(size_t(16 + 8 * i) << 10));
+  Slab* s = box_holding(blocks[0]);
+  ASSERT_NE(s, nullptr);
+  uint32_t live = box_of(s)->live;
+  std::thread([&] {
+    for (void* p : blocks)
+      if (box_holding(p) == s) spaces_free(p);
+    spaces_free(blocks[0]);  // (already on the box's remote stack)
+  }).join();
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(g_caught.count, 1);
+  EXPECT_EQ(box_of(s)->live, live) << "remote frees count as live until the owner takes them";
+  void* q = spaces_malloc(16 << 10);  // (the owner drains its notify list first)
+  EXPECT_EQ(q, blocks[0]) << "the first page run is free again";
+  spaces_free(q);
+  for (void* p : blocks)
+    if (box_holding(p) != s) spaces_free(p);
+  EXPECT_EQ(g_caught.count, 1);
+}
+
+TEST(Pages, CallocZeroesReusedPagesAndReallocKeepsTheContents) {
+  BoxesOn on;
+  void* keep = spaces_malloc(16 << 10);
+  auto* a = static_cast<unsigned char*>(spaces_malloc(96 << 10));
+  memset(a, 0xff, 96 << 10);
+  spaces_free(a);
+  auto* z = static_cast<unsigned char*>(spaces_calloc(1, 90 << 10));
+  ASSERT_EQ(z, a) << "the same pages";
+  for (size_t i = 0; i < (90 << 10); i++) ASSERT_EQ(z[i], 0) << i;
+  for (size_t i = 0; i < (90 << 10); i++) z[i] = (unsigned char)(i * 7);
+  auto* r = static_cast<unsigned char*>(spaces_realloc(z, 200 << 10));
+  ASSERT_NE(r, nullptr);
+  for (size_t i = 0; i < (90 << 10); i++) ASSERT_EQ(r[i], (unsigned char)(i * 7)) << i;
+  auto* r2 = static_cast<unsigned char*>(spaces_realloc(r, 20 << 10));  // (moves: wastes more than half)
+  ASSERT_NE(r2, nullptr);
+  for (size_t i = 0; i < (20 << 10); i++) ASSERT_EQ(r2[i], (unsigned char)(i * 7)) << i;
+  spaces_free(r2);
+  spaces_free(keep);
+}
+
+TEST(Pages, EmptyBoxesGoBackAndAnExitedThreadsBoxesAreCollected) {
+  BoxesOn on;
+  spaces_collect(1);
+  size_t base = stats_now().slabs_in_use;
+  std::vector<void*> blocks;
+  std::thread([&] {
+    for (int i = 0; i < 30; i++) blocks.push_back(spaces_malloc(200 << 10));  // (6 boxes or more)
+  }).join();
+  EXPECT_GE(stats_now().slabs_in_use, base + 6 * kBoxGranules);
+  for (void* p : blocks) spaces_free(p);  // (remote frees into a pooled heap's boxes)
+  spaces_collect(1);
+  EXPECT_LE(stats_now().slabs_in_use, base) << "every box of the exited thread's heap is back";
+  // This thread: boxes beyond the last one go back as they empty.
+  blocks.clear();
+  for (int i = 0; i < 30; i++) blocks.push_back(spaces_malloc(200 << 10));
+  for (void* p : blocks) spaces_free(p);
+  EXPECT_EQ(t_home_heap->box_count, 1u);
+  EXPECT_LE(stats_now().slabs_in_use, base + kBoxGranules);
+  spaces_collect(1);
+  EXPECT_EQ(t_home_heap->box_count, 0u);
+}
+
+TEST(Pages, CollectPurgesTheFreePagesOfTheBoxesKept) {
+  BoxesOn on;
+  void* keep = spaces_malloc(16 << 10);
+  void* big = spaces_malloc(256 << 10);
+  memset(big, 1, 256 << 10);
+  Slab* s = box_holding(big);
+  ASSERT_EQ(s, box_holding(keep));
+  spaces_free(big);
+  auto resident = [&] {
+    std::vector<unsigned char> v(256 / 4);
+    EXPECT_EQ(mincore(big, 256 << 10, v.data()), 0);
+    size_t n = 0;
+    for (unsigned char c : v) n += c & 1;
+    return n;
+  };
+  EXPECT_EQ(resident(), 64u) << "freed pages stay resident for the next block";
+  spaces_collect(1);
+  EXPECT_EQ(resident(), 0u);
+  auto* z = static_cast<unsigned char*>(spaces_calloc(1, 256 << 10));
+  EXPECT_EQ(static_cast<void*>(z), big);
+  EXPECT_EQ(resident(), 0u) << "calloc of purged (clean) pages writes nothing";
+  spaces_free(z);
+  spaces_free(keep);
+}
+
+TEST(Pages, ThreadsTradingBlocksKeepEveryBlockIntact) {
+  BoxesOn on;
+  HandlerScope hs;
+  constexpr int kThreads = 4, kRounds = 3000;
+  std::vector<std::atomic<void*>> slots(64);
+  for (auto& s : slots) s.store(nullptr);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; t++)
+    ts.emplace_back([&, t] {
+      uint64_t x = uint64_t(t) * 7919 + 1;
+      for (int i = 0; i < kRounds; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        size_t size = (16 << 10) + size_t(x >> 40) % (240 << 10);
+        auto* p = static_cast<unsigned char*>(spaces_malloc(size));
+        ASSERT_NE(p, nullptr);
+        p[0] = p[size - 1] = (unsigned char)size;
+        memcpy(p + 8, &size, sizeof size);
+        void* old = slots[(x >> 20) % slots.size()].exchange(p);
+        if (old) {
+          auto* o = static_cast<unsigned char*>(old);
+          size_t n;
+          memcpy(&n, o + 8, sizeof n);
+          ASSERT_EQ(o[0], (unsigned char)n);
+          ASSERT_EQ(o[n - 1], (unsigned char)n);
+          ASSERT_GE(spaces_usable_size(o), n);
+          spaces_free(o);
+        }
+      }
+    });
+  for (auto& t : ts) t.join();
+  for (auto& s : slots) spaces_free(s.exchange(nullptr));
+  EXPECT_EQ(g_caught.count, 0);
+  spaces_collect(1);
+}
