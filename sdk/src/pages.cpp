@@ -1,5 +1,5 @@
 // pages.cpp - page boxes: a thread heap's medium blocks of 16-256 KiB, cut to whole pages from
-// 1 MiB boxes that every class shares (option medium_pages, default on).
+// 1 MiB boxes that every class shares (option medium_pages; off by default).
 //
 // Why: with a slab per class, each of the 32 medium classes above one granule keeps resident
 // the most blocks it ever had live at once, and a program whose medium blocks change sizes (a
@@ -119,11 +119,19 @@ void box_release(Heap* h, Slab* s) {
   give_to_arena(s, kBoxGranules, nullptr);
 }
 
-// Owner: an empty box goes back to its arena unless it is the heap's last (a heap that keeps one
-// medium block live at a time must not take and return a box on every malloc).
-void box_maybe_release(Heap* h, Slab* s, bool keep_last) {
-  if (box_of(s)->live != 0 || (keep_last && h->box_count == 1)) return;
+// Owner: an empty box goes back to its arena unless `keep` and the heap keeps fewer empty boxes
+// than option medium_cache_kib allows (at least one): a heap whose medium blocks come and go must
+// not take a box from its arena and give it back on every few mallocs (two shard-lock round
+// trips, a purge of the whole box and its pages' faults each time).
+void box_maybe_release(Heap* h, Slab* s, bool keep) {
+  if (box_of(s)->live != 0) return;
   if (box_state(s) == kStateNotified || !box_stack_empty(s)) return;  // (its drain is coming)
+  if (keep) {
+    long long budget = option(kOpt_medium_cache_kib) / 1024;
+    long long empty = 0;
+    for (Slab* o = h->boxes.head; o && empty < budget; o = o->next) empty += o != s && box_of(o)->live == 0;
+    if (empty < (budget < 1 ? 1 : budget)) return;
+  }
   box_release(h, s);
 }
 
@@ -154,8 +162,8 @@ SPACES_NOINLINE __attribute__((cold)) void box_report(Slab* s, const void* p, co
   for (unsigned j = aligned ? i - 1 : i, steps = 0; j >= 1 && steps < 64; j--, steps++) {
     unsigned c = box_cls(m, j);
     if (c == 0) continue;
-    if (c < kNumClasses && j * kPageSize + class_size(c) > off) {
-      strcat(msg, " (pointer inside a block)");
+    if (c < kNumClasses && (j + box_pages_of(c)) * kPageSize > off) {  // (its pages: the slack too)
+      strcat(msg, j * kPageSize + class_size(c) > off ? " (pointer inside a block)" : " (pointer past the end of a block)");
       report_error(SPACES_ERROR_INVALID_FREE, const_cast<void*>(p), msg);
       return;
     }
@@ -203,16 +211,27 @@ bool box_take_remote(Slab* s) {
   return empty;
 }
 
+// The first of h's boxes with a run of n free pages (its first page in *at), or NULL.
+Slab* box_search(Heap* h, unsigned n, unsigned* at) {
+  for (Slab* s = h->boxes.head; s; s = s->next) {
+    PageBox* m = box_of(s);
+    if (m->free_pages >= n && (*at = box_find(m, n)) != 0) return s;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
   if (h->notify.load(std::memory_order_relaxed) != nullptr) heap_drain_notify(h);
   unsigned n = box_pages_of(cls), i = 0;
-  Slab* s = h->boxes.head;
-  for (; s; s = s->next) {
-    PageBox* m = box_of(s);
-    if (m->free_pages >= n && (i = box_find(m, n)) != 0) break;
+  Slab* s = box_search(h, n, &i);
+  if (s == nullptr) {
+    // A stale pooled heap's boxes before fresh ones (heap_try_adopt merges it into h, its boxes too)
+    uint32_t had = h->box_count;
+    heap_try_adopt(h, cls);
+    if (h->box_count != had) s = box_search(h, n, &i);
   }
   if (s == nullptr) {
     s = box_new(h);
@@ -244,7 +263,11 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
   // Only this thread can make the owner a heap it is bound to, so "is it mine?" cannot change
   // under us (box_merge runs on the merging heap's thread).
   Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-  if (h != nullptr && __atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self() && h->state == kHeapActive) {
+  if (SPACES_UNLIKELY(h == nullptr)) {  // (the box went back to its arena since the checks above:
+    report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");  // a racing second free)
+    return;
+  }
+  if (__atomic_load_n(&h->tp, __ATOMIC_RELAXED) == thread_self() && h->state == kHeapActive) {
     if (h == t_home_heap && medium_cache_put(h, s, b, c)) return;
     track_free(nullptr, p, b, class_size(c));
     if (box_put(s, unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize), c))
@@ -269,7 +292,8 @@ SPACES_HOT_TEXT void box_take_back(Heap* h, Slab* s, Block* b) {
 
 SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
   slab_set_state(s, kStateNotified, kStateFull);  // (before the take: a push after it notifies again)
-  if (box_take_remote(s)) box_maybe_release(h, s, true);
+  box_take_remote(s);
+  box_maybe_release(h, s, true);  // (also when a sweep took the stack while the box was queued)
 }
 
 void box_sweep(Heap* h, bool all, bool to_arena) {
@@ -278,7 +302,7 @@ void box_sweep(Heap* h, bool all, bool to_arena) {
     if (box_take_remote(s) || box_of(s)->live == 0) box_maybe_release(h, s, !to_arena);
     s = next;
   }
-  if (!(all && to_arena)) return;
+  if (!(all && to_arena) || option(kOpt_arena_huge_pages) != 0) return;  // (a purge would split THPs)
   // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
   for (Slab* s = h->boxes.head; s; s = s->next) {
     PageBox* m = box_of(s);

@@ -91,6 +91,13 @@ TEST(Pages, BadPointersAndDoubleFreesAreReported) {
   spaces_free(reinterpret_cast<char*>(s) + kSlabHeader + 64);
   EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE) << "the box's record";
   EXPECT_EQ(g_caught.count, 3);
+  char* q = static_cast<char*>(spaces_malloc(18 << 10));  // (5 pages: 2 KiB of slack in the last)
+  ASSERT_EQ(box_holding(q), s);
+  spaces_free(q + (18 << 10) + 64);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE) << "past the end of a live block, in its last page";
+  EXPECT_EQ(g_caught.count, 4);
+  spaces_free(q);
+  g_caught.count = 3;
   EXPECT_EQ(spaces_usable_size(p), 40u << 10) << "p is still live";
   spaces_free(p);
   EXPECT_EQ(g_caught.count, 3);
