@@ -126,6 +126,6 @@ int main(int argc, char **argv) {
   double secs = seconds_since(t0);
   uint64_t ops = 0, sum = 0;
   for (auto &w : ws) ops += w.ops, sum += w.sum;
-  print_result(kName, threads, ops, secs, sum);
+  print_result(c.touch_all ? "medium_touch" : kName, threads, ops, secs, sum);
   return 0;
 }

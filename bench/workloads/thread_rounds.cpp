@@ -122,6 +122,6 @@ int main(int argc, char **argv) {
   for (auto &v : carry)
     for (const Item &it : v) sum += release(it);
   for (uint64_t s : sums) sum += s;
-  print_result(kName, c.threads, (uint64_t)c.rounds * c.threads * c.allocs, secs, sum);
+  print_result(c.touch_all ? "thread_rounds_touch" : kName, c.threads, (uint64_t)c.rounds * c.threads * c.allocs, secs, sum);
   return 0;
 }
