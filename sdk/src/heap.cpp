@@ -247,7 +247,6 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   h->mcache_bytes = 0;
   memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
-  h->boxes.head = nullptr;
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held
@@ -612,8 +611,7 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     }
   }
   if (cls >= kNumSmallClasses && h->chunk == nullptr && box_class(cls)) {  // (pages.cpp)
-    void* p = box_alloc(h, cls, size, zero);
-    return p ? p : out_of_memory(size);
+    if (void* p = box_alloc(h, cls, size, zero)) return p;  // (NULL: no box; the slabs may serve)
   }
   for (;;) {
     Slab* s = h->cur[cls];

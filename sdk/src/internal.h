@@ -540,7 +540,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(medium_cache_kib, 1024, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) each thread heap keeps") \
-  X(medium_pages, 0, 0, 256, "KiB: thread heaps' medium blocks from 16 KiB up to this size are cut to whole pages from 1 MiB page boxes that every class shares (0: none; the others have a slab of their own per class)") \
+  X(medium_pages, 256, 0, 256, "KiB: thread heaps' medium blocks from 16 KiB up to this size are cut to whole pages from 1 MiB page boxes that every class shares (0: none; the others have a slab of their own per class)") \
   X(medium_block_cache_kib, 16384, 0, 1048576, "KiB of freed medium blocks each thread heap keeps for its next mallocs of the same class (at most 16 per class; 0: none)") \
   X(arena_cache, 2, 0, 4096, "fully free arenas kept mapped (purged) instead of unmapped")       \
   X(abort_on_oom, 0, 0, 1, "report out-of-memory to the error handler instead of ENOMEM")          \
@@ -661,6 +661,7 @@ constexpr uint32_t kRemoteBlockMax = 1024;
 // one that stopped allocating altogether keeps them until spaces_collect or its exit). Other
 // threads read `n` and `b` only to look for a double free.
 constexpr unsigned kNumMediumClasses = kNumClasses - kNumSmallClasses;
+constexpr unsigned kMaxBoxes = 64;  // page boxes per thread heap (pages.cpp): 64 MiB of medium blocks
 constexpr unsigned kMediumCacheSlots = 16;
 constexpr uint64_t kMediumCacheAge = uint64_t(1) << 16;  // slow mallocs without a use of the class
 struct MediumCache {
@@ -711,8 +712,11 @@ struct alignas(64) Heap {
   uint32_t remote_epoch;             // g_remote_epoch when last flushed whole
   // thread heaps: medium blocks freed by the owning thread, waiting for its next malloc
   uint32_t mcache_bytes;             // bytes of blocks in mcache
-  uint32_t box_count;                // thread heaps: page boxes (pages.cpp) in `boxes`
-  SlabList boxes;                    // linked by next/prev
+  uint32_t box_count;                // thread heaps: page boxes (pages.cpp), in box_idx
+  struct BoxSlot {                   // a box and what box_alloc's search needs of it, so that the
+    Slab* box;                       // search reads this array and not every box's header
+    uint16_t max_run, free_pages;    // (copies of its PageBox's, refreshed by its owner)
+  } box_idx[kMaxBoxes];              // in address order; a box's index is its Slab::cls
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
@@ -856,7 +860,9 @@ constexpr unsigned kBoxWords = kBoxPages / 64;
 struct PageBox {
   uint64_t free[kBoxWords];   // a bit per page: free (page 0, the header's, never)
   uint64_t clean[kBoxWords];  // a bit per page: zero (fresh or purged, not handed out since)
-  uint32_t free_pages;
+  uint16_t free_pages;
+  uint16_t max_run;           // at least the longest run of free pages (exact after a search of
+                              // the box that found no fit: box_alloc skips boxes whose runs are short)
   uint32_t live;              // blocks handed out and not back in `free` (cached and remotely
                               // freed ones, not yet taken back, count)
   uint8_t cls[kBoxPages];     // at a live block's first page: its class; 0 elsewhere

@@ -31,6 +31,7 @@ size_t resident_pages(uintptr_t lo, uintptr_t hi) {
 }  // namespace
 
 TEST(Medium, EveryClassServesItsSizeFromAThreadHeapSlab) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   for (unsigned c = kNumSmallClasses; c < kNumClasses; c++) {
     size_t size = class_size(c);
     std::vector<void*> blocks;
@@ -78,6 +79,7 @@ TEST(Medium, SizesMapToTheSmallestClassThatFits) {
 }
 
 TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   HandlerScope scope;
   const size_t size = 100000;  // class 104 KiB: slabs of 8 granules
   std::vector<void*> blocks;
@@ -109,6 +111,7 @@ TEST(Medium, InteriorAndDoubleFreesInLaterGranulesAreReported) {
 }
 
 TEST(Medium, RemoteFreesAreReusedByTheOwner) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   for (int mixed = 0; mixed < 2; mixed++) {
     spaces_collect(1);  // (nothing cached: the blocks below come from slabs)
     std::vector<void*> blocks;
@@ -136,6 +139,7 @@ TEST(Medium, RemoteFreesAreReusedByTheOwner) {
 }
 
 TEST(Medium, EmptiedSlabsAreCachedThenGivenBack) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   size_t base = slabs_in_use();
   std::vector<void*> blocks;
@@ -155,6 +159,7 @@ TEST(Medium, EmptiedSlabsAreCachedThenGivenBack) {
 }
 
 TEST(Medium, AlignedRequestsUpTo256BytesUseTheClasses) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   void* p = spaces_aligned_alloc(256, 50000);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 256, 0u);
@@ -190,6 +195,7 @@ size_t live_bytes() {
 }  // namespace
 
 TEST(MediumCache, AFreedBlockServesTheNextMallocOfItsClassWithoutTouchingItsSlab) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   std::vector<void*> blocks;
   for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
@@ -232,6 +238,7 @@ TEST(MediumCache, AFreedBlockServesTheNextMallocOfItsClassWithoutTouchingItsSlab
 }
 
 TEST(MediumCache, ASecondFreeOfACachedBlockIsReportedFromAnyThread) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   HandlerScope scope;
   std::vector<void*> blocks;
@@ -282,6 +289,7 @@ TEST(MediumCache, ASecondFreeOfACachedBlockIsReportedFromAnyThread) {
 }
 
 TEST(MediumCache, KeepsToItsBoundsAndTheOptionTurnsItOff) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   long long old = option(kOpt_medium_block_cache_kib);
   ASSERT_EQ(spaces_option_set("medium_block_cache_kib", 1024), 0);
@@ -313,6 +321,7 @@ TEST(MediumCache, KeepsToItsBoundsAndTheOptionTurnsItOff) {
 }
 
 TEST(MediumCache, AThreadsCachedBlocksGoBackToTheirSlabsWhenItExits) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   size_t base = slabs_in_use();
   Heap* h = nullptr;
@@ -331,6 +340,7 @@ TEST(MediumCache, AThreadsCachedBlocksGoBackToTheirSlabsWhenItExits) {
 }
 
 TEST(MediumCache, RemoteFreesOfOtherBlocksStillEmptyASlabOnceTheCacheIsFlushed) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   // A slab whose blocks are half cached by the owner and half freed by another thread empties
   // when the owner flushes (spaces_collect): nothing is stranded.
   spaces_collect(1);
@@ -346,6 +356,7 @@ TEST(MediumCache, RemoteFreesOfOtherBlocksStillEmptyASlabOnceTheCacheIsFlushed) 
 }
 
 TEST(MediumCache, AWriteAfterFreeIsCaughtBeforeTheBlockIsHandedOutAgain) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   HandlerScope scope;
   std::vector<void*> blocks;
@@ -391,6 +402,7 @@ TEST(MediumCache, AWriteAfterFreeIsCaughtBeforeTheBlockIsHandedOutAgain) {
 }
 
 TEST(MediumCache, AClassUnusedForAWhileGoesBackToItsSlabs) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   std::vector<void*> blocks;
   for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
@@ -406,6 +418,7 @@ TEST(MediumCache, AClassUnusedForAWhileGoesBackToItsSlabs) {
 }
 
 TEST(MediumCache, CollectFlushesTheThreadsCacheWhileItHasCapturedARegion) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   std::vector<void*> blocks;
   for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
@@ -425,6 +438,7 @@ TEST(MediumCache, CollectFlushesTheThreadsCacheWhileItHasCapturedARegion) {
 // the pages past its first block back at once (heap_new_medium_slab): a class with one live block
 // holds those pages, not the run's. The blocks carved later read as fresh memory.
 TEST(Medium, ASlabCutFromDirtyGranulesKeepsOnlyItsFirstBlockResident) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);  // (pooled heaps' empty slabs and earlier tests' dirty runs back or purged)
   long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
   ASSERT_EQ(spaces_option_set("purge_delay_ms", -1), 0);  // the freed run stays dirty

@@ -49,6 +49,7 @@ TEST(PageMap, HeadBitsFollowSlabs) {
 // mark (the free fast path's byte); slab_find follows them; all go back to 0 when the slab
 // returns to its arena, so a stale pointer into the run is never taken for a block.
 TEST(PageMap, MediumSlabGranulesLeadBackToTheirHead) {
+  MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
   spaces_collect(1);
   std::vector<void*> v;
   void* past = nullptr;  // a block past its slab's first granule

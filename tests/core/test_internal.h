@@ -26,6 +26,13 @@ struct HandlerScope {
   }
   ~HandlerScope() { spaces_set_error_handler(nullptr, nullptr); }
 };
+// Medium classes from per-class slabs for the scope (option medium_pages 0), for the tests of the
+// slab path and the medium block cache; page boxes serve them by default (pages_test.cpp).
+struct MediumSlabsScope {
+  long long old = spaces_option_get("medium_pages");
+  MediumSlabsScope() { spaces_option_set("medium_pages", 0); }
+  ~MediumSlabsScope() { spaces_option_set("medium_pages", old); }
+};
 // Process statistics now (spaces_stats with the current layout).
 inline struct spaces_stats stats_now() {
   struct spaces_stats st;
