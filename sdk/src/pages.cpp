@@ -1,39 +1,53 @@
 // pages.cpp - page boxes: a thread heap's medium blocks of 16-256 KiB, cut to whole pages from
-// 1 MiB boxes that every class shares (option medium_pages; off by default).
+// 1 MiB boxes that every class shares (option medium_pages, default 256 KiB: every class above
+// one granule; 0 gives them per-class slabs again).
 //
 // Why: with a slab per class, each of the 32 medium classes above one granule keeps resident
 // the most blocks it ever had live at once, and a program whose medium blocks change sizes (a
 // buffer grown by realloc, a round of work whose big blocks come in random sizes) ends up
 // holding the sum of those maxima. In a box a freed block's pages serve the next block of any
 // class, with no page fault, so a heap holds about the most medium bytes it ever had live at once
-// (docs/design.md, "Page boxes"; the figures are in docs/benchmarks.md).
+// (docs/design.md, "Page boxes"; the figures are in docs/benchmarks.md: where programs write
+// their blocks, 2-4x less RSS than per-class slabs).
 //
 // Layout (internal.h, PageBox): 16 granules; page 0 holds the Slab header (kind kSlabPages) and
-// the record: a bit per page for free pages and for clean ones (zero: fresh or purged), and a
-// byte per page, the class of the live block that starts there. A block of class c takes
-// box_pages_of(c) pages from a page boundary; its usable size stays the class's size, as a slab
-// slot's. The page map marks the box like a 16-granule medium slab (head byte, back offsets), so
-// free() finds its header the way it finds a slab's; fast_owner is 0, so free's inline path
-// always leaves for free_by_kind, which calls box_free.
+// the record: a bit per page for free pages and for clean ones (zero: fresh or purged), the free
+// page count, the longest free run (an upper bound: exact after a search that found no fit, and
+// raised by each free to the run the freed pages join), and a byte per page, the class of the
+// live block that starts there. A block of class c takes box_pages_of(c) pages from a page
+// boundary; its usable size stays the class's size, as a slab slot's. The page map marks the box
+// like a 16-granule medium slab (head byte, back offsets), so free() finds its header the way it
+// finds a slab's; fast_owner is 0, so free's inline path always leaves for free_by_kind, which
+// calls box_free.
+//
+// Finding room: the heap keeps its boxes in an index (Heap::box_idx, at most kMaxBoxes) in
+// address order, each with copies of its free page count and longest run, so a malloc reads
+// that array and only the bitmaps of boxes that may fit (reading every box's header cost `medium`
+// a cache miss per box per malloc). Address-ordered first fit fills the lowest boxes and lets
+// the highest drain. A heap whose index is full takes the class's slab path instead. (Keeping
+// the longest run exact after every malloc, which costs a scan of the whole box, measured no
+// faster.)
 //
 // Who touches what:
 //   - the owner thread (or whoever holds an abandoned heap exclusively): the bitmaps, the counts,
-//     the class bytes, the heap's list of boxes (h->boxes). No atomic read-modify-write on its
-//     malloc or free; the class bytes are written with relaxed atomic stores because other
-//     threads read a block's byte when they free it (after the malloc that wrote it, through the
-//     program's own hand-over) and the census reads them all.
+//     the class bytes, the heap's index. No atomic read-modify-write on its malloc or free; the
+//     class bytes are written with relaxed atomic stores because other threads read a block's
+//     byte when they free it (after the malloc that wrote it, through the program's own
+//     hand-over) and the census reads them all.
 //   - other threads: the remote stack (thread_free, slab.cpp's push). A box is always kStateFull
 //     while nobody has queued it, so the first remote free after each drain puts it on the
 //     owner's notify list; the owner drains it (box_drain) in its next box_alloc or heap_sweep.
 //     Remotely freed blocks stay `live` until then, so a box with one waiting is never released.
 //   - the owner changes only in box_merge, through kStateNormal (no push reads `owner` then), as
 //     heap_merge moves slabs.
-// Double frees: a block's class byte is 0 once its pages are back, so a second free of those is
-// reported at once (as an interior pointer when it falls inside a live block). Blocks in the
-// owner's medium cache or on the remote stack carry a link word that looks free (the box's key),
-// and a free of such a block looks for it in every heap's cache and on the stack first.
-// Empty boxes: the heap keeps its last one; others go back to their arena (dirty, purged there by
-// the decay curve). Free pages inside a box stay resident until the box empties, except at
+// Box blocks never enter the medium block cache (it would hold their pages away from the other
+// classes). Double frees: a block's class byte is 0 once its pages are back, so a second free is
+// reported at once (as an interior pointer when it falls inside a live block); a block on the
+// remote stack carries a link word that looks free (the box's key), and a free of such a block
+// looks for it on the stack (and in the caches) first.
+// Empty boxes: the heap keeps up to medium_cache_kib of them (at least one); others go back to
+// their arena (dirty, purged there by the decay curve). A box cut from dirty granules is not
+// purged. Free pages inside a box stay resident until the box empties, except at
 // spaces_collect(1) (and malloc_trim), which purges them.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
