@@ -247,6 +247,7 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   h->mcache_bytes = 0;
   memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
+  memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads one slot past the count)
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held
@@ -389,7 +390,10 @@ SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
     Slab* cur = h->cur[c];
     if (cur != &g_empty_slab) {
       slab_collect_remote(cur);
-      if (all && cur->used == 1 && slab_state(cur) != kStateNotified) {  // 1: the phantom
+      // (an empty slab of a class page boxes serve now is never allocated from again: it was the
+      // fallback of a heap whose box index was full, or medium_pages changed)
+      bool stranded = c >= kNumSmallClasses && h->chunk == nullptr && box_class(c);
+      if ((all || stranded) && cur->used == 1 && slab_state(cur) != kStateNotified) {  // 1: the phantom
         heap_set_cur(h, c, &g_empty_slab);
         heap_release_slab(h, cur, to_arena);
       }
@@ -744,6 +748,7 @@ void heap_after_fork_child() {
       memset(h->remote, 0, sizeof h->remote);
       h->remote_live = 0;
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
+      box_after_fork(h);      // (its thread may have been shifting the box index)
       pool_put(h, now);
     }
   }

@@ -885,6 +885,7 @@ void box_drain(Heap* h, Slab* s);                // owner: the box was on h->not
 void box_sweep(Heap* h, bool all, bool to_arena);  // heap_sweep's part: empty boxes out, (all &&
                                                    // to_arena) free pages purged
 void box_merge(Heap* h, Heap* a);                // heap_merge's part: a's boxes to h
+void box_after_fork(Heap* h);                    // fork child: a dead thread's index repaired
 bool box_is_cached_or_pending(Slab* s, Block* b, unsigned cls);  // double-free check (racy hint)
 
 // ---- api (api.cpp) --------------------------------------------------------------------------

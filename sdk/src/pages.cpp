@@ -124,6 +124,7 @@ void box_unlink(Heap* h, Slab* s) {
     h->box_idx[k].box->cls = uint8_t(k);
   }
   h->box_count--;
+  h->box_idx[h->box_count].box = nullptr;  // (box_after_fork reads one slot past the count)
 }
 
 Slab* box_new(Heap* h) {
@@ -378,6 +379,7 @@ SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
 
 void box_sweep(Heap* h, bool all, bool to_arena) {
   for (unsigned k = h->box_count; k-- > 0;) {  // (from the end: a release shifts what follows)
+    if (k >= h->box_count) continue;  // (an error handler run by a corrupted stack freed boxes)
     Slab* s = h->box_idx[k].box;
     box_take_remote(s);
     box_after_put(h, s, !to_arena);
@@ -412,6 +414,21 @@ void box_merge(Heap* h, Heap* a) {
     box_take_remote(s);  // (pushed while it was Normal)
     box_after_put(h, s, true);
   }
+}
+
+// Fork child, a dead thread's heap h: its thread may have stopped inside box_link or box_unlink,
+// in the middle of shifting the index, which then holds one box twice (side by side) or a slot
+// past box_count. Rebuilt from the slots that name a box of h, once each. (A box being linked or
+// unlinked at that moment may be left out: its megabyte stays unused, never freed twice.)
+void box_after_fork(Heap* h) {
+  unsigned w = 0, end = h->box_count < kMaxBoxes ? h->box_count + 1 : kMaxBoxes;
+  for (unsigned k = 0; k < end; k++) {
+    Slab* s = h->box_idx[k].box;
+    if (s == nullptr || s->kind != kSlabPages || s->owner != h || (w > 0 && h->box_idx[w - 1].box == s)) continue;
+    h->box_idx[w] = h->box_idx[k];
+    s->cls = uint8_t(w++);
+  }
+  h->box_count = w;
 }
 
 // Is b, a block of box s of class c that looks free, in some heap's medium cache or on the box's

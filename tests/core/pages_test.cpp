@@ -261,3 +261,50 @@ TEST(Pages, ThreadsTradingBlocksKeepEveryBlockIntact) {
   EXPECT_EQ(g_caught.count, 0);
   spaces_collect(1);
 }
+
+TEST(Pages, AHeapWithAFullIndexUsesTheClassSlabsAndGivesThemBackLater) {
+  BoxesOn on;
+  spaces_collect(1);
+  std::vector<void*> blocks;
+  size_t boxed = 0, slabbed = 0;
+  for (unsigned i = 0; i < 3 * kMaxBoxes + 12; i++) {  // (three 256 KiB blocks fill a box)
+    void* p = spaces_malloc(256 << 10);
+    ASSERT_NE(p, nullptr);
+    Slab* s = slab_find(p);
+    ASSERT_NE(s, nullptr);
+    (s->kind == kSlabPages ? boxed : slabbed)++;
+    memset(p, 7, 4096);
+    blocks.push_back(p);
+  }
+  EXPECT_EQ(t_home_heap->box_count, kMaxBoxes);
+  EXPECT_EQ(boxed, 3u * kMaxBoxes);
+  EXPECT_EQ(slabbed, 12u) << "past 64 boxes the class's slabs serve it";
+  for (void* p : blocks) spaces_free(p);
+  spaces_collect(0);  // (a thread's sweep: the class's emptied current slab goes back too)
+  unsigned cls = medium_class_of(256 << 10);
+  EXPECT_EQ(t_home_heap->cur[cls], &g_empty_slab) << "no stranded slab of a boxed class";
+  void* q = spaces_malloc(256 << 10);
+  EXPECT_EQ(slab_find(q)->kind, kSlabPages);
+  spaces_free(q);
+  spaces_collect(1);
+}
+
+TEST(Pages, CallocFromABoxCutFromDirtyGranulesIsZero) {
+  BoxesOn on;
+  std::vector<unsigned char*> blocks;
+  for (int i = 0; i < 40; i++) {  // (14 boxes: most go back to the arena, dirty, when freed)
+    auto* p = static_cast<unsigned char*>(spaces_malloc(256 << 10));
+    memset(p, 0xa5, 256 << 10);
+    blocks.push_back(p);
+  }
+  for (auto* p : blocks) spaces_free(p);
+  blocks.clear();
+  for (int i = 0; i < 40; i++) {
+    auto* p = static_cast<unsigned char*>(spaces_calloc(1, 250 << 10));
+    ASSERT_NE(p, nullptr);
+    for (size_t k = 0; k < (250 << 10); k += 512) ASSERT_EQ(p[k], 0) << i << " " << k;
+    blocks.push_back(p);
+  }
+  for (auto* p : blocks) spaces_free(p);
+  spaces_collect(1);
+}
