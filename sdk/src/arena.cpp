@@ -272,7 +272,7 @@ SPACES_HOT_TEXT void bits_set(uint64_t* b, unsigned i, unsigned n, bool on) {
     n -= m;
   }
 }
-unsigned bits_count(const uint64_t* b, unsigned i, unsigned n) {
+SPACES_HOT_TEXT unsigned bits_count(const uint64_t* b, unsigned i, unsigned n) {
   unsigned c = 0;
   while (n) {
     unsigned k = i & 63, m = 64 - k < n ? 64 - k : n;
@@ -282,7 +282,7 @@ unsigned bits_count(const uint64_t* b, unsigned i, unsigned n) {
   }
   return c;
 }
-unsigned bits_next(const uint64_t* b, unsigned i, bool v, unsigned end = kSpanGranules) {
+SPACES_HOT_TEXT unsigned bits_next(const uint64_t* b, unsigned i, bool v, unsigned end = kSpanGranules) {
   while (i < end) {
     uint64_t w = v ? b[i >> 6] : ~b[i >> 6];
     w &= ~uint64_t(0) << (i & 63);

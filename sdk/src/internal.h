@@ -337,6 +337,24 @@ SPACES_INLINE unsigned popcount64(uint64_t x) {
 #endif
 }
 SPACES_INLINE uintptr_t slab_end(const Slab* s) { return s->bump_end; }
+// The header of a granule run that is no size-class slab (a large block's run or mapping, a page
+// box): no free list, no class, no block the inline free path may take (fast_owner 0, capacity
+// 0), nothing aligned or sampled. The caller sets key, used and its kind's own fields.
+SPACES_INLINE void slab_header_reset(Slab* h, uint8_t kind, Heap* owner) {
+  h->free = h;
+  h->block_size = 0;
+  __atomic_store_n(&h->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
+  h->owner = owner;
+  h->chunk = nullptr;
+  h->kind = kind;
+  h->cls = 0;
+  __atomic_store_n(&h->attached, uint8_t(0), __ATOMIC_RELAXED);
+  h->has_aligned = 0;
+  h->sampled = 0;
+  h->capacity = 0;
+  h->bump = 0;
+  h->bump_end = 0;
+}
 SPACES_INLINE uintptr_t slab_span(const Slab* s) { return uintptr_t(g_classes.granules[s->cls]) << kSlabShift; }
 SPACES_INLINE uintptr_t slab_encode(const Slab* s, const void* next) {
   return (reinterpret_cast<uintptr_t>(next) - reinterpret_cast<uintptr_t>(s)) ^ s->key;

@@ -44,21 +44,9 @@ SPACES_INLINE uintptr_t user_ptr_in(uintptr_t start, size_t align) {
 SPACES_HOT_TEXT Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t length, size_t user_size) {
   Slab* h = slab_of(reinterpret_cast<void*>(p));
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(h, kSlabHeader));  // may lie in an old block memcheck freed
-  h->free = h;
+  slab_header_reset(h, kind, nullptr);
   h->key = 0;
   h->used = 1;
-  h->block_size = 0;
-  __atomic_store_n(&h->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
-  h->owner = nullptr;
-  h->chunk = nullptr;
-  h->kind = kind;
-  h->cls = 0;
-  __atomic_store_n(&h->attached, uint8_t(0), __ATOMIC_RELAXED);
-  h->has_aligned = 0;
-  h->sampled = 0;
-  h->capacity = 0;
-  h->bump = 0;
-  h->bump_end = 0;
   h->map_base = base;
   if (kind == kSlabLargeRun)
     h->run_granules = length;

@@ -64,7 +64,7 @@ SPACES_INLINE void box_set_cls(PageBox* m, unsigned i, unsigned c) {
 // First fit: the lowest run of n free pages (0: none). Address order keeps blocks packed at the
 // start of the box, so the free pages at its end stay in one run for the largest classes. A
 // search that finds none has seen every run: the longest becomes the box's max_run.
-unsigned box_find(PageBox* m, unsigned n) {
+SPACES_HOT_TEXT unsigned box_find(PageBox* m, unsigned n) {
   if (m->free_pages < n || m->max_run < n) return 0;
   unsigned longest = 0;
   for (unsigned i = 1;;) {
@@ -79,7 +79,7 @@ unsigned box_find(PageBox* m, unsigned n) {
   return 0;
 }
 // The first used page before page i (0, the header's, if none): the start of a free run ending at i.
-unsigned bits_prev_used(const uint64_t* w, unsigned i) {
+SPACES_HOT_TEXT unsigned bits_prev_used(const uint64_t* w, unsigned i) {
   for (int k = int(i >> 6); k >= 0; k--) {
     uint64_t x = ~w[k];
     if (unsigned(k) == i >> 6) x &= (i & 63) ? ~uint64_t(0) >> (64 - (i & 63)) : 0;
@@ -105,7 +105,7 @@ SPACES_INLINE void box_sync(Heap* h, Slab* s) {
 // the lowest boxes and leaves the highest to drain and go back (with the newest first, new blocks
 // went to the box made last while older ones emptied, and boxes cycled through the arena: at one
 // thread `medium` took 250 000 page faults instead of 3 500). false: the index is full.
-bool box_link(Heap* h, Slab* s) {
+SPACES_HOT_TEXT bool box_link(Heap* h, Slab* s) {
   if (h->box_count == kMaxBoxes) return false;
   unsigned k = h->box_count;
   for (; k > 0 && h->box_idx[k - 1].box > s; k--) {
@@ -118,7 +118,7 @@ bool box_link(Heap* h, Slab* s) {
   box_sync(h, s);
   return true;
 }
-void box_unlink(Heap* h, Slab* s) {
+SPACES_HOT_TEXT void box_unlink(Heap* h, Slab* s) {
   for (unsigned k = s->cls; k + 1 < h->box_count; k++) {
     h->box_idx[k] = h->box_idx[k + 1];
     h->box_idx[k].box->cls = uint8_t(k);
@@ -127,7 +127,7 @@ void box_unlink(Heap* h, Slab* s) {
   h->box_idx[h->box_count].box = nullptr;  // (box_after_fork reads one slot past the count)
 }
 
-Slab* box_new(Heap* h) {
+SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   bool dirty;
   Slab* s = arena_alloc_slabs(kBoxGranules, &dirty, false);
   if (s == nullptr) return nullptr;
@@ -136,23 +136,12 @@ Slab* box_new(Heap* h) {
   // Purging here cost `medium` 58 000 page faults and 2x its time for 20 % less RSS.
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kPageSize));  // (may lie in an old block memcheck freed)
   g_slabs_in_use.fetch_add(kBoxGranules, std::memory_order_relaxed);
-  s->free = s;
+  slab_header_reset(s, kSlabPages, h);  // (capacity 0: the block-start test refuses every pointer)
   s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
   s->pop_key = s->key;
   s->used = 0;
-  s->block_size = 0;
-  __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
-  s->owner = h;
-  s->chunk = nullptr;
-  s->kind = kSlabPages;
-  s->cls = 0;
-  __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
-  s->has_aligned = 0;
-  s->sampled = 0;
-  s->capacity = 0;  // (the block-start test refuses every pointer)
   s->div_inv = 0;
   s->div_shift = 0;
-  s->bump = s->bump_end = 0;
   s->chunk_next = s->chunk_prev = nullptr;
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateFull, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
@@ -172,7 +161,7 @@ Slab* box_new(Heap* h) {
 }
 
 // Owner: box s leaves the heap for its arena (empty, nothing on its stack, not queued).
-void box_release(Heap* h, Slab* s) {
+SPACES_HOT_TEXT void box_release(Heap* h, Slab* s) {
   box_unlink(h, s);
   pagemap_set_back(reinterpret_cast<uintptr_t>(s), kBoxGranules, false);
   give_to_arena(s, kBoxGranules, nullptr);
@@ -182,7 +171,7 @@ void box_release(Heap* h, Slab* s) {
 // than option medium_cache_kib allows (at least one): a heap whose medium blocks come and go must
 // not take a box from its arena and give it back on every few mallocs (two shard-lock round
 // trips, a purge of the whole box and its pages' faults each time).
-bool box_maybe_release(Heap* h, Slab* s, bool keep) {
+SPACES_HOT_TEXT bool box_maybe_release(Heap* h, Slab* s, bool keep) {
   if (box_of(s)->live != 0) return false;
   if (box_state(s) == kStateNotified || !box_stack_empty(s)) return false;  // (its drain is coming)
   if (keep) {
@@ -249,7 +238,7 @@ SPACES_INLINE unsigned box_block_class(Slab* s, const void* p, const char* what,
 }
 
 // Owner: take the box's remote stack (the blocks go back to its free pages). true: box empty.
-bool box_take_remote(Slab* s) {
+SPACES_HOT_TEXT bool box_take_remote(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   do {
@@ -278,7 +267,7 @@ bool box_take_remote(Slab* s) {
 }
 
 // The first of h's boxes with a run of n free pages (its first page in *at), or NULL.
-Slab* box_search(Heap* h, unsigned n, unsigned* at) {
+SPACES_HOT_TEXT Slab* box_search(Heap* h, unsigned n, unsigned* at) {
   for (unsigned k = 0; k < h->box_count; k++) {
     Heap::BoxSlot& e = h->box_idx[k];
     if (e.max_run < n || e.free_pages < n) continue;
@@ -290,7 +279,7 @@ Slab* box_search(Heap* h, unsigned n, unsigned* at) {
 
 // Owner, after pages went back to box s: give it back if it emptied (box_maybe_release), else
 // refresh its slot in h's index.
-void box_after_put(Heap* h, Slab* s, bool keep) {
+SPACES_HOT_TEXT void box_after_put(Heap* h, Slab* s, bool keep) {
   if (box_of(s)->live == 0 && box_maybe_release(h, s, keep)) return;
   box_sync(h, s);
 }
@@ -358,7 +347,7 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
   if (slab_remote_push(s, b)) remote_notify(s);
 }
 
-size_t box_usable(Slab* s, const void* p, const char* what) {
+SPACES_HOT_TEXT size_t box_usable(Slab* s, const void* p, const char* what) {
   unsigned c = box_block_class(s, p, what, false);
   return c ? class_size(c) : 0;
 }
@@ -377,7 +366,7 @@ SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
   box_after_put(h, s, true);  // (also when a sweep took the stack while the box was queued)
 }
 
-void box_sweep(Heap* h, bool all, bool to_arena) {
+SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
   for (unsigned k = h->box_count; k-- > 0;) {  // (from the end: a release shifts what follows)
     if (k >= h->box_count) continue;  // (an error handler run by a corrupted stack freed boxes)
     Slab* s = h->box_idx[k].box;
