@@ -81,10 +81,9 @@ SPACES_INLINE bool free_owned(Slab* s, void* p, size_t size, uint32_t n) {
 
 // A medium block of one of this thread's slabs into its heap's medium cache (internal.h,
 // MediumCache); false when the class's slots or the heap's bytes are full.
-// cls: b's class (a page box has none of its own).
-SPACES_INLINE bool medium_cache_put(Heap* h, Slab* s, Block* b, unsigned cls) {
-  MediumCache& c = h->mcache[cls - kNumSmallClasses];
-  uint32_t bs = class_size(cls), n = c.n;
+SPACES_INLINE bool medium_cache_put(Heap* h, Slab* s, Block* b) {
+  MediumCache& c = h->mcache[s->cls - kNumSmallClasses];
+  uint32_t bs = s->block_size, n = c.n;
   if (n == kMediumCacheSlots || h->mcache_bytes + bs > uint64_t(option(kOpt_medium_block_cache_kib)) << 10)
     return false;
   track_free(nullptr, b, b, bs);
@@ -100,7 +99,8 @@ SPACES_INLINE bool medium_cache_put(Heap* h, Slab* s, Block* b, unsigned cls) {
 
 // Does b wait in some heap's medium cache? (A block that looks free, freed again: rare. Racy
 // with the owners, like remote_cached; a block being taken back no longer looks free.)
-__attribute__((no_sanitize("thread"))) bool medium_cached(unsigned cls, const Block* b) {
+__attribute__((no_sanitize("thread"))) bool medium_cached(const Slab* s, const Block* b) {
+  unsigned cls = s->cls;
   if (cls < kNumSmallClasses || cls >= kNumClasses) return false;
   for (Heap* h = __atomic_load_n(&g_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next) {
     const MediumCache& c = h->mcache[cls - kNumSmallClasses];
@@ -240,13 +240,13 @@ SPACES_HOT_TEXT static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
 // detached, has aligned blocks, or the block looked free).
 SPACES_HOT_TEXT void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
   if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
-                                      medium_cached(s->cls, b) || slab_contains_free(s, b))) {
+                                      medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
   // (a medium block into a full, detached slab: cached, the slab need not be re-attached)
   if (s->cls >= kNumSmallClasses && !s->has_aligned && s->chunk == nullptr && h == t_home_heap &&
-      h->state == kHeapActive && medium_cache_put(h, s, b, s->cls))
+      h->state == kHeapActive && medium_cache_put(h, s, b))
     return;
   track_free(s->chunk, p, b, s->block_size);
   link_set(b, slab_encode(s, s->free));
@@ -261,7 +261,7 @@ SPACES_HOT_TEXT void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
 // owner's notify list, which the owner drains on its next refill (heap.cpp).
 SPACES_HOT_TEXT void free_remote(Slab* s, Block* b, void* p) {
   if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
-                                      medium_cached(s->cls, b) || slab_contains_free(s, b))) {
+                                      medium_cached(s, b) || slab_contains_free(s, b))) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -364,10 +364,10 @@ SPACES_INLINE bool free_owned_slow(Slab* s, void* p) {
         __atomic_load_n(&s->owner, __ATOMIC_RELAXED) != h || h->state != kHeapActive)
       return false;
     if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
-    return medium_cache_put(h, s, b, s->cls);
+    return medium_cache_put(h, s, b);
   }
   if (!slab_is_block_start(s, slab_offset(s, p)) || slab_block_looks_free(s, b)) return false;
-  if (s->cls >= kNumSmallClasses && s->owner == h && medium_cache_put(h, s, b, s->cls)) return true;
+  if (s->cls >= kNumSmallClasses && s->owner == h && medium_cache_put(h, s, b)) return true;
   slab_push_owned(s, b);
   return true;
 }

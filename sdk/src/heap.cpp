@@ -346,12 +346,7 @@ SPACES_HOT_TEXT void medium_cache_flush_class(Heap* h, unsigned k) {
     Block* b = medium_cache_take(h, k);
     if (b == nullptr) continue;
     Slab* s = slab_find(b);
-    SPACES_ASSERT(s != nullptr && s->owner == h);
-    if (s->kind == kSlabPages) {
-      box_take_back(h, s, b);
-      continue;
-    }
-    SPACES_ASSERT(s->cls == kNumSmallClasses + k);
+    SPACES_ASSERT(s != nullptr && s->owner == h && s->kind == kSlabSmall && s->cls == kNumSmallClasses + k);
     link_set(b, slab_encode(s, s->free));  // (already free for memcheck and ASan: put)
     s->free = b;
     s->used--;

@@ -752,7 +752,7 @@ Block* small_block_of(Slab* s, const void* p, const char* what);  // NULL: repor
 Slab* checked_slab(const void* p, const char* what);               // NULL: reported
 size_t small_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void heap_slab_emptied(Heap* h, Slab* s);
-bool medium_cached(unsigned cls, const Block* b);  // b (of class cls) waits in some heap's mcache (racy: a hint)
+bool medium_cached(const Slab* s, const Block* b);  // b waits in some heap's mcache (racy: a hint)
 void remote_flush_all(Heap* h);   // push every batched remote free of h (its thread, or h idle)
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
@@ -898,13 +898,12 @@ SPACES_INLINE bool box_class(unsigned cls) {
 void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero);  // NULL: out of memory
 void box_free(Slab* s, void* p);                                 // any thread; checked
 size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
-void box_take_back(Heap* h, Slab* s, Block* b);  // owner: a block of its medium cache back to its box
 void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify
 void box_sweep(Heap* h, bool all, bool to_arena);  // heap_sweep's part: empty boxes out, (all &&
                                                    // to_arena) free pages purged
 void box_merge(Heap* h, Heap* a);                // heap_merge's part: a's boxes to h
 void box_after_fork(Heap* h);                    // fork child: a dead thread's index repaired
-bool box_is_cached_or_pending(Slab* s, Block* b, unsigned cls);  // double-free check (racy hint)
+bool box_is_pending(Slab* s, Block* b);  // double-free check: b on s's remote stack (racy hint)
 
 // ---- api (api.cpp) --------------------------------------------------------------------------
 bool ensure_init();

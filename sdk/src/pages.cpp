@@ -44,7 +44,7 @@
 // classes). Double frees: a block's class byte is 0 once its pages are back, so a second free is
 // reported at once (as an interior pointer when it falls inside a live block); a block on the
 // remote stack carries a link word that looks free (the box's key), and a free of such a block
-// looks for it on the stack (and in the caches) first.
+// looks for it on the stack first.
 // Empty boxes: the heap keeps up to medium_cache_kib of them (at least one); others go back to
 // their arena (dirty, purged there by the decay curve). A box cut from dirty granules is not
 // purged. Free pages inside a box stay resident until the box empties, except at
@@ -323,7 +323,7 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
   unsigned c = box_block_class(s, p, "invalid free", true);
   if (c == 0) return;  // (reported)
   Block* b = static_cast<Block*>(p);
-  if (slab_block_looks_free(s, b) && box_is_cached_or_pending(s, b, c)) {
+  if (slab_block_looks_free(s, b) && box_is_pending(s, b)) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -350,14 +350,6 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
 SPACES_HOT_TEXT size_t box_usable(Slab* s, const void* p, const char* what) {
   unsigned c = box_block_class(s, p, what, false);
   return c ? class_size(c) : 0;
-}
-
-SPACES_HOT_TEXT void box_take_back(Heap* h, Slab* s, Block* b) {
-  uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(s);
-  unsigned i = unsigned(off / kPageSize), c = box_cls(box_of(s), i);
-  SPACES_ASSERT(off % kPageSize == 0 && c >= kNumSmallClasses && s->owner == h);
-  box_put(s, i, c);
-  box_after_put(h, s, true);
 }
 
 SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
@@ -420,10 +412,9 @@ void box_after_fork(Heap* h) {
   h->box_count = w;
 }
 
-// Is b, a block of box s of class c that looks free, in some heap's medium cache or on the box's
-// remote stack? (A bounded walk of in-box offsets: memory-safe while the lists change.)
-__attribute__((no_sanitize("thread"))) bool box_is_cached_or_pending(Slab* s, Block* b, unsigned c) {
-  if (medium_cached(c, b)) return true;
+// Is b, a block of box s that looks free, on the box's remote stack? (A bounded walk of in-box
+// offsets: memory-safe while the stack changes.)
+__attribute__((no_sanitize("thread"))) bool box_is_pending(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s), key = s->key;
   uintptr_t p = tf_ptr(s->thread_free.load(std::memory_order_acquire));
   for (unsigned steps = 0; p != base && steps < kBoxPages; steps++) {
