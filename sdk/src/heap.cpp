@@ -248,6 +248,7 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
   memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads one slot past the count)
+  memset(h->box_run, 0, sizeof h->box_run);
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held

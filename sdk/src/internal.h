@@ -731,10 +731,12 @@ struct alignas(64) Heap {
   // thread heaps: medium blocks freed by the owning thread, waiting for its next malloc
   uint32_t mcache_bytes;             // bytes of blocks in mcache
   uint32_t box_count;                // thread heaps: page boxes (pages.cpp), in box_idx
-  struct BoxSlot {                   // a box and what box_alloc's search needs of it, so that the
-    Slab* box;                       // search reads this array and not every box's header
-    uint16_t max_run, free_pages;    // (copies of its PageBox's, refreshed by its owner)
+  struct BoxSlot {
+    Slab* box;
   } box_idx[kMaxBoxes];              // in address order; a box's index is its Slab::cls
+  alignas(64) uint8_t box_run[kMaxBoxes];  // a copy of each box's PageBox::max_run (0 past box_count),
+                                     // refreshed by its owner: box_alloc's search compares them all
+                                     // at once and reads the headers of the boxes that may fit only
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
@@ -896,6 +898,8 @@ SPACES_INLINE bool box_class(unsigned cls) {
   return g_classes.granules[cls] > 1 && class_size(cls) <= uint64_t(option(kOpt_medium_pages)) << 10 && !g_prof_on;
 }
 void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero);  // NULL: out of memory
+unsigned box_find(PageBox* m, unsigned n);                       // first fit (0: none; max_run exact)
+void box_pages_back(PageBox* m, unsigned i, unsigned n);         // pages [i, i + n) free again
 void box_free(Slab* s, void* p);                                 // any thread; checked
 size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify

@@ -308,3 +308,58 @@ TEST(Pages, CallocFromABoxCutFromDirtyGranulesIsZero) {
   for (auto* p : blocks) spaces_free(p);
   spaces_collect(1);
 }
+
+// box_find and box_pages_back against a page-by-page model, over random page maps: first fit is
+// the lowest run of n free pages, a search that fails leaves max_run exactly the longest run, and
+// pages put back raise max_run to at least the run they join (never below the true longest run).
+TEST(Pages, FirstFitAndLongestRunMatchAPageByPageModel) {
+  std::vector<uint64_t> raw((sizeof(PageBox) + 7) / 8 + 1);
+  PageBox* m = reinterpret_cast<PageBox*>(raw.data());
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&] { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed; };
+  std::vector<bool> model(kBoxPages);
+  auto longest = [&] {
+    unsigned best = 0, run = 0;
+    for (unsigned i = 1; i < kBoxPages; i++) {
+      run = model[i] ? run + 1 : 0;
+      if (run > best) best = run;
+    }
+    return best;
+  };
+  auto first_fit = [&](unsigned n) {
+    for (unsigned i = 1, run = 0; i < kBoxPages; i++) {
+      run = model[i] ? run + 1 : 0;
+      if (run == n) return i + 1 - n;
+    }
+    return 0u;
+  };
+  for (int round = 0; round < 4000; round++) {
+    memset(m, 0, sizeof *m);
+    unsigned density = unsigned(next() % 8), free_pages = 0;
+    for (unsigned i = 1; i < kBoxPages; i++) {
+      model[i] = next() % 8 >= density;
+      if (model[i]) {
+        m->free[i / 64] |= uint64_t(1) << (i % 64);
+        free_pages++;
+      }
+    }
+    m->free_pages = uint16_t(free_pages);
+    m->max_run = uint16_t(kBoxPages - 1);  // (an upper bound, as box_alloc leaves it)
+    unsigned n = 1 + unsigned(next() % 64);
+    unsigned want = first_fit(n);
+    ASSERT_EQ(box_find(m, n), want) << "round " << round << " n " << n;
+    if (want == 0 && free_pages >= n) ASSERT_EQ(m->max_run, longest()) << "round " << round;  // (measured)
+    // Put a random used stretch back and check the run it joins.
+    unsigned i = 1 + unsigned(next() % (kBoxPages - 1)), len = 1 + unsigned(next() % 64);
+    if (i + len > kBoxPages) len = kBoxPages - i;
+    bool all_used = true;
+    for (unsigned j = i; j < i + len; j++) all_used = all_used && !model[j];
+    if (!all_used) continue;
+    m->max_run = uint16_t(longest());
+    box_pages_back(m, i, len);
+    for (unsigned j = i; j < i + len; j++) model[j] = true;
+    ASSERT_EQ(m->max_run, longest()) << "round " << round;
+    ASSERT_EQ(m->free_pages, free_pages + len);
+    for (unsigned j = 1; j < kBoxPages; j++) ASSERT_EQ((m->free[j / 64] >> (j % 64)) & 1, uint64_t(model[j])) << j;
+  }
+}
