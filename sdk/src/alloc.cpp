@@ -105,7 +105,7 @@ SPACES_API void* spaces_calloc(size_t count, size_t size) noexcept {
   return p;
 }
 
-SPACES_API size_t spaces_usable_size(const void* p) noexcept {
+SPACES_API SPACES_HOT_TEXT size_t spaces_usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
   size_t shared_size;
   if (slab_find(p) == nullptr && shared_usable(p, &shared_size)) return shared_size;

@@ -455,7 +455,7 @@ SPACES_HOT_TEXT Slab* checked_slab(const void* p, const char* what) {
 }
 
 // Usable bytes of small block p (0 after reporting p as no block start).
-size_t small_usable(Slab* s, const void* p, const char* what) {
+SPACES_HOT_TEXT size_t small_usable(Slab* s, const void* p, const char* what) {
   Block* b = small_block_of(s, p, what);
   return b ? s->block_size - size_t(static_cast<const uint8_t*>(p) - reinterpret_cast<uint8_t*>(b)) : 0;
 }

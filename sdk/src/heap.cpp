@@ -441,7 +441,7 @@ void heap_merge(Heap* h, Heap* a) {
 // arenas for fresh memory. (Merging the newest heaps instead would strip the heaps that the
 // next short-lived threads are about to take: under thread churn every refill then moved
 // slabs between heaps and arenas, and RSS grew fourfold.)
-bool heap_try_adopt(Heap* h, unsigned cls) {
+SPACES_HOT_TEXT bool heap_try_adopt(Heap* h, unsigned cls) {  // (every refill calls it)
   if (h->chunk || h == &g_prof_heap || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
   uint64_t now = os_now_ns();
   if (!pool_is_stale(g_pool_tail_ns.load(std::memory_order_relaxed), now)) return false;

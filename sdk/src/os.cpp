@@ -456,6 +456,11 @@ SPACES_HOT_TEXT bool os_atfork(void (*prepare)(), void (*parent)(), void (*child
   return __register_atfork(prepare, parent, child, &__dso_handle) == 0;
 }
 bool os_atexit(void (*fn)()) { return atexit(fn) == 0; }
+// The shared libraries' DT_FINI (sdk/CMakeLists.txt links with -fini=spaces_dt_fini): the loader
+// calls it at exit. The default, the C runtime's empty _fini, lies after all the code, and calling
+// it made the kernel map that last 64 KiB of the library in every process that exits (docs/
+// benchmarks.md, "Base RSS"). Destructors run from .fini_array, as before.
+extern "C" SPACES_HOT_TEXT __attribute__((visibility("hidden"), used)) void spaces_dt_fini() {}
 SPACES_HOT_TEXT const char* os_getenv(const char* name) { return getenv(name); }
 SPACES_HOT_TEXT const char* os_secure_getenv(const char* name) { return secure_getenv(name); }
 
