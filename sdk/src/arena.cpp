@@ -94,7 +94,8 @@ struct alignas(64) Shard {
   Span* spans;               // this shard's spans (huge blocks), newest first
   size_t arena_count;
   size_t empty_arenas;
-  size_t slabs_cached;       // dirty free slabs
+  size_t slabs_cached;       // dirty free slabs (written under the lock with cached_add; other
+                             // threads read it without, as a hint: dirty_elsewhere)
   uint64_t next_purge;       // 0 (static init) is "at once": a harmless first check
   // The decay curve (heap arenas only, not regions' THP arenas): decay_dirty their dirty slabs
   // now, decay_base that count when the current epoch (of purge_delay_ms / kDecaySteps) began at
@@ -105,6 +106,9 @@ struct alignas(64) Shard {
   size_t decay_dirty, decay_base;
 };
 Shard g_shard[kMaxShards] = {};  // (= {}: constant-initialised, no static constructor)
+SPACES_INLINE void cached_add(Shard& sh, ptrdiff_t n) {  // (shard lock held)
+  __atomic_store_n(&sh.slabs_cached, size_t(ptrdiff_t(sh.slabs_cached) + n), __ATOMIC_RELAXED);
+}
 unsigned g_shards = 0;        // set once by shard_count(); a power of two
 std::atomic<unsigned> g_next_shard{0};
 SPACES_TLS int t_shard = -1;
@@ -363,7 +367,7 @@ SPACES_HOT_TEXT void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a, uint64
   a->dirty_mask &= ~d;
   if (a->dirty_mask == 0) a->dirty_since = 0;
   unsigned n = popcount64(d);
-  sh.slabs_cached -= n;
+  cached_add(sh, -ptrdiff_t(n));
   decay_purged(sh, a, n);
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   if (a->free_mask == 0) free_list_remove(sh, a);
@@ -378,7 +382,7 @@ SPACES_HOT_TEXT void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
   unsigned n = popcount64(a->dirty_mask);
   commit_add(-ptrdiff_t(n * kSlabSize));
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
-  sh.slabs_cached -= n;
+  cached_add(sh, -ptrdiff_t(n));
   decay_purged(sh, a, n);
   sh.arena_count--;
   sh.empty_arenas--;
@@ -744,7 +748,7 @@ SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_on
   *dirty = reused != 0;
   a->free_mask &= ~run;
   a->dirty_mask &= ~run;
-  sh.slabs_cached -= reused;
+  cached_add(sh, -ptrdiff_t(reused));
   if (!a->huge) sh.decay_dirty -= reused;
   arena_dirty_add(a, -ptrdiff_t(reused * kSlabSize));
   if (a->dirty_mask == 0) a->dirty_since = 0;
@@ -753,13 +757,23 @@ SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_on
   return reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
 }
 
+// Has a shard other than `home` dirty free slabs? (A hint read without their locks.)
+SPACES_INLINE bool dirty_elsewhere(unsigned home) {
+  for (unsigned k = 1; k < shard_count(); k++)
+    if (__atomic_load_n(&g_shard[(home + k) & (shard_count() - 1)].slabs_cached, __ATOMIC_RELAXED)) return true;
+  return false;
+}
+
 // The allocation loop arenas and spans share: a run from the thread's home shard (which first
 // plans its due purges), else from a shard whose lock is free right now (take_other: dirty
-// memory only, for arenas), else new memory mapped outside every lock (grow adds it to the home
-// shard: a racing thread's is simply added too) and again; NULL when nothing can be mapped.
+// memory only, for arenas), else take_home_late's from the home shard again (arenas: clean
+// memory, when take_home left it for the others' dirty memory), else new memory mapped outside
+// every lock (grow adds it to the home shard: a racing thread's is simply added too) and again;
+// NULL when nothing can be mapped.
 // (SPACES_INLINE: GCC 12 drops a section attribute from a template's instances, os.h)
-template <typename TakeHome, typename TakeOther, typename Grow>
-SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther take_other, Grow grow) {
+template <typename TakeHome, typename TakeOther, typename TakeHomeLate, typename Grow>
+SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther take_other,
+                                     TakeHomeLate take_home_late, Grow grow) {
   (void)count;  // (only the memcheck and ASan builds' annotations read it)
   unsigned home = my_shard();
   Shard& sh = g_shard[home];
@@ -770,7 +784,7 @@ SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther
     {
       LockGuard g(sh.lock);
       purge_plan(sh, batch, now, false);
-      run = take_home(sh);
+      run = take_home(sh, home);
     }
     purge_run(batch);
     purge_elsewhere(home, now);
@@ -780,6 +794,7 @@ SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther
       run = take_other(other);
       other.lock.unlock();
     }
+    if (run == nullptr) run = take_home_late(sh);
     if (run) {
       SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(run, count * kSlabSize));
       SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(run, count * kSlabSize));
@@ -793,13 +808,25 @@ SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther
 
 SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
+  // Resident memory before memory the slab's first writes will fault in: the home shard's dirty
+  // slabs, then another shard's, then the home shard's clean ones. (Threads take home shards in
+  // turn, so a program that runs one short-lived thread after another alternated between shards,
+  // each keeping its own dirty slabs while the next thread faulted in clean ones: `thread_rounds`
+  // held 5 arenas at one thread.)
+  bool late = false;
   return take_from_shards(
       count,
-      [&](Shard& sh) {  // dirty first, then any
+      [&](Shard& sh, unsigned home) {
         Slab* run = take_run(sh, count, huge, true, dirty);
-        return run ? run : take_run(sh, count, huge, false, dirty);
+        if (run != nullptr || (late = dirty_elsewhere(home))) return run;
+        return take_run(sh, count, huge, false, dirty);
       },
-      [&](Shard& other) { return take_run(other, count, huge, true, dirty); },  // (before fresh memory)
+      [&](Shard& other) { return take_run(other, count, huge, true, dirty); },
+      [&](Shard& sh) -> Slab* {
+        if (!late) return nullptr;
+        LockGuard g(sh.lock);
+        return take_run(sh, count, huge, false, dirty);
+      },
       [&](Shard& sh, unsigned home) {
         Arena* a = arena_new(huge, home);
         if (a == nullptr) return false;
@@ -824,7 +851,7 @@ SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t 
   if (a->free_mask == 0) free_list_add(sh, a);
   a->free_mask |= run;
   a->dirty_mask |= run;
-  sh.slabs_cached += count;
+  cached_add(sh, ptrdiff_t(count));
   if (!a->huge) {  // (the epochs that ended close first: this free is the current one's growth)
     if (uint64_t epoch = decay_epoch(delay_ns())) decay_advance(sh, now, epoch);
     sh.decay_dirty += count;
@@ -968,7 +995,9 @@ SPACES_HOT_TEXT Slab* span_take(Shard& sh, unsigned count, SpanDirty* dirty) {
 SPACES_HOT_TEXT Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
   SPACES_ASSERT(count >= 1 && count <= kSpanMaxRun);
   auto take = [&](Shard& sh) { return span_take(sh, unsigned(count), dirty); };
-  return take_from_shards(count, take, take, [](Shard& sh, unsigned home) {
+  auto take_home = [&](Shard& sh, unsigned) { return take(sh); };
+  auto none = [](Shard&) -> Slab* { return nullptr; };
+  return take_from_shards(count, take_home, take, none, [](Shard& sh, unsigned home) {
     Span* sp = span_new(home);
     if (sp == nullptr) return false;
     LockGuard g(sh.lock);
@@ -1222,6 +1251,10 @@ size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
   return in_use;
 }
 
+unsigned arena_home_shard() { return my_shard(); }
+unsigned arena_of_shard_for_test(const Slab* s) { return arena_of(s)->shard; }
+unsigned arena_shard_count() { return shard_count(); }
+
 ArenaTotals arena_totals() {
   ArenaTotals t{};
   for (unsigned k = 0; k < shard_count(); k++) {
@@ -1263,7 +1296,7 @@ void arena_after_fork_child() {
       a->dirty_mask |= d;
       if (a->dirty_since == 0) a->dirty_since = os_now_ns();
       sh.next_purge = 0;  // (their delay is checked on the shard's next operation)
-      sh.slabs_cached += n;
+      cached_add(sh, ptrdiff_t(n));
       if (!a->huge) sh.decay_dirty += n;  // (the deadline purges them; the curve counts them from
                                           // the next free on)
       arena_dirty_add(a, ptrdiff_t(n * kSlabSize));

@@ -612,6 +612,9 @@ struct RunBatch {  // runs to give back together (arena_free_batch empties it)
 };
 void arena_free_batch(RunBatch& runs);
 void arena_collect(bool force);          // purge what is due (or everything), every shard
+unsigned arena_home_shard();             // the calling thread's shard (tests)
+unsigned arena_of_shard_for_test(const Slab* s);  // the shard of the arena holding slab s
+unsigned arena_shard_count();
 void arena_set_heaps(size_t n);          // the dirty bound is dirty_max_kib per thread heap
 void* arena_map_direct(size_t size, size_t align, size_t* mapped);  // 4 MiB aligned and rounded
 void arena_unmap_direct(uintptr_t base, size_t mapped);

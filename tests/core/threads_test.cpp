@@ -247,3 +247,43 @@ TEST(Threads, MallinfoWhileOtherThreadsAllocate) {
   EXPECT_EQ(spaces_malloc_info(7, nullptr, 0), -1) << "options must be 0";
   EXPECT_GT(spaces_malloc_info(0, nullptr, 0), 100) << "the length it needs";
 }
+
+// A thread whose home shard has no dirty slabs takes another shard's before clean memory (threads
+// take home shards in turn: one short-lived thread after another must not leave each shard its own
+// dirty slabs while the next faults in fresh ones).
+TEST(Threads, AnotherShardsDirtySlabsGoBeforeCleanOnes) {
+  if (arena_shard_count() < 2) GTEST_SKIP() << "one shard on this machine";
+  arena_collect(true);  // (no dirty slab anywhere: the next ones are this test's)
+  auto on_shard = [](auto&& body, unsigned shard, bool other) {  // runs body on a new thread whose
+    for (int attempt = 0; attempt < 64; attempt++) {              // home shard is (or is not) `shard`
+      bool ran = false;
+      std::thread([&] {
+        if ((arena_home_shard() == shard) == other) return;
+        ran = true;
+        body();
+      }).join();
+      if (ran) return true;
+    }
+    return false;
+  };
+  bool dirty;
+  Slab* freed = nullptr;
+  ASSERT_TRUE(on_shard([&] { freed = arena_alloc_slabs(4, &dirty); }, 0, false));
+  ASSERT_NE(freed, nullptr);
+  unsigned a = arena_of_shard_for_test(freed);
+  // The other shard gets clean memory of its own: its threads could take that instead.
+  Slab* hold = nullptr;
+  ASSERT_TRUE(on_shard([&] { hold = arena_alloc_slabs(1, &dirty); }, a, true));
+  ASSERT_NE(hold, nullptr);
+  memset(freed, 1, 4 * kSlabSize);
+  arena_free_slabs(freed, 4);  // (dirty, in shard a)
+  Slab* got = nullptr;
+  ASSERT_TRUE(on_shard([&] { got = arena_alloc_slabs(1, &dirty); }, a, true));
+  ASSERT_NE(got, nullptr);
+  EXPECT_TRUE(dirty);
+  EXPECT_GE(reinterpret_cast<uintptr_t>(got), reinterpret_cast<uintptr_t>(freed));
+  EXPECT_LT(reinterpret_cast<uintptr_t>(got), reinterpret_cast<uintptr_t>(freed) + 4 * kSlabSize);
+  arena_free_slabs(got, 1);
+  arena_free_slabs(hold, 1);
+  arena_collect(true);
+}
