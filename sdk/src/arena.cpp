@@ -94,8 +94,10 @@ struct alignas(64) Shard {
   Span* spans;               // this shard's spans (huge blocks), newest first
   size_t arena_count;
   size_t empty_arenas;
-  size_t slabs_cached;       // dirty free slabs (written under the lock with cached_add; other
-                             // threads read it without, as a hint: dirty_elsewhere)
+  size_t slabs_cached;       // dirty free slabs (cached_add)
+  size_t heap_dirty;         // those of thread heaps' arenas (not `huge`): written under the lock
+                             // by cached_add, read by other threads without it, as a hint
+                             // (dirty_elsewhere)
   uint64_t next_purge;       // 0 (static init) is "at once": a harmless first check
   // The decay curve (heap arenas only, not regions' THP arenas): decay_dirty their dirty slabs
   // now, decay_base that count when the current epoch (of purge_delay_ms / kDecaySteps) began at
@@ -106,8 +108,9 @@ struct alignas(64) Shard {
   size_t decay_dirty, decay_base;
 };
 Shard g_shard[kMaxShards] = {};  // (= {}: constant-initialised, no static constructor)
-SPACES_INLINE void cached_add(Shard& sh, ptrdiff_t n) {  // (shard lock held)
-  __atomic_store_n(&sh.slabs_cached, size_t(ptrdiff_t(sh.slabs_cached) + n), __ATOMIC_RELAXED);
+SPACES_INLINE void cached_add(Shard& sh, const Arena* a, ptrdiff_t n) {  // (shard lock held)
+  sh.slabs_cached = size_t(ptrdiff_t(sh.slabs_cached) + n);
+  if (!a->huge) __atomic_store_n(&sh.heap_dirty, size_t(ptrdiff_t(sh.heap_dirty) + n), __ATOMIC_RELAXED);
 }
 unsigned g_shards = 0;        // set once by shard_count(); a power of two
 std::atomic<unsigned> g_next_shard{0};
@@ -367,7 +370,7 @@ SPACES_HOT_TEXT void plan_arena_purge(Shard& sh, PurgeBatch& b, Arena* a, uint64
   a->dirty_mask &= ~d;
   if (a->dirty_mask == 0) a->dirty_since = 0;
   unsigned n = popcount64(d);
-  cached_add(sh, -ptrdiff_t(n));
+  cached_add(sh, a, -ptrdiff_t(n));
   decay_purged(sh, a, n);
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
   if (a->free_mask == 0) free_list_remove(sh, a);
@@ -382,7 +385,7 @@ SPACES_HOT_TEXT void plan_arena_unmap(Shard& sh, PurgeBatch& b, Arena* a) {
   unsigned n = popcount64(a->dirty_mask);
   commit_add(-ptrdiff_t(n * kSlabSize));
   arena_dirty_add(a, -ptrdiff_t(n * kSlabSize));
-  cached_add(sh, -ptrdiff_t(n));
+  cached_add(sh, a, -ptrdiff_t(n));
   decay_purged(sh, a, n);
   sh.arena_count--;
   sh.empty_arenas--;
@@ -748,7 +751,7 @@ SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_on
   *dirty = reused != 0;
   a->free_mask &= ~run;
   a->dirty_mask &= ~run;
-  cached_add(sh, -ptrdiff_t(reused));
+  cached_add(sh, a, -ptrdiff_t(reused));
   if (!a->huge) sh.decay_dirty -= reused;
   arena_dirty_add(a, -ptrdiff_t(reused * kSlabSize));
   if (a->dirty_mask == 0) a->dirty_since = 0;
@@ -757,10 +760,11 @@ SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_on
   return reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
 }
 
-// Has a shard other than `home` dirty free slabs? (A hint read without their locks.)
-SPACES_INLINE bool dirty_elsewhere(unsigned home) {
+// Has a shard other than `home` dirty free slabs of thread heaps' arenas, `count` of them at
+// least? (A hint read without their locks: the run may not be contiguous.)
+SPACES_INLINE bool dirty_elsewhere(unsigned home, size_t count) {
   for (unsigned k = 1; k < shard_count(); k++)
-    if (__atomic_load_n(&g_shard[(home + k) & (shard_count() - 1)].slabs_cached, __ATOMIC_RELAXED)) return true;
+    if (__atomic_load_n(&g_shard[(home + k) & (shard_count() - 1)].heap_dirty, __ATOMIC_RELAXED) >= count) return true;
   return false;
 }
 
@@ -809,7 +813,8 @@ SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther
 SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
   // Resident memory before memory the slab's first writes will fault in: the home shard's dirty
-  // slabs, then another shard's, then the home shard's clean ones. (Threads take home shards in
+  // slabs, then another shard's, then the home shard's clean ones (thread heaps' arenas; regions'
+  // THP arenas keep to their home shard first, as before). (Threads take home shards in
   // turn, so a program that runs one short-lived thread after another alternated between shards,
   // each keeping its own dirty slabs while the next thread faulted in clean ones: `thread_rounds`
   // held 5 arenas at one thread.)
@@ -818,7 +823,7 @@ SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge) {
       count,
       [&](Shard& sh, unsigned home) {
         Slab* run = take_run(sh, count, huge, true, dirty);
-        if (run != nullptr || (late = dirty_elsewhere(home))) return run;
+        if (run != nullptr || (late = !huge && dirty_elsewhere(home, count))) return run;
         return take_run(sh, count, huge, false, dirty);
       },
       [&](Shard& other) { return take_run(other, count, huge, true, dirty); },
@@ -851,7 +856,7 @@ SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t 
   if (a->free_mask == 0) free_list_add(sh, a);
   a->free_mask |= run;
   a->dirty_mask |= run;
-  cached_add(sh, ptrdiff_t(count));
+  cached_add(sh, a, ptrdiff_t(count));
   if (!a->huge) {  // (the epochs that ended close first: this free is the current one's growth)
     if (uint64_t epoch = decay_epoch(delay_ns())) decay_advance(sh, now, epoch);
     sh.decay_dirty += count;
@@ -1296,7 +1301,7 @@ void arena_after_fork_child() {
       a->dirty_mask |= d;
       if (a->dirty_since == 0) a->dirty_since = os_now_ns();
       sh.next_purge = 0;  // (their delay is checked on the shard's next operation)
-      cached_add(sh, ptrdiff_t(n));
+      cached_add(sh, a, ptrdiff_t(n));
       if (!a->huge) sh.decay_dirty += n;  // (the deadline purges them; the curve counts them from
                                           // the next free on)
       arena_dirty_add(a, ptrdiff_t(n * kSlabSize));

@@ -901,8 +901,9 @@ SPACES_INLINE bool box_class(unsigned cls) {
   return g_classes.granules[cls] > 1 && class_size(cls) <= uint64_t(option(kOpt_medium_pages)) << 10 && !g_prof_on;
 }
 void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero);  // NULL: out of memory
-unsigned box_find(PageBox* m, unsigned n);                       // first fit (0: none; max_run exact)
+unsigned box_find(PageBox* m, unsigned n);  // first fit (0: none; max_run exact if it searched)
 void box_pages_back(PageBox* m, unsigned i, unsigned n);         // pages [i, i + n) free again
+bool box_index_consistent(const Heap* h);                        // tests: h's index as it must be
 void box_free(Slab* s, void* p);                                 // any thread; checked
 size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify

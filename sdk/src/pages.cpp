@@ -21,9 +21,9 @@
 // calls box_free.
 //
 // Finding room: the heap keeps its boxes in an index (Heap::box_idx, at most kMaxBoxes) in
-// address order, each with copies of its free page count and longest run, so a malloc reads
-// that array and only the bitmaps of boxes that may fit (reading every box's header cost `medium`
-// a cache miss per box per malloc). Address-ordered first fit fills the lowest boxes and lets
+// address order, with a copy of each box's longest run in Heap::box_run (64 bytes, one cache
+// line), so a malloc reads that array and only the bitmaps of boxes that may fit (reading every
+// box's header cost `medium` a cache miss per box per malloc). Address-ordered first fit fills the lowest boxes and lets
 // the highest drain. A heap whose index is full takes the class's slab path instead. (Keeping
 // the longest run exact after every malloc, which costs a scan of the whole box, measured no
 // faster.)
@@ -65,6 +65,7 @@ SPACES_INLINE void box_set_cls(PageBox* m, unsigned i, unsigned c) {
 // [i, i + n) lies in word i / 64 and perhaps the next; BoxRun holds its masks in both. (The
 // granule sets' general bits_* walked word by word: a malloc(100000)+free pair cost 690
 // instructions, 64 of them counting clean bits.)
+static_assert(kMediumMax / kPageSize <= 64, "a block's pages lie in at most two words");
 struct BoxRun {
   unsigned w;       // the first word
   uint64_t lo, hi;  // the run's bits in words w and w + 1 (hi 0: all in word w)
@@ -85,7 +86,8 @@ SPACES_INLINE void box_bits_off(uint64_t* b, BoxRun r) {
 // The first page of the run that is not set in b (kBoxPages: all set).
 SPACES_INLINE unsigned box_first_unset(const uint64_t* b, BoxRun r) {
   if (uint64_t z = r.lo & ~b[r.w]) return r.w * 64 + unsigned(__builtin_ctzll(z));
-  if (uint64_t z = r.hi & ~b[r.w + 1]) return r.w * 64 + 64 + unsigned(__builtin_ctzll(z));
+  if (r.hi)  // (word w + 1 exists only then)
+    if (uint64_t z = r.hi & ~b[r.w + 1]) return r.w * 64 + 64 + unsigned(__builtin_ctzll(z));
   return kBoxPages;
 }
 // The first page >= i whose bit is v (kBoxPages if none).
@@ -470,6 +472,21 @@ void box_after_fork(Heap* h) {
   }
   h->box_count = w;
   for (unsigned k = w; k < kMaxBoxes; k++) h->box_run[k] = 0;
+}
+
+// Tests: h's index is in address order, each box knows its slot, and box_run holds each box's
+// max_run (0 past the count). h is the caller's own heap, or one nobody else uses.
+bool box_index_consistent(const Heap* h) {
+  for (unsigned k = 0; k < kMaxBoxes; k++) {
+    if (k >= h->box_count) {
+      if (h->box_run[k] != 0) return false;
+      continue;
+    }
+    const Slab* s = h->box_idx[k].box;
+    if (s == nullptr || s->kind != kSlabPages || s->cls != k || s->owner != h) return false;
+    if (h->box_run[k] != box_of(s)->max_run || (k > 0 && h->box_idx[k - 1].box >= s)) return false;
+  }
+  return true;
 }
 
 // Is b, a block of box s that looks free, on the box's remote stack? (A bounded walk of in-box

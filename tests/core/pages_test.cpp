@@ -254,7 +254,9 @@ TEST(Pages, ThreadsTradingBlocksKeepEveryBlockIntact) {
           ASSERT_GE(spaces_usable_size(o), n);
           spaces_free(o);
         }
+        if (i % 100 == 0) ASSERT_TRUE(box_index_consistent(t_home_heap)) << "round " << i;
       }
+      ASSERT_TRUE(box_index_consistent(t_home_heap));
     });
   for (auto& t : ts) t.join();
   for (auto& s : slots) spaces_free(s.exchange(nullptr));
@@ -277,9 +279,13 @@ TEST(Pages, AHeapWithAFullIndexUsesTheClassSlabsAndGivesThemBackLater) {
     blocks.push_back(p);
   }
   EXPECT_EQ(t_home_heap->box_count, kMaxBoxes);
+  EXPECT_TRUE(box_index_consistent(t_home_heap));
   EXPECT_EQ(boxed, 3u * kMaxBoxes);
   EXPECT_EQ(slabbed, 12u) << "past 64 boxes the class's slabs serve it";
-  for (void* p : blocks) spaces_free(p);
+  for (size_t i = 0; i < blocks.size(); i += 2) spaces_free(blocks[i]);  // (every other: holes)
+  EXPECT_TRUE(box_index_consistent(t_home_heap));
+  for (size_t i = 1; i < blocks.size(); i += 2) spaces_free(blocks[i]);
+  EXPECT_TRUE(box_index_consistent(t_home_heap));
   spaces_collect(0);  // (a thread's sweep: the class's emptied current slab goes back too)
   unsigned cls = medium_class_of(256 << 10);
   EXPECT_EQ(t_home_heap->cur[cls], &g_empty_slab) << "no stranded slab of a boxed class";

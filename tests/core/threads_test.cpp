@@ -277,8 +277,8 @@ TEST(Threads, AnotherShardsDirtySlabsGoBeforeCleanOnes) {
   ASSERT_NE(hold, nullptr);
   memset(freed, 1, 4 * kSlabSize);
   arena_free_slabs(freed, 4);  // (dirty, in shard a)
-  Slab* got = nullptr;
-  ASSERT_TRUE(on_shard([&] { got = arena_alloc_slabs(1, &dirty); }, a, true));
+  Slab* got = nullptr;  // (on hold's shard, which has clean memory of its own)
+  ASSERT_TRUE(on_shard([&] { got = arena_alloc_slabs(1, &dirty); }, arena_of_shard_for_test(hold), false));
   ASSERT_NE(got, nullptr);
   EXPECT_TRUE(dirty);
   EXPECT_GE(reinterpret_cast<uintptr_t>(got), reinterpret_cast<uintptr_t>(freed));

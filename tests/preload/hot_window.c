@@ -4,7 +4,8 @@
 // process 64 KiB of RSS. Run under LD_PRELOAD=libspaces.so: a mix of what programs do (every
 // size range, realloc, calloc, aligned allocation, frees from other threads, threads that exit),
 // then two checks:
-//   - the library's DT_FINI, which the loader calls at exit, is in the window;
+//   - the library's DT_FINI and .fini_array destructors, which the loader calls at exit, are in
+//     the window (pages touched at exit are not present yet when the check runs);
 //   - no page of the text past the window is present (/proc/self/pagemap).
 // A failure names the offsets present: `nm -C libspaces.so` says which function to mark
 // SPACES_HOT_TEXT (src/os.h).
@@ -52,8 +53,11 @@ static void* worker(void* arg) {
 }
 
 struct Lib {
-  uintptr_t base, text, text_end, fini;
+  uintptr_t base, text, text_end, fini, fini_array;
+  size_t fini_array_bytes;
 };
+// A dynamic entry's address (the loader rewrites some in place to absolute ones; not these today)
+static uintptr_t dyn_addr(uintptr_t base, uintptr_t v) { return v >= base ? v : base + v; }
 
 static int find_lib(struct dl_phdr_info* info, size_t size, void* data) {
   (void)size;
@@ -68,7 +72,9 @@ static int find_lib(struct dl_phdr_info* info, size_t size, void* data) {
     }
     if (ph->p_type == PT_DYNAMIC)
       for (const ElfW(Dyn)* d = (const ElfW(Dyn)*)(info->dlpi_addr + ph->p_vaddr); d->d_tag != DT_NULL; d++)
-        if (d->d_tag == DT_FINI) lib->fini = info->dlpi_addr + d->d_un.d_ptr;
+        if (d->d_tag == DT_FINI) lib->fini = dyn_addr(info->dlpi_addr, d->d_un.d_ptr);
+        else if (d->d_tag == DT_FINI_ARRAY) lib->fini_array = dyn_addr(info->dlpi_addr, d->d_un.d_ptr);
+        else if (d->d_tag == DT_FINI_ARRAYSZ) lib->fini_array_bytes = d->d_un.d_val;
   }
   return 1;
 }
@@ -91,7 +97,7 @@ int main(void) {
     pthread_join(th[t], NULL);
   }
 
-  struct Lib lib = {0, 0, 0, 0};
+  struct Lib lib = {0, 0, 0, 0, 0, 0};
   if (!dl_iterate_phdr(find_lib, &lib) || lib.text == 0) {
     fprintf(stderr, "libspaces.so is not loaded (run with LD_PRELOAD=libspaces.so)\n");
     return 1;
@@ -101,6 +107,15 @@ int main(void) {
   if (lib.fini != 0 && (lib.fini < window || lib.fini >= window_end)) {
     fprintf(stderr, "DT_FINI at 0x%lx: past the first window of the text\n", (unsigned long)(lib.fini - lib.base));
     bad = 1;
+  }
+  // (no DT_FINI at all is fine: nothing to run)
+  for (size_t i = 0; lib.fini_array != 0 && i < lib.fini_array_bytes / sizeof(uintptr_t); i++) {
+    uintptr_t f = ((const uintptr_t*)lib.fini_array)[i];  // (relocated: absolute)
+    if (f != 0 && f != (uintptr_t)-1 && (f < window || f >= window_end)) {
+      fprintf(stderr, "destructor %zu (.fini_array) at 0x%lx: past the first window of the text\n", i,
+              (unsigned long)(f - lib.base));
+      bad = 1;
+    }
   }
   int pm = open("/proc/self/pagemap", O_RDONLY);
   if (pm < 0) {
