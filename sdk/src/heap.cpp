@@ -247,6 +247,7 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   h->mcache_bytes = 0;
   memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
+  h->box_ticks = 0;
   memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads one slot past the count)
   memset(h->box_run, 0, sizeof h->box_run);
 }
@@ -596,7 +597,10 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     if (home->state == kHeapActive) remote_tick(home);
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
-  if (SPACES_UNLIKELY((++h->slow_calls & 4095) == 0) && h->mcache_bytes) medium_cache_age(h);
+  if (SPACES_UNLIKELY((++h->slow_calls & 4095) == 0)) {
+    if (h->mcache_bytes) medium_cache_age(h);
+    if (h->box_count) box_age(h);
+  }
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
   if (cls >= kNumSmallClasses) {  // the newest medium block this thread freed, if one waits
     unsigned k = cls - kNumSmallClasses;

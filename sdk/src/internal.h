@@ -734,6 +734,7 @@ struct alignas(64) Heap {
   // thread heaps: medium blocks freed by the owning thread, waiting for its next malloc
   uint32_t mcache_bytes;             // bytes of blocks in mcache
   uint32_t box_count;                // thread heaps: page boxes (pages.cpp), in box_idx
+  uint32_t box_ticks;                // box mallocs (every 64th ages the boxes: box_age)
   struct BoxSlot {
     Slab* box;
   } box_idx[kMaxBoxes];              // in address order; a box's index is its Slab::cls
@@ -888,6 +889,8 @@ struct PageBox {
                               // the box that found no fit: box_alloc skips boxes whose runs are short)
   uint32_t live;              // blocks handed out and not back in `free` (cached and remotely
                               // freed ones, not yet taken back, count)
+  uint64_t dirty_since;       // ns (odd) when a page went back to `free` unpurged first since the
+                              // box's free pages were last purged; 0: none since (box_age)
   uint8_t cls[kBoxPages];     // at a live block's first page: its class; 0 elsewhere
 };
 static_assert(kSlabHeader + sizeof(PageBox) <= kPageSize, "a page box's record fits in its page 0");
@@ -907,6 +910,8 @@ bool box_index_consistent(const Heap* h);                        // tests: h's i
 void box_free(Slab* s, void* p);                                 // any thread; checked
 size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify
+void box_age(Heap* h);  // owner: free pages back to the kernel purge_delay_ms after a box's first unpurged free
+bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay);  // (box_age's test of a box's PageBox::dirty_since)
 void box_sweep(Heap* h, bool all, bool to_arena);  // heap_sweep's part: empty boxes out, (all &&
                                                    // to_arena) free pages purged
 void box_merge(Heap* h, Heap* a);                // heap_merge's part: a's boxes to h

@@ -47,8 +47,8 @@
 // looks for it on the stack first.
 // Empty boxes: the heap keeps up to medium_cache_kib of them (at least one); others go back to
 // their arena (dirty, purged there by the decay curve). A box cut from dirty granules is not
-// purged. Free pages inside a box stay resident until the box empties, except at
-// spaces_collect(1) (and malloc_trim), which purges them.
+// purged. Free pages inside a box go back to the kernel purge_delay_ms after the first of them
+// was freed (box_age), or at spaces_collect(1) (and malloc_trim).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -140,6 +140,7 @@ SPACES_HOT_TEXT unsigned box_find(PageBox* m, unsigned n) {
 // Pages [i, i + n) back to m's free pages (its counts and longest run follow).
 SPACES_HOT_TEXT void box_pages_back(PageBox* m, unsigned i, unsigned n) {
   box_bits_on(m->free, box_run(i, n));
+  if (SPACES_UNLIKELY(m->dirty_since == 0)) m->dirty_since = os_now_ns() | 1;  // (box_age)
   m->free_pages = uint16_t(m->free_pages + n);
   // (the run the pages join: from the used page before them to the one after)
   unsigned run = box_next(m->free, i + n, false) - box_prev_used(m->free, i) - 1;
@@ -211,6 +212,7 @@ SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   memset(m, 0, sizeof *m);
   bits_set(m->free, 1, kBoxPages - 1, true);
   if (!dirty) bits_set(m->clean, 1, kBoxPages - 1, true);
+  m->dirty_since = dirty ? os_now_ns() | 1 : 0;
   m->free_pages = kBoxPages - 1;
   m->max_run = kBoxPages - 1;
   // (before the head bit: the census reads headers it finds by that bit)
@@ -348,6 +350,7 @@ SPACES_HOT_TEXT void box_after_put(Heap* h, Slab* s, bool keep) {
 SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
   if (h->notify.load(std::memory_order_relaxed) != nullptr) heap_drain_notify(h);
+  if (SPACES_UNLIKELY((++h->box_ticks & 63) == 0)) box_age(h);  // (a clock read per 64)
   unsigned n = box_pages_of(cls), i = 0;
   Slab* s = box_search(h, n, &i);
   if (s == nullptr) {
@@ -418,6 +421,45 @@ SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
   box_after_put(h, s, true);  // (also when a sweep took the stack while the box was queued)
 }
 
+namespace {
+// Owner: the free pages of box s that may be resident go back to the kernel (clean again).
+SPACES_HOT_TEXT void box_purge_free(Slab* s) {
+  PageBox* m = box_of(s);
+  for (unsigned i = box_next(m->free, 1, true); i < kBoxPages; i = box_next(m->free, i, true)) {
+    unsigned j = box_next(m->free, i, false);
+    if (bits_count(m->clean, i, j - i) != j - i) {
+      os_purge(reinterpret_cast<uint8_t*>(s) + uintptr_t(i) * kPageSize, uintptr_t(j - i) * kPageSize);
+      bits_set(m->clean, i, j - i, true);
+    }
+    i = j;
+  }
+  m->dirty_since = 0;
+}
+}  // namespace
+
+// Free pages inside a box that is in use are not the arenas' (their decay curve and dirty bound
+// see whole granules): without this they stayed resident until the box emptied, however long a
+// program kept one block in it. The owner purges a box's free pages purge_delay_ms after the
+// first of them went back unpurged (all of them then: a deadline, as the arenas' per-arena one,
+// not a curve), from every 64th box malloc, every 4096th slow malloc (heap.cpp) and its
+// sweeps. Not with arena_huge_pages (a purge would split huge pages) nor purge_delay_ms -1.
+bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
+  // (since is odd, so it may be one past a `now` read in the same tick of the coarse clock: an
+  // unsigned now - since then wrapped, and every box was purged right after its first free)
+  return since != 0 && now > since && now - since >= delay;
+}
+
+SPACES_HOT_TEXT void box_age(Heap* h) {
+  long long ms = option(kOpt_purge_delay_ms);
+  if (ms < 0 || option(kOpt_arena_huge_pages) != 0) return;
+  uint64_t now = os_now_ns(), delay = uint64_t(ms) * 1000000ull;
+  for (unsigned k = 0; k < h->box_count; k++) {
+    Slab* s = h->box_idx[k].box;
+    uint64_t since = box_of(s)->dirty_since;
+    if (box_purge_due(since, now, delay)) box_purge_free(s);
+  }
+}
+
 SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
   for (unsigned k = h->box_count; k-- > 0;) {  // (from the end: a release shifts what follows)
     if (k >= h->box_count) continue;  // (an error handler run by a corrupted stack freed boxes)
@@ -425,22 +467,13 @@ SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
     box_take_remote(s);
     box_after_put(h, s, !to_arena);
   }
-  if (!(all && to_arena) || option(kOpt_arena_huge_pages) != 0) return;  // (a purge would split THPs)
-  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
-  for (unsigned k = 0; k < h->box_count; k++) {
-    Slab* s = h->box_idx[k].box;
-    PageBox* m = box_of(s);
-    for (unsigned i = 1; i < kBoxPages;) {
-      i = bits_next(m->free, i, true, kBoxPages);
-      if (i >= kBoxPages) break;
-      unsigned j = bits_next(m->free, i, false, kBoxPages);
-      if (bits_count(m->clean, i, j - i) != j - i) {
-        os_purge(reinterpret_cast<uint8_t*>(s) + uintptr_t(i) * kPageSize, uintptr_t(j - i) * kPageSize);
-        bits_set(m->clean, i, j - i, true);
-      }
-      i = j;
-    }
+  if (!(all && to_arena)) {
+    box_age(h);
+    return;
   }
+  if (option(kOpt_arena_huge_pages) != 0) return;  // (a purge would split THPs)
+  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
+  for (unsigned k = 0; k < h->box_count; k++) box_purge_free(h->box_idx[k].box);
 }
 
 void box_merge(Heap* h, Heap* a) {

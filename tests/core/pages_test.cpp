@@ -3,6 +3,7 @@
 #include "test_internal.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <set>
 #include <thread>
@@ -368,4 +369,51 @@ TEST(Pages, FirstFitAndLongestRunMatchAPageByPageModel) {
     ASSERT_EQ(m->free_pages, free_pages + len);
     for (unsigned j = 1; j < kBoxPages; j++) ASSERT_EQ((m->free[j / 64] >> (j % 64)) & 1, uint64_t(model[j])) << j;
   }
+}
+
+// The free pages of a box in use go back purge_delay_ms after the first of them was freed (the
+// owner's box_age, from its slow mallocs and sweeps), not only when the box empties.
+TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
+  BoxesOn on;
+  long long delay = option(kOpt_purge_delay_ms);
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", 50), 0);
+  void* keep = spaces_malloc(16 << 10);
+  void* big = spaces_malloc(256 << 10);
+  ASSERT_EQ(box_holding(big), box_holding(keep));
+  memset(big, 1, 256 << 10);
+  auto resident = [&] {
+    std::vector<unsigned char> v(256 / 4);
+    EXPECT_EQ(mincore(big, 256 << 10, v.data()), 0);
+    size_t n = 0;
+    for (unsigned char c : v) n += c & 1;
+    return n;
+  };
+  // The stamp is odd (0 means none): in the coarse clock's tick of the free it is one past `now`.
+  EXPECT_FALSE(box_purge_due(1000000000ull | 1, 1000000000ull, 50000000ull)) << "the tick of the free";
+  EXPECT_FALSE(box_purge_due(0, 5000000000ull, 50000000ull)) << "no unpurged free";
+  EXPECT_FALSE(box_purge_due(1000000001ull, 1040000000ull, 50000000ull));
+  EXPECT_TRUE(box_purge_due(1000000001ull, 1050000001ull, 50000000ull));
+  for (int attempt = 0; attempt < 16; attempt++) {  // (a free and an age in one clock tick, often)
+    spaces_collect(1);  // (the box's other free pages purged: the free below is its first unpurged one)
+    spaces_free(big);
+    box_age(t_home_heap);
+    ASSERT_EQ(resident(), 64u) << "freed pages stay resident for the delay (attempt " << attempt << ")";
+    ASSERT_EQ(spaces_malloc(256 << 10), big);
+    memset(big, 1, 256 << 10);
+  }
+  spaces_free(big);
+  usleep(80 * 1000);
+  spaces_collect(0);  // (a sweep ages the boxes, as every 4096th slow malloc does)
+  EXPECT_EQ(resident(), 0u) << "a purge delay after their free";
+  void* again = spaces_malloc(256 << 10);  // (the purged pages serve the next block)
+  EXPECT_EQ(again, big);
+  memset(again, 2, 256 << 10);
+  spaces_free(again);
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", -1), 0);
+  usleep(80 * 1000);
+  box_age(t_home_heap);
+  EXPECT_EQ(resident(), 64u) << "purge_delay_ms -1: never";
+  spaces_option_set("purge_delay_ms", delay);
+  spaces_free(keep);
+  spaces_collect(1);
 }
