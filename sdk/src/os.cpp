@@ -114,7 +114,12 @@ SPACES_HOT_TEXT void os_yield() { syscall(SYS_sched_yield); }
 // thread can hold a lock, only a frame of this one that a signal handler interrupted.
 SPACES_HOT_TEXT bool os_single_threaded() { return &__libc_single_threaded != nullptr && __libc_single_threaded; }
 
-SPACES_HOT_TEXT void os_purge(void* p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+// Every caller counts purged memory as zero from then on (clean bits, `dirty` flags: calloc
+// skips its memset). Where the kernel refuses (EINVAL on locked pages: a process that called
+// mlockall), the bytes are zeroed instead: the memory stays resident, and correct.
+SPACES_HOT_TEXT void os_purge(void* p, size_t size) {
+  if (madvise(p, size, MADV_DONTNEED) != 0) memset(p, 0, size);
+}
 
 SPACES_HOT_TEXT void os_hugepage_forbid(void* p, size_t size) { madvise(p, size, MADV_NOHUGEPAGE); }
 

@@ -33,7 +33,7 @@ void os_unmap(void* p, size_t size);
 bool os_remap_fresh(void* p, size_t size);           // fresh zero pages (and page tables) in place
 void* os_remap_in_place(void* p, size_t old_size, size_t new_size);  // NULL: cannot grow there
 void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst);  // moves page tables; NULL on failure
-void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now
+void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now; zero after, always
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
 void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort
 size_t os_page_size();

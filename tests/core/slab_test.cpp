@@ -1,5 +1,7 @@
 #include "test_internal.h"
 
+#include <sys/mman.h>
+
 #include <set>
 #include <thread>
 
@@ -202,4 +204,24 @@ TEST(Slab, BlockStartTestAndIndexAreExactForEveryClassAndOffset) {
       if (slab_is_block_start(&s, 0u - back)) wrong++;
     EXPECT_EQ(wrong, 0u) << "class " << cls << " size " << bs;
   }
+}
+
+// Purged memory reads as zero: callers mark it clean and calloc then skips its memset. On locked
+// pages (mlock, mlockall) the kernel refuses MADV_DONTNEED, and os_purge zeroes them instead.
+TEST(Os, PurgedMemoryIsZeroEvenWhereTheKernelRefusesToDropIt) {
+  const size_t size = 4 * kPageSize;
+  auto* p = static_cast<unsigned char*>(os_map(size, false));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0xa5, size);
+  os_purge(p, size);
+  for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << i;
+  memset(p, 0xa5, size);
+  if (mlock(p, size) != 0) {
+    os_unmap(p, size);
+    GTEST_SKIP() << "mlock refused (RLIMIT_MEMLOCK)";
+  }
+  os_purge(p, size);  // (EINVAL from the kernel: the pages are locked)
+  for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << i;
+  munlock(p, size);
+  os_unmap(p, size);
 }
