@@ -14,12 +14,6 @@
 
 #include "rss.h"
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 int main(int argc, char **argv) {
   enum { kMaxBlocks = 4096, kKeepEvery = 16 };
   static void *blocks[kMaxBlocks];
@@ -40,22 +34,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < kBlocks; i++)
     if (i % kKeepEvery != 0) free(blocks[i]);
   printf("kept live: %zu KiB\n", kept >> 10);
-  double t0 = now_ms(), next_print = 0;
-  printf("%8s %12s\n", "ms", "rss_kib");
-  for (;;) {
-    double t = now_ms() - t0;
-    if (t >= next_print) {
-      printf("%8.0f %12ld\n", t, rss_kib() - base);
-      next_print += 250;
-      if (next_print > 2000) break;
-    }
-    void *p = malloc(20 << 10); /* the program stays lightly busy */
-    if (p == NULL) return 1;
-    ((volatile char *)p)[0] = 1;
-    free(p);
-    struct timespec pause = {0, 5 * 1000 * 1000};
-    nanosleep(&pause, NULL);
-  }
+  if (watch_rss(base, 20 << 10, 5, 250, 2000)) return 1;
   for (int i = 0; i < kBlocks; i += kKeepEvery) free(blocks[i]);
   return 0;
 }

@@ -12,12 +12,6 @@
 
 #include "rss.h"
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 int main(void) {
   enum { kBlocks = 48 };
   const size_t size = (size_t)1 << 20;
@@ -30,21 +24,6 @@ int main(void) {
   }
   printf("burst: +%ld KiB\n", rss_kib() - base);
   for (int i = 0; i < kBlocks; i++) free(blocks[i]);
-  double t0 = now_ms(), next_print = 0;
-  printf("%8s %12s\n", "ms", "rss_kib");
-  for (;;) {
-    double t = now_ms() - t0;
-    if (t >= next_print) {
-      printf("%8.0f %12ld\n", t, rss_kib() - base);
-      next_print += 100;
-      if (next_print > 1200) break;
-    }
-    void *p = malloc(size);  /* the program stays lightly busy */
-    if (p == NULL) return 1;
-    ((volatile char *)p)[0] = 1;
-    free(p);
-    struct timespec pause = {0, 20 * 1000 * 1000};
-    nanosleep(&pause, NULL);
-  }
+  if (watch_rss(base, size, 20, 100, 1200)) return 1;
   return 0;
 }

@@ -739,8 +739,8 @@ struct alignas(64) Heap {
     Slab* box;
   } box_idx[kMaxBoxes];              // in address order; a box's index is its Slab::cls
   alignas(64) uint8_t box_run[kMaxBoxes];  // a copy of each box's PageBox::max_run (0 past box_count),
-                                     // refreshed by its owner: box_alloc's search compares them all
-                                     // at once and reads the headers of the boxes that may fit only
+                                     // refreshed by its owner: box_alloc's search reads this line
+                                     // and the headers of the boxes that may fit only
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };

@@ -28,6 +28,14 @@ Slab* box_holding(void* p) {
   Slab* s = slab_find(p);
   return s != nullptr && s->kind == kSlabPages ? s : nullptr;
 }
+// Pages of [p, p + size) present in memory (mincore).
+size_t resident_pages(void* p, size_t size) {
+  std::vector<unsigned char> v(size / kPageSize);
+  EXPECT_EQ(mincore(p, size, v.data()), 0);
+  size_t n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n;
+}
 unsigned page_of(void* p) {
   Slab* s = slab_find(p);
   return unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize);
@@ -211,13 +219,7 @@ TEST(Pages, CollectPurgesTheFreePagesOfTheBoxesKept) {
   Slab* s = box_holding(big);
   ASSERT_EQ(s, box_holding(keep));
   spaces_free(big);
-  auto resident = [&] {
-    std::vector<unsigned char> v(256 / 4);
-    EXPECT_EQ(mincore(big, 256 << 10, v.data()), 0);
-    size_t n = 0;
-    for (unsigned char c : v) n += c & 1;
-    return n;
-  };
+  auto resident = [&] { return resident_pages(big, 256 << 10); };
   EXPECT_EQ(resident(), 64u) << "freed pages stay resident for the next block";
   spaces_collect(1);
   EXPECT_EQ(resident(), 0u);
@@ -385,13 +387,7 @@ TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
   void* big = spaces_malloc(256 << 10);
   ASSERT_EQ(box_holding(big), box_holding(keep));
   memset(big, 1, 256 << 10);
-  auto resident = [&] {
-    std::vector<unsigned char> v(256 / 4);
-    EXPECT_EQ(mincore(big, 256 << 10, v.data()), 0);
-    size_t n = 0;
-    for (unsigned char c : v) n += c & 1;
-    return n;
-  };
+  auto resident = [&] { return resident_pages(big, 256 << 10); };
   // The stamp is odd (0 means none): in the coarse clock's tick of the free it is one past `now`.
   EXPECT_FALSE(box_purge_due(1000000000ull | 1, 1000000000ull, 50000000ull)) << "the tick of the free";
   EXPECT_FALSE(box_purge_due(0, 5000000000ull, 50000000ull)) << "no unpurged free";
