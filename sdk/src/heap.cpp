@@ -248,8 +248,10 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
   h->box_ticks = 0;
-  memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads one slot past the count)
-  memset(h->box_run, 0, sizeof h->box_run);
+  h->box_slots = 0;
+  memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads every slot)
+  h->run_mask[0] = h->run_mask[1] = 0;
+  memset(h->run_head, 0, sizeof h->run_head);
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held

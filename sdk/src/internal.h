@@ -683,6 +683,7 @@ constexpr uint32_t kRemoteBlockMax = 1024;
 // threads read `n` and `b` only to look for a double free.
 constexpr unsigned kNumMediumClasses = kNumClasses - kNumSmallClasses;
 constexpr unsigned kMaxBoxes = 64;  // page boxes per thread heap (pages.cpp): 64 MiB of medium blocks
+constexpr unsigned kBoxBuckets = 65;  // a heap's lists of free box runs: 1..64 pages, and longer
 constexpr unsigned kMediumCacheSlots = 16;
 constexpr uint64_t kMediumCacheAge = uint64_t(1) << 16;  // slow mallocs without a use of the class
 struct MediumCache {
@@ -735,12 +736,10 @@ struct alignas(64) Heap {
   uint32_t mcache_bytes;             // bytes of blocks in mcache
   uint32_t box_count;                // thread heaps: page boxes (pages.cpp), in box_idx
   uint32_t box_ticks;                // box mallocs (every 64th ages the boxes: box_age)
-  struct BoxSlot {
-    Slab* box;
-  } box_idx[kMaxBoxes];              // in address order; a box's index is its Slab::cls
-  alignas(64) uint8_t box_run[kMaxBoxes];  // a copy of each box's PageBox::max_run (0 past box_count),
-                                     // refreshed by its owner: box_alloc's search reads this line
-                                     // and the headers of the boxes that may fit only
+  uint64_t box_slots;                // bit k: box_idx[k] holds a box (its Slab::cls is k)
+  uint64_t run_mask[2];              // bit b: run_head[b] names a run
+  uint16_t run_head[kBoxBuckets];    // the boxes' free runs by length (BoxRef of the first; 0: none)
+  Slab* box_idx[kMaxBoxes];
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
@@ -885,14 +884,19 @@ struct PageBox {
   uint64_t free[kBoxWords];   // a bit per page: free (page 0, the header's, never)
   uint64_t clean[kBoxWords];  // a bit per page: zero (fresh or purged, not handed out since)
   uint16_t free_pages;
-  uint16_t max_run;           // at least the longest run of free pages (exact after a search of
-                              // the box that found no fit: box_alloc skips boxes whose runs are short)
+  uint16_t spare;
   uint32_t live;              // blocks handed out and not back in `free` (cached and remotely
                               // freed ones, not yet taken back, count)
   uint64_t dirty_since;       // ns (odd) when a page went back to `free` unpurged first since the
                               // box's free pages were last purged; 0: none since (box_age)
   uint8_t cls[kBoxPages];     // at a live block's first page: its class; 0 elsewhere
+  // The free runs (maximal runs of free pages), each on its owner heap's list for its length:
+  uint8_t run_len[kBoxPages];     // at a run's first and last page: its length in pages
+  uint16_t run_next[kBoxPages];   // at a run's first page: the next and previous runs on its
+  uint16_t run_prev[kBoxPages];   // list, as BoxRefs (0: none)
 };
+// A free run named by its heap's slot of the box (Slab::cls) and its first page (never 0).
+using BoxRef = uint16_t;
 static_assert(kSlabHeader + sizeof(PageBox) <= kPageSize, "a page box's record fits in its page 0");
 SPACES_INLINE PageBox* box_of(const Slab* s) {
   return reinterpret_cast<PageBox*>(reinterpret_cast<uintptr_t>(s) + kSlabHeader);
@@ -904,9 +908,7 @@ SPACES_INLINE bool box_class(unsigned cls) {
   return g_classes.granules[cls] > 1 && class_size(cls) <= uint64_t(option(kOpt_medium_pages)) << 10 && !g_prof_on;
 }
 void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero);  // NULL: out of memory
-unsigned box_find(PageBox* m, unsigned n);  // first fit (0: none; max_run exact if it searched)
-void box_pages_back(PageBox* m, unsigned i, unsigned n);         // pages [i, i + n) free again
-bool box_index_consistent(const Heap* h);                        // tests: h's index as it must be
+bool box_index_consistent(const Heap* h);                        // tests: h's boxes and run lists as they must be
 void box_free(Slab* s, void* p);                                 // any thread; checked
 size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify

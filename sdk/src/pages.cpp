@@ -12,21 +12,25 @@
 //
 // Layout (internal.h, PageBox): 16 granules; page 0 holds the Slab header (kind kSlabPages) and
 // the record: a bit per page for free pages and for clean ones (zero: fresh or purged), the free
-// page count, the longest free run (an upper bound: exact after a search that found no fit, and
-// raised by each free to the run the freed pages join), and a byte per page, the class of the
-// live block that starts there. A block of class c takes box_pages_of(c) pages from a page
+// page count, a byte per page (the class of the live block that starts there), and the free
+// runs' boundary tags and list links. A block of class c takes box_pages_of(c) pages from a page
 // boundary; its usable size stays the class's size, as a slab slot's. The page map marks the box
 // like a 16-granule medium slab (head byte, back offsets), so free() finds its header the way it
 // finds a slab's; fast_owner is 0, so free's inline path always leaves for free_by_kind, which
 // calls box_free.
 //
-// Finding room: the heap keeps its boxes in an index (Heap::box_idx, at most kMaxBoxes) in
-// address order, with a copy of each box's longest run in Heap::box_run (64 bytes, one cache
-// line), so a malloc reads that array and only the bitmaps of boxes that may fit (reading every
-// box's header cost `medium` a cache miss per box per malloc). Address-ordered first fit fills the lowest boxes and lets
-// the highest drain. A heap whose index is full takes the class's slab path instead. (Keeping
-// the longest run exact after every malloc, which costs a scan of the whole box, measured no
-// faster.)
+// Finding room: the heap keeps its boxes in an index (Heap::box_idx, at most kMaxBoxes; a box's
+// slot is its Slab::cls) and every maximal run of free pages of its boxes on one of 65 lists by
+// length (1..64 pages, and longer), each in address order, with a bit mask of the lists that are
+// not empty. A malloc of n pages takes the front of the first run of the shortest list that fits:
+// address-ordered best fit, O(1) (one mask test, one list head), where a first-fit search of the
+// boxes' bitmaps cost 150-300 instructions. A free joins the pages with the runs on either side
+// through their tags, also O(1), plus the walk to its place on its list (short: the runs of one
+// length). Best fit rather than first fit: `medium` 7 % faster at one thread (a run freed just
+// before is often the best fit, and still warm), the same peak RSS within 3 %; first fit done
+// with the same lists was no faster than the bitmap search, so the time is the memory's, not the
+// instructions' (docs/benchmarks.md, session 18). A heap whose index is full takes the class's
+// slab path instead.
 //
 // Who touches what:
 //   - the owner thread (or whoever holds an abandoned heap exclusively): the bitmaps, the counts,
@@ -101,94 +105,157 @@ SPACES_INLINE unsigned box_next(const uint64_t* b, unsigned i, bool v) {
   }
   return k * 64 + unsigned(__builtin_ctzll(x));
 }
-// The last page < i whose free bit is clear (0, the header's, if none): a free run ending at i
-// starts after it.
-SPACES_INLINE unsigned box_prev_used(const uint64_t* b, unsigned i) {
-  unsigned k = i >> 6;
-  uint64_t x = (i & 63) ? ~b[k] & (~uint64_t(0) >> (64 - (i & 63))) : 0;
-  while (x == 0) {
-    if (k == 0) return 0;
-    x = ~b[--k];
-  }
-  return k * 64 + 63u - unsigned(__builtin_clzll(x));
+
+// ---- the heap's free-run lists ---------------------------------------------------------------
+// Every maximal run of free pages in a heap's boxes is on one of the heap's lists, by length:
+// 1..64 pages one list each (a block is at most 64 pages), longer runs on the last. A run's
+// first and last pages carry its length (run_len: boundary tags), so a free finds the runs it
+// joins in O(1); its first page carries its links (BoxRefs: box slot, page). A malloc of n pages
+// takes the first run of the shortest non-empty list that fits (a run of exactly n pages when
+// there is one, else the shortest longer one), from its front; the rest of the run goes on its
+// own list. Every list is in address order, so blocks of a length fill the lowest boxes and the
+// highest drain and go back (with the newest box first, new blocks went to the box made last
+// while older ones emptied, and boxes cycled through the arena: at one thread `medium` took
+// 250 000 page faults instead of 3 500). Lists in LIFO order measured 5 % faster and 5 % more
+// peak RSS on `medium`.
+
+SPACES_INLINE unsigned run_bucket(unsigned len) { return len > 64 ? 64 : len - 1; }
+SPACES_INLINE BoxRef box_ref(unsigned slot, unsigned page) { return BoxRef(slot << 8 | page); }
+SPACES_INLINE PageBox* ref_box(const Heap* h, BoxRef r) { return box_of(h->box_idx[r >> 8]); }
+SPACES_INLINE bool page_free(const PageBox* m, unsigned i) { return (m->free[i >> 6] >> (i & 63)) & 1; }
+
+// Link the run [a, a + len) of box `slot` (m) as free, with its tags, after `prev` (0: first).
+SPACES_INLINE void run_link(Heap* h, unsigned slot, PageBox* m, unsigned a, unsigned len, unsigned bucket,
+                            BoxRef prev) {
+  m->run_len[a] = m->run_len[a + len - 1] = uint8_t(len);
+  BoxRef r = box_ref(slot, a), next = prev ? ref_box(h, prev)->run_next[prev & 255] : h->run_head[bucket];
+  m->run_prev[a] = prev;
+  m->run_next[a] = next;
+  if (prev) ref_box(h, prev)->run_next[prev & 255] = r;
+  else h->run_head[bucket] = r;
+  if (next) ref_box(h, next)->run_prev[next & 255] = r;
+  h->run_mask[bucket >> 6] |= uint64_t(1) << (bucket & 63);
 }
 
-}  // namespace
-
-// First fit: the lowest run of n free pages (0: none). Address order keeps blocks packed at the
-// start of the box, so the free pages at its end stay in one run for the largest classes. Each
-// run costs one test of the n pages from its start; a search that finds none has measured every
-// run (all shorter than n): the longest becomes the box's max_run.
-SPACES_HOT_TEXT unsigned box_find(PageBox* m, unsigned n) {
-  if (m->free_pages < n || m->max_run < n) return 0;
-  unsigned longest = 0, i = box_next(m->free, 1, true);
-  for (; i + n <= kBoxPages; i = box_next(m->free, i, true)) {
-    unsigned j = box_first_unset(m->free, box_run(i, n));
-    if (j == kBoxPages) return i;
-    if (j - i > longest) longest = j - i;
-    i = j;
+// Put the run [a, a + len) of box `slot` on its list, in address order (box slots are not in
+// address order, so the boxes' addresses are compared).
+SPACES_NOINLINE SPACES_HOT_TEXT void run_put(Heap* h, unsigned slot, PageBox* m, unsigned a, unsigned len) {
+  unsigned bucket = run_bucket(len);
+  BoxRef prev = 0;
+  uintptr_t at = reinterpret_cast<uintptr_t>(m) + a;
+  for (BoxRef r = h->run_head[bucket]; r; r = ref_box(h, r)->run_next[r & 255]) {
+    if (reinterpret_cast<uintptr_t>(ref_box(h, r)) + (r & 255) > at) break;
+    prev = r;
   }
-  for (; i < kBoxPages; i = box_next(m->free, i, true)) {  // (runs that start too late for n)
-    unsigned j = box_next(m->free, i, false);
-    if (j - i > longest) longest = j - i;
-    i = j;
-  }
-  m->max_run = uint16_t(longest);
-  return 0;
+  run_link(h, slot, m, a, len, bucket, prev);
 }
 
-// Pages [i, i + n) back to m's free pages (its counts and longest run follow).
-SPACES_HOT_TEXT void box_pages_back(PageBox* m, unsigned i, unsigned n) {
+// Take the run that starts at page a of box m off its list.
+SPACES_INLINE void run_unlink(Heap* h, PageBox* m, unsigned a) {
+  unsigned bucket = run_bucket(m->run_len[a]);
+  BoxRef next = m->run_next[a], prev = m->run_prev[a];
+  if (prev) ref_box(h, prev)->run_next[prev & 255] = next;
+  else h->run_head[bucket] = next;
+  if (next) ref_box(h, next)->run_prev[next & 255] = prev;
+  if (h->run_head[bucket] == 0) h->run_mask[bucket >> 6] &= ~(uint64_t(1) << (bucket & 63));
+}
+
+// The first run of the shortest list whose runs have n pages or more (0: none).
+SPACES_INLINE BoxRef box_fit(const Heap* h, unsigned n) {
+  uint64_t fit = h->run_mask[0] & (~uint64_t(0) << (n - 1));
+  if (fit) return h->run_head[__builtin_ctzll(fit)];
+  return h->run_mask[1] ? h->run_head[kBoxBuckets - 1] : 0;
+}
+
+// The first n pages of the run at page a of box `slot` (m) are taken: the run leaves its list,
+// and the rest of it, if any, goes on its own (in place when it stays on the long list: the
+// address order holds).
+SPACES_INLINE void run_take_front(Heap* h, unsigned slot, PageBox* m, unsigned a, unsigned n) {
+  unsigned len = m->run_len[a], rest = len - n, b = a + n;
+  if (rest > 64) {
+    BoxRef next = m->run_next[a], prev = m->run_prev[a], r = box_ref(slot, b);
+    m->run_prev[b] = prev;
+    m->run_next[b] = next;
+    if (prev) ref_box(h, prev)->run_next[prev & 255] = r;
+    else h->run_head[kBoxBuckets - 1] = r;
+    if (next) ref_box(h, next)->run_prev[next & 255] = r;
+    m->run_len[b] = m->run_len[a + len - 1] = uint8_t(rest);
+    return;
+  }
+  run_unlink(h, m, a);
+  if (rest) run_put(h, slot, m, b, rest);
+}
+
+// Every free run of box s onto h's lists (in: the box just joined h) or off them (out).
+// (Page by page: box_next's word loops inlined twice pushed the hot text past its window.)
+SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_in(Heap* h, Slab* s) {
+  PageBox* m = box_of(s);
+  for (unsigned i = 1; i < kBoxPages;) {
+    unsigned j = i;
+    while (j < kBoxPages && page_free(m, j)) j++;
+    if (j > i) run_put(h, s->cls, m, i, j - i);
+    i = j + 1;
+  }
+}
+SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_out(Heap* h, Slab* s) {
+  PageBox* m = box_of(s);
+  for (unsigned i = 1; i < kBoxPages;) {
+    if (!page_free(m, i)) {
+      i++;
+      continue;
+    }
+    unsigned len = m->run_len[i];
+    run_unlink(h, m, i);
+    i += len;
+  }
+}
+
+// Owner: pages [i, i + n) of box s back to its free pages, joined with the free runs on either
+// side (their counts, tags and lists follow).
+SPACES_NOINLINE SPACES_HOT_TEXT void box_pages_back(Heap* h, Slab* s, unsigned i, unsigned n) {
+  PageBox* m = box_of(s);
+  unsigned a = i, e = i + n;
+  if (page_free(m, i - 1)) {  // (page 0's bit is never set)
+    a = i - m->run_len[i - 1];
+    run_unlink(h, m, a);
+  }
+  if (e < kBoxPages && page_free(m, e)) {
+    unsigned len = m->run_len[e];
+    run_unlink(h, m, e);
+    e += len;
+  }
   box_bits_on(m->free, box_run(i, n));
   if (SPACES_UNLIKELY(m->dirty_since == 0)) m->dirty_since = os_now_ns() | 1;  // (box_age)
   m->free_pages = uint16_t(m->free_pages + n);
-  // (the run the pages join: from the used page before them to the one after)
-  unsigned run = box_next(m->free, i + n, false) - box_prev_used(m->free, i) - 1;
-  if (run > m->max_run) m->max_run = uint16_t(run);
+  run_put(h, s->cls, m, a, e - a);
 }
-
-namespace {
 
 SPACES_INLINE uintptr_t box_state(const Slab* s) { return s->thread_free.load(std::memory_order_acquire) & kStateMask; }
 SPACES_INLINE bool box_stack_empty(const Slab* s) {
   return tf_ptr(s->thread_free.load(std::memory_order_acquire)) == reinterpret_cast<uintptr_t>(s);
 }
 
-// Copy box s's summary into its slot of h's index.
-SPACES_INLINE void box_sync(Heap* h, Slab* s) {
-  h->box_run[s->cls] = uint8_t(box_of(s)->max_run);  // (at most kBoxPages - 1)
-}
-
-// Enter box s into h's index, which is kept in address order: box_alloc's first fit then fills
-// the lowest boxes and leaves the highest to drain and go back (with the newest first, new blocks
-// went to the box made last while older ones emptied, and boxes cycled through the arena: at one
-// thread `medium` took 250 000 page faults instead of 3 500). false: the index is full.
+// Enter box s into a free slot of h's index (its Slab::cls), its free runs onto h's lists.
+// false: the index is full.
 SPACES_HOT_TEXT bool box_link(Heap* h, Slab* s) {
   if (h->box_count == kMaxBoxes) return false;
-  unsigned k = h->box_count;
-  for (; k > 0 && h->box_idx[k - 1].box > s; k--) {
-    h->box_idx[k] = h->box_idx[k - 1];
-    h->box_run[k] = h->box_run[k - 1];
-    h->box_idx[k].box->cls = uint8_t(k);
-  }
-  h->box_idx[k].box = s;
+  unsigned k = unsigned(__builtin_ctzll(~h->box_slots));
+  h->box_idx[k] = s;
   s->cls = uint8_t(k);
+  h->box_slots |= uint64_t(1) << k;
   h->box_count++;
-  box_sync(h, s);
+  box_runs_in(h, s);
   return true;
 }
+// Box s leaves h's index, its free runs h's lists.
 SPACES_HOT_TEXT void box_unlink(Heap* h, Slab* s) {
-  for (unsigned k = s->cls; k + 1 < h->box_count; k++) {
-    h->box_idx[k] = h->box_idx[k + 1];
-    h->box_run[k] = h->box_run[k + 1];
-    h->box_idx[k].box->cls = uint8_t(k);
-  }
+  box_runs_out(h, s);
+  h->box_slots &= ~(uint64_t(1) << s->cls);
+  h->box_idx[s->cls] = nullptr;
   h->box_count--;
-  h->box_idx[h->box_count].box = nullptr;  // (box_after_fork reads one slot past the count)
-  h->box_run[h->box_count] = 0;
 }
 
-SPACES_HOT_TEXT Slab* box_new(Heap* h) {
+SPACES_NOINLINE SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   bool dirty;
   Slab* s = arena_alloc_slabs(kBoxGranules, &dirty, false);
   if (s == nullptr) return nullptr;
@@ -214,7 +281,6 @@ SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   if (!dirty) bits_set(m->clean, 1, kBoxPages - 1, true);
   m->dirty_since = dirty ? os_now_ns() | 1 : 0;
   m->free_pages = kBoxPages - 1;
-  m->max_run = kBoxPages - 1;
   // (before the head bit: the census reads headers it finds by that bit)
   pagemap_set_back(reinterpret_cast<uintptr_t>(s), kBoxGranules, true);
   pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
@@ -239,8 +305,8 @@ SPACES_HOT_TEXT bool box_maybe_release(Heap* h, Slab* s, bool keep) {
   if (keep) {
     long long budget = option(kOpt_medium_cache_kib) / 1024;
     long long empty = 0;
-    for (unsigned k = 0; k < h->box_count && empty < budget; k++) {
-      Slab* o = h->box_idx[k].box;
+    for (uint64_t left = h->box_slots; left && empty < budget; left &= left - 1) {
+      Slab* o = h->box_idx[__builtin_ctzll(left)];
       empty += o != s && box_of(o)->live == 0;
     }
     if (empty < (budget < 1 ? 1 : budget)) return false;
@@ -250,11 +316,10 @@ SPACES_HOT_TEXT bool box_maybe_release(Heap* h, Slab* s, bool keep) {
 }
 
 // Owner: the block at page i (class c, checked) back to the box's free pages. true: box empty.
-SPACES_INLINE bool box_put(Slab* s, unsigned i, unsigned c) {
+SPACES_INLINE bool box_put(Heap* h, Slab* s, unsigned i, unsigned c) {
   PageBox* m = box_of(s);
-  unsigned n = box_pages_of(c);
   box_set_cls(m, i, 0);
-  box_pages_back(m, i, n);
+  box_pages_back(h, s, i, box_pages_of(c));
   return --m->live == 0;
 }
 
@@ -295,8 +360,8 @@ SPACES_INLINE unsigned box_block_class(Slab* s, const void* p, const char* what,
   return 0;
 }
 
-// Owner: take the box's remote stack (the blocks go back to its free pages). true: box empty.
-SPACES_HOT_TEXT bool box_take_remote(Slab* s) {
+// Owner h: take the box's remote stack (the blocks go back to its free pages). true: box empty.
+SPACES_HOT_TEXT bool box_take_remote(Heap* h, Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   do {
@@ -314,7 +379,7 @@ SPACES_HOT_TEXT bool box_take_remote(Slab* s) {
       report_error(SPACES_ERROR_CORRUPTED, reinterpret_cast<void*>(b), "corrupted remote free list");
       break;  // the rest leaks, never followed
     }
-    empty = box_put(s, unsigned(off / kPageSize), c);
+    empty = box_put(h, s, unsigned(off / kPageSize), c);
     if (next >= kBoxGranules * kSlabSize || (next != 0 && next < kPageSize)) {
       if (next != 0) report_error(SPACES_ERROR_CORRUPTED, reinterpret_cast<void*>(b), "corrupted remote free list");
       break;
@@ -324,25 +389,9 @@ SPACES_HOT_TEXT bool box_take_remote(Slab* s) {
   return empty;
 }
 
-// The first of h's boxes with a run of n free pages (its first page in *at), or NULL. The
-// copies of the boxes' longest runs sit in one cache line, read a byte at a time: a vector
-// compare of all 64 at once stalled on the byte just stored by the last free (the store cannot
-// forward to a wider load) and made `medium` 25 % slower.
-SPACES_HOT_TEXT Slab* box_search(Heap* h, unsigned n, unsigned* at) {
-  for (unsigned k = 0, count = h->box_count; k < count; k++) {
-    if (h->box_run[k] < n) continue;
-    Slab* s = h->box_idx[k].box;
-    if ((*at = box_find(box_of(s), n)) != 0) return s;
-    h->box_run[k] = uint8_t(box_of(s)->max_run);  // (the search measured it)
-  }
-  return nullptr;
-}
-
-// Owner, after pages went back to box s: give it back if it emptied (box_maybe_release), else
-// refresh its slot in h's index.
-SPACES_HOT_TEXT void box_after_put(Heap* h, Slab* s, bool keep) {
-  if (box_of(s)->live == 0 && box_maybe_release(h, s, keep)) return;
-  box_sync(h, s);
+// Owner, after pages went back to box s: give it back if it emptied (box_maybe_release).
+SPACES_INLINE void box_after_put(Heap* h, Slab* s, bool keep) {
+  if (box_of(s)->live == 0) box_maybe_release(h, s, keep);
 }
 
 }  // namespace
@@ -351,30 +400,30 @@ SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
   if (h->notify.load(std::memory_order_relaxed) != nullptr) heap_drain_notify(h);
   if (SPACES_UNLIKELY((++h->box_ticks & 63) == 0)) box_age(h);  // (a clock read per 64)
-  unsigned n = box_pages_of(cls), i = 0;
-  Slab* s = box_search(h, n, &i);
-  if (s == nullptr) {
+  unsigned n = box_pages_of(cls);
+  BoxRef r = box_fit(h, n);
+  if (r == 0) {
     // A stale pooled heap's boxes before fresh ones (heap_try_adopt merges it into h, its boxes too)
     uint32_t had = h->box_count;
     heap_try_adopt(h, cls);
-    if (h->box_count != had) s = box_search(h, n, &i);
+    if (h->box_count != had) r = box_fit(h, n);
   }
-  if (s == nullptr) {
+  if (r == 0) {
     // (a heap with kMaxBoxes boxes and no room: the class's slabs serve it, heap.cpp)
-    s = h->box_count < kMaxBoxes ? box_new(h) : nullptr;
-    if (s == nullptr) return nullptr;
-    i = 1;
+    if (h->box_count == kMaxBoxes || box_new(h) == nullptr) return nullptr;
+    r = box_fit(h, n);
   }
+  Slab* s = h->box_idx[r >> 8];
   PageBox* m = box_of(s);
-  BoxRun r = box_run(i, n);
-  box_bits_off(m->free, r);
+  unsigned i = r & 255;
+  run_take_front(h, unsigned(r >> 8), m, i, n);
+  BoxRun br = box_run(i, n);
+  box_bits_off(m->free, br);
   m->free_pages = uint16_t(m->free_pages - n);
   m->live++;
-  bool clean = box_first_unset(m->clean, r) == kBoxPages;
-  box_bits_off(m->clean, r);
+  bool clean = box_first_unset(m->clean, br) == kBoxPages;
+  box_bits_off(m->clean, br);
   box_set_cls(m, i, cls);
-  if (m->max_run > m->free_pages) m->max_run = m->free_pages;
-  box_sync(h, s);
   Block* b = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + uintptr_t(i) * kPageSize);
   if (!clean) link_set(b, 0);  // (a live block's word must not look free; a clean page's is 0)
   track_alloc(nullptr, b, size, zero);
@@ -402,7 +451,7 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
     // which is what boxes are for; with a cache of even 2 blocks per class `thread_rounds` held
     // 9.0 MiB instead of 5.9 at one thread, and a box's free and malloc are cheap without it.)
     track_free(nullptr, p, b, class_size(c));
-    box_put(s, unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize), c);
+    box_put(h, s, unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize), c);
     box_after_put(h, s, true);
     return;
   }
@@ -417,7 +466,7 @@ SPACES_HOT_TEXT size_t box_usable(Slab* s, const void* p, const char* what) {
 
 SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
   slab_set_state(s, kStateNotified, kStateFull);  // (before the take: a push after it notifies again)
-  box_take_remote(s);
+  box_take_remote(h, s);
   box_after_put(h, s, true);  // (also when a sweep took the stack while the box was queued)
 }
 
@@ -453,18 +502,17 @@ SPACES_HOT_TEXT void box_age(Heap* h) {
   long long ms = option(kOpt_purge_delay_ms);
   if (ms < 0 || option(kOpt_arena_huge_pages) != 0) return;
   uint64_t now = os_now_ns(), delay = uint64_t(ms) * 1000000ull;
-  for (unsigned k = 0; k < h->box_count; k++) {
-    Slab* s = h->box_idx[k].box;
-    uint64_t since = box_of(s)->dirty_since;
-    if (box_purge_due(since, now, delay)) box_purge_free(s);
+  for (uint64_t left = h->box_slots; left; left &= left - 1) {
+    Slab* s = h->box_idx[__builtin_ctzll(left)];
+    if (box_purge_due(box_of(s)->dirty_since, now, delay)) box_purge_free(s);
   }
 }
 
 SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
-  for (unsigned k = h->box_count; k-- > 0;) {  // (from the end: a release shifts what follows)
-    if (k >= h->box_count) continue;  // (an error handler run by a corrupted stack freed boxes)
-    Slab* s = h->box_idx[k].box;
-    box_take_remote(s);
+  for (uint64_t left = h->box_slots; left; left &= left - 1) {
+    Slab* s = h->box_idx[__builtin_ctzll(left)];
+    if (s == nullptr) continue;  // (an error handler run by a corrupted stack freed boxes)
+    box_take_remote(h, s);
     box_after_put(h, s, !to_arena);
   }
   if (!(all && to_arena)) {
@@ -473,53 +521,84 @@ SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
   }
   if (option(kOpt_arena_huge_pages) != 0) return;  // (a purge would split THPs)
   // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
-  for (unsigned k = 0; k < h->box_count; k++) box_purge_free(h->box_idx[k].box);
+  for (uint64_t left = h->box_slots; left; left &= left - 1) box_purge_free(h->box_idx[__builtin_ctzll(left)]);
 }
 
 void box_merge(Heap* h, Heap* a) {
-  for (unsigned k = a->box_count; k-- > 0 && h->box_count < kMaxBoxes;) {
-    Slab* s = a->box_idx[k].box;
+  for (uint64_t left = a->box_slots; left && h->box_count < kMaxBoxes; left &= left - 1) {
+    Slab* s = a->box_idx[__builtin_ctzll(left)];
     slab_set_state(s, kStateFull, kStateNormal);  // (queued meanwhile: stays with `a`)
     if (box_state(s) != kStateNormal) continue;
     box_unlink(a, s);
     __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
     box_link(h, s);
     slab_set_state(s, kStateNormal, kStateFull);
-    box_take_remote(s);  // (pushed while it was Normal)
+    box_take_remote(h, s);  // (pushed while it was Normal)
     box_after_put(h, s, true);
   }
 }
 
-// Fork child, a dead thread's heap h: its thread may have stopped inside box_link or box_unlink,
-// in the middle of shifting the index, which then holds one box twice (side by side) or a slot
-// past box_count. Rebuilt from the slots that name a box of h, once each. (A box being linked or
-// unlinked at that moment may be left out: its megabyte stays unused, never freed twice.)
+// Fork child, a dead thread's heap h: its thread may have stopped inside box_link, box_unlink
+// or a change to the run lists. The index is rebuilt from the slots that name a box of h, and
+// the lists from the boxes' free-page maps. (A box being linked or unlinked at that moment may be
+// left out: its megabyte stays unused, never freed twice.)
 void box_after_fork(Heap* h) {
-  unsigned w = 0, end = h->box_count < kMaxBoxes ? h->box_count + 1 : kMaxBoxes;
-  for (unsigned k = 0; k < end; k++) {
-    Slab* s = h->box_idx[k].box;
-    if (s == nullptr || s->kind != kSlabPages || s->owner != h || (w > 0 && h->box_idx[w - 1].box == s)) continue;
-    h->box_idx[w] = h->box_idx[k];
-    h->box_run[w] = uint8_t(box_of(s)->max_run);
-    s->cls = uint8_t(w++);
+  Slab* found[kMaxBoxes];
+  unsigned w = 0;
+  for (unsigned k = 0; k < kMaxBoxes; k++) {
+    Slab* s = h->box_idx[k];
+    h->box_idx[k] = nullptr;
+    if (s == nullptr || s->kind != kSlabPages || s->owner != h || s->cls != k) continue;
+    found[w++] = s;
   }
-  h->box_count = w;
-  for (unsigned k = w; k < kMaxBoxes; k++) h->box_run[k] = 0;
+  h->box_count = 0;
+  h->box_slots = 0;
+  h->run_mask[0] = h->run_mask[1] = 0;
+  memset(h->run_head, 0, sizeof h->run_head);
+  for (unsigned k = 0; k < w; k++) box_link(h, found[k]);
 }
 
-// Tests: h's index is in address order, each box knows its slot, and box_run holds each box's
-// max_run (0 past the count). h is the caller's own heap, or one nobody else uses.
+// Tests: each box of h knows its slot, and h's run lists hold exactly the free runs of its boxes
+// (maximal, tagged at both ends, each on the list of its length, linked both ways, the long list
+// in address order). h is the caller's own heap, or one nobody else uses.
 bool box_index_consistent(const Heap* h) {
+  unsigned count = 0, runs = 0;
   for (unsigned k = 0; k < kMaxBoxes; k++) {
-    if (k >= h->box_count) {
-      if (h->box_run[k] != 0) return false;
-      continue;
+    const Slab* s = h->box_idx[k];
+    bool in = (h->box_slots >> k) & 1;
+    if (in != (s != nullptr)) return false;
+    if (!in) continue;
+    count++;
+    if (s->kind != kSlabPages || s->cls != k || s->owner != h) return false;
+    const PageBox* m = box_of(s);
+    unsigned free_pages = 0;
+    for (unsigned i = box_next(m->free, 1, true); i < kBoxPages; i = box_next(m->free, i, true)) {
+      unsigned j = box_next(m->free, i, false);
+      if (m->run_len[i] != j - i || m->run_len[j - 1] != j - i) return false;
+      free_pages += j - i;
+      runs++;
+      i = j;
     }
-    const Slab* s = h->box_idx[k].box;
-    if (s == nullptr || s->kind != kSlabPages || s->cls != k || s->owner != h) return false;
-    if (h->box_run[k] != box_of(s)->max_run || (k > 0 && h->box_idx[k - 1].box >= s)) return false;
+    if (free_pages != m->free_pages || page_free(m, 0)) return false;
   }
-  return true;
+  if (count != h->box_count) return false;
+  for (unsigned bucket = 0; bucket < kBoxBuckets; bucket++) {
+    BoxRef prev = 0;
+    uintptr_t last = 0;
+    bool listed = (h->run_mask[bucket >> 6] >> (bucket & 63)) & 1;
+    if (listed != (h->run_head[bucket] != 0)) return false;
+    for (BoxRef r = h->run_head[bucket]; r; prev = r, r = ref_box(h, r)->run_next[r & 255]) {
+      if (runs-- == 0 || !((h->box_slots >> (r >> 8)) & 1)) return false;  // (also ends a cycle)
+      const PageBox* m = ref_box(h, r);
+      unsigned a = r & 255, len = m->run_len[a];
+      if (a == 0 || !page_free(m, a) || page_free(m, a - 1) || len == 0 || a + len > kBoxPages) return false;
+      if (run_bucket(len) != bucket || m->run_prev[a] != prev) return false;
+      uintptr_t at = reinterpret_cast<uintptr_t>(m) + a;
+      if (at < last) return false;
+      last = at;
+    }
+  }
+  return runs == 0;
 }
 
 // Is b, a block of box s that looks free, on the box's remote stack? (A bounded walk of in-box

@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -318,59 +320,124 @@ TEST(Pages, CallocFromABoxCutFromDirtyGranulesIsZero) {
   spaces_collect(1);
 }
 
-// box_find and box_pages_back against a page-by-page model, over random page maps: first fit is
-// the lowest run of n free pages, a search that fails leaves max_run exactly the longest run, and
-// pages put back raise max_run to at least the run they join (never below the true longest run).
-TEST(Pages, FirstFitAndLongestRunMatchAPageByPageModel) {
-  std::vector<uint64_t> raw((sizeof(PageBox) + 7) / 8 + 1);
-  PageBox* m = reinterpret_cast<PageBox*>(raw.data());
+// The heap's run lists against a model read from the boxes' page maps: every box malloc takes
+// the front of the lowest run of the shortest length that fits (runs of 65 pages and more count
+// as one length), or starts a new box when no run fits; after every step the lists hold exactly
+// the boxes' maximal free runs (box_index_consistent).
+TEST(Pages, EveryMallocTakesTheLowestRunOfTheBestFittingLength) {
+  BoxesOn on;
+  spaces_free(spaces_malloc(1));  // (the thread's heap exists from here)
+  spaces_collect(1);
+  Heap* h = t_home_heap;
   uint64_t seed = 0x9e3779b97f4a7c15ull;
   auto next = [&] { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed; };
-  std::vector<bool> model(kBoxPages);
-  auto longest = [&] {
-    unsigned best = 0, run = 0;
-    for (unsigned i = 1; i < kBoxPages; i++) {
-      run = model[i] ? run + 1 : 0;
-      if (run > best) best = run;
-    }
-    return best;
-  };
-  auto first_fit = [&](unsigned n) {
-    for (unsigned i = 1, run = 0; i < kBoxPages; i++) {
-      run = model[i] ? run + 1 : 0;
-      if (run == n) return i + 1 - n;
-    }
-    return 0u;
-  };
-  for (int round = 0; round < 4000; round++) {
-    memset(m, 0, sizeof *m);
-    unsigned density = unsigned(next() % 8), free_pages = 0;
-    for (unsigned i = 1; i < kBoxPages; i++) {
-      model[i] = next() % 8 >= density;
-      if (model[i]) {
-        m->free[i / 64] |= uint64_t(1) << (i % 64);
-        free_pages++;
+  // The model's choice for n pages: {bucket, address} of the best run (bucket 65: none).
+  auto expect = [&](unsigned n) {
+    unsigned best = 65;
+    uintptr_t at = 0;
+    for (unsigned k = 0; k < kMaxBoxes; k++) {
+      Slab* s = h->box_idx[k];
+      if (s == nullptr) continue;
+      const PageBox* m = box_of(s);
+      for (unsigned i = 1, run = 0; i <= kBoxPages; i++) {
+        bool f = i < kBoxPages && ((m->free[i / 64] >> (i % 64)) & 1);
+        if (f) {
+          run++;
+          continue;
+        }
+        if (run >= n) {
+          unsigned b = run > 64 ? 64 : run - 1;
+          uintptr_t a = reinterpret_cast<uintptr_t>(s) + uintptr_t(i - run) * kPageSize;
+          if (b < best || (b == best && a < at)) best = b, at = a;
+        }
+        run = 0;
       }
     }
-    m->free_pages = uint16_t(free_pages);
-    m->max_run = uint16_t(kBoxPages - 1);  // (an upper bound, as box_alloc leaves it)
-    unsigned n = 1 + unsigned(next() % 64);
-    unsigned want = first_fit(n);
-    ASSERT_EQ(box_find(m, n), want) << "round " << round << " n " << n;
-    if (want == 0 && free_pages >= n) ASSERT_EQ(m->max_run, longest()) << "round " << round;  // (measured)
-    // Put a random used stretch back and check the run it joins.
-    unsigned i = 1 + unsigned(next() % (kBoxPages - 1)), len = 1 + unsigned(next() % 64);
-    if (i + len > kBoxPages) len = kBoxPages - i;
-    bool all_used = true;
-    for (unsigned j = i; j < i + len; j++) all_used = all_used && !model[j];
-    if (!all_used) continue;
-    m->max_run = uint16_t(longest());
-    box_pages_back(m, i, len);
-    for (unsigned j = i; j < i + len; j++) model[j] = true;
-    ASSERT_EQ(m->max_run, longest()) << "round " << round;
-    ASSERT_EQ(m->free_pages, free_pages + len);
-    for (unsigned j = 1; j < kBoxPages; j++) ASSERT_EQ((m->free[j / 64] >> (j % 64)) & 1, uint64_t(model[j])) << j;
+    return std::make_pair(best, at);
+  };
+  std::vector<std::pair<void*, size_t>> live;
+  int fits = 0, fresh = 0;
+  for (int step = 0; step < 6000; step++) {
+    bool grow = live.size() < 8 || (live.size() < 400 && next() % 16 < 9);
+    if (grow) {
+      size_t size = (16 << 10) + 1 + size_t(next() % (240 << 10));
+      unsigned n = box_pages_of(medium_class_of(size));
+      auto want = expect(n);
+      void* p = spaces_malloc(size);
+      ASSERT_NE(p, nullptr);
+      Slab* s = box_holding(p);
+      ASSERT_NE(s, nullptr) << "step " << step;
+      if (want.first < 65) {
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(p), want.second) << "step " << step << " n " << n;
+        fits++;
+      } else {
+        ASSERT_EQ(page_of(p), 1u) << "no run fits: a new box, from its first page";
+        fresh++;
+      }
+      live.emplace_back(p, size);
+    } else {
+      size_t k = size_t(next() % live.size());
+      spaces_free(live[k].first);
+      live[k] = live.back();
+      live.pop_back();
+    }
+    ASSERT_TRUE(box_index_consistent(h)) << "step " << step;
   }
+  for (auto& b : live) spaces_free(b.first);
+  EXPECT_TRUE(box_index_consistent(h));
+  EXPECT_GT(fits, 1000);
+  EXPECT_GT(fresh, 3);
+  spaces_collect(1);
+}
+
+// Fork child: a dead thread may have stopped in the middle of a change to its heap's run lists
+// or box index. box_after_fork rebuilds both from the boxes' page maps: here a parked thread's
+// lists are scrambled as such a stop could leave them, rebuilt, and the thread then frees and
+// allocates through them as usual.
+TEST(Pages, AfterForkADeadThreadsRunListsAreRebuiltFromThePageMaps) {
+  BoxesOn on;
+  std::mutex mu;
+  std::condition_variable cv;
+  int phase = 0;
+  Heap* theirs = nullptr;
+  std::vector<void*> blocks;
+  std::thread t([&] {
+    for (int i = 0; i < 40; i++) blocks.push_back(spaces_malloc(size_t(16 + i % 7 * 33) << 10));
+    for (size_t i = 0; i < blocks.size(); i += 3) spaces_free(blocks[i]), blocks[i] = nullptr;  // (holes)
+    std::unique_lock<std::mutex> g(mu);
+    theirs = t_home_heap;
+    phase = 1;
+    cv.notify_all();
+    cv.wait(g, [&] { return phase == 2; });
+    g.unlock();
+    for (void* p : blocks) spaces_free(p);  // (through the rebuilt lists)
+    for (int i = 0; i < 20; i++) blocks[size_t(i)] = spaces_malloc(size_t(20 + i) << 10);
+    EXPECT_TRUE(box_index_consistent(t_home_heap));
+    for (int i = 0; i < 20; i++) spaces_free(blocks[size_t(i)]);
+  });
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [&] { return phase == 1; });
+  }
+  ASSERT_TRUE(box_index_consistent(theirs));
+  unsigned boxes = theirs->box_count;
+  ASSERT_GE(boxes, 2u);
+  // As a stop in the middle of a list change or a link could leave them:
+  theirs->run_head[3] = theirs->run_head[kBoxBuckets - 1];
+  theirs->run_head[kBoxBuckets - 1] = 0;
+  theirs->run_mask[0] = ~uint64_t(0);
+  theirs->box_count = boxes + 1;
+  EXPECT_FALSE(box_index_consistent(theirs));
+  box_after_fork(theirs);
+  EXPECT_TRUE(box_index_consistent(theirs));
+  EXPECT_EQ(theirs->box_count, boxes);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    phase = 2;
+  }
+  cv.notify_all();
+  t.join();
+  spaces_collect(1);
 }
 
 // The free pages of a box in use go back purge_delay_ms after the first of them was freed (the
