@@ -248,6 +248,8 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
   h->box_ticks = 0;
+  h->box_epoch = 0;
+  h->box_dirty = 0;
   h->box_slots = 0;
   memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads every slot)
   h->run_mask[0] = h->run_mask[1] = 0;

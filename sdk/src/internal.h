@@ -736,6 +736,8 @@ struct alignas(64) Heap {
   uint32_t mcache_bytes;             // bytes of blocks in mcache
   uint32_t box_count;                // thread heaps: page boxes (pages.cpp), in box_idx
   uint32_t box_ticks;                // box mallocs (every 64th ages the boxes: box_age)
+  uint32_t box_epoch;                // box_age calls (free runs are stamped with it)
+  uint32_t box_dirty;                // its boxes' dirty_pages, summed
   uint64_t box_slots;                // bit k: box_idx[k] holds a box (its Slab::cls is k)
   uint64_t run_mask[2];              // bit b: run_head[b] names a run
   uint16_t run_head[kBoxBuckets];    // the boxes' free runs by length (BoxRef of the first; 0: none)
@@ -884,16 +886,19 @@ struct PageBox {
   uint64_t free[kBoxWords];   // a bit per page: free (page 0, the header's, never)
   uint64_t clean[kBoxWords];  // a bit per page: zero (fresh or purged, not handed out since)
   uint16_t free_pages;
-  uint16_t spare;
+  uint16_t dirty_pages;       // free pages that are not clean (resident, or may be)
   uint32_t live;              // blocks handed out and not back in `free` (cached and remotely
                               // freed ones, not yet taken back, count)
   uint64_t dirty_since;       // ns (odd) when a page went back to `free` unpurged first since the
-                              // box's free pages were last purged; 0: none since (box_age)
+                              // box's last check (box_age); 0: no dirty free page since
+  uint32_t dirty_epoch;       // the heap's box_epoch when dirty_since was set
   uint8_t cls[kBoxPages];     // at a live block's first page: its class; 0 elsewhere
   // The free runs (maximal runs of free pages), each on its owner heap's list for its length:
   uint8_t run_len[kBoxPages];     // at a run's first and last page: its length in pages
   uint16_t run_next[kBoxPages];   // at a run's first page: the next and previous runs on its
   uint16_t run_prev[kBoxPages];   // list, as BoxRefs (0: none)
+  uint32_t run_epoch[kBoxPages];  // at a run's first page: the heap's box_epoch when its newest
+                                  // page was freed (box_age purges it once that is dirty_epoch or older)
 };
 // A free run named by its heap's slot of the box (Slab::cls) and its first page (never 0).
 using BoxRef = uint16_t;

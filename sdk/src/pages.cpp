@@ -172,6 +172,7 @@ SPACES_INLINE BoxRef box_fit(const Heap* h, unsigned n) {
 // address order holds).
 SPACES_INLINE void run_take_front(Heap* h, unsigned slot, PageBox* m, unsigned a, unsigned n) {
   unsigned len = m->run_len[a], rest = len - n, b = a + n;
+  m->run_epoch[b] = m->run_epoch[a];  // (the rest keeps its stamp; b may be the next run's page: unused then)
   if (rest > 64) {
     BoxRef next = m->run_next[a], prev = m->run_prev[a], r = box_ref(slot, b);
     m->run_prev[b] = prev;
@@ -188,14 +189,21 @@ SPACES_INLINE void run_take_front(Heap* h, unsigned slot, PageBox* m, unsigned a
 
 // Every free run of box s onto h's lists (in: the box just joined h) or off them (out).
 // (Page by page: box_next's word loops inlined twice pushed the hot text past its window.)
+// (Its runs are stamped with h's epoch, as if freed now: they go back to the kernel from the
+// second check on, box_age.)
 SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_in(Heap* h, Slab* s) {
   PageBox* m = box_of(s);
   for (unsigned i = 1; i < kBoxPages;) {
     unsigned j = i;
     while (j < kBoxPages && page_free(m, j)) j++;
-    if (j > i) run_put(h, s->cls, m, i, j - i);
+    if (j > i) {
+      m->run_epoch[i] = h->box_epoch;
+      run_put(h, s->cls, m, i, j - i);
+    }
     i = j + 1;
   }
+  m->dirty_epoch = h->box_epoch;
+  h->box_dirty += m->dirty_pages;
 }
 SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_out(Heap* h, Slab* s) {
   PageBox* m = box_of(s);
@@ -208,6 +216,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_out(Heap* h, Slab* s) {
     run_unlink(h, m, i);
     i += len;
   }
+  h->box_dirty -= m->dirty_pages;
 }
 
 // Owner: pages [i, i + n) of box s back to its free pages, joined with the free runs on either
@@ -225,8 +234,14 @@ SPACES_NOINLINE SPACES_HOT_TEXT void box_pages_back(Heap* h, Slab* s, unsigned i
     e += len;
   }
   box_bits_on(m->free, box_run(i, n));
-  if (SPACES_UNLIKELY(m->dirty_since == 0)) m->dirty_since = os_now_ns() | 1;  // (box_age)
+  if (SPACES_UNLIKELY(m->dirty_since == 0)) {  // (box_age)
+    m->dirty_since = os_now_ns() | 1;
+    m->dirty_epoch = h->box_epoch;
+  }
   m->free_pages = uint16_t(m->free_pages + n);
+  m->dirty_pages = uint16_t(m->dirty_pages + n);  // (a block's pages are never clean)
+  h->box_dirty += n;
+  m->run_epoch[a] = h->box_epoch;  // (the joined run's newest pages)
   run_put(h, s->cls, m, a, e - a);
 }
 
@@ -281,6 +296,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   if (!dirty) bits_set(m->clean, 1, kBoxPages - 1, true);
   m->dirty_since = dirty ? os_now_ns() | 1 : 0;
   m->free_pages = kBoxPages - 1;
+  m->dirty_pages = dirty ? kBoxPages - 1 : 0;
   // (before the head bit: the census reads headers it finds by that bit)
   pagemap_set_back(reinterpret_cast<uintptr_t>(s), kBoxGranules, true);
   pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
@@ -421,7 +437,12 @@ SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   box_bits_off(m->free, br);
   m->free_pages = uint16_t(m->free_pages - n);
   m->live++;
-  bool clean = box_first_unset(m->clean, br) == kBoxPages;
+  uint64_t c0 = m->clean[br.w] & br.lo, c1 = br.hi ? m->clean[br.w + 1] & br.hi : 0;
+  bool clean = c0 == br.lo && c1 == br.hi;
+  unsigned dirty = clean ? 0 : (c0 | c1) == 0 ? n : n - unsigned(popcount64(c0) + popcount64(c1));
+  m->dirty_pages = uint16_t(m->dirty_pages - dirty);
+  h->box_dirty -= dirty;
+  if (m->dirty_pages == 0) m->dirty_since = 0;  // (all reused: the next dirty free starts the wait)
   box_bits_off(m->clean, br);
   box_set_cls(m, i, cls);
   Block* b = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + uintptr_t(i) * kPageSize);
@@ -471,27 +492,71 @@ SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
 }
 
 namespace {
-// Owner: the free pages of box s that may be resident go back to the kernel (clean again).
-SPACES_HOT_TEXT void box_purge_free(Slab* s) {
+// Owner h: the run of free pages [i, i + len) of box s back to the kernel, unless it is clean.
+void box_purge_run(Heap* h, Slab* s, unsigned i, unsigned len) {
   PageBox* m = box_of(s);
-  for (unsigned i = box_next(m->free, 1, true); i < kBoxPages; i = box_next(m->free, i, true)) {
-    unsigned j = box_next(m->free, i, false);
-    if (bits_count(m->clean, i, j - i) != j - i) {
-      os_purge(reinterpret_cast<uint8_t*>(s) + uintptr_t(i) * kPageSize, uintptr_t(j - i) * kPageSize);
-      bits_set(m->clean, i, j - i, true);
+  unsigned clean = bits_count(m->clean, i, len);
+  if (clean == len) return;
+  os_purge(reinterpret_cast<uint8_t*>(s) + uintptr_t(i) * kPageSize, uintptr_t(len) * kPageSize);
+  bits_set(m->clean, i, len, true);
+  m->dirty_pages = uint16_t(m->dirty_pages - (len - clean));
+  h->box_dirty -= len - clean;
+}
+
+// Owner h: the dirty free runs of box s stamped with an epoch at or before `upto` (all of them
+// when `all`) back to the kernel. true: dirty runs are left.
+bool box_purge_runs(Heap* h, Slab* s, uint32_t upto, bool all) {
+  PageBox* m = box_of(s);
+  bool left = false;
+  for (unsigned i = 1; i < kBoxPages && m->dirty_pages != 0;) {
+    if (!page_free(m, i)) {
+      i++;
+      continue;
     }
-    i = j;
+    unsigned len = m->run_len[i];
+    if (all || int32_t(m->run_epoch[i] - upto) <= 0) box_purge_run(h, s, i, len);
+    else left = left || bits_count(m->clean, i, len) != len;
+    i += len;
   }
-  m->dirty_since = 0;
+  return left;
+}
+
+// Owner h, whose boxes hold more than `bound` pages of dirty free pages: unless that is less than
+// twice the pages their blocks take (the free pages of a working set whose blocks come and go:
+// `medium` at two threads faulted 88 000 pages instead of 10 000 with the bound alone), the
+// oldest (by epoch) go back, down to three quarters of the larger of the two.
+SPACES_NOINLINE void box_trim(Heap* h, uint64_t bound, uint32_t epoch) {
+  uint64_t used = 0;
+  for (uint64_t left = h->box_slots; left; left &= left - 1)
+    used += kBoxPages - 1 - box_of(h->box_idx[__builtin_ctzll(left)])->free_pages;
+  uint64_t limit = bound > 2 * used ? bound : 2 * used;
+  if (h->box_dirty <= limit) return;
+  for (uint32_t age = 1u << 20;; age /= 2) {
+    for (uint64_t left = h->box_slots; left && h->box_dirty > limit * 3 / 4; left &= left - 1)
+      box_purge_runs(h, h->box_idx[__builtin_ctzll(left)], epoch - age, age == 0);
+    if (h->box_dirty <= limit * 3 / 4 || age == 0) break;
+  }
+}
+
+// Owner h: all free pages of box s back to the kernel (spaces_collect(1), malloc_trim).
+void box_purge_free(Heap* h, Slab* s) {
+  box_purge_runs(h, s, 0, true);
+  box_of(s)->dirty_since = 0;
 }
 }  // namespace
 
 // Free pages inside a box that is in use are not the arenas' (their decay curve and dirty bound
 // see whole granules): without this they stayed resident until the box emptied, however long a
-// program kept one block in it. The owner purges a box's free pages purge_delay_ms after the
-// first of them went back unpurged (all of them then: a deadline, as the arenas' per-arena one,
-// not a curve), from every 64th box malloc, every 4096th slow malloc (heap.cpp) and its
-// sweeps. Not with arena_huge_pages (a purge would split huge pages) nor purge_delay_ms -1.
+// program kept one block in it. The owner checks a box purge_delay_ms after the first free of
+// a dirty page since its last check (dirty_since, dirty_epoch): the runs freed by then (stamped
+// with that epoch of the heap or an older one: box_age counts the epochs) go back to the
+// kernel; runs freed since wait for the next check, a delay later. So a page goes back between
+// one and two delays after its free, and pages freed just before a check are not purged and
+// faulted back at once (the deadline purge of session 17 purged every free page of the box).
+// Checks run from every 64th box malloc, every 4096th slow malloc (heap.cpp) and the sweeps.
+// And a bound, as the arenas': when a heap's boxes hold more than dirty_max_kib of dirty free
+// pages, the oldest go back at once, down to three quarters of it. Neither runs with
+// arena_huge_pages (a purge would split huge pages) nor with purge_delay_ms -1.
 bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
   // (since is odd, so it may be one past a `now` read in the same tick of the coarse clock: an
   // unsigned now - since then wrapped, and every box was purged right after its first free)
@@ -502,10 +567,17 @@ SPACES_HOT_TEXT void box_age(Heap* h) {
   long long ms = option(kOpt_purge_delay_ms);
   if (ms < 0 || option(kOpt_arena_huge_pages) != 0) return;
   uint64_t now = os_now_ns(), delay = uint64_t(ms) * 1000000ull;
+  uint32_t epoch = h->box_epoch++;  // (frees from here on are stamped with the next epoch)
   for (uint64_t left = h->box_slots; left; left &= left - 1) {
     Slab* s = h->box_idx[__builtin_ctzll(left)];
-    if (box_purge_due(box_of(s)->dirty_since, now, delay)) box_purge_free(s);
+    PageBox* m = box_of(s);
+    if (m->dirty_pages == 0 || !box_purge_due(m->dirty_since, now, delay)) continue;
+    bool more = box_purge_runs(h, s, m->dirty_epoch, false);
+    m->dirty_since = more ? now | 1 : 0;  // (the runs left were freed after the first one)
+    m->dirty_epoch = epoch;
   }
+  uint64_t bound = uint64_t(option(kOpt_dirty_max_kib)) * 1024 / kPageSize;
+  if (h->box_dirty > bound) box_trim(h, bound, epoch);
 }
 
 SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
@@ -521,7 +593,7 @@ SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
   }
   if (option(kOpt_arena_huge_pages) != 0) return;  // (a purge would split THPs)
   // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
-  for (uint64_t left = h->box_slots; left; left &= left - 1) box_purge_free(h->box_idx[__builtin_ctzll(left)]);
+  for (uint64_t left = h->box_slots; left; left &= left - 1) box_purge_free(h, h->box_idx[__builtin_ctzll(left)]);
 }
 
 void box_merge(Heap* h, Heap* a) {
@@ -553,16 +625,17 @@ void box_after_fork(Heap* h) {
   }
   h->box_count = 0;
   h->box_slots = 0;
+  h->box_dirty = 0;
   h->run_mask[0] = h->run_mask[1] = 0;
   memset(h->run_head, 0, sizeof h->run_head);
   for (unsigned k = 0; k < w; k++) box_link(h, found[k]);
 }
 
-// Tests: each box of h knows its slot, and h's run lists hold exactly the free runs of its boxes
-// (maximal, tagged at both ends, each on the list of its length, linked both ways, the long list
-// in address order). h is the caller's own heap, or one nobody else uses.
+// Tests: each box of h knows its slot and its dirty free pages (h their sum), and h's run lists
+// hold exactly the free runs of its boxes (maximal, tagged at both ends, each on the list of its
+// length, linked both ways, each list in address order). h is the caller's own heap, or one nobody else uses.
 bool box_index_consistent(const Heap* h) {
-  unsigned count = 0, runs = 0;
+  unsigned count = 0, runs = 0, dirty = 0;
   for (unsigned k = 0; k < kMaxBoxes; k++) {
     const Slab* s = h->box_idx[k];
     bool in = (h->box_slots >> k) & 1;
@@ -571,17 +644,19 @@ bool box_index_consistent(const Heap* h) {
     count++;
     if (s->kind != kSlabPages || s->cls != k || s->owner != h) return false;
     const PageBox* m = box_of(s);
-    unsigned free_pages = 0;
+    unsigned free_pages = 0, box_dirty = 0;
     for (unsigned i = box_next(m->free, 1, true); i < kBoxPages; i = box_next(m->free, i, true)) {
       unsigned j = box_next(m->free, i, false);
       if (m->run_len[i] != j - i || m->run_len[j - 1] != j - i) return false;
       free_pages += j - i;
+      box_dirty += j - i - bits_count(m->clean, i, j - i);
       runs++;
       i = j;
     }
-    if (free_pages != m->free_pages || page_free(m, 0)) return false;
+    if (free_pages != m->free_pages || page_free(m, 0) || box_dirty != m->dirty_pages) return false;
+    dirty += box_dirty;
   }
-  if (count != h->box_count) return false;
+  if (count != h->box_count || dirty != h->box_dirty) return false;
   for (unsigned bucket = 0; bucket < kBoxBuckets; bucket++) {
     BoxRef prev = 0;
     uintptr_t last = 0;

@@ -483,3 +483,79 @@ TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
   spaces_free(keep);
   spaces_collect(1);
 }
+
+// Not a deadline for the whole box: at the check purge_delay_ms after a box's first dirty free,
+// only the runs freed by then (by the heap's epoch, box_age) go back; a run freed after it waits
+// for the next check, a delay later.
+TEST(Pages, PagesFreedAfterABoxsFirstDirtyFreeWaitForTheNextCheck) {
+  if (option(kOpt_arena_huge_pages) != 0) GTEST_SKIP() << "arena_huge_pages: boxes are not purged";
+  BoxesOn on;
+  struct DelayScope {
+    long long saved = option(kOpt_purge_delay_ms);
+    ~DelayScope() { spaces_option_set("purge_delay_ms", saved); }
+  } delay_scope;
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", 200), 0);
+  spaces_free(spaces_malloc(1));
+  spaces_collect(1);
+  void* keep = spaces_malloc(16 << 10);
+  void* a = spaces_malloc(64 << 10);
+  void* mid = spaces_malloc(16 << 10);
+  void* b = spaces_malloc(64 << 10);
+  void* tail = spaces_malloc(16 << 10);
+  ASSERT_EQ(box_holding(a), box_holding(b));
+  memset(a, 1, 64 << 10);
+  memset(b, 1, 64 << 10);
+  spaces_collect(1);  // (the box's other free pages are clean: a's free is its first dirty one)
+  Heap* h = t_home_heap;
+  spaces_free(a);
+  box_age(h);  // (an epoch passes)
+  spaces_free(b);
+  EXPECT_TRUE(box_index_consistent(h));
+  usleep(250 * 1000);
+  box_age(h);
+  EXPECT_EQ(resident_pages(a, 64 << 10), 0u) << "freed before the box's first dirty free was checked";
+  EXPECT_EQ(resident_pages(b, 64 << 10), 16u) << "freed after: waits one more delay";
+  usleep(250 * 1000);
+  box_age(h);
+  EXPECT_EQ(resident_pages(b, 64 << 10), 0u);
+  EXPECT_TRUE(box_index_consistent(h));
+  spaces_free(keep);
+  spaces_free(mid);
+  spaces_free(tail);
+  spaces_collect(1);
+}
+
+// The bound: a heap whose boxes hold more than dirty_max_kib of dirty free pages gives the
+// oldest back at the next check, down to three quarters of it, whatever the purge delay says.
+TEST(Pages, DirtyFreePagesAboveTheBoundGoBackAtOnceOldestFirst) {
+  if (option(kOpt_arena_huge_pages) != 0) GTEST_SKIP() << "arena_huge_pages: boxes are not purged";
+  BoxesOn on;
+  struct Scope {
+    long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
+    ~Scope() {
+      spaces_option_set("purge_delay_ms", delay);
+      spaces_option_set("dirty_max_kib", bound);
+    }
+  } scope;
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", 600000), 0);
+  spaces_free(spaces_malloc(1));
+  spaces_collect(1);
+  Heap* h = t_home_heap;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 24; i++) {  // (a live 16 KiB block between 128 KiB ones: no runs join)
+    blocks.push_back(spaces_malloc(128 << 10));
+    memset(blocks.back(), 1, 128 << 10);
+    blocks.push_back(spaces_malloc(16 << 10));
+  }
+  ASSERT_EQ(spaces_option_set("dirty_max_kib", 1024), 0);
+  for (size_t i = 0; i < blocks.size(); i += 2) {  // oldest first: 3 MiB of dirty free pages
+    spaces_free(blocks[i]);
+    box_age(h);
+  }
+  EXPECT_LE(h->box_dirty * kPageSize, size_t(768) << 10) << "three quarters of the bound";
+  EXPECT_TRUE(box_index_consistent(h));
+  EXPECT_EQ(resident_pages(blocks[0], 128 << 10), 0u) << "the oldest went first";
+  EXPECT_EQ(resident_pages(blocks[blocks.size() - 2], 128 << 10), 32u) << "the newest stays";
+  for (size_t i = 1; i < blocks.size(); i += 2) spaces_free(blocks[i]);
+  spaces_collect(1);
+}
