@@ -51,8 +51,8 @@
 // looks for it on the stack first.
 // Empty boxes: the heap keeps up to medium_cache_kib of them (at least one); others go back to
 // their arena (dirty, purged there by the decay curve). A box cut from dirty granules is not
-// purged. Free pages inside a box go back to the kernel purge_delay_ms after the first of them
-// was freed (box_age), or at spaces_collect(1) (and malloc_trim).
+// purged. Free pages inside a box go back to the kernel one to two purge_delay_ms after their
+// free, or at once above a bound (box_age), or at spaces_collect(1) (and malloc_trim).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
