@@ -123,6 +123,7 @@ SPACES_INLINE unsigned run_bucket(unsigned len) { return len > 64 ? 64 : len - 1
 SPACES_INLINE BoxRef box_ref(unsigned slot, unsigned page) { return BoxRef(slot << 8 | page); }
 SPACES_INLINE PageBox* ref_box(const Heap* h, BoxRef r) { return box_of(h->box_idx[r >> 8]); }
 SPACES_INLINE bool page_free(const PageBox* m, unsigned i) { return (m->free[i >> 6] >> (i & 63)) & 1; }
+SPACES_INLINE bool page_clean(const PageBox* m, unsigned i) { return (m->clean[i >> 6] >> (i & 63)) & 1; }
 
 // Link the run [a, a + len) of box `slot` (m) as free, with its tags, after `prev` (0: first).
 SPACES_INLINE void run_link(Heap* h, unsigned slot, PageBox* m, unsigned a, unsigned len, unsigned bucket,
@@ -172,7 +173,7 @@ SPACES_INLINE BoxRef box_fit(const Heap* h, unsigned n) {
 // address order holds).
 SPACES_INLINE void run_take_front(Heap* h, unsigned slot, PageBox* m, unsigned a, unsigned n) {
   unsigned len = m->run_len[a], rest = len - n, b = a + n;
-  m->run_epoch[b] = m->run_epoch[a];  // (the rest keeps its stamp; b may be the next run's page: unused then)
+  if (rest) m->run_epoch[b] = m->run_epoch[a];  // (the rest keeps its stamp)
   if (rest > 64) {
     BoxRef next = m->run_next[a], prev = m->run_prev[a], r = box_ref(slot, b);
     m->run_prev[b] = prev;
@@ -189,8 +190,7 @@ SPACES_INLINE void run_take_front(Heap* h, unsigned slot, PageBox* m, unsigned a
 
 // Every free run of box s onto h's lists (in: the box just joined h) or off them (out).
 // (Page by page: box_next's word loops inlined twice pushed the hot text past its window.)
-// (Its runs are stamped with h's epoch, as if freed now: they go back to the kernel from the
-// second check on, box_age.)
+// (Its runs are stamped with h's current epoch, as if freed now, box_age.)
 SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_in(Heap* h, Slab* s) {
   PageBox* m = box_of(s);
   for (unsigned i = 1; i < kBoxPages;) {
@@ -224,12 +224,18 @@ SPACES_NOINLINE SPACES_HOT_TEXT void box_runs_out(Heap* h, Slab* s) {
 SPACES_NOINLINE SPACES_HOT_TEXT void box_pages_back(Heap* h, Slab* s, unsigned i, unsigned n) {
   PageBox* m = box_of(s);
   unsigned a = i, e = i + n;
+  // The joined run keeps the older stamp of a dirty neighbour (read from its page next to the
+  // block: a run is most often all clean or all dirty), so a free next to an old dirty run does
+  // not put off that run's purge for ever; the block's own pages may then go back a delay early.
+  uint32_t stamp = h->box_epoch;
   if (page_free(m, i - 1)) {  // (page 0's bit is never set)
     a = i - m->run_len[i - 1];
+    if (!page_clean(m, i - 1) && int32_t(m->run_epoch[a] - stamp) < 0) stamp = m->run_epoch[a];
     run_unlink(h, m, a);
   }
   if (e < kBoxPages && page_free(m, e)) {
     unsigned len = m->run_len[e];
+    if (!page_clean(m, e) && int32_t(m->run_epoch[e] - stamp) < 0) stamp = m->run_epoch[e];
     run_unlink(h, m, e);
     e += len;
   }
@@ -241,7 +247,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT void box_pages_back(Heap* h, Slab* s, unsigned i
   m->free_pages = uint16_t(m->free_pages + n);
   m->dirty_pages = uint16_t(m->dirty_pages + n);  // (a block's pages are never clean)
   h->box_dirty += n;
-  m->run_epoch[a] = h->box_epoch;  // (the joined run's newest pages)
+  m->run_epoch[a] = stamp;
   run_put(h, s->cls, m, a, e - a);
 }
 
@@ -412,23 +418,25 @@ SPACES_INLINE void box_after_put(Heap* h, Slab* s, bool keep) {
 
 }  // namespace
 
+namespace {
+// No run of n pages: a stale pooled heap's boxes before a fresh box (heap_try_adopt merges it
+// into h, its boxes too). 0: none (a heap with kMaxBoxes boxes and no room: the class's slabs
+// serve it, heap.cpp).
+SPACES_NOINLINE SPACES_HOT_TEXT BoxRef box_grow(Heap* h, unsigned cls, unsigned n) {
+  heap_try_adopt(h, cls);
+  if (BoxRef r = box_fit(h, n)) return r;
+  if (h->box_count == kMaxBoxes || box_new(h) == nullptr) return 0;
+  return box_fit(h, n);
+}
+}  // namespace
+
 SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
   if (h->notify.load(std::memory_order_relaxed) != nullptr) heap_drain_notify(h);
   if (SPACES_UNLIKELY((++h->box_ticks & 63) == 0)) box_age(h);  // (a clock read per 64)
   unsigned n = box_pages_of(cls);
   BoxRef r = box_fit(h, n);
-  if (r == 0) {
-    // A stale pooled heap's boxes before fresh ones (heap_try_adopt merges it into h, its boxes too)
-    uint32_t had = h->box_count;
-    heap_try_adopt(h, cls);
-    if (h->box_count != had) r = box_fit(h, n);
-  }
-  if (r == 0) {
-    // (a heap with kMaxBoxes boxes and no room: the class's slabs serve it, heap.cpp)
-    if (h->box_count == kMaxBoxes || box_new(h) == nullptr) return nullptr;
-    r = box_fit(h, n);
-  }
+  if (SPACES_UNLIKELY(r == 0) && (r = box_grow(h, cls, n)) == 0) return nullptr;
   Slab* s = h->box_idx[r >> 8];
   PageBox* m = box_of(s);
   unsigned i = r & 255;
@@ -501,6 +509,7 @@ void box_purge_run(Heap* h, Slab* s, unsigned i, unsigned len) {
   bits_set(m->clean, i, len, true);
   m->dirty_pages = uint16_t(m->dirty_pages - (len - clean));
   h->box_dirty -= len - clean;
+  if (m->dirty_pages == 0) m->dirty_since = 0;  // (the next dirty free starts the wait)
 }
 
 // Owner h: the dirty free runs of box s stamped with an epoch at or before `upto` (all of them
@@ -551,11 +560,12 @@ void box_purge_free(Heap* h, Slab* s) {
 // a dirty page since its last check (dirty_since, dirty_epoch): the runs freed by then (stamped
 // with that epoch of the heap or an older one: box_age counts the epochs) go back to the
 // kernel; runs freed since wait for the next check, a delay later. So a page goes back between
-// one and two delays after its free, and pages freed just before a check are not purged and
+// one and two delays after its free (sooner when it joins an older dirty run), and pages freed just before a check are not purged and
 // faulted back at once (the deadline purge of session 17 purged every free page of the box).
 // Checks run from every 64th box malloc, every 4096th slow malloc (heap.cpp) and the sweeps.
 // And a bound, as the arenas': when a heap's boxes hold more than dirty_max_kib of dirty free
-// pages, the oldest go back at once, down to three quarters of it. Neither runs with
+// pages and more than twice the pages of their blocks, the oldest go back at once, down to three
+// quarters of the larger (box_trim). Neither runs with
 // arena_huge_pages (a purge would split huge pages) nor with purge_delay_ms -1.
 bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
   // (since is odd, so it may be one past a `now` read in the same tick of the coarse clock: an
@@ -621,6 +631,15 @@ void box_after_fork(Heap* h) {
     Slab* s = h->box_idx[k];
     h->box_idx[k] = nullptr;
     if (s == nullptr || s->kind != kSlabPages || s->owner != h || s->cls != k) continue;
+    PageBox* m = box_of(s);  // (counts from the maps: the thread may have stopped between them)
+    unsigned free_pages = 0, dirty = 0;
+    for (unsigned j = 0; j < kBoxWords; j++) {
+      m->clean[j] &= m->free[j];
+      free_pages += popcount64(m->free[j]);
+      dirty += popcount64(m->free[j] & ~m->clean[j]);
+    }
+    m->free_pages = uint16_t(free_pages);
+    m->dirty_pages = uint16_t(dirty);
     found[w++] = s;
   }
   h->box_count = 0;
@@ -663,7 +682,7 @@ bool box_index_consistent(const Heap* h) {
     bool listed = (h->run_mask[bucket >> 6] >> (bucket & 63)) & 1;
     if (listed != (h->run_head[bucket] != 0)) return false;
     for (BoxRef r = h->run_head[bucket]; r; prev = r, r = ref_box(h, r)->run_next[r & 255]) {
-      if (runs-- == 0 || !((h->box_slots >> (r >> 8)) & 1)) return false;  // (also ends a cycle)
+      if (runs-- == 0 || (r >> 8) >= kMaxBoxes || !((h->box_slots >> (r >> 8)) & 1)) return false;  // (also ends a cycle)
       const PageBox* m = ref_box(h, r);
       unsigned a = r & 255, len = m->run_len[a];
       if (a == 0 || !page_free(m, a) || page_free(m, a - 1) || len == 0 || a + len > kBoxPages) return false;
