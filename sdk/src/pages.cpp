@@ -162,10 +162,26 @@ SPACES_INLINE void run_unlink(Heap* h, PageBox* m, unsigned a) {
 }
 
 // The first run of the shortest list whose runs have n pages or more (0: none).
-SPACES_INLINE BoxRef box_fit(const Heap* h, unsigned n) {
+SPACES_INLINE uintptr_t ref_addr(const Heap* h, BoxRef r) {
+  return reinterpret_cast<uintptr_t>(h->box_idx[r >> 8]) + (r & 255) * kPageSize;
+}
+// The lowest of the runs of n pages or more (0: none): each list's first run is its lowest.
+SPACES_NOINLINE SPACES_HOT_TEXT BoxRef box_first_fit(const Heap* h, unsigned n) {
   uint64_t fit = h->run_mask[0] & (~uint64_t(0) << (n - 1));
-  if (fit) return h->run_head[__builtin_ctzll(fit)];
-  return h->run_mask[1] ? h->run_head[kBoxBuckets - 1] : 0;
+  BoxRef best = h->run_mask[1] ? h->run_head[kBoxBuckets - 1] : 0;
+  uintptr_t at = best ? ref_addr(h, best) : UINTPTR_MAX;
+  for (; fit; fit &= fit - 1) {
+    BoxRef r = h->run_head[__builtin_ctzll(fit)];
+    uintptr_t a = ref_addr(h, r);
+    if (a < at) at = a, best = r;
+  }
+  return best;
+}
+// Where a block of n pages goes: the lowest run of exactly n pages (no fragment left), else the
+// lowest run that fits (address-ordered first fit). 0: none.
+SPACES_INLINE BoxRef box_fit(const Heap* h, unsigned n) {
+  if ((h->run_mask[0] >> (n - 1)) & 1) return h->run_head[n - 1];
+  return box_first_fit(h, n);
 }
 
 // The first n pages of the run at page a of box `slot` (m) are taken: the run leaves its list,

@@ -321,10 +321,10 @@ TEST(Pages, CallocFromABoxCutFromDirtyGranulesIsZero) {
 }
 
 // The heap's run lists against a model read from the boxes' page maps: every box malloc takes
-// the front of the lowest run of the shortest length that fits (runs of 65 pages and more count
-// as one length), or starts a new box when no run fits; after every step the lists hold exactly
-// the boxes' maximal free runs (box_index_consistent).
-TEST(Pages, EveryMallocTakesTheLowestRunOfTheBestFittingLength) {
+// the lowest run of exactly its length if there is one, else the front of the lowest run that
+// fits (first fit), or starts a new box when no run fits; after every step the lists hold
+// exactly the boxes' maximal free runs (box_index_consistent).
+TEST(Pages, EveryMallocTakesTheLowestExactRunElseTheLowestRunThatFits) {
   BoxesOn on;
   spaces_free(spaces_malloc(1));  // (the thread's heap exists from here)
   spaces_collect(1);
@@ -332,9 +332,9 @@ TEST(Pages, EveryMallocTakesTheLowestRunOfTheBestFittingLength) {
   uint64_t seed = 0x9e3779b97f4a7c15ull;
   auto next = [&] { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed; };
   // The model's choice for n pages: {bucket, address} of the best run (bucket 65: none).
-  auto expect = [&](unsigned n) {
+  auto expect = [&](unsigned n) {  // {0 exact, 1 first fit, 65 none; the run's address}
     unsigned best = 65;
-    uintptr_t at = 0;
+    uintptr_t at = 0, exact = 0;
     for (unsigned k = 0; k < kMaxBoxes; k++) {
       Slab* s = h->box_idx[k];
       if (s == nullptr) continue;
@@ -346,14 +346,14 @@ TEST(Pages, EveryMallocTakesTheLowestRunOfTheBestFittingLength) {
           continue;
         }
         if (run >= n) {
-          unsigned b = run > 64 ? 64 : run - 1;
           uintptr_t a = reinterpret_cast<uintptr_t>(s) + uintptr_t(i - run) * kPageSize;
-          if (b < best || (b == best && a < at)) best = b, at = a;
+          if (run == n && (exact == 0 || a < exact)) exact = a;
+          if (best == 65 || a < at) best = 1, at = a;
         }
         run = 0;
       }
     }
-    return std::make_pair(best, at);
+    return exact ? std::make_pair(0u, exact) : std::make_pair(best, at);
   };
   std::vector<std::pair<void*, size_t>> live;
   int fits = 0, fresh = 0;
