@@ -22,15 +22,16 @@
 // Finding room: the heap keeps its boxes in an index (Heap::box_idx, at most kMaxBoxes; a box's
 // slot is its Slab::cls) and every maximal run of free pages of its boxes on one of 65 lists by
 // length (1..64 pages, and longer), each in address order, with a bit mask of the lists that are
-// not empty. A malloc of n pages takes the front of the first run of the shortest list that fits:
-// address-ordered best fit, O(1) (one mask test, one list head), where a first-fit search of the
-// boxes' bitmaps cost 150-300 instructions. A free joins the pages with the runs on either side
-// through their tags, also O(1), plus the walk to its place on its list (short: the runs of one
-// length). Best fit rather than first fit: `medium` 7 % faster at one thread (a run freed just
-// before is often the best fit, and still warm), the same peak RSS within 3 %; first fit done
-// with the same lists was no faster than the bitmap search, so the time is the memory's, not the
-// instructions' (docs/benchmarks.md, session 18). A heap whose index is full takes the class's
-// slab path instead.
+// not empty. A malloc of n pages takes the lowest run of exactly n pages if there is one (no
+// fragment is left), else the front of the lowest run that fits: the lowest of the heads of the
+// lists of n pages and more (address-ordered first fit, as session 17's search of the boxes'
+// bitmaps, with the same placement and peak RSS). A free joins its pages with the free runs on
+// either side through their tags and walks the joined run's list to its place. The lists also
+// carry what the purge needs (an epoch stamp per run, box_age). Measured (docs/benchmarks.md,
+// session 18): best fit (the shortest list's first run) was 7-13 % faster on `medium` while its
+// functions were inlined, but held 10 % more RSS with 384 live blocks (65.8 against 60.0 MiB), and
+// once out of line to fit the hot text window no faster at all; this policy is within 3 % of
+// session 17's time and equal in RSS. A heap whose index is full takes the class's slab path.
 //
 // Who touches what:
 //   - the owner thread (or whoever holds an abandoned heap exclusively): the bitmaps, the counts,
@@ -110,14 +111,11 @@ SPACES_INLINE unsigned box_next(const uint64_t* b, unsigned i, bool v) {
 // Every maximal run of free pages in a heap's boxes is on one of the heap's lists, by length:
 // 1..64 pages one list each (a block is at most 64 pages), longer runs on the last. A run's
 // first and last pages carry its length (run_len: boundary tags), so a free finds the runs it
-// joins in O(1); its first page carries its links (BoxRefs: box slot, page). A malloc of n pages
-// takes the first run of the shortest non-empty list that fits (a run of exactly n pages when
-// there is one, else the shortest longer one), from its front; the rest of the run goes on its
-// own list. Every list is in address order, so blocks of a length fill the lowest boxes and the
-// highest drain and go back (with the newest box first, new blocks went to the box made last
-// while older ones emptied, and boxes cycled through the arena: at one thread `medium` took
-// 250 000 page faults instead of 3 500). Lists in LIFO order measured 5 % faster and 5 % more
-// peak RSS on `medium`.
+// joins in O(1); its first page carries its links (BoxRefs: box slot, page) and its epoch stamp.
+// Every list is in address order, so its first run is its lowest: box_fit takes an exact
+// length's first run, else the lowest of the heads of the longer lists (with the newest box
+// first, new blocks went to the box made last while older ones emptied, and boxes cycled
+// through the arena: at one thread `medium` took 250 000 page faults instead of 3 500).
 
 SPACES_INLINE unsigned run_bucket(unsigned len) { return len > 64 ? 64 : len - 1; }
 SPACES_INLINE BoxRef box_ref(unsigned slot, unsigned page) { return BoxRef(slot << 8 | page); }
