@@ -159,7 +159,7 @@ SPACES_INLINE void run_unlink(Heap* h, PageBox* m, unsigned a) {
   if (h->run_head[bucket] == 0) h->run_mask[bucket >> 6] &= ~(uint64_t(1) << (bucket & 63));
 }
 
-// The first run of the shortest list whose runs have n pages or more (0: none).
+// The address of the run r of h.
 SPACES_INLINE uintptr_t ref_addr(const Heap* h, BoxRef r) {
   return reinterpret_cast<uintptr_t>(h->box_idx[r >> 8]) + (r & 255) * kPageSize;
 }
