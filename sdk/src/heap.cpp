@@ -219,7 +219,11 @@ SPACES_HOT_TEXT void heap_drain_notify(Heap* h) {
   }
 }
 
-SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
+// fresh: h lies in memory just mapped (zero), whose arrays below are not written, so that their
+// pages stay untouched until used (the medium cache's 10.9 KiB and the remote batches' 3 KiB:
+// two to three pages of RSS per thread heap in a program that never frees medium blocks or
+// frees across threads).
+SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c, bool fresh = false) {
   for (unsigned i = 0; i < kNumClasses; i++) {
     h->cur[i] = &g_empty_slab;
     h->partial[i].head = nullptr;
@@ -240,20 +244,22 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c) {
   h->fast_tp = 0;
   h->chunk = c;
   h->cache_limit_override = 0;
-  memset(h->remote, 0, sizeof h->remote);
+  if (!fresh) memset(h->remote, 0, sizeof h->remote);
   h->remote_live = 0;
   h->remote_made = 0;
   h->remote_epoch = 0;
   h->mcache_bytes = 0;
-  memset(h->mcache, 0, sizeof h->mcache);
+  if (!fresh) memset(h->mcache, 0, sizeof h->mcache);
   h->box_count = 0;
   h->box_ticks = 0;
   h->box_epoch = 0;
   h->box_dirty = 0;
   h->box_slots = 0;
-  memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads every slot)
+  if (!fresh) {
+    memset(h->box_idx, 0, sizeof h->box_idx);  // (box_after_fork reads every slot)
+    memset(h->run_head, 0, sizeof h->run_head);
+  }
   h->run_mask[0] = h->run_mask[1] = 0;
-  memset(h->run_head, 0, sizeof h->run_head);
 }
 
 Heap* heap_alloc_struct() {  // g_heap_lock held
@@ -267,7 +273,7 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   }
   Heap* h = reinterpret_cast<Heap*>(g_meta_cursor);
   g_meta_cursor += need;
-  heap_init_fields(h, nullptr);
+  heap_init_fields(h, nullptr, true);  // (the meta chunk is carved once, never reused: zero)
   h->all_next = g_all_heaps;
   __atomic_store_n(&g_all_heaps, h, __ATOMIC_RELEASE);  // (read without the lock: remote_cached)
   g_heap_count++;

@@ -1,5 +1,7 @@
 #include "test_internal.h"
 
+#include <sys/mman.h>
+
 #include <chrono>
 #include <set>
 #include <thread>
@@ -14,6 +16,28 @@ TEST(Heap, FirstAllocationGivesTheThreadAHeap) {
     EXPECT_EQ(slab_of(p)->owner, t_heap);
     spaces_free(p);
   }).join();
+}
+
+// A new thread heap is carved from freshly mapped (zero) memory and its arrays that start out
+// zero are not written: the medium cache's pages stay out of RSS until a medium block is cached.
+TEST(Heap, ANewHeapsMediumCachePagesAreNotTouched) {
+  spaces_free(spaces_malloc(16));
+  size_t before = heap_totals().heaps;
+  size_t pages = 0, resident = 0;
+  std::thread([&] {
+    spaces_free(spaces_malloc(16));
+    Heap* made = t_home_heap;
+    uintptr_t lo = (reinterpret_cast<uintptr_t>(&made->mcache[0]) + kPageSize - 1) & ~uintptr_t(kPageSize - 1);
+    uintptr_t hi = reinterpret_cast<uintptr_t>(&made->mcache[kNumMediumClasses]) & ~uintptr_t(kPageSize - 1);
+    if (lo >= hi) return;
+    std::vector<unsigned char> v((hi - lo) / kPageSize);
+    if (mincore(reinterpret_cast<void*>(lo), hi - lo, v.data()) != 0) return;
+    pages = v.size();
+    for (unsigned char c : v) resident += c & 1;
+  }).join();
+  if (heap_totals().heaps != before + 1) GTEST_SKIP() << "the thread reused a pooled heap";
+  ASSERT_GE(pages, 1u) << "the cache spans whole pages";
+  EXPECT_EQ(resident, 0u) << "of " << pages << " pages of the new heap's medium cache";
 }
 
 TEST(Heap, SameThreadFreeIsReusedFirst) {
