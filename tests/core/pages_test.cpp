@@ -26,6 +26,15 @@ struct BoxesOn {
     spaces_option_set("medium_block_cache_kib", cache);
   }
 };
+// Sets option `name` (id) to value for the test's scope, restoring it however the test ends.
+struct OptionScope {
+  const char* name;
+  long long saved;
+  OptionScope(const char* n, OptionId id, long long value) : name(n), saved(option(id)) {
+    EXPECT_EQ(spaces_option_set(n, value), 0) << n;
+  }
+  ~OptionScope() { spaces_option_set(name, saved); }
+};
 Slab* box_holding(void* p) {
   Slab* s = slab_find(p);
   return s != nullptr && s->kind == kSlabPages ? s : nullptr;
@@ -455,11 +464,7 @@ TEST(Pages, AfterForkADeadThreadsRunListsAreRebuiltFromThePageMaps) {
 TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
   if (option(kOpt_arena_huge_pages) != 0) GTEST_SKIP() << "arena_huge_pages: boxes are not purged";
   BoxesOn on;
-  struct DelayScope {  // (restored however the test ends)
-    long long saved = option(kOpt_purge_delay_ms);
-    ~DelayScope() { spaces_option_set("purge_delay_ms", saved); }
-  } delay_scope;
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", 200), 0);
+  OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 200);
   void* keep = spaces_malloc(16 << 10);
   void* big = spaces_malloc(256 << 10);
   ASSERT_EQ(box_holding(big), box_holding(keep));
@@ -500,11 +505,7 @@ TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
 TEST(Pages, PagesFreedAfterABoxsFirstDirtyFreeWaitForTheNextCheck) {
   if (option(kOpt_arena_huge_pages) != 0) GTEST_SKIP() << "arena_huge_pages: boxes are not purged";
   BoxesOn on;
-  struct DelayScope {
-    long long saved = option(kOpt_purge_delay_ms);
-    ~DelayScope() { spaces_option_set("purge_delay_ms", saved); }
-  } delay_scope;
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", 500), 0);  // (no stall between two calls is that long)
+  OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 500);  // (no stall between two calls is that long)
   spaces_free(spaces_malloc(1));
   spaces_collect(1);
   void* keep = spaces_malloc(16 << 10);
@@ -540,11 +541,7 @@ TEST(Pages, PagesFreedAfterABoxsFirstDirtyFreeWaitForTheNextCheck) {
 TEST(Pages, AFreeNextToAnOldDirtyRunKeepsItsStamp) {
   if (option(kOpt_arena_huge_pages) != 0) GTEST_SKIP() << "arena_huge_pages: boxes are not purged";
   BoxesOn on;
-  struct DelayScope {
-    long long saved = option(kOpt_purge_delay_ms);
-    ~DelayScope() { spaces_option_set("purge_delay_ms", saved); }
-  } delay_scope;
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", 500), 0);
+  OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 500);
   spaces_free(spaces_malloc(1));
   spaces_collect(1);
   void* keep = spaces_malloc(16 << 10);
@@ -574,14 +571,8 @@ TEST(Pages, AFreeNextToAnOldDirtyRunKeepsItsStamp) {
 TEST(Pages, DirtyFreePagesAboveTheBoundGoBackAtOnceOldestFirst) {
   if (option(kOpt_arena_huge_pages) != 0) GTEST_SKIP() << "arena_huge_pages: boxes are not purged";
   BoxesOn on;
-  struct Scope {
-    long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
-    ~Scope() {
-      spaces_option_set("purge_delay_ms", delay);
-      spaces_option_set("dirty_max_kib", bound);
-    }
-  } scope;
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", 600000), 0);
+  OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 600000);
+  OptionScope bound("dirty_max_kib", kOpt_dirty_max_kib, option(kOpt_dirty_max_kib));  // (set below)
   spaces_free(spaces_malloc(1));
   spaces_collect(1);
   Heap* h = t_home_heap;
