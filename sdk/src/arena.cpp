@@ -1013,7 +1013,7 @@ SPACES_HOT_TEXT Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty) {
   });
 }
 
-SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count) {
+SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count, size_t clean_from, size_t clean_to) {
   uintptr_t a = reinterpret_cast<uintptr_t>(s);
   Span* sp = span_of(a);
   unsigned i = unsigned((a - reinterpret_cast<uintptr_t>(sp)) >> kSlabShift), n = unsigned(count);
@@ -1026,9 +1026,12 @@ SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count) {
     batch.shard = &sh;
     SPACES_ASSERT(bits_count(sp->used, i, n) == n && bits_count(sp->purging, i, n) == 0);
     bits_set(sp->used, i, n, false);
-    bits_set(sp->dirty, i, n, true);
-    sp->dirty_granules += n;
-    span_dirty_add(ptrdiff_t(n * kSlabSize));
+    unsigned moved = unsigned(clean_to - clean_from), kept = n - moved;
+    bits_set(sp->dirty, i, unsigned(clean_from), true);
+    bits_set(sp->dirty, i + unsigned(clean_to), n - unsigned(clean_to), true);
+    sp->dirty_granules += kept;
+    span_dirty_add(ptrdiff_t(kept * kSlabSize));
+    commit_add(-ptrdiff_t(moved * kSlabSize));
     span_note_live(g_span_live.fetch_sub(n * kSlabSize, std::memory_order_relaxed) - n * kSlabSize, now);
     // No block left (granules another thread is purging may still be marked used: the span is
     // empty all the same, and purge_plan unmaps it once they are back and its delay is out).
@@ -1046,7 +1049,7 @@ SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count) {
     if (delay_ms == 0) {
       if (!empty) plan_span_runs(batch, sp, false, false, 0, 0);  // (empty: purge_plan unmaps it)
       if (batch.full()) sh.next_purge = now;  // (the rest: the next operation)
-    } else {
+    } else if (kept) {
       if (sp->dirty_since == 0) {
         sp->dirty_since = now;
         if (delay_ms > 0 && now + uint64_t(delay_ms) * 1000000ull < sh.next_purge)

@@ -554,6 +554,7 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(huge_spans, 1, 0, 1, "huge_pages=1: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \
+  X(span_move_mib, 16, 0, 32, "realloc growing a span block of at least this many MiB that cannot grow in place moves its pages to a mapping of its own (mremap, no copy) instead of copying it to a new run (0: always copy)") \
   X(arena_huge_pages, 0, 0, 2, "advise THP on thread heaps' 4 MiB arenas: 0 never, 1 every arena, 2 arenas made once arena_huge_after_mib are committed (fewer page faults, more RSS)")  \
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
@@ -637,7 +638,9 @@ struct SpanDirty {  // granules [first, end) of a run may hold old data (first =
   size_t first, end;
 };
 Slab* arena_alloc_span_run(size_t count, SpanDirty* dirty);
-void arena_free_span_run(Slab* s, size_t count);
+// Granules [clean_from, clean_to) of it had their pages moved out (os_move_out): they are free
+// and clean, not dirty.
+void arena_free_span_run(Slab* s, size_t count, size_t clean_from = 0, size_t clean_to = 0);
 // Grow the span run at s from `count` to `want` granules in place if the granules after it are
 // free (and take them); false otherwise.
 bool arena_grow_span_run(Slab* s, size_t count, size_t want);

@@ -16,6 +16,11 @@
 // thread. Runs go back to their arena (cached, purged after the delay); direct mappings go to a
 // small cache (arena.cpp: 16 mappings, 512 MiB), purged after the delay, unmapped when evicted. realloc of a direct mapping grows in place inside its 4 MiB rounding, then
 // with mremap (in place if the kernel can, else moved page tables, never copied bytes).
+// realloc of a span block grows it in place when the granules after it are free; else, from
+// span_move_mib up, its whole 2 MiB pages move to a direct mapping of their own (span_to_direct:
+// mremap with MREMAP_DONTUNMAP, the span's granules left free and empty) and it lives on as a
+// direct mapping, unmapped at free (cls kDirectFromSpan: never cached, since cached mappings
+// serve only blocks above the spans' sizes); smaller ones are copied to a new run.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -32,6 +37,7 @@ std::atomic<size_t> g_direct_blocks{0};  // (the part of those two that is huge:
 std::atomic<size_t> g_direct_bytes{0};
 
 constexpr size_t kPage = 4096;
+constexpr uint8_t kDirectFromSpan = 2;  // Slab::cls of a direct mapping span_to_direct made
 SPACES_INLINE size_t page_round(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
 
 // Where the user pointer goes in a span starting at `start` (64 KiB aligned).
@@ -118,7 +124,7 @@ static void* alloc_span(size_t size, size_t align, size_t count, bool zero) {
 
 // A direct mapping (a cached one if one fits); NULL when the kernel refuses (nothing reported).
 // cost: what the block's footprint is (large_footprint). huge: advise transparent huge pages.
-static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, bool huge, Chunk* chunk) {
+SPACES_NOINLINE static void* alloc_direct(size_t size, size_t align, size_t cost, bool zero, bool huge, Chunk* chunk) {
   size_t lead = align <= kSlabSize ? kSlabSize : align;  // room for p's offset
   DirectReuse old{0, 0, 0, 0};  // a cached mapping's past (all zero for a fresh mapping)
   void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &old) : nullptr;
@@ -268,7 +274,9 @@ SPACES_HOT_TEXT void large_free(Slab* h, void* p) {
     g_direct_blocks.fetch_sub(1, std::memory_order_relaxed);
     g_direct_bytes.fetch_sub(mapped, std::memory_order_relaxed);
     arena_direct_account(-ptrdiff_t(mapped), -ptrdiff_t(r.charged));
-    bool cacheable = h->chunk == nullptr && h->user_ptr - base <= kArenaSize;
+    // (not one span_to_direct made, while spans serve its size: cached mappings serve only
+    // bigger blocks, so it would stay resident for nothing)
+    bool cacheable = h->chunk == nullptr && h->user_ptr - base <= kArenaSize && h->cls != kDirectFromSpan;
     if (!cacheable || !arena_direct_to_cache(base, r)) arena_unmap_direct(base, mapped);
   }
 }
@@ -339,6 +347,62 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   return reinterpret_cast<void*>(np);
 }
 
+// Grow span block p (header h), which cannot grow in its span, into a direct mapping of its own
+// (the way glibc's mremap grows a mapped chunk): its whole 2 MiB pages move there as they are
+// (page tables, no copy, no split), the partial pages at its two ends are copied, and from then
+// on the mapping grows by mremap. The granules whose pages moved are left free and clean in the
+// span (empty, not resident); the two ends stay dirty there, as a freed run's. So no second copy
+// of the block stays resident, in the span, while its pages wait to be reused or purged.
+// NULL if it is better copied (no whole 2 MiB page in it) or cannot move (a kernel without
+// MREMAP_DONTUNMAP, no address space).
+SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
+  // (h is read before the move: when the run starts on a 2 MiB boundary, its page moves)
+  size_t count = h->run_granules;
+  uintptr_t base = h->map_base, up = reinterpret_cast<uintptr_t>(p), end = base + count * kSlabSize;
+  uintptr_t a = (base + kHugePage - 1) & ~uintptr_t(kHugePage - 1), b = end & ~uintptr_t(kHugePage - 1);
+  if (b <= a) return nullptr;
+  // The mapping keeps the run's offset in its 2 MiB page, so the whole pages land on 2 MiB
+  // boundaries; the data starts `phase` into it (the bytes before are never touched).
+  uintptr_t phase = base & (kHugePage - 1);
+  size_t need = page_round(phase + (up - base) + size);
+  size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
+  if (total < need) return nullptr;
+  void* m = os_map_aligned(total, kArenaSize, false);
+  if (m == nullptr) return nullptr;
+  uintptr_t nbase = reinterpret_cast<uintptr_t>(m), dst = nbase + phase;  // dst: where base goes
+  if (!pagemap_prepare(nbase, total) ||
+      os_move_out(reinterpret_cast<void*>(a), b - a, reinterpret_cast<void*>(dst + (a - base))) == nullptr) {
+    os_unmap(m, total);
+    return nullptr;
+  }
+  // (the partial page at the front faults 4 KiB at a time: a huge page there would hold the
+  // phase's bytes too)
+  if (option(kOpt_huge_pages) == 1) os_hugepage_advise(reinterpret_cast<void*>(dst + (a - base)), total - phase - (a - base));
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(m, total));  // stale shadow
+  copy_block(reinterpret_cast<void*>(dst), reinterpret_cast<void*>(base), a - base);  // (the header too)
+  copy_block(reinterpret_cast<void*>(dst + (b - base)), reinterpret_cast<void*>(b), end - b);
+  pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
+  pagemap_set_region(nbase, total, true);
+  uintptr_t np = dst + (up - base);
+  Slab* nh = slab_of(reinterpret_cast<void*>(np));
+  SPACES_ASSERT(reinterpret_cast<uintptr_t>(nh) == dst);
+  size_t run = end - base;
+  nh->kind = kSlabDirect;
+  nh->cls = kDirectFromSpan;
+  nh->map_base = nbase;
+  nh->map_bytes = total;
+  nh->user_ptr = np;
+  nh->user_size = page_round(np + size) - np;
+  nh->map_resident = need;
+  nh->map_gap = 0;
+  pagemap_set_head(dst, true);
+  g_large_bytes.fetch_add(total - run, std::memory_order_relaxed);
+  g_direct_bytes.fetch_add(total - run, std::memory_order_relaxed);
+  arena_direct_account(ptrdiff_t(total), ptrdiff_t(need));
+  arena_free_span_run(reinterpret_cast<Slab*>(base), count, (a - base) >> kSlabShift, (b - base) >> kSlabShift);
+  return reinterpret_cast<void*>(np);
+}
+
 SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
   if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p) ||
                       (h->kind != kSlabLargeRun && h->kind != kSlabDirect))) {
@@ -361,6 +425,13 @@ SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
       h->user_size = h->map_base + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
       return p;
     }
+    // Else its pages move to a mapping of their own: no copy, and no second copy resident
+    // while the old one waits in its span to be reused or purged.
+    // (Not below span_move_mib: a small block's copy costs less than the page faults of its
+    // pages moved out of the span, which the next blocks would fault back in.)
+    long long move_mib = option(kOpt_span_move_mib);
+    if (h->cls == kLargeInSpan && size > usable && move_mib != 0 && usable >= size_t(move_mib) << 20)
+      if (void* r = span_to_direct(h, p, size)) return r;
   } else if (!kMemcheckExactSizes && h->chunk == nullptr && size > (size_t(4) << 20) &&
              reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
     // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)

@@ -411,6 +411,13 @@ SPACES_HOT_TEXT void* os_remap_to(void* p, size_t old_size, size_t new_size, voi
   void* r = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
   return r == MAP_FAILED ? nullptr : r;
 }
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4  // (Linux 5.7; older kernels refuse it with EINVAL)
+#endif
+void* os_move_out(void* p, size_t size, void* dst) {
+  void* r = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
+  return r == MAP_FAILED ? nullptr : r;
+}
 int os_shm_create(const char* name, unsigned mode) {
   return shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode));
 }

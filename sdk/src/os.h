@@ -33,6 +33,9 @@ void os_unmap(void* p, size_t size);
 bool os_remap_fresh(void* p, size_t size);           // fresh zero pages (and page tables) in place
 void* os_remap_in_place(void* p, size_t old_size, size_t new_size);  // NULL: cannot grow there
 void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst);  // moves page tables; NULL on failure
+// Move the pages of [p, p + size) to dst (replacing what is mapped there), leaving p's range
+// mapped and empty (fresh zero pages on the next touch); NULL on failure (nothing moved).
+void* os_move_out(void* p, size_t size, void* dst);
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now; zero after, always
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
 void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort

@@ -1,5 +1,6 @@
 #include "test_internal.h"
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -444,6 +445,119 @@ TEST(Span, ReallocGrowsInPlaceWhenTheNextGranulesAreFree) {
   EXPECT_NE(r, q) << "blocked: moved";
   for (size_t i = 0; i < 4 * kMiB; i += 4096) ASSERT_EQ(r[i], char(i >> 12));
   EXPECT_EQ(r[12 * kMiB - 1], 7);
+  spaces_free(r);
+  spaces_free(blocker);
+}
+
+namespace {
+// Pages of [p, p + n) resident now (mincore).
+size_t resident_pages(const void* p, size_t n) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(4095);
+  size_t len = (reinterpret_cast<uintptr_t>(p) + n - a + 4095) & ~size_t(4095);
+  std::vector<unsigned char> v(len / 4096);
+  if (mincore(reinterpret_cast<void*>(a), len, v.data()) != 0) return size_t(-1);
+  size_t r = 0;
+  for (unsigned char c : v) r += c & 1;
+  return r;
+}
+// A block of `size` bytes whose every 4 KiB page, and its last byte, carry a pattern.
+void fill_pages(char* p, size_t size, char seed) {
+  for (size_t i = 0; i < size; i += 4096) p[i] = char(seed + (i >> 12));
+  p[size - 1] = char(seed ^ 0x55);
+}
+void expect_pages(const char* p, size_t size, char seed, bool whole = true) {
+  for (size_t i = 0; i < size; i += 4096) ASSERT_EQ(p[i], char(seed + (i >> 12))) << i;
+  if (whole) ASSERT_EQ(p[size - 1], char(seed ^ 0x55));
+}
+}  // namespace
+
+// A span block that cannot grow in place moves to a mapping of its own: its whole 2 MiB pages
+// move there (no copy: the span's granules they left are no longer resident), the partial ones
+// at its ends are copied (they stay, as a freed run's), and the content is intact. The granules
+// left are free and clean: a calloc there is zero. The mapping then grows and shrinks by mremap.
+TEST(Span, ReallocPastANeighbourMovesWholeHugePagesToAMappingOfItsOwn) {
+  SpanScope scope;
+  OptionScope move("span_move_mib", 2);
+  char* p = static_cast<char*>(spaces_malloc(12 * kMiB));
+  void* blocker = spaces_malloc(2 * kMiB);  // right after p
+  ASSERT_TRUE(p && blocker);
+  fill_pages(p, 12 * kMiB, 3);
+  uintptr_t base = reinterpret_cast<uintptr_t>(p) - 256;  // (the run, after its header)
+  uintptr_t a = (base + 2 * kMiB - 1) & ~uintptr_t(2 * kMiB - 1);
+  ASSERT_EQ(resident_pages(reinterpret_cast<void*>(a), 8 * kMiB), 2048u);
+  size_t blocks = stats_now().large_blocks;
+  char* r = static_cast<char*>(spaces_realloc(p, 20 * kMiB));
+  ASSERT_NE(r, nullptr);
+  EXPECT_NE(r, p);
+  EXPECT_EQ(stats_now().large_blocks, blocks);
+  EXPECT_GE(spaces_usable_size(r), 20 * kMiB);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r) % (2 * kMiB), reinterpret_cast<uintptr_t>(p) % (2 * kMiB))
+      << "the same offset in its huge pages";
+  expect_pages(r, 12 * kMiB, 3);
+  EXPECT_EQ(resident_pages(reinterpret_cast<void*>(a), 8 * kMiB), 0u) << "moved, not copied";
+  EXPECT_GT(resident_pages(p, 4096), 0u) << "the front's partial page was copied: it stays";
+  memset(r + 12 * kMiB, 9, 8 * kMiB);
+  // The span's granules it left serve the next blocks, zero where they were moved out.
+  char* c = static_cast<char*>(spaces_calloc(1, 10 * kMiB));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c, p) << "first fit: the granules left";
+  for (size_t i = 0; i < 10 * kMiB; i += 512) ASSERT_EQ(c[i], 0) << i;
+  // The mapping grows (mremap) and shrinks, keeping its content.
+  char* g = static_cast<char*>(spaces_realloc(r, 40 * kMiB));
+  ASSERT_NE(g, nullptr);
+  expect_pages(g, 12 * kMiB, 3);
+  EXPECT_EQ(g[20 * kMiB - 1], 9);
+  char* s = static_cast<char*>(spaces_realloc(g, 3 * kMiB));
+  ASSERT_NE(s, nullptr);
+  expect_pages(s, 3 * kMiB, 3, false);
+  spaces_free(s);
+  spaces_free(c);
+  spaces_free(blocker);
+  EXPECT_EQ(stats_now().large_blocks, blocks - 2);
+}
+
+// A run that starts on a 2 MiB boundary moves its header with its first huge page; its block is
+// found and freed all the same, and frees of the old pointer and a second one are reported.
+TEST(Span, AMovedBlockWhoseRunStartsOnAHugePageKeepsItsHeader) {
+  SpanScope scope;
+  OptionScope move("span_move_mib", 2);
+  HandlerScope h;
+  void* filler = spaces_malloc(63 * kGranule - 256);  // granules 1-63 of a fresh span
+  char* p = static_cast<char*>(spaces_malloc(6 * kMiB));
+  void* blocker = spaces_malloc(2 * kMiB);
+  ASSERT_TRUE(filler && p && blocker);
+  ASSERT_EQ((reinterpret_cast<uintptr_t>(p) - 256) % (2 * kMiB), 0u) << "the run starts on a huge page";
+  fill_pages(p, 6 * kMiB, 5);
+  char* r = static_cast<char*>(spaces_realloc(p, 9 * kMiB));
+  ASSERT_NE(r, nullptr);
+  ASSERT_NE(r, p);
+  expect_pages(r, 6 * kMiB, 5);
+  EXPECT_EQ(spaces_chunk_of(r), nullptr);
+  EXPECT_TRUE(spaces_owns(r));
+  spaces_free(p);  // (the old pointer: its granule is no block's head any more)
+  EXPECT_NE(g_caught.code, 0);
+  g_caught = Caught();
+  spaces_free(r);
+  EXPECT_EQ(g_caught.code, 0);
+  spaces_free(r);  // (its mapping is gone: reported as a pointer Spaces does not own)
+  EXPECT_NE(g_caught.code, 0);
+  spaces_free(filler);
+  spaces_free(blocker);
+}
+
+// Below span_move_mib (16 MiB, the default) the block is copied to a new run and its old one stays
+// resident (dirty), as with span_move_mib 0.
+TEST(Span, BelowSpanMoveMibAGrownBlockIsCopied) {
+  SpanScope scope;
+  OptionScope move("span_move_mib", 16);
+  char* p = static_cast<char*>(spaces_malloc(12 * kMiB));
+  void* blocker = spaces_malloc(2 * kMiB);
+  ASSERT_TRUE(p && blocker);
+  fill_pages(p, 12 * kMiB, 7);
+  char* r = static_cast<char*>(spaces_realloc(p, 20 * kMiB));
+  ASSERT_NE(r, nullptr);
+  expect_pages(r, 12 * kMiB, 7);
+  EXPECT_GT(resident_pages(p + 4 * kMiB, 4 * kMiB), 1000u) << "the old run waits, resident";
   spaces_free(r);
   spaces_free(blocker);
 }
