@@ -1025,6 +1025,7 @@ SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count, size_t clean_fro
     LockGuard g(sh.lock);
     batch.shard = &sh;
     SPACES_ASSERT(bits_count(sp->used, i, n) == n && bits_count(sp->purging, i, n) == 0);
+    SPACES_ASSERT(clean_from <= clean_to && clean_to <= n);
     bits_set(sp->used, i, n, false);
     unsigned moved = unsigned(clean_to - clean_from), kept = n - moved;
     bits_set(sp->dirty, i, unsigned(clean_from), true);

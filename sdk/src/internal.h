@@ -69,6 +69,7 @@ constexpr uintptr_t kPageSize = 4096;                      // the unit of first 
 constexpr size_t kMaxRunSlabs = kSlabsPerArena - 1;       // longest run inside one arena
 constexpr size_t kHugePage = size_t(2) << 20;
 constexpr uint8_t kLargeInSpan = 1;  // Slab::cls of a kSlabLargeRun head whose run is in a span
+constexpr uint8_t kDirectFromSpan = 2;  // Slab::cls of a kSlabDirect head span_to_direct made (large.cpp)
 constexpr size_t kMaxRequest = size_t(1) << 46;           // anything larger is ENOMEM at once
 constexpr size_t kMaxAlign = size_t(1) << 30;
 

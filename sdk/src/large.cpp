@@ -19,8 +19,10 @@
 // realloc of a span block grows it in place when the granules after it are free; else, from
 // span_move_mib up, its whole 2 MiB pages move to a direct mapping of their own (span_to_direct:
 // mremap with MREMAP_DONTUNMAP, the span's granules left free and empty) and it lives on as a
-// direct mapping, unmapped at free (cls kDirectFromSpan: never cached, since cached mappings
-// serve only blocks above the spans' sizes); smaller ones are copied to a new run.
+// direct mapping (cls kDirectFromSpan), unmapped at free (never cached: cached mappings serve
+// only blocks above the spans' sizes), grown by fresh pages mapped right after it (its mapping
+// is several kernel mappings, which mremap cannot resize) or else copied; smaller ones are
+// copied to a new run.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -37,7 +39,7 @@ std::atomic<size_t> g_direct_blocks{0};  // (the part of those two that is huge:
 std::atomic<size_t> g_direct_bytes{0};
 
 constexpr size_t kPage = 4096;
-constexpr uint8_t kDirectFromSpan = 2;  // Slab::cls of a direct mapping span_to_direct made
+std::atomic<bool> g_no_move_out{false};  // the kernel refused MREMAP_DONTUNMAP once: copy
 SPACES_INLINE size_t page_round(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
 
 // Where the user pointer goes in a span starting at `start` (64 KiB aligned).
@@ -289,6 +291,26 @@ SPACES_HOT_TEXT size_t large_usable(const Slab* h, const void* p) {
   return h->user_size;
 }
 
+// Move the mapping [from, from + len) to `to` (reserved, len bytes or more; both 4 MiB-aligned)
+// 2 MiB at a time: a mapping span_to_direct made is several kernel mappings, all split on 2 MiB
+// boundaries, and mremap moves a range only within one. A piece the kernel will not move (at
+// its limit of mappings) is copied into fresh pages instead, so the move always completes.
+SPACES_NOINLINE static void move_pieces(uintptr_t from, size_t len, uintptr_t to) {
+  for (size_t off = 0; off < len; off += kHugePage) {
+    size_t n = len - off < kHugePage ? len - off : kHugePage;
+    void* src = reinterpret_cast<void*>(from + off);
+    void* dst = reinterpret_cast<void*>(to + off);
+    if (os_remap_to(src, n, n, dst) != nullptr) continue;
+    // (a failed MREMAP_FIXED may have unmapped the destination already: map it again)
+    if (os_map_fixed(dst, n) == nullptr) {  // (no memory for even a page table: half a block moved)
+      report_error(SPACES_ERROR_OUT_OF_MEMORY, src, "out of memory while moving a grown huge block");
+      abort();
+    }
+    copy_block(dst, src, n);
+    os_unmap(src, n);
+  }
+}
+
 // Grow or shrink a direct mapping; NULL if it must be copied instead.
 static void* direct_resize(Slab* h, void* p, size_t size) {
   uintptr_t base = h->map_base;
@@ -312,9 +334,15 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   }
   size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
   if (total < need || !pagemap_prepare(base, total)) return nullptr;
-  void* r = os_remap_in_place(reinterpret_cast<void*>(base), mapped, total);  // grow in place?
   uintptr_t nbase = base;
-  if (r == nullptr) {
+  // span_to_direct's mapping is several kernel mappings (the moved pages are one of them), and
+  // mremap cannot resize across them: it grows by fresh pages mapped right after it.
+  bool from_span = h->cls == kDirectFromSpan;
+  bool grown = from_span ? os_map_at(reinterpret_cast<void*>(base + mapped), total - mapped) != nullptr
+                         : os_remap_in_place(reinterpret_cast<void*>(base), mapped, total) != nullptr;
+  if (grown && from_span && option(kOpt_huge_pages) == 1)
+    os_hugepage_advise(reinterpret_cast<void*>(base + mapped), total - mapped);
+  if (!grown) {
     // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
     void* dst = os_map_aligned(total, kArenaSize, false);
     if (dst == nullptr) return nullptr;
@@ -322,12 +350,15 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
       os_unmap(dst, total);
       return nullptr;
     }
-    r = os_remap_to(reinterpret_cast<void*>(base), mapped, total, dst);
-    if (r == nullptr) {
+    if (from_span) {
+      move_pieces(base, mapped, reinterpret_cast<uintptr_t>(dst));
+      if (option(kOpt_huge_pages) == 1)
+        os_hugepage_advise(static_cast<char*>(dst) + mapped, total - mapped);
+    } else if (os_remap_to(reinterpret_cast<void*>(base), mapped, total, dst) == nullptr) {
       os_unmap(dst, total);
       return nullptr;
     }
-    nbase = reinterpret_cast<uintptr_t>(r);
+    nbase = reinterpret_cast<uintptr_t>(dst);
     pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
     pagemap_set_region(base, mapped, false);
   }
@@ -360,7 +391,7 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   size_t count = h->run_granules;
   uintptr_t base = h->map_base, up = reinterpret_cast<uintptr_t>(p), end = base + count * kSlabSize;
   uintptr_t a = (base + kHugePage - 1) & ~uintptr_t(kHugePage - 1), b = end & ~uintptr_t(kHugePage - 1);
-  if (b <= a) return nullptr;
+  if (b <= a || g_no_move_out.load(std::memory_order_relaxed)) return nullptr;
   // The mapping keeps the run's offset in its 2 MiB page, so the whole pages land on 2 MiB
   // boundaries; the data starts `phase` into it (the bytes before are never touched).
   uintptr_t phase = base & (kHugePage - 1);
@@ -370,14 +401,21 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   void* m = os_map_aligned(total, kArenaSize, false);
   if (m == nullptr) return nullptr;
   uintptr_t nbase = reinterpret_cast<uintptr_t>(m), dst = nbase + phase;  // dst: where base goes
-  if (!pagemap_prepare(nbase, total) ||
-      os_move_out(reinterpret_cast<void*>(a), b - a, reinterpret_cast<void*>(dst + (a - base))) == nullptr) {
+  if (!pagemap_prepare(nbase, total)) {
+    os_unmap(m, total);
+    return nullptr;
+  }
+  if (os_move_out(reinterpret_cast<void*>(a), b - a, reinterpret_cast<void*>(dst + (a - base))) == nullptr) {
+    if (errno == EINVAL) g_no_move_out.store(true, std::memory_order_relaxed);  // (never tried again)
     os_unmap(m, total);
     return nullptr;
   }
   // (the partial page at the front faults 4 KiB at a time: a huge page there would hold the
   // phase's bytes too)
-  if (option(kOpt_huge_pages) == 1) os_hugepage_advise(reinterpret_cast<void*>(dst + (a - base)), total - phase - (a - base));
+  if (option(kOpt_huge_pages) == 1) {
+    os_hugepage_advise(reinterpret_cast<void*>(dst + (a - base)), total - phase - (a - base));
+    if (a > base) os_hugepage_forbid(m, phase + (a - base));  // (also with THP "always")
+  }
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(m, total));  // stale shadow
   copy_block(reinterpret_cast<void*>(dst), reinterpret_cast<void*>(base), a - base);  // (the header too)
   copy_block(reinterpret_cast<void*>(dst + (b - base)), reinterpret_cast<void*>(b), end - b);
@@ -394,11 +432,11 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   nh->user_ptr = np;
   nh->user_size = page_round(np + size) - np;
   nh->map_resident = need;
-  nh->map_gap = 0;
+  nh->map_gap = phase;  // (never touched: not counted as committed)
   pagemap_set_head(dst, true);
   g_large_bytes.fetch_add(total - run, std::memory_order_relaxed);
   g_direct_bytes.fetch_add(total - run, std::memory_order_relaxed);
-  arena_direct_account(ptrdiff_t(total), ptrdiff_t(need));
+  arena_direct_account(ptrdiff_t(total), ptrdiff_t(need - phase));
   arena_free_span_run(reinterpret_cast<Slab*>(base), count, (a - base) >> kSlabShift, (b - base) >> kSlabShift);
   return reinterpret_cast<void*>(np);
 }

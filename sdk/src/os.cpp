@@ -414,6 +414,19 @@ SPACES_HOT_TEXT void* os_remap_to(void* p, size_t old_size, size_t new_size, voi
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4  // (Linux 5.7; older kernels refuse it with EINVAL)
 #endif
+void* os_map_fixed(void* at, size_t size) {
+  void* r = mmap(at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  return r == MAP_FAILED ? nullptr : r;
+}
+void* os_map_at(void* at, size_t size) {
+  void* r = mmap(at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (r == MAP_FAILED) return nullptr;
+  if (r != at) {  // (a kernel older than 4.17 took the address as a hint)
+    munmap(r, size);
+    return nullptr;
+  }
+  return r;
+}
 void* os_move_out(void* p, size_t size, void* dst) {
   void* r = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
   return r == MAP_FAILED ? nullptr : r;

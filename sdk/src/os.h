@@ -36,6 +36,8 @@ void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst);  // mov
 // Move the pages of [p, p + size) to dst (replacing what is mapped there), leaving p's range
 // mapped and empty (fresh zero pages on the next touch); NULL on failure (nothing moved).
 void* os_move_out(void* p, size_t size, void* dst);
+void* os_map_at(void* at, size_t size);  // fresh pages at exactly `at` if nothing is mapped there; NULL otherwise
+void* os_map_fixed(void* at, size_t size);  // fresh pages at `at`, replacing what is mapped there; NULL on failure
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now; zero after, always
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
 void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort
