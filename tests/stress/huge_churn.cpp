@@ -1,7 +1,9 @@
 // huge_churn: threads replace huge blocks (2-32 MiB, the sizes spans serve, and a few powers of
 // two) in shared slots, so most are freed by another thread than the one that made them; a
 // third are calloc'ed (checked zero where the span may reuse freed granules), one in eleven is
-// grown by realloc (in place when the granules after it are free), and one thread forks while
+// grown by realloc, some twice (in place when the granules after it are free, else moved to a
+// mapping of its own from span_move_mib up, else copied: stress.huge_churn_move runs it with
+// SPACES_SPAN_MOVE_MIB=2, so that most growths move), and one thread forks while
 // the others allocate. Each block carries its size at both ends and a byte per MiB, checked
 // before it is freed: a run handed out twice, overlapping runs or a lost realloc are caught.
 // --quick: fewer steps.
@@ -77,6 +79,15 @@ void worker(int t, int steps) {
       EXPECT(intact(q));
       p = q;
       stamp(p, m, key);
+      if (rng.below(2) == 0) {  // grown again: a block moved to a mapping of its own grows there
+        std::size_t m2 = m + rng.below(8 * kMiB);
+        q = static_cast<unsigned char *>(std::realloc(p, m2));
+        if (EXPECT(q != nullptr)) {
+          EXPECT(intact(q));
+          p = q;
+          stamp(p, m2, key);
+        }
+      }
     }
     release(gSlots[rng.below(kSlots)].exchange(p));
     if (t == 0 && i % 97 == 50) {  // fork while the others hold the shard locks now and then
