@@ -54,14 +54,14 @@ SPACES_HOT_TEXT void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
     if (h == nullptr) return out_of_memory(size);
   }
   if (chunk_route_slow(h)) return chunk_alloc_routed(h, align, size, false);
-  // Slots are naturally aligned when the slab's first block (offset 256) and the class size
-  // are both multiples of the alignment.
+  // Slots are naturally aligned when the slab's first block (256 bytes past a header that is
+  // 128-aligned: internal.h, slab_colour) and the class size are both multiples of the alignment.
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
-  if (align <= kSlabHeader && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
+  if (align <= kSlotAlignMax && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
     return heap_malloc_slow(h, rounded, false);
-  // Medium classes are multiples of 1 KiB after the 256-byte header: every slot is 256-aligned.
-  if (align <= kSlabHeader && rounded > kSmallMax && rounded <= kMediumMax && h->chunk == nullptr)
+  // Medium classes are multiples of 1 KiB after the header: every slot is 128-aligned.
+  if (align <= kSlotAlignMax && rounded > kSmallMax && rounded <= kMediumMax && h->chunk == nullptr)
     return heap_malloc_slow(h, rounded, false);
   if (size + align <= kSmallMax) {
     // (heap profiling: counted, never sampled here - a sample's slab would accept interior

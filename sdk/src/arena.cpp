@@ -1252,7 +1252,7 @@ size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
       in_use += size_t(popcount64(m));
       for (; m; m &= m - 1) {
         uintptr_t s = reinterpret_cast<uintptr_t>(a) + (uintptr_t(__builtin_ctzll(m)) << kSlabShift);
-        if (pagemap_is_head(s)) fn(reinterpret_cast<const Slab*>(s), arg);
+        if (const Slab* h = pagemap_head_at(s)) fn(h, arg);
       }
     }
 

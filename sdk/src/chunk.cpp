@@ -180,7 +180,7 @@ static void bump_init(Chunk* c, Slab* s) {
   // chunk's freed bitmap is never read: its frees are no-ops, its walk refuses)
   if (!chunk_untracked(c)) memset(reinterpret_cast<void*>(base + kBumpFreed), 0, kBumpFirst - kBumpFreed);
   __atomic_store_n(&s->bump, base + kBumpFirst, __ATOMIC_RELAXED);
-  s->bump_end = base + kSlabSize;
+  s->bump_end = slab_base(s) + kSlabSize;  // (the header is coloured: internal.h, slab_colour)
   s->thread_free.store(0, std::memory_order_relaxed);
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
   bump_set(c, s);
@@ -670,7 +670,7 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
     s->used = 0;
     // ASan builds: every block of the region is now poisoned (a later use is a report)
     SPACES_ASAN(ASAN_POISON_MEMORY_REGION(reinterpret_cast<uint8_t*>(s) + kSlabHeader,
-                                          kSlabSize - kSlabHeader));
+                                          slab_base(s) + kSlabSize - reinterpret_cast<uintptr_t>(s) - kSlabHeader));
     heap_release_slab(h, s, false, &batch);  // cached up to `keep`, else to the arena (unlinks it)
     s = next;
   }
@@ -694,7 +694,7 @@ void chunk_release_all(Chunk* c, uint32_t keep) {
 int walk_slab(Slab* s, spaces_walk_fn fn, void* arg) {
   uint64_t freebits[(kSlabSize / 8 + 63) / 64];
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  uintptr_t first = base + kSlabHeader;
+  uintptr_t first = slab_first(s);
   uintptr_t bs = s->block_size;
   uintptr_t carved = (s->bump - first) / bs;
   memset(freebits, 0, (carved + 63) / 64 * 8);
@@ -704,7 +704,7 @@ int walk_slab(Slab* s, spaces_walk_fn fn, void* arg) {
     if (idx >= carved) break;  // (a damaged list: never a write past freebits)
     freebits[idx / 64] |= uint64_t(1) << (idx % 64);
     uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
-    if (off >= kSlabSize || off < kSlabHeader) break;
+    if (!slab_link_in(s, off)) break;
     p = base + off;
   }
   for (uintptr_t i = 0; i < carved; i++) {
@@ -896,7 +896,7 @@ SPACES_INLINE void copy_untracked(void* dst, const void* src, size_t n) { copy_b
 
 // p: a live block of c (region.cpp checked), size: 1..kMaxRequest.
 void* ChunkRegion::realloc(Chunk* c, void* p, size_t size) {
-  Slab* s = slab_of(p);
+  Slab* s = slab_find(p);  // (a slab's block, a bump block or a large block: region.cpp checked)
   bool untracked_bump = s->kind == kSlabBump && chunk_untracked(c);
   size_t usable = untracked_bump ? bump_check(s, p, "realloc of a pointer that is not a live block")  // (to the top)
                                  : spaces_usable_size(p);

@@ -117,9 +117,9 @@ SPACES_INLINE bool free_fast(void* p, size_t size, Slab*& found) {
   PageLeaf* l = pagemap_leaf(q);
   if (SPACES_UNLIKELY(l == nullptr)) return false;
   if (SPACES_LIKELY(pagemap_is_head_fast(l, q))) {
-    Slab* s = reinterpret_cast<Slab*>(q & ~kSlabMask);
+    Slab* s = slab_at(q & ~kSlabMask);
     found = s;
-    return free_owned(s, p, size, uint32_t(q & kSlabMask) - uint32_t(kSlabHeader - 1));
+    return free_owned(s, p, size, slab_offset(s, p));
   }
   return false;
 }
@@ -199,10 +199,11 @@ __attribute__((no_sanitize("thread"))) static bool remote_cached(Slab* s, Block*
       if (__atomic_load_n(&e.slab, __ATOMIC_RELAXED) != s) continue;
       uintptr_t p = base + (link_get(&e.first) ^ s->key);
       for (uint32_t steps = 0; p != base && steps <= kRemoteBatch; steps++) {
-        if ((p & ~kSlabMask) != base) break;  // (the entry moved on to another slab meanwhile)
+        if (p - base - kSlabHeader >= s->pop_limit - kSlabHeader) break;  // (the entry moved on to
+                                                                          // another slab meanwhile)
         if (p == reinterpret_cast<uintptr_t>(b)) return true;
         uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
-        if (off >= kSlabSize || off < kSlabHeader) break;
+        if (!slab_link_in(s, off)) break;
         p = base + off;
       }
     }
@@ -280,8 +281,8 @@ void report_unowned_free(void* p) {
   // Inside Spaces' memory: look back (up to 64 MiB) for the large block that may contain p.
   uintptr_t g = (a & ~kSlabMask);
   for (int i = 0; i < 1024 && g >= kSlabSize && pagemap_in_region(g); i++, g -= kSlabSize) {
-    if (!pagemap_is_head(g)) continue;
-    Slab* h = reinterpret_cast<Slab*>(g);
+    Slab* h = pagemap_head_at(g);
+    if (h == nullptr) continue;
     uintptr_t end = h->kind == kSlabLargeRun ? h->map_base + h->run_granules * kSlabSize
                     : h->kind == kSlabDirect ? h->map_base + h->map_bytes
                                              : g + kSlabSize;
@@ -305,7 +306,8 @@ SPACES_NOINLINE static Block* small_block_of_rest(Slab* s, const void* p, const 
   char msg[128];
   msg[0] = 0;
   strncat(msg, what, 64);
-  strcat(msg, reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s) < kSlabHeader
+  // (the header, or the colour's bytes before it: internal.h, slab_colour)
+  strcat(msg, reinterpret_cast<uintptr_t>(p) - slab_base(s) < slab_first(s) - slab_base(s)
                   ? " (pointer into a slab header: allocator metadata)"
                   : " (pointer inside a block)");
   report_error(SPACES_ERROR_INVALID_FREE, p, msg);

@@ -43,7 +43,7 @@ namespace spaces_core {
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 // Constant-initialised (no constructor runs): free == itself marks "no block".
 // bump = UINTPTR_MAX: no bump room either (the chunk fast path bump-allocates).
-Slab g_empty_slab = {0, 0, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0, &g_empty_slab, 0, 0, UINTPTR_MAX};
+Slab g_empty_slab = {0, 0, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0, &g_empty_slab, 0, 0, 0, UINTPTR_MAX};
 
 namespace {
 template <size_t... D, size_t... C>
@@ -155,14 +155,15 @@ SPACES_HOT_TEXT static void give_to_arena(Slab* s, unsigned granules, RunBatch* 
   s->kind = kSlabFree;
   s->owner = nullptr;
   s->chunk = nullptr;
-  pagemap_set_head(reinterpret_cast<uintptr_t>(s), false);
+  uintptr_t g = slab_base(s);  // (the arenas deal in granules: a header may be coloured)
+  pagemap_set_head(g, false);
   g_slabs_in_use.fetch_sub(granules, std::memory_order_relaxed);
   if (batch == nullptr) {
-    arena_free_slabs(s, granules);
+    arena_free_slabs(reinterpret_cast<Slab*>(g), granules);
     return;
   }
   if (batch->n == RunBatch::kMax) arena_free_batch(*batch);
-  batch->run[batch->n] = s;
+  batch->run[batch->n] = reinterpret_cast<Slab*>(g);
   batch->count[batch->n++] = granules;
 }
 
@@ -181,7 +182,7 @@ SPACES_HOT_TEXT void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch
       h->medium_empty_granules += granules;
       return;
     }
-    pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, false);
+    pagemap_set_back(slab_base(s), granules, false);
     give_to_arena(s, granules, batch);
     return;
   }
@@ -518,10 +519,10 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // classes (9-15 KiB) measured the same with it and without. Nor are slabs in arenas that may be
 // advised huge pages (arena_huge_pages): the madvise would split a 2 MiB page whose point is
 // that its blocks fault in at once.
-static void slab_purge_past_first_block(Slab* s, unsigned cls, unsigned granules) {
-  uintptr_t keep = (kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
+static void slab_purge_past_first_block(uintptr_t g, unsigned cls, unsigned granules) {
+  uintptr_t keep = (slab_colour(g) + kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
   uintptr_t span = uintptr_t(granules) << kSlabShift;
-  if (keep < span) os_purge(reinterpret_cast<uint8_t*>(s) + keep, span - keep);
+  if (keep < span) os_purge(reinterpret_cast<uint8_t*>(g) + keep, span - keep);
 }
 
 // A medium slab: an emptied one of the same geometry from the heap's cache, else a run of
@@ -537,14 +538,16 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
     return s;
   }
   bool dirty;
-  Slab* s = arena_alloc_slabs(granules, &dirty, false);
-  if (s == nullptr) return nullptr;
-  if (dirty && option(kOpt_arena_huge_pages) == 0) slab_purge_past_first_block(s, cls, granules);
+  Slab* run = arena_alloc_slabs(granules, &dirty, false);
+  if (run == nullptr) return nullptr;
+  uintptr_t g = reinterpret_cast<uintptr_t>(run);
+  if (dirty && option(kOpt_arena_huge_pages) == 0) slab_purge_past_first_block(g, cls, granules);
+  Slab* s = slab_at(g);  // (coloured like a one-granule slab's)
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);
   slab_init(s, h, cls);  // (before the head bit: the census reads headers it finds by that bit)
-  pagemap_set_back(reinterpret_cast<uintptr_t>(s), granules, true);
-  pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+  pagemap_set_back(g, granules, true);
+  pagemap_set_head(g, true, kBackSlab);
   return s;
 }
 
@@ -560,15 +563,16 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls) {
   } else {
     if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
     bool dirty;
-    s = arena_alloc_slabs(1, &dirty, h->chunk != nullptr && option(kOpt_chunk_huge_pages));
-    if (s == nullptr) {
+    Slab* g = arena_alloc_slabs(1, &dirty, h->chunk != nullptr && option(kOpt_chunk_huge_pages));
+    if (g == nullptr) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;
     }
+    s = slab_at(reinterpret_cast<uintptr_t>(g));  // (coloured: internal.h, slab_colour)
     SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);
     slab_init(s, h, cls);  // (before the head bit: the census reads headers it finds by that bit)
-    pagemap_set_head(reinterpret_cast<uintptr_t>(s), true);
+    pagemap_set_head(reinterpret_cast<uintptr_t>(g), true, kBackSlab);
     if (h->chunk) chunk_slab_added(h->chunk, s);
     return s;
   }
@@ -635,7 +639,7 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     }
     Block* b = static_cast<Block*>(s->free);
     uintptr_t off = link_get(b) ^ s->key;
-    if (SPACES_UNLIKELY(off >= slab_span(s))) {
+    if (SPACES_UNLIKELY(off >= s->pop_limit)) {
       report_error(SPACES_ERROR_CORRUPTED, b, "corrupted free list (write after free?)");
       s->free = s;  // drop the damaged list (its blocks leak), never follow it
       continue;

@@ -271,6 +271,8 @@ struct alignas(64) Slab {
                           // line and the block, not line 0 too (tight_batch: a quarter fewer L1
                           // misses per malloc, docs/benchmarks.md)
   uint32_t used;          // blocks handed out and not yet freed back to `free`
+  uint32_t pop_limit;     // bump_end - this: a free-list link's offset must be below it (slab_pop),
+                          // so a damaged link never leads past the slab's last block
   uintptr_t bump;         // first never-carved block (address)
   uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
   Slab* chunk_next;       // every small slab of a chunk, for walk/reset/destroy
@@ -310,6 +312,10 @@ static_assert(offsetof(Slab, free) == 64 && offsetof(Slab, thread_free) == 128 &
 SPACES_INLINE uint32_t slab_offset(const void* s, const void* p) {
   return uint32_t(reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) - uint32_t(kSlabHeader);
 }
+// A size-class slab's first block: right after its header. Headers are 128-aligned (coloured by
+// multiples of 128: slab_colour), so the slots of a class whose size is a multiple of an
+// alignment up to 128 are aligned to it (heap_aligned_alloc relies on that: kSlotAlignMax).
+SPACES_INLINE uintptr_t slab_first(const Slab* s) { return reinterpret_cast<uintptr_t>(s) + kSlabHeader; }
 SPACES_INLINE uint32_t slab_exact_index(const Slab* s, uint32_t n) {
   uint32_t x = n * s->div_inv;
   return (x >> s->div_shift) | (x << ((32 - s->div_shift) & 31));
@@ -321,9 +327,45 @@ SPACES_INLINE uint32_t slab_block_index(const Slab* s, uint32_t n) {  // n < cap
   return uint32_t((uint64_t(n) * g_classes.magic[s->cls]) >> 32);
 }
 
-SPACES_INLINE Slab* slab_of(const void* p) {
+// ---- slab colours ----------------------------------------------------------------------------
+// A size-class slab's header (small and medium classes, a region's bump slabs, a heap's emptied
+// slabs) is not at its first granule's start but `slab_colour` bytes into it: 0..896 in steps
+// of 128, by the granule's address bits 16-18. Granules are 64 KiB apart, so headers at their
+// starts all fell in the same L1 sets (address bits 6-11): a thread using 25 classes kept 25
+// headers' lines 0 and 1 in 2 sets of 12 ways, and nearly every free missed L1 on both
+// (callgrind's cache model, xthread at one thread: 0.98 misses per free, 0.56 per malloc beyond
+// the block's own; docs/benchmarks.md, "Slab colours"). Coloured, they spread over 16 sets.
+// Steps of 128 keep every header, and so every slab's first block, 128-aligned: a class whose
+// size is a multiple of an alignment up to 128 still has aligned slots (heap_aligned_alloc:
+// kSlotAlignMax), and free's offset from the first block is still arithmetic on the pointer
+// (slab_offset). The colour costs a slab the blocks that no longer fit before its granule's
+// end: at most 896 bytes of blocks (0.7 % of a slab on average over the small classes), none
+// where the class's slack covers it. The colour is a function of the
+// address alone, so the free fast path finds a header with ALU operations and no load. Medium
+// slabs (several granules) are coloured by their first granule; large blocks and page boxes
+// keep their headers at the granule start. The page map's head byte says which a head is
+// (kBackSlab, kBackHead).
+constexpr uintptr_t kColourStep = 128;
+constexpr unsigned kColours = 8;
+constexpr uintptr_t kMaxColour = kColourStep * (kColours - 1);
+constexpr size_t kSlotAlignMax = kColourStep;  // the largest alignment size-class slots keep
+static_assert(kSlabHeader % kColourStep == 0, "first blocks keep the colour's alignment");
+SPACES_INLINE uintptr_t slab_colour(uintptr_t granule) {
+  return (granule >> (kSlabShift - 7)) & ((kColours - 1) * kColourStep);  // (bits 16-18 to 7-9)
+}
+
+// The header of the slab whose first granule is g / whose first granule holds block p.
+SPACES_INLINE Slab* slab_at(uintptr_t g) { return reinterpret_cast<Slab*>(g + slab_colour(g)); }
+SPACES_INLINE Slab* slab_of(const void* p) { return slab_at((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask); }
+// The granule a header lies in (the slab's first granule, whatever its colour).
+SPACES_INLINE uintptr_t slab_base(const Slab* s) { return reinterpret_cast<uintptr_t>(s) & ~kSlabMask; }
+// The header of the large block (or page box) whose granule holds p - 1: at the granule's start.
+SPACES_INLINE Slab* head_of(const void* p) {
   return reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
 }
+// Is `off`, a decoded free-list link of s, the offset of a place in its blocks (not the header,
+// not past the last block)? The walks of free lists ask it before following a link.
+SPACES_INLINE bool slab_link_in(const Slab* s, uintptr_t off) { return off >= kSlabHeader && off < s->pop_limit; }
 SPACES_INLINE bool slab_has_free(const Slab* s) { return s->free != static_cast<const void*>(s); }
 // Bits set in x. Without -mpopcnt GCC calls libgcc's __popcountdi2, which the linker puts at the
 // end of the text, away from the code every process runs (os.h, SPACES_HOT_TEXT).
@@ -413,7 +455,7 @@ SPACES_INLINE Block* slab_pop(Slab* s) {
   Block* b = static_cast<Block*>(s->free);
   if (SPACES_LIKELY(static_cast<void*>(b) != static_cast<void*>(s))) {
     uintptr_t off = link_get(b) ^ s->pop_key;
-    if (SPACES_LIKELY(!Hardening::kCheckLinks || off < kSlabSize)) {
+    if (SPACES_LIKELY(!Hardening::kCheckLinks || off < s->pop_limit)) {
       uint8_t* next = reinterpret_cast<uint8_t*>(s) + off;
       s->free = next;
       __builtin_prefetch(next, 1);  // (the next malloc reads its link: freed by another core, it
@@ -471,6 +513,7 @@ constexpr unsigned kLeafShift = 32;                                         // 4
 constexpr size_t kLeafWords = size_t(1) << (kLeafShift - kArenaShift);      // 1024 head words
 constexpr size_t kRootEntries = size_t(kAddressLimit >> kLeafShift);        // 32768
 constexpr uint8_t kBackHead = 0xff;  // PageLeaf::back of a head granule (back offsets are < 64)
+constexpr uint8_t kBackSlab = 0xfe;  // ... of a size-class slab's, whose header is coloured
 struct PageLeaf {
   std::atomic<uint64_t> heads[kLeafWords];       // bit (q >> 16) & 63 of word (q >> 22) & 1023
   std::atomic<uint64_t> arenas[kLeafWords / 64]; // bit per 4 MiB window
@@ -486,7 +529,8 @@ struct PageMap {
 };
 extern PageMap g_map;
 bool pagemap_init();
-void pagemap_set_head(uintptr_t granule_addr, bool on);
+// mark: kBackSlab for a size-class slab (its header coloured), kBackHead for any other head.
+void pagemap_set_head(uintptr_t granule_addr, bool on, uint8_t mark = kBackHead);
 // Arena-level bits; setting them first makes the leaves of [start, start + size): false when a
 // leaf cannot be mapped (the caller gives the memory back and answers ENOMEM).
 bool pagemap_set_region(uintptr_t start, size_t size, bool on);
@@ -517,15 +561,16 @@ SPACES_INLINE uint8_t pagemap_back(const PageLeaf* l, uintptr_t a) {  // l: a's 
 #ifndef SPACES_PLAIN_BACK_READ
 #define SPACES_PLAIN_BACK_READ 1
 #endif
-// Is the granule of a (l: its leaf) a head? The free fast path's test. Outside ThreadSanitizer
+// Is the granule of a (l: its leaf) the head of a size-class slab (kBackSlab, its header
+// coloured: slab_of)? The free fast path's test; other heads go the slow way. Outside ThreadSanitizer
 // builds, a plain read of the byte (written atomically elsewhere; a byte cannot tear, and the
 // value is used once), so that the compiler folds the test into one compare with memory; the
 // relaxed atomic load costs a separate load and compare.
 SPACES_INLINE bool pagemap_is_head_fast(const PageLeaf* l, uintptr_t a) {
 #if SPACES_PLAIN_BACK_READ
-  return l->back[(a >> kSlabShift) & (kLeafWords * 64 - 1)] == kBackHead;
+  return l->back[(a >> kSlabShift) & (kLeafWords * 64 - 1)] == kBackSlab;
 #else
-  return pagemap_back(l, a) == kBackHead;
+  return pagemap_back(l, a) == kBackSlab;
 #endif
 }
 // The header of the live slab or large block whose block p may be: the granule of p - 1 when it
@@ -535,12 +580,22 @@ SPACES_INLINE Slab* slab_find(const void* p) {
   PageLeaf* l = pagemap_leaf(q);
   if (SPACES_UNLIKELY(l == nullptr)) return nullptr;
   unsigned b = pagemap_back(l, q);
-  if (SPACES_LIKELY(b == kBackHead)) return reinterpret_cast<Slab*>(q & ~kSlabMask);
+  uintptr_t g = q & ~kSlabMask;
+  if (SPACES_LIKELY(b == kBackSlab)) return slab_at(g);
+  if (b == kBackHead) return reinterpret_cast<Slab*>(g);
   if (b == 0) return nullptr;
-  uintptr_t h = (q & ~kSlabMask) - (uintptr_t(b) << kSlabShift);
+  uintptr_t h = g - (uintptr_t(b) << kSlabShift);  // (a medium slab's or a page box's later granule)
   SPACES_ASSERT((h >> kLeafShift) == (q >> kLeafShift));
-  return pagemap_back(l, h) == kBackHead ? reinterpret_cast<Slab*>(h) : nullptr;  // (same leaf: an
-                                                                                  // arena never crosses one)
+  b = pagemap_back(l, h);  // (same leaf: an arena never crosses one)
+  return b == kBackSlab ? slab_at(h) : b == kBackHead ? reinterpret_cast<Slab*>(h) : nullptr;
+}
+// The header of whatever head granule g starts (a slab, a large block, a page box); NULL when g
+// is no head. The census and the error reports' look-back ask it.
+SPACES_INLINE Slab* pagemap_head_at(uintptr_t g) {
+  PageLeaf* l = pagemap_leaf(g);
+  if (l == nullptr) return nullptr;
+  unsigned b = pagemap_back(l, g);
+  return b == kBackSlab ? slab_at(g) : b == kBackHead ? reinterpret_cast<Slab*>(g) : nullptr;
 }
 
 // ---- os (os.cpp): declared in os.h, included above ----------------------------------------

@@ -50,7 +50,7 @@ SPACES_INLINE uintptr_t user_ptr_in(uintptr_t start, size_t align) {
 
 // length: granules of a run (kSlabLargeRun), bytes of a mapping (kSlabDirect)
 SPACES_HOT_TEXT Slab* init_header(uintptr_t p, SlabKind kind, uintptr_t base, size_t length, size_t user_size) {
-  Slab* h = slab_of(reinterpret_cast<void*>(p));
+  Slab* h = head_of(reinterpret_cast<void*>(p));
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(h, kSlabHeader));  // may lie in an old block memcheck freed
   slab_header_reset(h, kind, nullptr);
   h->key = 0;
@@ -365,7 +365,7 @@ static void* direct_resize(Slab* h, void* p, size_t size) {
   pagemap_set_region(nbase, total, true);
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(nbase), total));  // stale shadow
   uintptr_t np = nbase + (up - base);
-  Slab* nh = slab_of(reinterpret_cast<void*>(np));
+  Slab* nh = head_of(reinterpret_cast<void*>(np));
   nh->map_base = nbase;
   nh->map_bytes = total;
   nh->user_ptr = np;
@@ -422,7 +422,7 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
   pagemap_set_region(nbase, total, true);
   uintptr_t np = dst + (up - base);
-  Slab* nh = slab_of(reinterpret_cast<void*>(np));
+  Slab* nh = head_of(reinterpret_cast<void*>(np));
   SPACES_ASSERT(reinterpret_cast<uintptr_t>(nh) == dst);
   size_t run = end - base;
   nh->kind = kSlabDirect;

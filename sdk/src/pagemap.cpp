@@ -6,11 +6,12 @@
 // unmaps its copy) and never freed, so a reader can always follow a pointer it loaded.
 //   heads : 1 bit per 64 KiB granule: set while the granule starts a live slab, an emptied slab
 //           held by a heap, or a large block (the arenas' census walks it). Its byte in `back`
-//           says the same (kBackHead): free() tests that before reading any header, so a
+//           says the same (kBackSlab or kBackHead): free() tests that before reading any header, so a
 //           foreign pointer never faults.
 //   arenas: 1 bit per 4 MiB: set for every 4 MiB window that holds an arena or part of a direct
 //           mapping. spaces_owns() uses it for interior pointers.
-//   back  : 1 byte per granule: kBackHead at a head; in a medium slab (several granules, one
+//   back  : 1 byte per granule: kBackSlab at the head of a size-class slab (its header is
+//           coloured: internal.h, slab_colour), kBackHead at any other head; in a medium slab (several granules, one
 //           header), how far back the header is: slab_find() uses it for blocks past the slab's
 //           first granule; else 0.
 // Readers use relaxed loads (the free fast path a plain read of the head byte: internal.h,
@@ -40,7 +41,8 @@ PageLeaf* pagemap_make_leaf(uintptr_t i) {
 }
 }  // namespace
 
-SPACES_HOT_TEXT void pagemap_set_head(uintptr_t addr, bool on) {
+SPACES_HOT_TEXT void pagemap_set_head(uintptr_t addr, bool on, uint8_t mark) {
+  SPACES_ASSERT((addr & kSlabMask) == 0 && (mark == kBackHead || mark == kBackSlab));
   PageLeaf* l = g_map.leaves[addr >> kLeafShift].load(std::memory_order_relaxed);
   SPACES_ASSERT(l != nullptr);  // the region was registered first
   uint64_t bit = uint64_t(1) << ((addr >> kSlabShift) & 63);
@@ -48,7 +50,7 @@ SPACES_HOT_TEXT void pagemap_set_head(uintptr_t addr, bool on) {
   uint8_t* b = &l->back[(addr >> kSlabShift) & (kLeafWords * 64 - 1)];
   if (on) {
     // (readers of either rely on the block's own hand-off, which comes after this call)
-    __atomic_store_n(b, kBackHead, __ATOMIC_RELEASE);
+    __atomic_store_n(b, mark, __ATOMIC_RELEASE);
     w.fetch_or(bit, std::memory_order_release);
   } else {
     w.fetch_and(~bit, std::memory_order_release);

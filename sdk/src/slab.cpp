@@ -1,7 +1,9 @@
 // slab.cpp - one slab of equal-sized blocks.
 //
 // A slab holds `capacity` blocks of `block_size` bytes after a 256-byte header: one 64 KiB
-// granule for a small class, 1..16 contiguous granules for a medium class (slab_span). Blocks are handed
+// granule for a small class, 1..16 contiguous granules for a medium class (slab_span). A
+// one-granule slab's header starts slab_colour bytes into its granule (internal.h), so its blocks
+// are those that fit from there; links and offsets count from the header either way. Blocks are handed
 // out from `free` (owner thread only, no atomics); blocks never handed out yet sit past `bump`
 // and are carved into `free` a batch at a time so that a fresh slab costs page faults only for
 // what is used. Other threads free onto `thread_free`, a lock-free stack: they only ever push,
@@ -32,9 +34,12 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->cls = uint8_t(cls);
   __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
   s->has_aligned = 0;
-  s->capacity = uint32_t((slab_span(s) - kSlabHeader) / bs);
-  s->bump = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
+  // (from the header, coloured or not, to the end of the slab's granules)
+  uintptr_t first = slab_first(s);
+  s->capacity = uint32_t((slab_base(s) + slab_span(s) - first) / bs);
+  s->bump = first;
   s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
+  s->pop_limit = uint32_t(s->bump_end - reinterpret_cast<uintptr_t>(s));
   s->div_inv = g_classes.inv[cls];
   s->div_shift = g_classes.shift[cls];
   s->sampled = 0;
@@ -108,7 +113,7 @@ static unsigned slab_link_remote(Slab* s, Block* head) {
   for (;;) {
     uintptr_t off = link_get(b) ^ key;
     if (off == 0) break;
-    if (SPACES_UNLIKELY(off >= slab_span(s) || n > s->capacity)) {
+    if (SPACES_UNLIKELY(!slab_link_in(s, off) || n > s->capacity)) {
       report_error(SPACES_ERROR_CORRUPTED, b, "corrupted remote free list");
       break;  // keep what was verified; the rest is lost (leaked), never followed
     }
@@ -140,14 +145,13 @@ bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n) {
 bool slab_contains_free(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t key = s->key;
-  uintptr_t span = slab_span(s);
   const void* heads[2] = {s->free, reinterpret_cast<void*>(tf_ptr(s->thread_free.load(std::memory_order_acquire)))};
   for (const void* h : heads) {
     uintptr_t p = reinterpret_cast<uintptr_t>(h);
     for (uint32_t steps = 0; p != base && steps <= s->capacity; steps++) {
       if (p == reinterpret_cast<uintptr_t>(b)) return true;
       uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ key;
-      if (off >= span || off < kSlabHeader) break;
+      if (!slab_link_in(s, off)) break;
       p = base + off;
     }
   }
@@ -157,8 +161,7 @@ bool slab_contains_free(Slab* s, Block* b) {
 Block* slab_block_start(Slab* s, const void* p) {
   uint32_t n = slab_offset(s, p);
   if (n >= s->capacity * s->block_size) return nullptr;  // (the header, or past the last block)
-  uintptr_t first = reinterpret_cast<uintptr_t>(s) + kSlabHeader;
-  return reinterpret_cast<Block*>(first + uintptr_t(slab_block_index(s, n)) * s->block_size);
+  return reinterpret_cast<Block*>(slab_first(s) + uintptr_t(slab_block_index(s, n)) * s->block_size);
 }
 
 }  // namespace spaces_core

@@ -71,6 +71,33 @@ TEST(Errors, InteriorPointers) {
   spaces_free(s);
 }
 
+// Pointers into the bytes before a coloured slab header (internal.h, slab_colour) are no blocks:
+// free, realloc and usable_size report each, and the slab's blocks are untouched.
+TEST(Errors, PointersIntoASlabsColourAreReported) {
+  HandlerScope h;
+  std::vector<void*> blocks;
+  char* pad = nullptr;
+  for (size_t size = 16; size <= 8192 && pad == nullptr; size += 16) {
+    void* p = spaces_malloc(size);
+    ASSERT_NE(p, nullptr);
+    memset(p, 0x3c, size);
+    blocks.push_back(p);
+    Slab* s = slab_of(p);
+    if (slab_find(p) == s && reinterpret_cast<uintptr_t>(s) - slab_base(s) >= 128)
+      pad = reinterpret_cast<char*>(slab_base(s)) + 64;
+  }
+  ASSERT_NE(pad, nullptr) << "no slab with a colour of 128 bytes or more";
+  spaces_free(pad);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_INVALID_FREE);
+  EXPECT_EQ(g_caught.count, 1);
+  EXPECT_EQ(spaces_realloc(pad, 100), nullptr);
+  EXPECT_EQ(g_caught.count, 2);
+  EXPECT_EQ(spaces_usable_size(pad), 0u);
+  EXPECT_EQ(g_caught.count, 3);
+  for (void* p : blocks) spaces_free(p);
+  EXPECT_EQ(g_caught.count, 3);
+}
+
 // Frees from a thread that does not own the slab leave the inline path with the slab it found
 // (free_dispatch, free.cpp): every mistake is still told apart there.
 TEST(Errors, RemoteFreesOfBadPointersAreReported) {

@@ -36,12 +36,12 @@ TEST(Medium, EveryClassServesItsSizeFromAThreadHeapSlab) {
     size_t size = class_size(c);
     std::vector<void*> blocks;
     unsigned granules = g_classes.granules[c];
-    size_t per_slab = ((size_t(granules) << kSlabShift) - kSlabHeader) / size;
+    size_t per_slab = ((size_t(granules) << kSlabShift) - kSlabHeader - kMaxColour) / size;
     for (size_t i = 0; i < per_slab + 2; i++) {  // (spills into a second slab)
       void* p = spaces_malloc(size - 100);
       ASSERT_NE(p, nullptr);
       EXPECT_EQ(spaces_usable_size(p), size) << "class " << c;
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 256, 0u) << "medium slots are 256-byte aligned";
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kSlotAlignMax, 0u) << "medium slots are 128-byte aligned";
       Slab* s = slab_find(p);
       ASSERT_NE(s, nullptr) << "slab_find of a block in granule "
                             << ((reinterpret_cast<uintptr_t>(p) >> kSlabShift) & 63);
@@ -158,13 +158,17 @@ TEST(Medium, EmptiedSlabsAreCachedThenGivenBack) {
   spaces_free(z);
 }
 
-TEST(Medium, AlignedRequestsUpTo256BytesUseTheClasses) {
+TEST(Medium, AlignedRequestsUpTo128BytesUseTheClasses) {
   MediumSlabsScope slabs;  // (the slab path: page boxes are the default)
-  void* p = spaces_aligned_alloc(256, 50000);
+  void* p = spaces_aligned_alloc(128, 50000);
   ASSERT_NE(p, nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 256, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 128, 0u);
   EXPECT_EQ(slab_find(p)->kind, kSlabSmall);
   spaces_free(p);
+  void* r = spaces_aligned_alloc(256, 50000);  // (a slab's colour keeps slots 128-aligned only)
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r) % 256, 0u);
+  spaces_free(r);
   void* q = spaces_aligned_alloc(4096, 50000);
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 4096, 0u);
@@ -244,7 +248,7 @@ TEST(MediumCache, ASecondFreeOfACachedBlockIsReportedFromAnyThread) {
   std::vector<void*> blocks;
   for (int i = 0; i < 8; i++) blocks.push_back(spaces_malloc(kCacheSize));
   auto at_head = [](void* p) {  // a slab's first block: a head at p - 1, the inline free path
-    return slab_find(p) == reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
+    return slab_find(p) == slab_of(p);
   };
   int fi = -1, ni = -1, si = -1;  // a first block, and two past their slab's first granule
   for (int i = 0; i < 8; i++) {
@@ -460,9 +464,9 @@ TEST(Medium, ASlabCutFromDirtyGranulesKeepsOnlyItsFirstBlockResident) {
       ASSERT_NE(p, nullptr);
       Slab* s = slab_find(p);
       ASSERT_NE(s, nullptr);
-      uintptr_t sa = reinterpret_cast<uintptr_t>(s), span = slab_span(s);
+      uintptr_t sa = slab_base(s), span = slab_span(s);  // (the run; its header is coloured)
       if (sa >= lo && sa + span <= hi) {  // (the arena gave this run: dirty first, runs from the bottom)
-        uintptr_t keep = (kSlabHeader + s->block_size + 4095) & ~uintptr_t(4095);
+        uintptr_t keep = (slab_first(s) - sa + s->block_size + 4095) & ~uintptr_t(4095);
         ASSERT_EQ(option(kOpt_arena_huge_pages), 0) << "(the purge is off with THP-advised arenas)";
         EXPECT_EQ(resident_pages(sa + keep, sa + span), 0u) << "size " << size;
         std::vector<unsigned char*> more;  // the rest of the slab's blocks: zero-filled pages, usable

@@ -27,11 +27,15 @@ TEST(PageMap, OwnsNeverFaultsAndKnowsItsMemory) {
 TEST(PageMap, HeadBitsFollowSlabs) {
   void* p = spaces_malloc(40);
   EXPECT_TRUE(pagemap_is_head(reinterpret_cast<uintptr_t>(p) - 1));
+  uintptr_t g = (reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask;
+  EXPECT_EQ(pagemap_back(pagemap_leaf(g), g), kBackSlab) << "a size-class slab's head: its header is coloured";
+  EXPECT_EQ(slab_find(p), slab_of(p));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(slab_of(p)), g + slab_colour(g));
   EXPECT_FALSE(pagemap_is_head(reinterpret_cast<uintptr_t>(&p)));
   EXPECT_FALSE(pagemap_is_head(~uintptr_t(0)));
   spaces_free(p);
   void* big = spaces_malloc(300000);  // (above the medium classes: a large run)
-  uintptr_t head = reinterpret_cast<uintptr_t>(slab_of(big));
+  uintptr_t head = reinterpret_cast<uintptr_t>(head_of(big));  // (a large block's: not coloured)
   EXPECT_TRUE(pagemap_is_head(head));
   // the byte the free fast path and slab_find test says the same as the bit
   EXPECT_EQ(pagemap_back(pagemap_leaf(head), head), kBackHead);
@@ -58,16 +62,17 @@ TEST(PageMap, MediumSlabGranulesLeadBackToTheirHead) {
     ASSERT_NE(p, nullptr);
     v.push_back(p);
     uintptr_t g = (reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask;
-    if (pagemap_back(pagemap_leaf(g), g) != kBackHead) past = p;
+    if (pagemap_back(pagemap_leaf(g), g) != kBackSlab) past = p;
   }
   ASSERT_NE(past, nullptr) << "16 blocks of 100 000 B all began in a slab's first granule";
   uintptr_t g = (reinterpret_cast<uintptr_t>(past) - 1) & ~kSlabMask;
   Slab* s = slab_find(past);
   ASSERT_NE(s, nullptr);
-  uintptr_t h = reinterpret_cast<uintptr_t>(s);
+  uintptr_t h = slab_base(s);  // (its first granule: the header is coloured)
   ASSERT_EQ(s->kind, kSlabSmall);
+  EXPECT_EQ(s, slab_at(h));
   EXPECT_EQ(pagemap_back(pagemap_leaf(g), g), (g - h) >> kSlabShift);
-  EXPECT_EQ(pagemap_back(pagemap_leaf(h), h), kBackHead);
+  EXPECT_EQ(pagemap_back(pagemap_leaf(h), h), kBackSlab);
   unsigned granules = g_classes.granules[s->cls];
   ASSERT_GT(granules, (g - h) >> kSlabShift);
   for (void* p : v) spaces_free(p);

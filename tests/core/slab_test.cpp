@@ -71,6 +71,9 @@ TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
   EXPECT_EQ(slab_pop(s), nullptr);
   EXPECT_EQ(s->free, static_cast<void*>(head));
   EXPECT_EQ(s->used, used + 1);
+  link_set(head, slab_encode(s, reinterpret_cast<void*>(s->bump_end)));  // just past the last block
+  EXPECT_EQ(slab_pop(s), nullptr);
+  EXPECT_EQ(s->free, static_cast<void*>(head));
   link_set(head, link);
   EXPECT_EQ(slab_pop(s), head);
   EXPECT_EQ(s->used, used + 2);
@@ -200,7 +203,8 @@ TEST(Slab, BlockStartTestAndIndexAreExactForEveryClassAndOffset) {
       // (the reciprocal index serves aligned blocks, which only small slabs hand out)
       if (cls < kNumSmallClasses && n < span && slab_block_index(&s, n) != n / bs) wrong++;
     }
-    for (uint32_t back = 1; back <= kSlabHeader; back++)
+    // (back to the colour's bytes and the alignment's before the first block: slab_colour)
+    for (uint32_t back = 1; back <= kSlabHeader + kMaxColour + kSlabHeader; back++)
       if (slab_is_block_start(&s, 0u - back)) wrong++;
     EXPECT_EQ(wrong, 0u) << "class " << cls << " size " << bs;
   }
@@ -224,4 +228,67 @@ TEST(Os, PurgedMemoryIsZeroEvenWhereTheKernelRefusesToDropIt) {
   for (size_t i = 0; i < size; i++) ASSERT_EQ(p[i], 0) << i;
   munlock(p, size);
   os_unmap(p, size);
+}
+
+// Slab colours (internal.h, slab_colour): a size-class slab's header lies 0..896 bytes into its
+// first granule, by the granule's address, so that the headers of a thread's slabs do not all
+// fall in the same L1 sets. For every class and colour: the header's 256 bytes come first, the
+// first block keeps the alignment aligned requests rely on (the class size's power of two, up to
+// 128: kSlotAlignMax), every block ends inside the slab's granules, and at most the colour's
+// bytes' worth of blocks are lost against an uncoloured slab.
+TEST(SlabColour, EveryClassAndColourKeepsItsAlignmentAndFitsItsGranules) {
+  const size_t span_max = size_t(16) << kSlabShift;
+  auto* m = static_cast<uint8_t*>(os_map_aligned(span_max, kSlabSize, false));
+  ASSERT_NE(m, nullptr);
+  uintptr_t g = reinterpret_cast<uintptr_t>(m);
+  for (unsigned cls = 0; cls < kNumClasses; cls++) {
+    uint32_t bs = class_size(cls);
+    uintptr_t span = uintptr_t(g_classes.granules[cls]) << kSlabShift;
+    uint32_t plain = uint32_t((span - kSlabHeader) / bs);
+    uint32_t align = bs & (0u - bs);
+    if (align > kSlotAlignMax) align = kSlotAlignMax;
+    for (uintptr_t c = 0; c <= kMaxColour; c += kColourStep) {
+      auto* s = reinterpret_cast<Slab*>(g + c);
+      slab_init(s, nullptr, cls);
+      uintptr_t first = slab_first(s);
+      ASSERT_GE(first, g + c + kSlabHeader) << "class " << cls << " colour " << c;
+      ASSERT_EQ(first % align, 0u) << "class " << cls << " colour " << c;
+      ASSERT_EQ(first, s->bump);
+      ASSERT_LE(s->bump_end, g + span);
+      ASSERT_EQ(s->bump_end, first + uintptr_t(s->capacity) * bs);
+      ASSERT_LT(g + span - s->bump_end, uintptr_t(bs)) << "a whole block more would fit";
+      ASSERT_GE(s->capacity, 1u);
+      ASSERT_GE(s->capacity + (c + kSlabHeader + bs - 1) / bs, plain) << "class " << cls << " colour " << c;
+      ASSERT_EQ(s->pop_limit, s->bump_end - (g + c));
+      ASSERT_EQ(slab_offset(s, reinterpret_cast<void*>(first)), 0u);
+      ASSERT_TRUE(slab_is_block_start(s, slab_offset(s, reinterpret_cast<void*>(first + bs))));
+      ASSERT_FALSE(slab_is_block_start(s, slab_offset(s, s)));
+      ASSERT_FALSE(slab_is_block_start(s, slab_offset(s, reinterpret_cast<void*>(g))));
+    }
+  }
+  os_unmap(m, span_max);
+}
+
+// The heap's slabs take their granule's colour, so that a thread using many classes has its
+// headers' first lines in many L1 sets (all in 1 set of 64 before colours, 8 now).
+TEST(SlabColour, AThreadsSlabHeadersSpreadOverTheL1Sets) {
+  std::set<uintptr_t> sets, offsets;
+  std::thread([&] {
+    std::vector<void*> v;
+    for (size_t size = 16; size <= 4096; size += size / 8) {
+      void* p = spaces_malloc(size);
+      ASSERT_NE(p, nullptr);
+      v.push_back(p);
+      Slab* s = slab_find(p);
+      ASSERT_EQ(s, slab_of(p));
+      uintptr_t h = reinterpret_cast<uintptr_t>(s);
+      EXPECT_EQ(h - slab_base(s), slab_colour(slab_base(s)));
+      sets.insert((h >> 6) & 63);
+      offsets.insert(h & kSlabMask);
+    }
+    for (void* p : v) spaces_free(p);
+  }).join();
+  // (8 colours; a fresh heap's slabs are mostly consecutive granules, but may come from anywhere)
+  EXPECT_GE(offsets.size(), 5u) << "headers at " << offsets.size() << " offsets in their granules";
+  EXPECT_GE(sets.size(), 5u);
 }

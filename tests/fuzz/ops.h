@@ -340,7 +340,8 @@ inline Need model_need(size_t size, size_t align, bool thread = false) {
   }
   size_t rounded = (size + align - 1) & ~(align - 1);
   if (rounded == 0) rounded = align;
-  if (align <= 256 && rounded <= class_max && model_class_size(rounded) % align == 0) return {false, kSlab};
+  // (slots keep alignments up to 128: a slab header's colour is a multiple of 128, internal.h)
+  if (align <= 128 && rounded <= class_max && model_class_size(rounded) % align == 0) return {false, kSlab};
   if (size + align <= kSmallMax) return {false, kSlab};
   return {true, model_large_cost(std::max(size, kSmallMax + 1), align)};
 }
@@ -1091,7 +1092,7 @@ class Model {
         bool inside = false;  // may sit at an offset inside a slot of class `want`
         if (align > 16) {
           size_t rounded = std::max((req + align - 1) & ~(align - 1), align);
-          bool natural = align <= 256 && rounded <= (owner == 0 ? kMediumMax : kSmallMax) &&
+          bool natural = align <= 128 && rounded <= (owner == 0 ? kMediumMax : kSmallMax) &&
                          model_class_size(rounded) % align == 0;
           want = natural ? model_class_size(rounded) : model_class_size(req + align - 1);
           inside = !natural;
@@ -2335,9 +2336,9 @@ class Model {
     }
     if (e != want) fail("%s: errno %d, expected %d", what, e, want);
   }
-  // A pointer the program never got, derived from a live block: into the header at the start of
-  // its 64 KiB granule (slab header, bump or shared slab header, large-block header), or inside a
-  // large block. free, realloc and usable_size must each report exactly one INVALID_FREE and leave
+  // A pointer the program never got, derived from a live block: into the first bytes of its 64 KiB
+  // granule (a slab's header or the colour's bytes before it, a bump or shared slab header, a
+  // large-block header), or inside a large block. free, realloc and usable_size must each report exactly one INVALID_FREE and leave
   // the block (and the allocator) as they were. (Pointers inside a small block are not used: in a
   // slab that has handed out over-aligned blocks, any pointer into a block is a valid one.)
   void op_bad_pointer(const Rec& r, int owner) {
