@@ -46,6 +46,13 @@ SPACES_INLINE void* malloc_fast(size_t size) {
   return heap_malloc_slow(h, size, false);
 }
 
+// A medium block of `rounded` bytes from a page box (page-aligned), or NULL when no box serves
+// its class. Out of the hot text: alignments of 256 to 4096 on medium blocks are rare.
+SPACES_NOINLINE static void* aligned_from_box(Heap* h, size_t rounded) {
+  unsigned cls = medium_class_of(rounded);
+  return box_class(cls) ? box_alloc(h, cls, rounded, false) : nullptr;  // (box_class: never while profiling)
+}
+
 // Alignment above 16 (a power of two) from heap h (a thread heap or a chunk's).
 SPACES_HOT_TEXT void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
   if (align > kMaxAlign || size > kMaxRequest) return out_of_memory(size);  // also: no overflow below
@@ -60,9 +67,14 @@ SPACES_HOT_TEXT void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
   if (rounded == 0) rounded = align;
   if (align <= kSlotAlignMax && rounded <= kSmallMax && class_size(class_of(rounded)) % align == 0)
     return heap_malloc_slow(h, rounded, false);
-  // Medium classes are multiples of 1 KiB after the header: every slot is 128-aligned.
-  if (align <= kSlotAlignMax && rounded > kSmallMax && rounded <= kMediumMax && h->chunk == nullptr)
-    return heap_malloc_slow(h, rounded, false);
+  // Medium classes are multiples of 1 KiB after the header: every slot is 128-aligned. A page
+  // box's blocks (classes above one granule, by default) start on a page: alignments up to a page
+  // come from a box when one serves the class, else from the large path below.
+  if (rounded > kSmallMax && rounded <= kMediumMax && h->chunk == nullptr) {
+    if (align <= kSlotAlignMax) return heap_malloc_slow(h, rounded, false);
+    if (align <= kPageSize)
+      if (void* p = aligned_from_box(h, rounded)) return p;
+  }
   if (size + align <= kSmallMax) {
     // (heap profiling: counted, never sampled here - a sample's slab would accept interior
     // pointers once it held an aligned block; the sample passes to the thread's next allocation)

@@ -128,6 +128,9 @@ constexpr size_t kBumpMax = 1024;                       // larger blocks: size-c
 constexpr uintptr_t kBumpStarts = kSlabHeader;          // 64 words
 constexpr uintptr_t kBumpFreed = kBumpStarts + 512;     // 64 words
 constexpr uintptr_t kBumpFirst = kBumpFreed + 512;      // first block
+// (so that a window's top in the next granule's bump slab is never within kSlabSize of this one's
+// header, whatever the two colours: bump_read and chunk_window_carved rely on it)
+static_assert(kBumpFirst > kMaxColour, "a bump slab's first block lies past any colour");
 Slab g_no_bump;  // bump == bump_end == 0: the fast path's bounds test always fails
 spaces_window g_no_window = {0, 0, 0};  // never has room: spaces_chunk_window's answer when the
                                         // inline path must not be used
@@ -181,6 +184,7 @@ static void bump_init(Chunk* c, Slab* s) {
   if (!chunk_untracked(c)) memset(reinterpret_cast<void*>(base + kBumpFreed), 0, kBumpFirst - kBumpFreed);
   __atomic_store_n(&s->bump, base + kBumpFirst, __ATOMIC_RELAXED);
   s->bump_end = slab_base(s) + kSlabSize;  // (the header is coloured: internal.h, slab_colour)
+  s->pop_limit = 0;  // (no free list)
   s->thread_free.store(0, std::memory_order_relaxed);
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
   bump_set(c, s);

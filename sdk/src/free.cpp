@@ -198,9 +198,12 @@ __attribute__((no_sanitize("thread"))) static bool remote_cached(Slab* s, Block*
     for (RemoteEntry& e : h->remote) {
       if (__atomic_load_n(&e.slab, __ATOMIC_RELAXED) != s) continue;
       uintptr_t p = base + (link_get(&e.first) ^ s->key);
+      // (batches hold small slabs' blocks; the header may be stale if the slab went back to its
+      // arena meanwhile, so its bound is clamped to the granule)
+      uintptr_t limit = s->pop_limit < kSlabSize ? s->pop_limit : kSlabSize;
       for (uint32_t steps = 0; p != base && steps <= kRemoteBatch; steps++) {
-        if (p - base - kSlabHeader >= s->pop_limit - kSlabHeader) break;  // (the entry moved on to
-                                                                          // another slab meanwhile)
+        if (p - base - kSlabHeader >= limit - kSlabHeader) break;  // (the entry moved on to another
+                                                                  // slab meanwhile)
         if (p == reinterpret_cast<uintptr_t>(b)) return true;
         uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ s->key;
         if (!slab_link_in(s, off)) break;

@@ -271,8 +271,9 @@ struct alignas(64) Slab {
                           // line and the block, not line 0 too (tight_batch: a quarter fewer L1
                           // misses per malloc, docs/benchmarks.md)
   uint32_t used;          // blocks handed out and not yet freed back to `free`
-  uint32_t pop_limit;     // bump_end - this: a free-list link's offset must be below it (slab_pop),
-                          // so a damaged link never leads past the slab's last block
+  uint32_t pop_limit;     // the last block's offset from this, plus 1: a free-list link's offset
+                          // must be below it (slab_pop), so a damaged link never makes malloc hand
+                          // out a block that ends past the slab's last one (0: no size-class slab)
   uintptr_t bump;         // first never-carved block (address)
   uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
   Slab* chunk_next;       // every small slab of a chunk, for walk/reset/destroy
@@ -363,8 +364,8 @@ SPACES_INLINE uintptr_t slab_base(const Slab* s) { return reinterpret_cast<uintp
 SPACES_INLINE Slab* head_of(const void* p) {
   return reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
 }
-// Is `off`, a decoded free-list link of s, the offset of a place in its blocks (not the header,
-// not past the last block)? The walks of free lists ask it before following a link.
+// Is `off`, a decoded free-list link of s, an offset from its first block to its last block's
+// start? The walks of free lists ask it before following a link.
 SPACES_INLINE bool slab_link_in(const Slab* s, uintptr_t off) { return off >= kSlabHeader && off < s->pop_limit; }
 SPACES_INLINE bool slab_has_free(const Slab* s) { return s->free != static_cast<const void*>(s); }
 // Bits set in x. Without -mpopcnt GCC calls libgcc's __popcountdi2, which the linker puts at the
@@ -397,6 +398,7 @@ SPACES_INLINE void slab_header_reset(Slab* h, uint8_t kind, Heap* owner) {
   h->capacity = 0;
   h->bump = 0;
   h->bump_end = 0;
+  h->pop_limit = 0;
 }
 SPACES_INLINE uintptr_t slab_span(const Slab* s) { return uintptr_t(g_classes.granules[s->cls]) << kSlabShift; }
 SPACES_INLINE uintptr_t slab_encode(const Slab* s, const void* next) {
@@ -517,8 +519,9 @@ constexpr uint8_t kBackSlab = 0xfe;  // ... of a size-class slab's, whose header
 struct PageLeaf {
   std::atomic<uint64_t> heads[kLeafWords];       // bit (q >> 16) & 63 of word (q >> 22) & 1023
   std::atomic<uint64_t> arenas[kLeafWords / 64]; // bit per 4 MiB window
-  // One byte per granule: kBackHead where `heads` has its bit (the free fast path tests this
-  // byte: one compare with memory, where the bit took two shifts, a mask, a load and a bit test);
+  // One byte per granule: kBackSlab or kBackHead where `heads` has its bit (the free fast path
+  // tests this byte: one compare with memory, where the bit took two shifts, a mask, a load and a
+  // bit test);
   // in a medium slab's granules after its first, how many granules back its head is; 0
   // elsewhere. Written before the slab's first block is handed out, cleared after its last is
   // freed, so any free of a live block reads the right value. 64 KiB, one line per arena in use.

@@ -39,7 +39,7 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->capacity = uint32_t((slab_base(s) + slab_span(s) - first) / bs);
   s->bump = first;
   s->bump_end = s->bump + uintptr_t(s->capacity) * bs;
-  s->pop_limit = uint32_t(s->bump_end - reinterpret_cast<uintptr_t>(s));
+  s->pop_limit = uint32_t(s->bump_end - bs + 1 - reinterpret_cast<uintptr_t>(s));  // (capacity >= 1)
   s->div_inv = g_classes.inv[cls];
   s->div_shift = g_classes.shift[cls];
   s->sampled = 0;

@@ -12,7 +12,7 @@ namespace {
 size_t slabs_in_use() { return stats_now().slabs_in_use; }
 // Is p past its medium slab's first granule (no slab head at p - 1: the inline free path misses it)?
 bool past_first_granule(void* p) {
-  return slab_find(p) != reinterpret_cast<Slab*>((reinterpret_cast<uintptr_t>(p) - 1) & ~kSlabMask);
+  return slab_find(p) != slab_of(p);  // (slab_of: the coloured header of p - 1's granule)
 }
 // The index of the last block of `blocks` past its slab's first granule (-1: none)
 int last_past_first_granule(const std::vector<void*>& blocks) {

@@ -36,8 +36,9 @@ TEST(SizeClass, EveryClassFitsSeveralBlocksInASlab) {
     EXPECT_LE(g, 16u);
     size_t cap = ((size_t(g) << kSlabShift) - kSlabHeader) / class_size(c);
     EXPECT_GE(cap, c < kNumSmallClasses ? 7u : 3u) << class_size(c);
-    // Medium slots stay 256-byte aligned (aligned_alloc serves align <= 256 from them) and a
-    // block never starts on a granule boundary (free looks its slab up from pointer - 1).
+    // Medium slots stay 128-byte aligned (a header's colour is a multiple of 128; aligned_alloc
+    // serves align <= 128 from them: kSlotAlignMax) and a block never starts on a granule
+    // boundary (free looks its slab up from pointer - 1).
     if (c >= kNumSmallClasses) EXPECT_EQ(class_size(c) % 1024, 0u);
   }
 }

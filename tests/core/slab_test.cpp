@@ -74,6 +74,8 @@ TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
   link_set(head, slab_encode(s, reinterpret_cast<void*>(s->bump_end)));  // just past the last block
   EXPECT_EQ(slab_pop(s), nullptr);
   EXPECT_EQ(s->free, static_cast<void*>(head));
+  link_set(head, slab_encode(s, reinterpret_cast<void*>(s->bump_end - 64 + 8)));  // inside the last
+  EXPECT_EQ(slab_pop(s), nullptr) << "a block that would end past the slab's last one";
   link_set(head, link);
   EXPECT_EQ(slab_pop(s), head);
   EXPECT_EQ(s->used, used + 2);
@@ -259,7 +261,7 @@ TEST(SlabColour, EveryClassAndColourKeepsItsAlignmentAndFitsItsGranules) {
       ASSERT_LT(g + span - s->bump_end, uintptr_t(bs)) << "a whole block more would fit";
       ASSERT_GE(s->capacity, 1u);
       ASSERT_GE(s->capacity + (c + kSlabHeader + bs - 1) / bs, plain) << "class " << cls << " colour " << c;
-      ASSERT_EQ(s->pop_limit, s->bump_end - (g + c));
+      ASSERT_EQ(s->pop_limit, s->bump_end - bs + 1 - (g + c)) << "links reach the last block's start at most";
       ASSERT_EQ(slab_offset(s, reinterpret_cast<void*>(first)), 0u);
       ASSERT_TRUE(slab_is_block_start(s, slab_offset(s, reinterpret_cast<void*>(first + bs))));
       ASSERT_FALSE(slab_is_block_start(s, slab_offset(s, s)));

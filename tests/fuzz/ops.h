@@ -330,6 +330,14 @@ inline size_t model_huge_cost(size_t size, size_t align) {
   size_t lead = std::max(kSlab, align);
   return (lead + size + kArena - 1) & ~(kArena - 1);
 }
+// A thread heap's block of `rounded` bytes aligned to 256..4096: from a page box (page-aligned
+// blocks) when boxes serve its class (more than one granule: 16 KiB up, to medium_pages KiB),
+// the class's size usable (alloc.cpp, heap_aligned_alloc).
+inline bool model_box_aligned(size_t rounded, size_t align) {
+  if (align <= 128 || align > 4096 || rounded <= kSmallMax || rounded > kMediumMax) return false;
+  size_t c = model_class_size(rounded);
+  return c >= (size_t(16) << 10) && c <= size_t(spaces_option_get("medium_pages")) << 10;
+}
 // thread: a thread heap's block (medium classes up to kMediumMax, huge blocks), else a region's.
 inline Need model_need(size_t size, size_t align, bool thread = false) {
   size_t class_max = thread ? kMediumMax : kSmallMax;
@@ -342,6 +350,7 @@ inline Need model_need(size_t size, size_t align, bool thread = false) {
   if (rounded == 0) rounded = align;
   // (slots keep alignments up to 128: a slab header's colour is a multiple of 128, internal.h)
   if (align <= 128 && rounded <= class_max && model_class_size(rounded) % align == 0) return {false, kSlab};
+  if (thread && model_box_aligned(rounded, align)) return {false, kSlab};
   if (size + align <= kSmallMax) return {false, kSlab};
   return {true, model_large_cost(std::max(size, kSmallMax + 1), align)};
 }
@@ -1092,8 +1101,9 @@ class Model {
         bool inside = false;  // may sit at an offset inside a slot of class `want`
         if (align > 16) {
           size_t rounded = std::max((req + align - 1) & ~(align - 1), align);
-          bool natural = align <= 128 && rounded <= (owner == 0 ? kMediumMax : kSmallMax) &&
-                         model_class_size(rounded) % align == 0;
+          bool natural = (align <= 128 && rounded <= (owner == 0 ? kMediumMax : kSmallMax) &&
+                          model_class_size(rounded) % align == 0) ||
+                         (owner == 0 && model_box_aligned(rounded, align));
           want = natural ? model_class_size(rounded) : model_class_size(req + align - 1);
           inside = !natural;
           exact = natural || u == want;

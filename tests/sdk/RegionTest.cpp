@@ -722,7 +722,7 @@ struct alignas(512) Page512 {
 // `new (R) T` for an over-aligned T: C++17 first looks for operator new(size_t, align_val_t,
 // Region &); Region.h declares none, so the call silently falls back to operator new(size_t,
 // Region &), which asks for alignof(max_align_t). Size classes happen to keep alignments up to
-// 256, not beyond. (Bug: Region.h needs the align_val_t overload of new and delete.)
+// 128 (a slab header's colour is a multiple of 128), not beyond. (Bug: Region.h needs the align_val_t overload of new and delete.)
 TEST(Region, PlacementNewHonoursOverAlignedTypes) {
   Region R;
   bool AllAligned = true;

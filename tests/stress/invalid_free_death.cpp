@@ -98,14 +98,20 @@ void freeInteriorLargeFar() { freeInterior(1 << 20, (512 << 10) + 16); } // past
 void freeInteriorSmall() { freeInterior(64, 16); }
 void freeMisalignedSmall() { freeInterior(48, 1); }
 // The owning thread frees a pointer into the header of a live slab: the next malloc of that
-// class would otherwise hand out allocator metadata.
-void freeSlabHeader(std::size_t offset) {
+// class would otherwise hand out allocator metadata. The header is the one Spaces' slab_of finds:
+// `colour` bytes into the granule (0-896 in steps of 128 by address bits 16-18: docs/design.md,
+// "Slab"); offset < 0 names the colour's bytes before it (the granule's first byte + 8 when the
+// colour is 0, which is the header again).
+void freeSlabHeader(long offset) {
   auto *p = static_cast<unsigned char *>(std::malloc(48));
-  auto *header = reinterpret_cast<unsigned char *>(reinterpret_cast<std::uintptr_t>(p) &
-                                                   ~std::uintptr_t(0xFFFF));
-  reportAddress(header + offset);
-  std::free(launder(header + offset));
+  std::uintptr_t g = (reinterpret_cast<std::uintptr_t>(p) - 1) & ~std::uintptr_t(0xFFFF);
+  std::uintptr_t header = g + ((g >> 9) & 0x380);
+  unsigned char *bad = offset >= 0 ? reinterpret_cast<unsigned char *>(header + std::uintptr_t(offset))
+                                   : reinterpret_cast<unsigned char *>(g + 8);
+  reportAddress(bad);
+  std::free(launder(bad));
 }
+void freeSlabColour() { freeSlabHeader(-1); }
 void freeSlabHeader16() { freeSlabHeader(16); }
 void freeSlabHeader1() { freeSlabHeader(1); }
 void freeSlabHeader248() { freeSlabHeader(248); }
@@ -147,6 +153,7 @@ const DeathCase kCases[] = {
     {"free of a slab header pointer, +16", freeSlabHeader16, {"slab header", nullptr}},
     {"free of a slab header pointer, +1", freeSlabHeader1, {"slab header", nullptr}},
     {"free of a slab header pointer, +248", freeSlabHeader248, {"slab header", nullptr}},
+    {"free of a pointer before a coloured slab header", freeSlabColour, {"slab header", nullptr}},
     {"realloc of an interior pointer, small block", reallocInteriorSmall, {"inside a block", nullptr}},
     {"default handler restored", handlerRestored, {"double free", nullptr}},
 };
