@@ -82,20 +82,12 @@ TEST(Pages, EveryClassFromSixteenKiBComesFromABoxOnPageBoundaries) {
 // box, whose blocks start on pages, rather than from a large run of their own.
 TEST(Pages, AlignmentsUpToAPageFromABoxAboveThat) {
   BoxesOn on;
-  for (size_t align : {size_t(256), size_t(1024), size_t(4096)}) {
-    void* p = spaces_aligned_alloc(align, 50000);
-    ASSERT_NE(p, nullptr);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u);
-    EXPECT_EQ(slab_find(p)->kind, kSlabPages) << "align " << align;
-    EXPECT_EQ(spaces_usable_size(p), class_size(medium_class_of(50000)));
-    memset(p, 0x5a, 50000);
-    spaces_free(p);
-  }
-  void* q = spaces_aligned_alloc(8192, 50000);
-  ASSERT_NE(q, nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % 8192, 0u);
-  EXPECT_EQ(slab_find(q)->kind, kSlabLargeRun) << "above a page: the large path";
-  spaces_free(q);
+  for (size_t align : {size_t(256), size_t(1024), size_t(4096)})
+    EXPECT_EQ(aligned_block_kind(align, 50000), kSlabPages) << "align " << align;
+  void* p = spaces_aligned_alloc(256, 50000);
+  EXPECT_EQ(spaces_usable_size(p), class_size(medium_class_of(50000))) << "the class's usable size";
+  spaces_free(p);
+  EXPECT_EQ(aligned_block_kind(8192, 50000), kSlabLargeRun) << "above a page: the large path";
 }
 
 TEST(Pages, AFreedBlocksPagesServeTheNextBlockOfAnyClass) {

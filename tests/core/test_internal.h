@@ -33,6 +33,18 @@ struct MediumSlabsScope {
   MediumSlabsScope() { spaces_option_set("medium_pages", 0); }
   ~MediumSlabsScope() { spaces_option_set("medium_pages", old); }
 };
+// The kind of block spaces_aligned_alloc(align, size) hands out (0: it failed or was misaligned,
+// which the call reports as a test failure); the block is written whole and freed.
+inline unsigned aligned_block_kind(size_t align, size_t size) {
+  void* p = spaces_aligned_alloc(align, size);
+  EXPECT_NE(p, nullptr) << "align " << align << " size " << size;
+  if (p == nullptr) return 0;
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << "align " << align << " size " << size;
+  unsigned kind = reinterpret_cast<uintptr_t>(p) % align ? 0 : slab_find(p)->kind;
+  memset(p, 0x5a, size);
+  spaces_free(p);
+  return kind;
+}
 // Process statistics now (spaces_stats with the current layout).
 inline struct spaces_stats stats_now() {
   struct spaces_stats st;
