@@ -43,8 +43,10 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->div_inv = g_classes.inv[cls];
   s->div_shift = g_classes.shift[cls];
   s->sampled = 0;
-  // memcheck: no block is addressable until handed out (so overruns into the slot's slack show)
+  // memcheck: no block is addressable until handed out (so overruns into the slot's slack show),
+  // nor the colour's bytes before the header (an overrun past the previous granule's last block)
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
+  SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(slab_base(s)), reinterpret_cast<uintptr_t>(s) - slab_base(s)));
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
   s->chunk = owner ? owner->chunk : nullptr;

@@ -23,6 +23,7 @@ expect leak "definitely lost: 100 bytes in 1 blocks"
 expect use_after_destroy "Invalid read of size 1"
 expect use_after_reset "Invalid read of size 1"
 expect large_use_after_free "Invalid read of size 1"
+expect slab_colour "Invalid read of size 1"
 out=$(valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite "$bin" clean 2>&1)
 rc=$?
 if echo "$out" | grep -q "ERROR SUMMARY: 0 errors" && [ $rc -eq 0 ]; then

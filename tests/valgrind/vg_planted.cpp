@@ -83,6 +83,16 @@ int main(int argc, char** argv) {
     char* p = static_cast<char*>(spaces_malloc(200000));
     spaces_free(p);
     g_sink = p[100];
+  } else if (!std::strcmp(what, "slab_colour")) {
+    // the bytes before a coloured slab header (internal.h, slab_colour): an overrun past the
+    // previous granule's last block lands there
+    for (size_t size = 16; size <= 4096; size += 16) {
+      spaces_core::Slab* s = spaces_core::slab_of(spaces_malloc(size));
+      if (reinterpret_cast<uintptr_t>(s) != spaces_core::slab_base(s)) {
+        g_sink = *reinterpret_cast<volatile char*>(spaces_core::slab_base(s) + 8);
+        break;
+      }
+    }
   } else {
     std::fprintf(stderr, "unknown case %s\n", what);
     return 2;
