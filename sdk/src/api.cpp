@@ -293,8 +293,9 @@ __attribute__((no_sanitize("thread"))) void census_head(const Slab* s, void* arg
       uint32_t bs = __atomic_load_n(&s->block_size, __ATOMIC_RELAXED);
       unsigned cls = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
       Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
-      // (the current slab of its class carries one phantom count: heap.cpp, heap_set_cur)
-      if (h && cls < kNumClasses && __atomic_load_n(&h->cur[cls], __ATOMIC_RELAXED) == s && used > 0) used--;
+      // (a current slab's `used` is not kept by malloc: counted from its free list, a hint while
+      // its owner allocates; internal.h, Slab::used)
+      if (h && cls < kNumClasses && __atomic_load_n(&h->cur[cls], __ATOMIC_RELAXED) == s) used = slab_out(s);
       if (used > cap) used = cap;
       c.live_blocks += used;
       c.live_bytes += size_t(used) * bs;

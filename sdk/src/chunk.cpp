@@ -978,7 +978,7 @@ int ChunkRegion::stats(Chunk* c, struct spaces_chunk_stats* out) {
         continue;
       }
       if (s->kind != kSlabSmall) continue;
-      size_t used = s->used - (c->heap.cur[s->cls] == s ? 1 : 0);
+      size_t used = c->heap.cur[s->cls] == s ? slab_out(s) : s->used;  // (internal.h, Slab::used)
       blocks += used;
       bytes += used * s->block_size;
     }

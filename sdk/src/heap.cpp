@@ -78,14 +78,15 @@ SPACES_INLINE uintptr_t slab_state(const Slab* s) {
 
 }  // namespace
 
-// Make `s` the slab class `cls` allocates from. The current slab carries one phantom count in
-// `used`, so a local free can never drive it to zero: the free fast path's "slab emptied" exit
-// is taken only by slabs that are not current (a malloc/free ping-pong never leaves the fast
-// path). The previous current slab loses its phantom; callers handle it if that empties it.
+// Make `s` the slab class `cls` allocates from. Malloc does not count the current slab's
+// blocks in `used` (internal.h, Slab::used), so the previous current slab's count is made exact
+// here (slab_out: O(1) when its list ran empty, the usual case). The new one starts from its
+// exact count plus one phantom, so its frees meet zero only after mallocs took blocks, and
+// heap_slab_emptied ignores a current slab. The previous one may now be empty: callers handle it.
 SPACES_HOT_TEXT void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
   Slab* old = h->cur[cls];
   if (old == s) return;
-  if (old != &g_empty_slab) old->used--;
+  if (old != &g_empty_slab) old->used = slab_out(old);
   if (s != &g_empty_slab) s->used++;
   h->cur[cls] = s;
   if (cls >= kNumSmallClasses) return;  // (malloc's direct table covers small sizes only)
@@ -397,10 +398,14 @@ SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
     }
     Slab* cur = h->cur[c];
     if (cur != &g_empty_slab) {
-      slab_collect_remote(cur);
       // (an empty slab of a class page boxes serve now is never allocated from again: it was the
       // fallback of a heap whose box index was full, or medium_pages changed)
       bool stranded = c >= kNumSmallClasses && h->chunk == nullptr && box_class(c);
+      // Its count made exact, with the phantom (heap_set_cur), where it is read: below, and by
+      // the collect when the free list is empty (then O(1)). Not at every thread exit's sweep
+      // otherwise: walking each class's free list cost `churn` 10 %.
+      if (all || stranded || !slab_has_free(cur)) cur->used = slab_out(cur) + 1;
+      slab_collect_remote(cur);
       if ((all || stranded) && cur->used == 1 && slab_state(cur) != kStateNotified) {  // 1: the phantom
         heap_set_cur(h, c, &g_empty_slab);
         heap_release_slab(h, cur, to_arena);
@@ -471,6 +476,7 @@ SPACES_HOT_TEXT bool heap_try_adopt(Heap* h, unsigned cls) {  // (every refill c
 Slab* heap_refill(Heap* h, unsigned cls) {
   Slab* s = h->cur[cls];
   if (s != &g_empty_slab) {
+    s->used = slab_out(s) + 1;  // (exact again, with the phantom: its list is empty, so O(1))
     if (slab_collect_remote(s)) return s;
     if (s->bump < slab_end(s)) {
       slab_extend(s);
@@ -645,8 +651,7 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
       continue;
     }
     s->free = reinterpret_cast<uint8_t*>(s) + off;
-    s->used++;
-    link_set(b, 0);
+    link_set(b, 0);  // (not counted in `used`: s is current, internal.h Slab::used)
     track_alloc(s->chunk, b, size, zero);
     if (zero) memset(b, 0, s->block_size < size ? s->block_size : size);
     return b;
@@ -740,6 +745,7 @@ void heap_collect_abandoned() {
 SPACES_HOT_TEXT void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }
 
 void heap_collect_slab(Heap* h, Slab* s) {
+  if (h->cur[s->cls] == s) s->used = slab_out(s) + 1;  // (exact, with the phantom: heap_set_cur)
   slab_collect_remote(s);
   if (!s->attached && h->cur[s->cls] != s && slab_has_free(s)) slab_attach(h, s);
 }

@@ -270,7 +270,12 @@ struct alignas(64) Slab {
   uintptr_t pop_key;      // `key` again, for the owner's malloc (slab_pop): it then reads this
                           // line and the block, not line 0 too (tight_batch: a quarter fewer L1
                           // misses per malloc, docs/benchmarks.md)
-  uint32_t used;          // blocks handed out and not yet freed back to `free`
+  uint32_t used;          // blocks out of `free` (live, on the remote stack or in a medium cache):
+                          // exact in every slab that is not its heap's current one. A current
+                          // slab's is not kept by malloc (slab_pop does not count: one memory
+                          // add fewer per malloc, `tight` 3-4 % faster), only by frees, so it
+                          // reads low, even wrapped, until heap_set_cur or a refill recomputes it
+                          // (slab_out); its "emptied" exits are ignored (heap_slab_emptied)
   uint32_t pop_limit;     // the last block's offset from this, plus 1: a free-list link's offset
                           // must be below it (slab_pop), so a damaged link never makes malloc hand
                           // out a block that ends past the slab's last one (0: no size-class slab)
@@ -462,8 +467,7 @@ SPACES_INLINE Block* slab_pop(Slab* s) {
       s->free = next;
       __builtin_prefetch(next, 1);  // (the next malloc reads its link: freed by another core, it
                                     // is in that core's cache)
-      s->used++;
-      link_set(b, 0);  // a live block's word must not look free
+      link_set(b, 0);  // (not counted in `used`: Slab::used)  // a live block's word must not look free
       return b;
     }
   }
@@ -500,7 +504,8 @@ void slab_extend(Slab* s);                 // carve a batch from the bump area i
 unsigned slab_collect_remote(Slab* s);     // move thread_free into free; returns blocks moved
 bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n);  // true: notify the owner
 SPACES_INLINE bool slab_remote_push(Slab* s, Block* b) { return slab_remote_push_chain(s, b, b, 1); }
-bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (double-free check)
+bool slab_contains_free(Slab* s, Block* b);
+uint32_t slab_out(const Slab* s);  // carved blocks not on `free`: the exact `used` (bounded walk)  // bounded walk of both lists (double-free check)
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 
 // ---- pagemap (pagemap.cpp) -------------------------------------------------------------------

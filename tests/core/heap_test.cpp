@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -218,4 +219,50 @@ TEST(Heap, ARegionsFreedSlabsWaitForTheDelayNotTheBound) {
   spaces_option_set("purge_delay_ms", old);
   spaces_option_set("dirty_max_kib", old_max);
   spaces_option_set("chunk_huge_pages", old_huge);
+}
+
+// Malloc does not count a current slab's blocks (internal.h, Slab::used): the count is made exact
+// when the slab stops being current, so a full slab left behind empties (and is released) on the
+// free of its last block, and the current slab's blocks are counted from its free list.
+TEST(Heap, ASlabLeftBehindIsCountedExactlyAndEmptiesOnItsLastFree) {
+  spaces_collect(1);  // (the heap's empty-slab cache: none)
+  std::map<Slab*, std::vector<void*>> by_slab;  // slabs whose every block is ours (fresh ones)
+  std::vector<Slab*> order;
+  std::vector<void*> other;  // blocks of slabs other allocations of the class use too
+  while (by_slab.size() < 3) {
+    void* p = spaces_malloc(64);
+    Slab* s = slab_find(p);
+    if (by_slab.find(s) == by_slab.end()) {
+      if (reinterpret_cast<uintptr_t>(p) != slab_first(s)) {
+        other.push_back(p);
+        continue;
+      }
+      order.push_back(s);
+    }
+    by_slab[s].push_back(p);
+  }
+  Heap* h = t_home_heap;
+  unsigned cls = class_of(64);
+  Slab* cur = order.back();
+  for (int i = 0; i < 9; i++) by_slab[cur].push_back(spaces_malloc(64));
+  ASSERT_EQ(h->cur[cls], cur);
+  for (void* p : by_slab[cur]) ASSERT_EQ(slab_find(p), cur);
+  EXPECT_EQ(slab_out(cur), by_slab[cur].size()) << "the current slab's blocks, from its free list";
+  for (size_t k = 0; k + 1 < order.size(); k++) {
+    Slab* s = order[k];
+    EXPECT_EQ(s->used, by_slab[s].size()) << "slab " << k << " stopped being current: exact";
+    for (void* p : by_slab[s]) spaces_free(p);
+    EXPECT_EQ(s->used, 0u);
+    bool cached = false;
+    for (Slab* e = h->empty; e; e = e->next) cached = cached || e == s;
+    EXPECT_TRUE(cached) << "slab " << k << " released to the heap's cache on its last free";
+  }
+  // Local frees and mallocs on the current slab leave `used` low; a full sweep makes it exact.
+  for (int i = 0; i < 3; i++) spaces_free(by_slab[cur][i]);
+  for (int i = 0; i < 3; i++) by_slab[cur][i] = spaces_malloc(64);
+  EXPECT_NE(cur->used, by_slab[cur].size() + 1);
+  spaces_collect(1);
+  if (h->cur[cls] == cur) EXPECT_EQ(cur->used, by_slab[cur].size() + 1) << "exact, plus the phantom";
+  for (void* p : by_slab[cur]) spaces_free(p);
+  for (void* p : other) spaces_free(p);
 }

@@ -12,12 +12,14 @@ struct ScratchSlab {
   ScratchSlab() { s = static_cast<Slab*>(os_map_aligned(kSlabSize, kSlabSize, false)); }
   ~ScratchSlab() { os_unmap(s, kSlabSize); }
 };
-// s made a slab of 64-byte blocks, its first carved batch handed out (its free list left empty).
+// s made a slab of 64-byte blocks, its first carved batch handed out (its free list left empty)
+// and counted in `used`, as a heap's refill counts them (slab_pop does not: Slab::used).
 std::vector<Block*> first_batch_of_64s(Slab* s) {
   slab_init(s, nullptr, class_of(64));
   slab_extend(s);
   std::vector<Block*> blocks;
   while (slab_has_free(s)) blocks.push_back(slab_pop(s));
+  s->used = slab_out(s);
   return blocks;
 }
 }  // namespace
@@ -45,12 +47,14 @@ TEST(Slab, InitCarvesLazilyAndHandsOutEveryBlockOnce) {
     ASSERT_EQ(reinterpret_cast<uintptr_t>(b) % 16, 0u);
   }
   EXPECT_EQ(seen.size(), s->capacity);
-  EXPECT_EQ(s->used, s->capacity);
+  EXPECT_EQ(slab_out(s), s->capacity);
+  EXPECT_EQ(s->used, 0u) << "slab_pop does not count (internal.h, Slab::used)";
 }
 
-// slab_pop hands out the head of the free list, counts it and clears its link word (a live block
-// must not look free); a link that decodes to an offset outside the slab is refused: NULL, the
-// slab unchanged, so that the caller's slow path reports the corruption.
+// slab_pop hands out the head of the free list and clears its link word (a live block must not
+// look free), without counting it in `used` (slab_out counts it); a link that decodes to an
+// offset outside the slab is refused: NULL, the slab unchanged, so that the caller's slow path
+// reports the corruption.
 TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
   ScratchSlab m;
   Slab* s = m.s;
@@ -58,19 +62,20 @@ TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
   EXPECT_EQ(slab_pop(s), nullptr) << "nothing carved yet";
   slab_extend(s);
   Block* head = static_cast<Block*>(s->free);
-  uint32_t used = s->used;
+  uint32_t used = s->used, out = slab_out(s);
   Block* b = slab_pop(s);
   EXPECT_EQ(b, head);
   EXPECT_EQ(link_get(b), 0u);
   EXPECT_FALSE(slab_block_looks_free(s, b));
-  EXPECT_EQ(s->used, used + 1);
+  EXPECT_EQ(s->used, used);
+  EXPECT_EQ(slab_out(s), out + 1);
   ASSERT_TRUE(slab_has_free(s));
   head = static_cast<Block*>(s->free);
   uintptr_t link = link_get(head);
   link_set(head, slab_encode(s, reinterpret_cast<uint8_t*>(s) + kSlabSize));  // one past the slab
   EXPECT_EQ(slab_pop(s), nullptr);
   EXPECT_EQ(s->free, static_cast<void*>(head));
-  EXPECT_EQ(s->used, used + 1);
+  EXPECT_EQ(s->used, used);
   link_set(head, slab_encode(s, reinterpret_cast<void*>(s->bump_end)));  // just past the last block
   EXPECT_EQ(slab_pop(s), nullptr);
   EXPECT_EQ(s->free, static_cast<void*>(head));
@@ -78,7 +83,8 @@ TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
   EXPECT_EQ(slab_pop(s), nullptr) << "a block that would end past the slab's last one";
   link_set(head, link);
   EXPECT_EQ(slab_pop(s), head);
-  EXPECT_EQ(s->used, used + 2);
+  EXPECT_EQ(slab_out(s), out + 2);
+  EXPECT_EQ(s->used, used);
 }
 
 TEST(Slab, KeyHasTopBitAndDiffersPerInit) {
@@ -131,6 +137,7 @@ TEST(Slab, RemoteStackCountsItsBlocksAndIsTakenWholeOrLinked) {
   EXPECT_EQ(s->used, used - 9);
   std::set<Block*> back;
   for (int i = 0; i < 4; i++) back.insert(slab_pop(s));  // the free list is not empty now
+  s->used = slab_out(s);  // (counted as a refill counts a current slab's mallocs)
   chain(9, 4);
   EXPECT_EQ(slab_collect_remote(s), 4u) << "walked and linked in front of the 5 left";
   EXPECT_EQ(s->used, used - 9 + 4 - 4);
