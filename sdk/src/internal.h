@@ -467,7 +467,7 @@ SPACES_INLINE Block* slab_pop(Slab* s) {
       s->free = next;
       __builtin_prefetch(next, 1);  // (the next malloc reads its link: freed by another core, it
                                     // is in that core's cache)
-      link_set(b, 0);  // (not counted in `used`: Slab::used)  // a live block's word must not look free
+      link_set(b, 0);  // a live block's word must not look free (and b is not counted: Slab::used)
       return b;
     }
   }
@@ -504,8 +504,8 @@ void slab_extend(Slab* s);                 // carve a batch from the bump area i
 unsigned slab_collect_remote(Slab* s);     // move thread_free into free; returns blocks moved
 bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n);  // true: notify the owner
 SPACES_INLINE bool slab_remote_push(Slab* s, Block* b) { return slab_remote_push_chain(s, b, b, 1); }
-bool slab_contains_free(Slab* s, Block* b);
-uint32_t slab_out(const Slab* s);  // carved blocks not on `free`: the exact `used` (bounded walk)  // bounded walk of both lists (double-free check)
+bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (double-free check)
+uint32_t slab_out(const Slab* s);  // carved blocks not on `free`: the exact `used` (bounded walk)
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 
 // ---- pagemap (pagemap.cpp) -------------------------------------------------------------------

@@ -74,8 +74,11 @@ SPACES_HOT_TEXT void slab_extend(Slab* s) {
   uintptr_t last = start + (n - 1) * bs;
   for (uintptr_t p = start; p < last; p += bs) link_set(reinterpret_cast<Block*>(p), (p + bs - base) ^ key);
   link_set(reinterpret_cast<Block*>(last), slab_encode(s, s->free));
-  s->free = reinterpret_cast<void*>(start);
+  // (bump first: a fork child whose thread stopped between the two stores then counts the batch
+  // out, slab_out, and leaks it rather than undercount a slab that still has live blocks)
   s->bump = last + bs;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  s->free = reinterpret_cast<void*>(start);
 }
 
 static unsigned slab_link_remote(Slab* s, Block* head);
@@ -164,20 +167,21 @@ bool slab_contains_free(Slab* s, Block* b) {
 // current one's malloc does not count, internal.h Slab::used). The walk follows only in-slab
 // links and at most the carved count, so another thread (the census) may call it safely and
 // get a hint; the owner gets the exact count. O(1) for a slab whose list is empty (a refill).
+// A list that does not end within the carved count (a link out of the slab, a cycle or a block
+// twice: a double free that raced past the checks) counts every block out: a damaged slab then
+// leaks, never goes back with live blocks in it (slab_pop reports the damage when it gets there).
 SPACES_HOT_TEXT __attribute__((no_sanitize("thread"))) uint32_t slab_out(const Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s), key = s->key;
   uint32_t carved = slab_exact_index(s, uint32_t(__atomic_load_n(&s->bump, __ATOMIC_RELAXED) - slab_first(s)));
   if (carved > s->capacity) return s->capacity;  // (a racing reader's torn view)
   uint32_t n = 0;
-  for (uintptr_t p = reinterpret_cast<uintptr_t>(__atomic_load_n(&s->free, __ATOMIC_RELAXED)); p != base && n < carved; n++) {
+  uintptr_t p = reinterpret_cast<uintptr_t>(__atomic_load_n(&s->free, __ATOMIC_RELAXED));
+  for (; p != base && n < carved; n++) {
     uintptr_t off = link_get(reinterpret_cast<Block*>(p)) ^ key;
-    if (off != 0 && !slab_link_in(s, off)) {
-      n++;
-      break;  // (damaged: slab_pop reports it when it gets there)
-    }
+    if (off != 0 && !slab_link_in(s, off)) return carved;
     p = base + off;
   }
-  return carved - n;
+  return p == base ? carved - n : carved;
 }
 
 Block* slab_block_start(Slab* s, const void* p) {

@@ -87,6 +87,32 @@ TEST(Slab, PopTakesTheHeadAndRefusesALinkLeavingTheSlab) {
   EXPECT_EQ(s->used, used);
 }
 
+// slab_out counts the blocks carved and not on the free list; a list that does not end within
+// the carved count (a cycle left by a double free that raced past the checks, a link out of the
+// slab) counts them all out, so a damaged slab leaks rather than goes back with live blocks.
+TEST(Slab, OutCountsCarvedBlocksOffTheListAndADamagedListAsAllOut) {
+  ScratchSlab m;
+  Slab* s = m.s;
+  std::vector<Block*> blocks = first_batch_of_64s(s);
+  ASSERT_GT(blocks.size(), 4u);
+  uint32_t carved = uint32_t(blocks.size());
+  EXPECT_EQ(slab_out(s), carved);
+  for (int i = 0; i < 3; i++) {  // three local frees, as free_fast pushes them
+    link_set(blocks[i], slab_encode(s, s->free));
+    s->free = blocks[i];
+  }
+  EXPECT_EQ(slab_out(s), carved - 3);
+  uintptr_t link = link_get(blocks[0]);
+  link_set(blocks[0], slab_encode(s, blocks[2]));  // blocks[2] -> [1] -> [0] -> [2]: a cycle
+  EXPECT_EQ(slab_out(s), carved);
+  link_set(blocks[0], slab_encode(s, reinterpret_cast<uint8_t*>(s) + kSlabSize));  // out of the slab
+  EXPECT_EQ(slab_out(s), carved);
+  link_set(blocks[0], link);
+  EXPECT_EQ(slab_out(s), carved - 3);
+  slab_extend(s);  // the next batch: carved, all on the list
+  EXPECT_EQ(slab_out(s), carved - 3);
+}
+
 TEST(Slab, KeyHasTopBitAndDiffersPerInit) {
   ScratchSlab m;
   slab_init(m.s, nullptr, 3);
