@@ -285,3 +285,35 @@ TEST(Heap, TheCensusCountsACurrentSlabsBlocksExactly) {
   for (void* p : v) spaces_free(p);
   EXPECT_EQ(live(), before);
 }
+
+// A thread exits while its current slab still has free blocks on its list (its `used` is not
+// exact: malloc does not count) and live blocks out; its heap waits in the pool. A full collect
+// makes the count exact (heap_sweep), so when the last blocks come back from another thread
+// the next full collect gives the slab back, and not before.
+TEST(Heap, AnExitedThreadsCurrentSlabGoesBackAfterItsLastRemoteFree) {
+  std::vector<void*> live;
+  Slab* s = nullptr;
+  std::thread([&] {
+    std::vector<void*> mine;
+    while (mine.size() < 40) {  // a fresh slab of the class: every block of it ours
+      void* p = spaces_malloc(208);
+      Slab* at = slab_find(p);
+      if (at != s) {
+        for (void* q : mine) spaces_free(q);
+        mine.clear();
+        s = reinterpret_cast<uintptr_t>(p) == slab_first(at) && slab_out(at) == 1 ? at : nullptr;
+        if (s == nullptr) continue;  // (blocks of slabs other allocations share are left: leak)
+      }
+      mine.push_back(p);
+    }
+    for (int i = 0; i < 10; i++) spaces_free(mine[i]);  // local frees: on the current slab's list
+    live.assign(mine.begin() + 10, mine.end());
+  }).join();
+  ASSERT_NE(s, nullptr);
+  spaces_collect(1);  // the pooled heap swept whole: its current slab counted exactly
+  ASSERT_EQ(slab_find(live[0]), s) << "live blocks: the slab stays";
+  EXPECT_EQ(s->used, live.size() + 1) << "exact, with the phantom";
+  for (void* p : live) spaces_free(p);  // remote frees (the owner heap is pooled)
+  spaces_collect(1);
+  EXPECT_EQ(slab_find(live[0]), nullptr) << "empty: given back to the arenas";
+}
