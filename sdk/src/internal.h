@@ -273,7 +273,7 @@ struct alignas(64) Slab {
   uint32_t used;          // blocks out of `free` (live, on the remote stack or in a medium cache):
                           // exact in every slab that is not its heap's current one. A current
                           // slab's is not kept by malloc (slab_pop does not count: one memory
-                          // add fewer per malloc, `tight` 3-4 % faster), only by frees, so it
+                          // add fewer per malloc, `tight` 2-5 % faster), only by frees, so it
                           // reads low, even wrapped, until heap_set_cur or a refill recomputes it
                           // (slab_out); its "emptied" exits are ignored (heap_slab_emptied)
   uint32_t pop_limit;     // the last block's offset from this, plus 1: a free-list link's offset
