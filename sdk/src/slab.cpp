@@ -21,6 +21,9 @@
 namespace spaces_core {
 
 SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
+  // (ASan builds: the bytes any colour's header or first blocks may use, unpoisoned before the
+  // header is written, for a granule initialised again at another colour, as the colour tests do)
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(slab_base(s)), kMaxColour + kSlabHeader));
   uint32_t bs = class_size(cls);
   s->free = s;
   s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
@@ -47,6 +50,9 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   // nor the colour's bytes before the header (an overrun past the previous granule's last block)
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(s->bump), s->bump_end - s->bump));
   SPACES_VG(VALGRIND_MAKE_MEM_NOACCESS(reinterpret_cast<void*>(slab_base(s)), reinterpret_cast<uintptr_t>(s) - slab_base(s)));
+  // ASan builds: the colour's bytes poisoned too (arena_alloc_slabs unpoisons every run it hands
+  // out, so a granule that becomes a large block or a box later starts clean)
+  SPACES_ASAN(ASAN_POISON_MEMORY_REGION(reinterpret_cast<void*>(slab_base(s)), reinterpret_cast<uintptr_t>(s) - slab_base(s)));
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateNormal, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
   s->chunk = owner ? owner->chunk : nullptr;

@@ -306,6 +306,28 @@ TEST(SlabColour, EveryClassAndColourKeepsItsAlignmentAndFitsItsGranules) {
 
 // The heap's slabs take their granule's colour, so that a thread using many classes has its
 // headers' first lines in many L1 sets (all in 1 set of 64 before colours, 8 now).
+#if defined(__SANITIZE_ADDRESS__)
+// The asan preset: the bytes before a coloured slab header (its colour) are poisoned, so an
+// overrun past the last block of the granule before it is an ASan report (memcheck builds mark
+// them no-access: tests/valgrind, vg_planted case slab_colour).
+TEST(SlabColourDeathTest, AWriteIntoASlabsColourIsAnAsanReport) {
+  std::vector<void*> v;
+  Slab* s = nullptr;
+  while (s == nullptr) {  // (a slab whose colour is not 0: 7 in 8 are)
+    v.push_back(spaces_malloc(64));
+    Slab* t = slab_find(v.back());
+    if (reinterpret_cast<uintptr_t>(t) != slab_base(t)) s = t;
+  }
+  uintptr_t pad = slab_base(s);
+  EXPECT_TRUE(__asan_address_is_poisoned(reinterpret_cast<void*>(pad)));
+  EXPECT_TRUE(__asan_address_is_poisoned(reinterpret_cast<char*>(s) - 1));
+  EXPECT_FALSE(__asan_address_is_poisoned(s)) << "the header";
+  EXPECT_FALSE(__asan_address_is_poisoned(v.back())) << "a block";
+  EXPECT_DEATH(*reinterpret_cast<volatile char*>(pad + 8) = 1, "use-after-poison");
+  for (void* p : v) spaces_free(p);
+}
+#endif
+
 TEST(SlabColour, AThreadsSlabHeadersSpreadOverTheL1Sets) {
   std::set<uintptr_t> sets, offsets;
   std::thread([&] {
