@@ -21,9 +21,9 @@
 namespace spaces_core {
 
 SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
-  // (ASan builds: the bytes any colour's header or first blocks may use, unpoisoned before the
-  // header is written, for a granule initialised again at another colour, as the colour tests do)
-  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(slab_base(s)), kMaxColour + kSlabHeader));
+  // (ASan builds: the header unpoisoned before it is written, for a granule initialised again at
+  // another colour, as the colour tests do; a region's reset poisoned its blocks, and those stay so)
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(s, kSlabHeader));
   uint32_t bs = class_size(cls);
   s->free = s;
   s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
