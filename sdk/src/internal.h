@@ -794,6 +794,9 @@ struct alignas(64) Heap {
                                      // of a region block must reach the slow path)
   Chunk* chunk;                      // the chunk this heap is (NULL for thread heaps)
   uint32_t cache_limit_override;     // chunk heaps: empty slabs kept (0: use option slab_cache)
+  uint64_t growing;                  // bit c (small classes): c's last refill took a fresh slab
+                                     // (no slab of the heap had room): the next such slab is
+                                     // populated at once (heap.cpp, heap_new_slab)
   // thread heaps: remote frees waiting to be pushed (free.cpp), written by the owning thread only
   alignas(64) RemoteEntry remote[kRemoteEntries];
   uint32_t remote_live;              // entries in use
@@ -845,7 +848,7 @@ HeapTotals heap_totals();
 
 // batch: slabs that go to the arenas are collected there (the caller gives it to arena_free_batch).
 void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch = nullptr);
-Slab* heap_new_slab(Heap* h, unsigned cls);
+Slab* heap_new_slab(Heap* h, unsigned cls, bool hot = false);
 // Bump slabs of exclusive chunks (chunk.cpp)
 void bump_free(Slab* s, void* p);
 struct RegionInfo {  // one live region, for the JSON statistics

@@ -23,6 +23,10 @@
 // executed across the bench/run workloads (a function missing here costs RSS, never
 // correctness).
 #define SPACES_HOT_TEXT __attribute__((section(".text.hot.spaces")))
+// Error paths: cold (their callers' branches to them are laid out as unlikely), and placed after
+// the hot text. Plain `cold` would put them in .text.unlikely, which the linker places first, in
+// the hot window.
+#define SPACES_COLD_TEXT __attribute__((cold, section(".text.spaces.cold")))
 
 namespace spaces_core {
 
@@ -40,6 +44,7 @@ void* os_map_at(void* at, size_t size);  // fresh pages at exactly `at` if nothi
 void* os_map_fixed(void* at, size_t size);  // fresh pages at `at`, replacing what is mapped there; NULL on failure
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now; zero after, always
 void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
+void os_populate(void* p, size_t size);              // MADV_POPULATE_WRITE, best effort
 void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort
 size_t os_page_size();
 

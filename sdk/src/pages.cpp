@@ -360,7 +360,7 @@ SPACES_INLINE bool box_put(Heap* h, Slab* s, unsigned i, unsigned c) {
 }
 
 // Say what p, a pointer into box s that is no live block start, most likely is.
-SPACES_NOINLINE __attribute__((cold)) void box_report(Slab* s, const void* p, const char* what, bool is_free) {
+SPACES_NOINLINE SPACES_COLD_TEXT void box_report(Slab* s, const void* p, const char* what, bool is_free) {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s);
   char msg[128];
   msg[0] = 0;
