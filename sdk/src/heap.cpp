@@ -593,7 +593,7 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;
     }
-    if (hot && cls < kNumSmallClasses && h->chunk == nullptr) os_populate(g, kSlabSize);
+    if (hot && cls < kNumSmallClasses && h->chunk == nullptr && option(kOpt_populate)) os_populate(g, kSlabSize);
     s = slab_at(reinterpret_cast<uintptr_t>(g));  // (coloured: internal.h, slab_colour)
     SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);

@@ -622,6 +622,7 @@ SPACES_INLINE Slab* pagemap_head_at(uintptr_t g) {
   X(arena_huge_pages, 0, 0, 2, "advise THP on thread heaps' 4 MiB arenas: 0 never, 1 every arena, 2 arenas made once arena_huge_after_mib are committed (fewer page faults, more RSS)")  \
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB committed before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
+  X(populate, 1, 0, 1, "fault in a growing small class's fresh slabs with one madvise(MADV_POPULATE_WRITE) instead of a page fault per 4 KiB page") \
   X(medium_cache_kib, 1024, 0, 1048576, "KiB of empty medium slabs (9-256 KiB classes) and empty page boxes (at least one) each thread heap keeps") \
   X(medium_pages, 256, 0, 256, "KiB: thread heaps' medium blocks from 16 KiB up to this size are cut to whole pages from 1 MiB page boxes that every class shares (0: none; the others have a slab of their own per class)") \
   X(medium_block_cache_kib, 16384, 0, 1048576, "KiB of freed medium blocks each thread heap keeps for its next mallocs of the same class (at most 16 per class; 0: none)") \

@@ -128,9 +128,9 @@ SPACES_HOT_TEXT void os_hugepage_forbid(void* p, size_t size) { madvise(p, size,
 
 // Fault in [p, p + size) for writing in one system call (MADV_POPULATE_WRITE, Linux 5.14). The
 // kernel then allocates and zeroes the pages in a loop instead of taking one page-fault exception
-// per page: measured here (2-core VM, 64 KiB at a time) 0.6 us per page plus about 4.4 us at the
-// page's first write, where touching a fresh page cost 9.6 us (docs/benchmarks.md, "Populating
-// a growing class's fresh slabs"). Advice only: a kernel without it (EINVAL) is never asked again;
+// per page: measured here (2-core VM, 64 KiB at a time, bench/micro/faults.c) 0.75-1.0 us per
+// page plus 4.5-5.1 us at the page's first write, where a fault per page cost 10-11 us
+// (docs/benchmarks.md, "Populating a growing class's fresh slabs"). Advice only: a kernel without it (EINVAL) is never asked again;
 // ENOMEM, or a page the process may not write, leaves the pages to fault in as before.
 SPACES_HOT_TEXT void os_populate(void* p, size_t size) {
   static bool unsupported = false;

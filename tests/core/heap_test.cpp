@@ -330,31 +330,40 @@ TEST(Heap, AGrowingClassesFreshSlabsAreFaultedInAtOnce) {
     munmap(m, kPageSize);
     if (!ok) GTEST_SKIP() << "the kernel has no MADV_POPULATE_WRITE";
   }
-  std::vector<unsigned> resident;  // per fresh slab, in the order taken: pages resident at its first block
-  std::thread([&] {
-    spaces_free(spaces_malloc(16));  // (the thread's heap, perhaps a pooled one: forget its history)
-    t_home_heap->growing = 0;
-    spaces_collect(1);  // (purged: no granule the thread takes comes resident from earlier tests)
-    std::vector<void*> live;
-    Slab* last = nullptr;
-    while (resident.size() < 6 && live.size() < 20000) {
-      void* p = spaces_malloc(7000);
-      ASSERT_NE(p, nullptr);
-      live.push_back(p);
-      Slab* s = slab_find(p);
-      if (s == last || reinterpret_cast<uintptr_t>(p) != slab_first(s) || slab_out(s) != 1) continue;  // (not a fresh slab)
-      last = s;
-      unsigned char v[kSlabSize / kPageSize];
-      ASSERT_EQ(mincore(reinterpret_cast<void*>(slab_base(s)), kSlabSize, v), 0);
-      unsigned n = 0;
-      for (unsigned char c : v) n += c & 1;
-      resident.push_back(n);
+  for (int populate = 1; populate >= 0; populate--) {
+    SCOPED_TRACE(populate ? "populate = 1" : "populate = 0");
+    ASSERT_EQ(spaces_option_set("populate", populate), 0);
+    std::vector<unsigned> resident;  // per fresh slab, in the order taken: pages resident at its first block
+    std::thread([&] {
+      spaces_free(spaces_malloc(16));  // (the thread's heap, perhaps a pooled one: forget its history)
+      t_home_heap->growing = 0;
+      spaces_collect(1);  // (purged: no granule the thread takes comes resident from earlier tests)
+      std::vector<void*> live;
+      Slab* last = nullptr;
+      while (resident.size() < 6 && live.size() < 20000) {
+        void* p = spaces_malloc(7000);
+        ASSERT_NE(p, nullptr);
+        live.push_back(p);
+        Slab* s = slab_find(p);
+        if (s == last || reinterpret_cast<uintptr_t>(p) != slab_first(s) || slab_out(s) != 1) continue;  // (not a fresh slab)
+        last = s;
+        unsigned char v[kSlabSize / kPageSize];
+        ASSERT_EQ(mincore(reinterpret_cast<void*>(slab_base(s)), kSlabSize, v), 0);
+        unsigned n = 0;
+        for (unsigned char c : v) n += c & 1;
+        resident.push_back(n);
+      }
+      for (void* p : live) spaces_free(p);
+    }).join();
+    spaces_option_set("populate", 1);
+    ASSERT_EQ(resident.size(), 6u);
+    // The first fresh slabs are carved page by page; from the third on the class is growing.
+    for (size_t i = 2; i < resident.size(); i++) {
+      if (populate)
+        EXPECT_EQ(resident[i], kSlabSize / kPageSize) << "fresh slab " << i << " of a growing class";
+      else
+        EXPECT_LT(resident[i], kSlabSize / kPageSize) << "fresh slab " << i << ", option populate 0";
     }
-    for (void* p : live) spaces_free(p);
-  }).join();
-  ASSERT_EQ(resident.size(), 6u);
-  // The first fresh slabs may be carved page by page; from the third on the class is growing.
-  for (size_t i = 2; i < resident.size(); i++)
-    EXPECT_EQ(resident[i], kSlabSize / kPageSize) << "fresh slab " << i << " of a growing class";
-  EXPECT_LT(resident[0], kSlabSize / kPageSize) << "a class's first fresh slab is carved page by page";
+    EXPECT_LT(resident[0], kSlabSize / kPageSize) << "a class's first fresh slab is carved page by page";
+  }
 }
