@@ -130,8 +130,9 @@ SPACES_HOT_TEXT void os_hugepage_forbid(void* p, size_t size) { madvise(p, size,
 // kernel then allocates and zeroes the pages in a loop instead of taking one page-fault exception
 // per page: measured here (2-core VM, 64 KiB at a time, bench/micro/faults.c) 0.75-1.0 us per
 // page plus 4.5-5.1 us at the page's first write, where a fault per page cost 10-11 us
-// (docs/benchmarks.md, "Populating a growing class's fresh slabs"). Advice only: a kernel without it (EINVAL) is never asked again;
-// ENOMEM, or a page the process may not write, leaves the pages to fault in as before.
+// (docs/benchmarks.md, "Populating a growing class's fresh slabs"). Advice only: a kernel
+// without it (EINVAL) is never asked again; ENOMEM, or a page the process may not write, leaves
+// the pages to fault in as before. errno is kept.
 SPACES_HOT_TEXT void os_populate(void* p, size_t size) {
   static bool unsupported = false;
   if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED)) return;
