@@ -326,6 +326,7 @@ Heap* pool_take_stale(uint64_t now) {  // g_heap_lock held; the oldest heap, if 
 
 void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   h->state = kHeapAbandoned;
+  h->growing = 0;  // (the next thread's classes grow or not on their own: heap_refill)
   h->abandoned_ns = now;
   h->pool_prev = nullptr;
   h->pool_next = g_pool;
@@ -518,9 +519,9 @@ Slab* heap_refill(Heap* h, unsigned cls) {
   // is growing: this slab will most likely be carved to its end, so heap_new_slab faults it in
   // with one system call. (Populating every fresh slab after the first held up to 60 KiB more
   // per lightly used class: `tight` and `larson` 1t +0.1 MiB.)
-  if (ran_out) h->growing |= bit;
   s = heap_new_slab(h, cls, ran_out && was_growing);
   if (s == nullptr) return nullptr;
+  if (ran_out) h->growing |= bit;
   __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
   heap_set_cur(h, cls, s);
   slab_extend(s);
@@ -593,7 +594,9 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;
     }
-    if (hot && cls < kNumSmallClasses && h->chunk == nullptr && option(kOpt_populate)) os_populate(g, kSlabSize);
+    // (not g_prof_heap: its refills run under the profiler's lock, which other threads wait for)
+    if (hot && cls < kNumSmallClasses && h->chunk == nullptr && h != &g_prof_heap && option(kOpt_populate))
+      os_populate(g, kSlabSize);
     s = slab_at(reinterpret_cast<uintptr_t>(g));  // (coloured: internal.h, slab_colour)
     SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);

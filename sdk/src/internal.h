@@ -79,6 +79,7 @@ constexpr size_t kMaxAlign = size_t(1) << 30;
 // 256 KiB (40 more, slabs of 1..16 granules, thread heaps only: regions send them to large.cpp).
 constexpr unsigned kNumSmallClasses = 57;
 constexpr unsigned kNumClasses = 97;
+static_assert(kNumSmallClasses <= 64, "Heap::growing has a bit per small class");
 struct ClassTables {
   uint32_t size[kNumClasses];
   uint32_t magic[kNumClasses];  // ceil(2^32 / size): floor(n / size) for n < 2^16 (slab_block_index)
@@ -797,7 +798,7 @@ struct alignas(64) Heap {
   uint32_t cache_limit_override;     // chunk heaps: empty slabs kept (0: use option slab_cache)
   uint64_t growing;                  // bit c (small classes): c's last refill took a fresh slab
                                      // (no slab of the heap had room): the next such slab is
-                                     // populated at once (heap.cpp, heap_new_slab)
+                                     // populated at once (heap.cpp, heap_new_slab); 0 in the pool
   // thread heaps: remote frees waiting to be pushed (free.cpp), written by the owning thread only
   alignas(64) RemoteEntry remote[kRemoteEntries];
   uint32_t remote_live;              // entries in use

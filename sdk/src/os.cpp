@@ -131,14 +131,15 @@ SPACES_HOT_TEXT void os_hugepage_forbid(void* p, size_t size) { madvise(p, size,
 // per page: measured here (2-core VM, 64 KiB at a time, bench/micro/faults.c) 0.75-1.0 us per
 // page plus 4.5-5.1 us at the page's first write, where a fault per page cost 10-11 us
 // (docs/benchmarks.md, "Populating a growing class's fresh slabs"). Advice only: a kernel
-// without it (EINVAL) is never asked again; ENOMEM, or a page the process may not write, leaves
-// the pages to fault in as before. errno is kept.
+// without it (EINVAL), or a sandbox that refuses it (EPERM, ENOSYS), is never asked again;
+// ENOMEM, or a page the process may not write, leaves the pages to fault in as before. errno is
+// kept.
 SPACES_HOT_TEXT void os_populate(void* p, size_t size) {
   static bool unsupported = false;
   if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED)) return;
   int saved = errno;
-  if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-    __atomic_store_n(&unsupported, true, __ATOMIC_RELAXED);
+  if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && (errno == EINVAL || errno == EPERM || errno == ENOSYS))
+    __atomic_store_n(&unsupported, true, __ATOMIC_RELAXED);  // (EPERM: a seccomp filter on the advice)
   errno = saved;
 }
 

@@ -25,6 +25,10 @@
 #define SPACES_HOT_TEXT
 #endif
 #define SPACES_EXPORT extern "C" __attribute__((visibility("default"))) SPACES_HOT_TEXT
+// Entry points a program calls rarely, if ever (introspection, cfree): outside the hot window,
+// which they would crowd (preload.hot_window). A program that calls one faults in one more 64 KiB
+// stretch of the library's text, once.
+#define SPACES_EXPORT_RARE extern "C" __attribute__((visibility("default")))
 #define OVERRIDE_NOINLINE __attribute__((noinline))
 #define OVERRIDE_INLINE inline __attribute__((always_inline))
 #define OVERRIDE_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -42,16 +46,16 @@ SPACES_EXPORT void* pvalloc(size_t n) noexcept { return spaces_pvalloc(n); }
 SPACES_EXPORT size_t malloc_usable_size(void* p) noexcept { return spaces_usable_size(p); }
 SPACES_EXPORT void free_sized(void* p, size_t n) noexcept { spaces_free_sized(p, n); }
 SPACES_EXPORT void free_aligned_sized(void* p, size_t a, size_t n) noexcept { spaces_free_aligned_sized(p, a, n); }
-SPACES_EXPORT void cfree(void* p) noexcept { spaces_free(p); }
-SPACES_EXPORT int malloc_trim(size_t) noexcept { return spaces_collect(1), 1; }
+SPACES_EXPORT_RARE void cfree(void* p) noexcept { spaces_free(p); }
+SPACES_EXPORT_RARE int malloc_trim(size_t) noexcept { return spaces_collect(1), 1; }
 // glibc's introspection calls, answered with Spaces' figures (spaces.h)
 static_assert(sizeof(struct spaces_mallinfo) == sizeof(struct mallinfo2), "mallinfo2's layout");
-SPACES_EXPORT struct mallinfo2 mallinfo2() noexcept {
+SPACES_EXPORT_RARE struct mallinfo2 mallinfo2() noexcept {
   struct mallinfo2 m;
   spaces_mallinfo(reinterpret_cast<struct spaces_mallinfo*>(&m));
   return m;
 }
-SPACES_EXPORT struct mallinfo mallinfo() noexcept {  // (int fields: saturated)
+SPACES_EXPORT_RARE struct mallinfo mallinfo() noexcept {  // (int fields: saturated)
   struct mallinfo2 m = mallinfo2();
   auto sat = [](size_t v) { return v > size_t(INT_MAX) ? INT_MAX : int(v); };
   struct mallinfo r;
@@ -60,8 +64,8 @@ SPACES_EXPORT struct mallinfo mallinfo() noexcept {  // (int fields: saturated)
   r.uordblks = sat(m.uordblks), r.fordblks = sat(m.fordblks), r.keepcost = sat(m.keepcost);
   return r;
 }
-SPACES_EXPORT void malloc_stats() noexcept { spaces_malloc_stats(); }
-SPACES_EXPORT int malloc_info(int options, FILE* fp) noexcept {
+SPACES_EXPORT_RARE void malloc_stats() noexcept { spaces_malloc_stats(); }
+SPACES_EXPORT_RARE int malloc_info(int options, FILE* fp) noexcept {
   if (fp == nullptr) return -1;
   char buf[16384];  // (the XML of every size class fits; no allocation before the write)
   long n = spaces_malloc_info(options, buf, sizeof buf);
@@ -69,7 +73,7 @@ SPACES_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   size_t len = size_t(n) < sizeof buf ? size_t(n) : sizeof buf - 1;
   return fwrite(buf, 1, len, fp) == len ? 0 : -1;
 }
-SPACES_EXPORT int mallopt(int param, int value) noexcept { return spaces_mallopt(param, value); }
+SPACES_EXPORT_RARE int mallopt(int param, int value) noexcept { return spaces_mallopt(param, value); }
 // glibc-internal names some programs and libraries call directly
 SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_malloc(n); }
 SPACES_EXPORT void __libc_free(void* p) noexcept { spaces_free(p); }
