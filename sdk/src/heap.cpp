@@ -534,11 +534,14 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // slab's blocks are carved one at a time as its class needs them, so past its first block the
 // run goes back to the kernel now (one madvise): a class with a block or two live then holds
 // those pages and not the run's. (thread_rounds' 4-64 KiB blocks: 13.2 -> 8.2 MiB at round 400;
-// docs/benchmarks.md, "Base RSS".) One-granule slabs are not: small classes fill them page by
-// page, and a refault per page would cost more than the pages are worth; the one-granule medium
-// classes (9-15 KiB) measured the same with it and without. Nor are slabs in arenas that may be
-// advised huge pages (arena_huge_pages): the madvise would split a 2 MiB page whose point is
-// that its blocks fault in at once.
+// docs/benchmarks.md, "Base RSS".) A one-granule slab is too, when its class is not growing
+// (heap_new_slab): a growing class carves it to its end, so its warm pages save faults, but a
+// class that needed one more slab keeps a few blocks in it (session 23: a run of granules a large
+// block left dirty, cut into small slabs, held every page, 64 KiB per slab, for as long as each
+// slab lived; `medium --touch-all` at two threads 48.4 -> 36.4 MiB, docs/benchmarks.md,
+// "Dirty granules for small slabs"). Not slabs in arenas that may be advised huge pages
+// (arena_huge_pages): the madvise would split a 2 MiB page whose point is that its blocks fault
+// in at once.
 static void slab_purge_past_first_block(uintptr_t g, unsigned cls, unsigned granules) {
   uintptr_t keep = (slab_colour(g) + kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
   uintptr_t span = uintptr_t(granules) << kSlabShift;
@@ -577,7 +580,8 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
 // by page as slab_extend carves it (a page fault costs about twice as much per page here:
 // docs/benchmarks.md, "Populating a growing class's fresh slabs"). Not regions' slabs (their
 // arenas may be huge pages: chunk_huge_pages) nor medium ones (a program may write their blocks
-// at the ends only).
+// at the ends only). A granule that comes dirty for a class that is not growing gives back its
+// pages past the first block instead (slab_purge_past_first_block).
 SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
   unsigned granules = g_classes.granules[cls];
   if (granules > 1) return heap_new_medium_slab(h, cls, granules);
@@ -595,8 +599,11 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
       return nullptr;
     }
     // (not g_prof_heap: its refills run under the profiler's lock, which other threads wait for)
-    if (hot && cls < kNumSmallClasses && h->chunk == nullptr && h != &g_prof_heap && option(kOpt_populate))
+    bool thread_heap = h->chunk == nullptr && h != &g_prof_heap;
+    if (thread_heap && hot && cls < kNumSmallClasses && option(kOpt_populate))
       os_populate(g, kSlabSize);
+    else if (thread_heap && dirty && !hot && option(kOpt_arena_huge_pages) == 0)
+      slab_purge_past_first_block(reinterpret_cast<uintptr_t>(g), cls, 1);
     s = slab_at(reinterpret_cast<uintptr_t>(g));  // (coloured: internal.h, slab_colour)
     SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed
     g_slabs_in_use.fetch_add(1, std::memory_order_relaxed);

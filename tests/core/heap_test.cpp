@@ -321,6 +321,47 @@ TEST(Heap, AnExitedThreadsCurrentSlabGoesBackAfterItsLastRemoteFree) {
   EXPECT_EQ(slab_find(live[0]), nullptr) << "empty: given back to the arenas";
 }
 
+// A class that needs one more slab (not a growing one) and gets a granule that a freed large
+// block left dirty keeps the pages of its first block only: the rest go back to the kernel at once
+// (slab_purge_past_first_block) instead of staying resident for as long as the slab lives.
+TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
+  std::thread([] {
+    spaces_free(spaces_malloc(16));  // (the thread's heap)
+    spaces_collect(1);               // (no dirty granule from earlier tests, no empty slab cached)
+    const size_t big = 6 * kSlabSize - 512;  // a large block: a run of 6 granules, written to their ends
+    auto* b = static_cast<unsigned char*>(spaces_malloc(big));
+    ASSERT_NE(b, nullptr);
+    memset(b, 0x5a, big);
+    uintptr_t lo = reinterpret_cast<uintptr_t>(b) & ~(kSlabSize - 1), hi = reinterpret_cast<uintptr_t>(b) + big;
+    spaces_free(b);  // its granules go back to the arena dirty: resident, not purged
+    auto resident = [](uintptr_t g) {
+      unsigned char v[kSlabSize / kPageSize];
+      EXPECT_EQ(mincore(reinterpret_cast<void*>(g), kSlabSize, v), 0);
+      unsigned n = 0;
+      for (unsigned char c : v) n += c & 1;
+      return n;
+    };
+    std::vector<void*> live;
+    Slab* fresh = nullptr;
+    while (fresh == nullptr && live.size() < 1000) {  // the class's first slab of its own
+      void* p = spaces_malloc(1000);
+      ASSERT_NE(p, nullptr);
+      live.push_back(p);
+      Slab* s = slab_find(p);
+      if (reinterpret_cast<uintptr_t>(p) == slab_first(s) && slab_out(s) == 1) fresh = s;
+    }
+    ASSERT_NE(fresh, nullptr);
+    uintptr_t g = slab_base(fresh);
+    ASSERT_TRUE(g >= lo && g < hi) << "the slab should reuse a granule of the freed block";
+    unsigned others = 0;  // the block's other granules stay resident (dirty, free)
+    for (uintptr_t o = lo + kSlabSize; o + kSlabSize <= hi; o += kSlabSize)
+      if (o != g) others = std::max(others, resident(o));
+    EXPECT_EQ(others, kSlabSize / kPageSize);
+    EXPECT_LE(resident(g), 2u) << "pages past the slab's first block should have gone back";
+    for (void* p : live) spaces_free(p);
+  }).join();
+}
+
 // A small class that keeps needing fresh slabs (its current slab ran out, and so did the last
 // one, with no slab of the heap left with room) gets its next slabs faulted in with one system
 // call (os_populate): all 16 pages of such a slab are resident when its first block is handed
