@@ -76,6 +76,8 @@ struct Arena {
   bool on_free_list;
   bool huge;             // advised MADV_HUGEPAGE: serves regions (option chunk_huge_pages)
   uint8_t shard;
+  bool thp;              // advised MADV_HUGEPAGE, for regions (`huge`) or by arena_huge_pages:
+                         // nothing in it is purged in pieces smaller than a granule (arena_thp)
 };
 
 constexpr uint64_t kAllSlabs = ~uint64_t(1);  // granule 0 is the arena record
@@ -692,16 +694,26 @@ SPACES_HOT_TEXT void purge_elsewhere(unsigned home, uint64_t now) {
   }
 }
 
+}  // namespace
+
+bool arena_thp_due() {
+  long long ahp = option(kOpt_arena_huge_pages);
+  if (ahp != 2) return ahp == 1;
+  size_t committed = g_committed.load(std::memory_order_relaxed), dirty = g_dirty.load(std::memory_order_relaxed);
+  return committed > dirty && committed - dirty >= size_t(option(kOpt_arena_huge_after_mib)) << 20;
+}
+
+namespace {
 Arena* arena_new(bool huge, unsigned shard) {
   void* p = os_map_aligned(kArenaSize, kArenaSize, false);
   if (p == nullptr) return nullptr;
   // Thread heaps' arenas: THP never, always, or once the process has a large heap (2: a small
-  // program keeps 4 KiB pages and its RSS, a program past arena_huge_after_mib takes 2 MiB
-  // pages and far fewer first-touch faults; docs/options.md).
-  long long ahp = option(kOpt_arena_huge_pages);
-  if (huge || ahp == 1 ||
-      (ahp == 2 && g_committed.load(std::memory_order_relaxed) >= size_t(option(kOpt_arena_huge_after_mib)) << 20))
-    os_hugepage_advise(p, kArenaSize);
+  // program keeps 4 KiB pages and its RSS, a program with arena_huge_after_mib in use takes
+  // 2 MiB pages and far fewer first-touch faults; docs/options.md). In use: committed less
+  // dirty, so that memory a program freed and Spaces keeps for reuse does not count (before
+  // session 23 it did: `thread_rounds` at two threads passed 16 MiB with 3 MiB live).
+  bool thp = huge || arena_thp_due();
+  if (thp) os_hugepage_advise(p, kArenaSize);
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kArenaSize));  // (stale shadow of an old mapping)
   Arena* a = static_cast<Arena*>(p);
   a->free_mask = kAllSlabs;
@@ -711,6 +723,7 @@ Arena* arena_new(bool huge, unsigned shard) {
   a->on_free_list = false;
   a->huge = huge;
   a->shard = uint8_t(shard);
+  a->thp = thp;
   if (!pagemap_set_region(reinterpret_cast<uintptr_t>(a), kArenaSize, true)) {
     os_unmap(p, kArenaSize);
     return nullptr;
@@ -1260,6 +1273,7 @@ size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
   return in_use;
 }
 
+bool arena_thp(const void* p) { return arena_of(p)->thp; }
 unsigned arena_home_shard() { return my_shard(); }
 unsigned arena_of_shard_for_test(const Slab* s) { return arena_of(s)->shard; }
 unsigned arena_shard_count() { return shard_count(); }

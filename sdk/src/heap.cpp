@@ -539,8 +539,8 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // class that needed one more slab keeps a few blocks in it (session 23: a run of granules a large
 // block left dirty, cut into small slabs, held every page, 64 KiB per slab, for as long as each
 // slab lived; `medium --touch-all` at two threads 48.4 -> 36.4 MiB, docs/benchmarks.md,
-// "Dirty granules for small slabs"). Not slabs in arenas that may be advised huge pages
-// (arena_huge_pages): the madvise would split a 2 MiB page whose point is that its blocks fault
+// "Dirty granules for small slabs"). Not slabs in arenas advised huge pages (arena_thp:
+// arena_huge_pages): the madvise would split a 2 MiB page whose point is that its blocks fault
 // in at once.
 static void slab_purge_past_first_block(uintptr_t g, unsigned cls, unsigned granules) {
   uintptr_t keep = (slab_colour(g) + kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
@@ -564,7 +564,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
   Slab* run = arena_alloc_slabs(granules, &dirty, false);
   if (run == nullptr) return nullptr;
   uintptr_t g = reinterpret_cast<uintptr_t>(run);
-  if (dirty && option(kOpt_arena_huge_pages) == 0) slab_purge_past_first_block(g, cls, granules);
+  if (dirty && !arena_thp(run)) slab_purge_past_first_block(g, cls, granules);
   Slab* s = slab_at(g);  // (coloured like a one-granule slab's)
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);
@@ -602,7 +602,7 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
     bool thread_heap = h->chunk == nullptr && h != &g_prof_heap;
     if (thread_heap && hot && cls < kNumSmallClasses && option(kOpt_populate))
       os_populate(g, kSlabSize);
-    else if (thread_heap && dirty && !hot && option(kOpt_arena_huge_pages) == 0)
+    else if (thread_heap && dirty && !hot && !arena_thp(g))
       slab_purge_past_first_block(reinterpret_cast<uintptr_t>(g), cls, 1);
     s = slab_at(reinterpret_cast<uintptr_t>(g));  // (coloured: internal.h, slab_colour)
     SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));  // may lie in an old block memcheck freed

@@ -556,7 +556,8 @@ SPACES_NOINLINE void box_trim(Heap* h, uint64_t bound, uint32_t epoch) {
   if (h->box_dirty <= limit) return;
   for (uint32_t age = 1u << 20;; age /= 2) {
     for (uint64_t left = h->box_slots; left && h->box_dirty > limit * 3 / 4; left &= left - 1)
-      box_purge_runs(h, h->box_idx[__builtin_ctzll(left)], epoch - age, age == 0);
+      if (!arena_thp(h->box_idx[__builtin_ctzll(left)]))
+        box_purge_runs(h, h->box_idx[__builtin_ctzll(left)], epoch - age, age == 0);
     if (h->box_dirty <= limit * 3 / 4 || age == 0) break;
   }
 }
@@ -579,8 +580,8 @@ void box_purge_free(Heap* h, Slab* s) {
 // Checks run from every 64th box malloc, every 4096th slow malloc (heap.cpp) and the sweeps.
 // And a bound, as the arenas': when a heap's boxes hold more than dirty_max_kib of dirty free
 // pages and more than twice the pages of their blocks, the oldest go back at once, down to three
-// quarters of the larger (box_trim). Neither runs with
-// arena_huge_pages (a purge would split huge pages) nor with purge_delay_ms -1.
+// quarters of the larger (box_trim). Neither runs on a box in an arena advised huge pages
+// (arena_thp: a purge would split them) nor with purge_delay_ms -1.
 bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
   // (since is odd, so it may be one past a `now` read in the same tick of the coarse clock: an
   // unsigned now - since then wrapped, and every box was purged right after its first free)
@@ -589,13 +590,13 @@ bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
 
 SPACES_HOT_TEXT void box_age(Heap* h) {
   long long ms = option(kOpt_purge_delay_ms);
-  if (ms < 0 || option(kOpt_arena_huge_pages) != 0) return;
+  if (ms < 0) return;
   uint64_t now = os_now_ns(), delay = uint64_t(ms) * 1000000ull;
   uint32_t epoch = h->box_epoch++;  // (frees from here on are stamped with the next epoch)
   for (uint64_t left = h->box_slots; left; left &= left - 1) {
     Slab* s = h->box_idx[__builtin_ctzll(left)];
     PageBox* m = box_of(s);
-    if (m->dirty_pages == 0 || !box_purge_due(m->dirty_since, now, delay)) continue;
+    if (m->dirty_pages == 0 || !box_purge_due(m->dirty_since, now, delay) || arena_thp(s)) continue;
     bool more = box_purge_runs(h, s, m->dirty_epoch, false);
     m->dirty_since = more ? now | 1 : 0;  // (the runs left were freed after the first one)
     m->dirty_epoch = epoch;
@@ -615,9 +616,10 @@ SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
     box_age(h);
     return;
   }
-  if (option(kOpt_arena_huge_pages) != 0) return;  // (a purge would split THPs)
-  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
-  for (uint64_t left = h->box_slots; left; left &= left - 1) box_purge_free(h, h->box_idx[__builtin_ctzll(left)]);
+  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too
+  // (not those of boxes in arenas advised huge pages: a purge would split them).
+  for (uint64_t left = h->box_slots; left; left &= left - 1)
+    if (!arena_thp(h->box_idx[__builtin_ctzll(left)])) box_purge_free(h, h->box_idx[__builtin_ctzll(left)]);
 }
 
 void box_merge(Heap* h, Heap* a) {

@@ -461,7 +461,7 @@ TEST(Medium, ASlabCutFromDirtyGranulesKeepsOnlyItsFirstBlockResident) {
       uintptr_t sa = slab_base(s), span = slab_span(s);  // (the run; its header is coloured)
       if (sa >= lo && sa + span <= hi) {  // (the arena gave this run: dirty first, runs from the bottom)
         uintptr_t keep = (slab_first(s) - sa + s->block_size + 4095) & ~uintptr_t(4095);
-        ASSERT_EQ(option(kOpt_arena_huge_pages), 0) << "(the purge is off with THP-advised arenas)";
+        ASSERT_FALSE(arena_thp(s)) << "(the purge is off in arenas advised huge pages; this process has too little in use for one)";
         EXPECT_EQ(resident_pages(sa + keep, sa + span), 0u) << "size " << size;
         std::vector<unsigned char*> more;  // the rest of the slab's blocks: zero-filled pages, usable
         for (uint32_t i = 1; i < s->capacity; i++) {
