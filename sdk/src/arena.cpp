@@ -76,8 +76,8 @@ struct Arena {
   bool on_free_list;
   bool huge;             // advised MADV_HUGEPAGE: serves regions (option chunk_huge_pages)
   uint8_t shard;
-  bool thp;              // advised MADV_HUGEPAGE, for regions (`huge`) or by arena_huge_pages:
-                         // nothing in it is purged in pieces smaller than a granule (arena_thp)
+  bool thp;              // advised MADV_HUGEPAGE, for regions (`huge`) or by arena_huge_pages
+                         // (arena_thp)
 };
 
 constexpr uint64_t kAllSlabs = ~uint64_t(1);  // granule 0 is the arena record

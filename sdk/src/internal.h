@@ -680,7 +680,8 @@ struct RunBatch {  // runs to give back together (arena_free_batch empties it)
 void arena_free_batch(RunBatch& runs);
 void arena_collect(bool force);          // purge what is due (or everything), every shard
 // Is the arena holding p advised transparent huge pages (regions' arenas; thread heaps' with
-// arena_huge_pages)? Then nothing inside it is purged in pieces: a purge would split huge pages.
+// arena_huge_pages)? Then a slab cut from its dirty granules keeps its pages (heap.cpp): a purge
+// would split the huge page under a slab about to be used.
 bool arena_thp(const void* p);
 // Would a thread heap's arena made now be advised huge pages (arena_huge_pages: 1, or 2 with
 // arena_huge_after_mib in use: committed less dirty)?

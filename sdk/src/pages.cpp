@@ -556,8 +556,7 @@ SPACES_NOINLINE void box_trim(Heap* h, uint64_t bound, uint32_t epoch) {
   if (h->box_dirty <= limit) return;
   for (uint32_t age = 1u << 20;; age /= 2) {
     for (uint64_t left = h->box_slots; left && h->box_dirty > limit * 3 / 4; left &= left - 1)
-      if (!arena_thp(h->box_idx[__builtin_ctzll(left)]))
-        box_purge_runs(h, h->box_idx[__builtin_ctzll(left)], epoch - age, age == 0);
+      box_purge_runs(h, h->box_idx[__builtin_ctzll(left)], epoch - age, age == 0);
     if (h->box_dirty <= limit * 3 / 4 || age == 0) break;
   }
 }
@@ -580,8 +579,10 @@ void box_purge_free(Heap* h, Slab* s) {
 // Checks run from every 64th box malloc, every 4096th slow malloc (heap.cpp) and the sweeps.
 // And a bound, as the arenas': when a heap's boxes hold more than dirty_max_kib of dirty free
 // pages and more than twice the pages of their blocks, the oldest go back at once, down to three
-// quarters of the larger (box_trim). Neither runs on a box in an arena advised huge pages
-// (arena_thp: a purge would split them) nor with purge_delay_ms -1.
+// quarters of the larger (box_trim). Neither runs with purge_delay_ms -1. Both run in arenas
+// advised huge pages too (arena_thp), as the arenas' own curve does: a purge there splits a
+// huge page, but a program past arena_huge_after_mib in use is the one whose boxes' free pages
+// matter (until session 23 arena_huge_pages switched them off for the process).
 bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
   // (since is odd, so it may be one past a `now` read in the same tick of the coarse clock: an
   // unsigned now - since then wrapped, and every box was purged right after its first free)
@@ -596,7 +597,7 @@ SPACES_HOT_TEXT void box_age(Heap* h) {
   for (uint64_t left = h->box_slots; left; left &= left - 1) {
     Slab* s = h->box_idx[__builtin_ctzll(left)];
     PageBox* m = box_of(s);
-    if (m->dirty_pages == 0 || !box_purge_due(m->dirty_since, now, delay) || arena_thp(s)) continue;
+    if (m->dirty_pages == 0 || !box_purge_due(m->dirty_since, now, delay)) continue;
     bool more = box_purge_runs(h, s, m->dirty_epoch, false);
     m->dirty_since = more ? now | 1 : 0;  // (the runs left were freed after the first one)
     m->dirty_epoch = epoch;
@@ -616,10 +617,8 @@ SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
     box_age(h);
     return;
   }
-  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too
-  // (not those of boxes in arenas advised huge pages: a purge would split them).
-  for (uint64_t left = h->box_slots; left; left &= left - 1)
-    if (!arena_thp(h->box_idx[__builtin_ctzll(left)])) box_purge_free(h, h->box_idx[__builtin_ctzll(left)]);
+  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
+  for (uint64_t left = h->box_slots; left; left &= left - 1) box_purge_free(h, h->box_idx[__builtin_ctzll(left)]);
 }
 
 void box_merge(Heap* h, Heap* a) {

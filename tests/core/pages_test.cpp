@@ -237,7 +237,6 @@ TEST(Pages, EmptyBoxesGoBackAndAnExitedThreadsBoxesAreCollected) {
 TEST(Pages, CollectPurgesTheFreePagesOfTheBoxesKept) {
   BoxesOn on;
   void* keep = spaces_malloc(16 << 10);
-  ASSERT_FALSE(arena_thp(keep)) << "(a box in an arena advised huge pages is not purged)";
   void* big = spaces_malloc(256 << 10);
   memset(big, 1, 256 << 10);
   Slab* s = box_holding(big);
@@ -475,11 +474,9 @@ TEST(Pages, AfterForkADeadThreadsRunListsAreRebuiltFromThePageMaps) {
 // The free pages of a box in use go back purge_delay_ms after the first of them was freed (the
 // owner's box_age, from its slow mallocs and sweeps), not only when the box empties.
 TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
-  if (option(kOpt_arena_huge_pages) == 1) GTEST_SKIP() << "arena_huge_pages 1: boxes are not purged";
   BoxesOn on;
   OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 200);
   void* keep = spaces_malloc(16 << 10);
-  ASSERT_FALSE(arena_thp(keep)) << "(a box in an arena advised huge pages is not purged)";
   void* big = spaces_malloc(256 << 10);
   ASSERT_EQ(box_holding(big), box_holding(keep));
   memset(big, 1, 256 << 10);
@@ -517,13 +514,11 @@ TEST(Pages, FreePagesOfABoxInUseGoBackAPurgeDelayAfterTheirFree) {
 // only the runs freed by then (by the heap's epoch, box_age) go back; a run freed after it waits
 // for the next check, a delay later.
 TEST(Pages, PagesFreedAfterABoxsFirstDirtyFreeWaitForTheNextCheck) {
-  if (option(kOpt_arena_huge_pages) == 1) GTEST_SKIP() << "arena_huge_pages 1: boxes are not purged";
   BoxesOn on;
   OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 500);  // (no stall between two calls is that long)
   spaces_free(spaces_malloc(1));
   spaces_collect(1);
   void* keep = spaces_malloc(16 << 10);
-  ASSERT_FALSE(arena_thp(keep)) << "(a box in an arena advised huge pages is not purged)";
   void* a = spaces_malloc(64 << 10);
   void* mid = spaces_malloc(16 << 10);
   void* b = spaces_malloc(64 << 10);
@@ -554,13 +549,11 @@ TEST(Pages, PagesFreedAfterABoxsFirstDirtyFreeWaitForTheNextCheck) {
 // A free next to an older dirty run does not put off that run's purge: the joined run keeps
 // the older stamp (a block freed next to it every delay would otherwise keep it for ever).
 TEST(Pages, AFreeNextToAnOldDirtyRunKeepsItsStamp) {
-  if (option(kOpt_arena_huge_pages) == 1) GTEST_SKIP() << "arena_huge_pages 1: boxes are not purged";
   BoxesOn on;
   OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 500);
   spaces_free(spaces_malloc(1));
   spaces_collect(1);
   void* keep = spaces_malloc(16 << 10);
-  ASSERT_FALSE(arena_thp(keep)) << "(a box in an arena advised huge pages is not purged)";
   void* a = spaces_malloc(64 << 10);
   void* b = spaces_malloc(64 << 10);
   void* tail = spaces_malloc(16 << 10);
@@ -585,7 +578,6 @@ TEST(Pages, AFreeNextToAnOldDirtyRunKeepsItsStamp) {
 // The bound: a heap whose boxes hold more than dirty_max_kib of dirty free pages gives the
 // oldest back at the next check, down to three quarters of it, whatever the purge delay says.
 TEST(Pages, DirtyFreePagesAboveTheBoundGoBackAtOnceOldestFirst) {
-  if (option(kOpt_arena_huge_pages) == 1) GTEST_SKIP() << "arena_huge_pages 1: boxes are not purged";
   BoxesOn on;
   OptionScope delay("purge_delay_ms", kOpt_purge_delay_ms, 600000);
   OptionScope bound("dirty_max_kib", kOpt_dirty_max_kib, option(kOpt_dirty_max_kib));  // (set below)
@@ -598,7 +590,6 @@ TEST(Pages, DirtyFreePagesAboveTheBoundGoBackAtOnceOldestFirst) {
     memset(blocks.back(), 1, 128 << 10);
     blocks.push_back(spaces_malloc(16 << 10));
   }
-  for (void* b : blocks) ASSERT_FALSE(arena_thp(b)) << "(a box in an arena advised huge pages is not purged)";
   ASSERT_EQ(spaces_option_set("dirty_max_kib", 1024), 0);
   for (size_t i = 0; i < blocks.size(); i += 2) {  // oldest first: 3 MiB of dirty free pages
     spaces_free(blocks[i]);
