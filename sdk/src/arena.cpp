@@ -696,11 +696,11 @@ SPACES_HOT_TEXT void purge_elsewhere(unsigned home, uint64_t now) {
 
 }  // namespace
 
-bool arena_thp_due() {
+SPACES_HOT_TEXT bool arena_thp_due() {
   long long ahp = option(kOpt_arena_huge_pages);
   if (ahp != 2) return ahp == 1;
   size_t committed = g_committed.load(std::memory_order_relaxed), dirty = g_dirty.load(std::memory_order_relaxed);
-  return committed > dirty && committed - dirty >= size_t(option(kOpt_arena_huge_after_mib)) << 20;
+  return committed - (dirty < committed ? dirty : committed) >= size_t(option(kOpt_arena_huge_after_mib)) << 20;
 }
 
 namespace {
@@ -712,8 +712,9 @@ Arena* arena_new(bool huge, unsigned shard) {
   // 2 MiB pages and far fewer first-touch faults; docs/options.md). In use: committed less
   // dirty, so that memory a program freed and Spaces keeps for reuse does not count (before
   // session 23 it did: `thread_rounds` at two threads passed 16 MiB with 3 MiB live).
-  bool thp = huge || arena_thp_due();
-  if (thp) os_hugepage_advise(p, kArenaSize);
+  // (thp: advised, and the kernel may act on it; without THP the purges that a huge page would
+  // make pointless still run)
+  bool thp = (huge || arena_thp_due()) && os_hugepage_advise(p, kArenaSize) && os_thp_usable();
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kArenaSize));  // (stale shadow of an old mapping)
   Arena* a = static_cast<Arena*>(p);
   a->free_mask = kAllSlabs;
@@ -1273,7 +1274,10 @@ size_t arena_for_each_head(void (*fn)(const Slab*, void*), void* arg) {
   return in_use;
 }
 
-bool arena_thp(const void* p) { return arena_of(p)->thp; }
+SPACES_HOT_TEXT bool arena_thp(const void* p) {
+  SPACES_ASSERT(pagemap_in_region(reinterpret_cast<uintptr_t>(p)));  // (Spaces memory, of an arena: the callers pass slabs from arena_alloc_slabs)
+  return arena_of(p)->thp;
+}
 unsigned arena_home_shard() { return my_shard(); }
 unsigned arena_of_shard_for_test(const Slab* s) { return arena_of(s)->shard; }
 unsigned arena_shard_count() { return shard_count(); }

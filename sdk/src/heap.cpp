@@ -538,7 +538,7 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // (heap_new_slab): a growing class carves it to its end, so its warm pages save faults, but a
 // class that needed one more slab keeps a few blocks in it (session 23: a run of granules a large
 // block left dirty, cut into small slabs, held every page, 64 KiB per slab, for as long as each
-// slab lived; `medium --touch-all` at two threads 48.4 -> 36.4 MiB, docs/benchmarks.md,
+// slab lived; `medium --touch-all` at two threads 46.4 -> 39.5 MiB, docs/benchmarks.md,
 // "Dirty granules for small slabs"). Not slabs in arenas advised huge pages (arena_thp:
 // arena_huge_pages): the madvise would split a 2 MiB page whose point is that its blocks fault
 // in at once.
@@ -564,7 +564,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
   Slab* run = arena_alloc_slabs(granules, &dirty, false);
   if (run == nullptr) return nullptr;
   uintptr_t g = reinterpret_cast<uintptr_t>(run);
-  if (dirty && !arena_thp(run)) slab_purge_past_first_block(g, cls, granules);
+  if (dirty && h != &g_prof_heap && !arena_thp(run)) slab_purge_past_first_block(g, cls, granules);  // (g_prof_heap: under the profiler's lock)
   Slab* s = slab_at(g);  // (coloured like a one-granule slab's)
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);

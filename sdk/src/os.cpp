@@ -165,7 +165,24 @@ bool os_reserve_shared(int fd, size_t off, size_t size) {
 }
 
 
-SPACES_HOT_TEXT void os_hugepage_advise(void* p, size_t size) { madvise(p, size, MADV_HUGEPAGE); }
+SPACES_HOT_TEXT bool os_hugepage_advise(void* p, size_t size) { return madvise(p, size, MADV_HUGEPAGE) == 0; }
+
+// Transparent huge pages exist and the advice can take effect: the kernel has them (the sysfs
+// file is there) and its mode is not `never`. Read once (open/read/close; errno kept).
+SPACES_HOT_TEXT bool os_thp_usable() {
+  static std::atomic<int> known{-1};
+  int k = known.load(std::memory_order_relaxed);
+  if (k >= 0) return k != 0;
+  int saved = errno;
+  char buf[128] = {};
+  int fd = os_open_read("/sys/kernel/mm/transparent_hugepage/enabled");
+  long n = fd >= 0 ? os_read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  errno = saved;
+  k = n > 0 && strstr(buf, "[never]") == nullptr ? 1 : 0;
+  known.store(k, std::memory_order_relaxed);
+  return k != 0;
+}
 
 // ---- the CPU ----
 // cpuid and xgetbv directly: __builtin_cpu_supports links libgcc's CPU model code, 4.5 KiB and

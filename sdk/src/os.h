@@ -43,7 +43,8 @@ void* os_move_out(void* p, size_t size, void* dst);
 void* os_map_at(void* at, size_t size);  // fresh pages at exactly `at` if nothing is mapped there; NULL otherwise
 void* os_map_fixed(void* at, size_t size);  // fresh pages at `at`, replacing what is mapped there; NULL on failure
 void os_purge(void* p, size_t size);                 // MADV_DONTNEED: RSS drops now; zero after, always
-void os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort
+bool os_hugepage_advise(void* p, size_t size);       // MADV_HUGEPAGE, best effort: false if refused
+bool os_thp_usable();  // the kernel has transparent huge pages, not in mode `never` (read once)
 void os_populate(void* p, size_t size);              // MADV_POPULATE_WRITE, best effort
 void os_hugepage_forbid(void* p, size_t size);       // MADV_NOHUGEPAGE, best effort
 size_t os_page_size();

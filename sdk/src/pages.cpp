@@ -591,7 +591,7 @@ bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
 
 SPACES_HOT_TEXT void box_age(Heap* h) {
   long long ms = option(kOpt_purge_delay_ms);
-  if (ms < 0) return;
+  if (ms < 0 || h == &g_prof_heap) return;  // (g_prof_heap: under the profiler's lock, no system call)
   uint64_t now = os_now_ns(), delay = uint64_t(ms) * 1000000ull;
   uint32_t epoch = h->box_epoch++;  // (frees from here on are stamped with the next epoch)
   for (uint64_t left = h->box_slots; left; left &= left - 1) {
@@ -617,7 +617,9 @@ SPACES_HOT_TEXT void box_sweep(Heap* h, bool all, bool to_arena) {
     box_age(h);
     return;
   }
-  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too.
+  // spaces_collect(1), malloc_trim: the free pages of the boxes kept go back to the kernel too
+  // (not g_prof_heap's: its sweep runs under the profiler's lock).
+  if (h == &g_prof_heap) return;
   for (uint64_t left = h->box_slots; left; left &= left - 1) box_purge_free(h, h->box_idx[__builtin_ctzll(left)]);
 }
 

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -325,6 +326,9 @@ TEST(Heap, AnExitedThreadsCurrentSlabGoesBackAfterItsLastRemoteFree) {
 // block left dirty keeps the pages of its first block only: the rest go back to the kernel at once
 // (slab_purge_past_first_block) instead of staying resident for as long as the slab lives.
 TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
+  long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", -1), 0);  // the freed block's granules stay dirty
+  ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);
   std::thread([] {
     spaces_free(spaces_malloc(16));  // (the thread's heap)
     spaces_collect(1);               // (no dirty granule from earlier tests, no empty slab cached)
@@ -353,6 +357,7 @@ TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
     ASSERT_NE(fresh, nullptr);
     uintptr_t g = slab_base(fresh);
     ASSERT_TRUE(g >= lo && g < hi) << "the slab should reuse a granule of the freed block";
+    ASSERT_FALSE(arena_thp(fresh)) << "(no purge in an arena advised huge pages; this process has too little in use for one)";
     unsigned others = 0;  // the block's other granules stay resident (dirty, free)
     for (uintptr_t o = lo + kSlabSize; o + kSlabSize <= hi; o += kSlabSize)
       if (o != g) others = std::max(others, resident(o));
@@ -360,6 +365,8 @@ TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
     EXPECT_LE(resident(g), 2u) << "pages past the slab's first block should have gone back";
     for (void* p : live) spaces_free(p);
   }).join();
+  ASSERT_EQ(spaces_option_set("purge_delay_ms", delay), 0);
+  ASSERT_EQ(spaces_option_set("dirty_max_kib", bound), 0);
 }
 
 // A small class that keeps needing fresh slabs (its current slab ran out, and so did the last

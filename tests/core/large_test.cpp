@@ -293,7 +293,7 @@ int thp_eligible(uintptr_t a) {
 }  // namespace
 
 // arena_huge_pages=2: thread heaps' arenas made before the process has arena_huge_after_mib
-// committed keep small pages, those made after are advised transparent huge pages.
+// in use keep small pages, those made after are advised transparent huge pages.
 TEST(Large, AdaptiveHugePagesAdviseOnlyArenasMadePastTheThreshold) {
   std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
