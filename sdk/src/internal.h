@@ -620,7 +620,7 @@ SPACES_INLINE Slab* pagemap_head_at(uintptr_t g) {
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(huge_spans, 1, 0, 1, "huge_pages=1: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \
   X(span_move_mib, 16, 0, 32, "realloc growing a span block of at least this many MiB that cannot grow in place moves its pages to a mapping of its own (mremap, no copy) instead of copying it to a new run (0: always copy)") \
-  X(arena_huge_pages, 2, 0, 2, "advise THP on thread heaps' 4 MiB arenas: 0 never, 1 every arena, 2 arenas made once arena_huge_after_mib are in use (fewer page faults, more RSS)")  \
+  X(arena_huge_pages, 0, 0, 2, "advise THP on thread heaps' 4 MiB arenas: 0 never, 1 every arena, 2 arenas made once arena_huge_after_mib are in use (fewer page faults, more RSS)")  \
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB in use (committed less freed) before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(populate, 1, 0, 1, "fault in a growing small class's fresh slabs with one madvise(MADV_POPULATE_WRITE) instead of a page fault per 4 KiB page") \
