@@ -561,7 +561,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
     return s;
   }
   bool dirty;
-  Slab* run = arena_alloc_slabs(granules, &dirty, false);
+  Slab* run = arena_alloc_slabs(granules, &dirty, false, true);  // (sparse: never a THP arena)
   if (run == nullptr) return nullptr;
   uintptr_t g = reinterpret_cast<uintptr_t>(run);
   if (dirty && h != &g_prof_heap && !arena_thp(run)) slab_purge_past_first_block(g, cls, granules);  // (g_prof_heap: under the profiler's lock)
