@@ -828,6 +828,7 @@ SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther
 
 SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge, bool sparse) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
+  SPACES_ASSERT(!(huge && sparse));  // (regions' arenas are all advised: take_run would skip each new one)
   // Resident memory before memory the slab's first writes will fault in: the home shard's dirty
   // slabs, then another shard's, then the home shard's clean ones (thread heaps' arenas; regions'
   // THP arenas keep to their home shard first, as before). (Threads take home shards in

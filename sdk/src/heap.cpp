@@ -539,9 +539,9 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // class that needed one more slab keeps a few blocks in it (session 23: a run of granules a large
 // block left dirty, cut into small slabs, held every page, 64 KiB per slab, for as long as each
 // slab lived; `medium --touch-all` at two threads 46.4 -> 39.5 MiB, docs/benchmarks.md,
-// "Dirty granules for small slabs"). Not slabs in arenas advised huge pages (arena_thp:
-// arena_huge_pages): the madvise would split a 2 MiB page whose point is that its blocks fault
-// in at once.
+// "Dirty granules for small slabs"). Not one-granule slabs in arenas advised huge pages
+// (arena_thp: arena_huge_pages; medium slabs never lie there): the madvise would split a 2 MiB
+// page whose point is that its blocks fault in at once.
 static void slab_purge_past_first_block(uintptr_t g, unsigned cls, unsigned granules) {
   uintptr_t keep = (slab_colour(g) + kSlabHeader + class_size(cls) + kPageSize - 1) & ~(kPageSize - 1);
   uintptr_t span = uintptr_t(granules) << kSlabShift;
@@ -564,7 +564,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
   Slab* run = arena_alloc_slabs(granules, &dirty, false, true);  // (sparse: never a THP arena)
   if (run == nullptr) return nullptr;
   uintptr_t g = reinterpret_cast<uintptr_t>(run);
-  if (dirty && h != &g_prof_heap && !arena_thp(run)) slab_purge_past_first_block(g, cls, granules);  // (g_prof_heap: under the profiler's lock)
+  if (dirty && h != &g_prof_heap) slab_purge_past_first_block(g, cls, granules);  // (g_prof_heap: under the profiler's lock)
   Slab* s = slab_at(g);  // (coloured like a one-granule slab's)
   SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(s, kSlabHeader));
   g_slabs_in_use.fetch_add(granules, std::memory_order_relaxed);

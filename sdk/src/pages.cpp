@@ -579,10 +579,9 @@ void box_purge_free(Heap* h, Slab* s) {
 // Checks run from every 64th box malloc, every 4096th slow malloc (heap.cpp) and the sweeps.
 // And a bound, as the arenas': when a heap's boxes hold more than dirty_max_kib of dirty free
 // pages and more than twice the pages of their blocks, the oldest go back at once, down to three
-// quarters of the larger (box_trim). Neither runs with purge_delay_ms -1. Both run in arenas
-// advised huge pages too (arena_thp), as the arenas' own curve does: a purge there splits a
-// huge page, but a program past arena_huge_after_mib in use is the one whose boxes' free pages
-// matter (until session 23 arena_huge_pages switched them off for the process).
+// quarters of the larger (box_trim). Neither runs with purge_delay_ms -1. (Boxes never lie in
+// arenas advised huge pages since session 24: box_new asks for a sparse run, arena_alloc_slabs.
+// Until session 23 arena_huge_pages switched these purges off for the whole process.)
 bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay) {
   // (since is odd, so it may be one past a `now` read in the same tick of the coarse clock: an
   // unsigned now - since then wrapped, and every box was purged right after its first free)
