@@ -586,6 +586,7 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
   unsigned granules = g_classes.granules[cls];
   if (granules > 1) return heap_new_medium_slab(h, cls, granules);
   Slab* s = h->empty;
+  if (s && cls >= kNumSmallClasses && h->chunk == nullptr && arena_thp(s)) s = nullptr;  // (sparse, as below)
   if (s) {
     h->empty = s->next;
     h->empty_count--;
@@ -593,7 +594,8 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
   } else {
     if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
     bool dirty;
-    Slab* g = arena_alloc_slabs(1, &dirty, h->chunk != nullptr && option(kOpt_chunk_huge_pages));
+    bool region = h->chunk != nullptr;  // (sparse: a medium class's slab is never in a THP arena)
+    Slab* g = arena_alloc_slabs(1, &dirty, region && option(kOpt_chunk_huge_pages), !region && cls >= kNumSmallClasses);
     if (g == nullptr) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;

@@ -620,7 +620,7 @@ SPACES_INLINE Slab* pagemap_head_at(uintptr_t g) {
   X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
   X(huge_spans, 1, 0, 1, "huge_pages=1: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \
   X(span_move_mib, 16, 0, 32, "realloc growing a span block of at least this many MiB that cannot grow in place moves its pages to a mapping of its own (mremap, no copy) instead of copying it to a new run (0: always copy)") \
-  X(arena_huge_pages, 2, 0, 2, "advise THP on the thread heaps' 4 MiB arenas that hold one-granule slabs (classes up to 15 KiB) and large blocks (never page boxes or multi-granule medium slabs): 0 never, 1 every such arena, 2 those made once arena_huge_after_mib are in use (fewer page faults for large heaps)")  \
+  X(arena_huge_pages, 2, 0, 2, "advise THP on the thread heaps' 4 MiB arenas that hold small-class slabs (blocks up to 8 KiB; never page boxes, medium slabs or large blocks): 0 never, 1 every such arena, 2 those made once arena_huge_after_mib are in use (fewer page faults for large heaps)")  \
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB in use (committed less freed) before new arenas are advised THP") \
   X(slab_cache, 8, 0, 1024, "empty slabs each thread heap keeps for reuse")                      \
   X(populate, 1, 0, 1, "fault in a growing small class's fresh slabs with one madvise(MADV_POPULATE_WRITE) instead of a page fault per 4 KiB page") \
@@ -669,11 +669,12 @@ struct LockGuard {
 // ---- arena (arena.cpp) ----------------------------------------------------------------------
 // A run of `count` contiguous slabs (head bits are the caller's job); *dirty tells whether any of
 // it may hold old data (else it is fresh or purged, hence zero). huge: from a regions' THP arena.
-// sparse: memory a program may leave mostly untouched (a page box, a multi-granule medium slab:
+// sparse: memory a program may leave mostly untouched (page boxes, medium slabs, large blocks:
 // blocks handed out whole, perhaps barely written), never from a thread heaps' arena advised huge
-// pages (arena_huge_pages) nor making one, where one touched page makes 2 MiB resident (session 24:
-// `g++ -O2 -c` of spaces.cpp peaked at 274 MB when boxes shared those arenas, 220.6 MB without
-// them, 218.5 MB with no huge pages). Never with huge (regions' arenas are all advised).
+// pages (arena_huge_pages) nor making one, where one touched page makes 2 MiB resident. Only
+// small-class slabs, carved block by block, are dense (session 24: `g++ -O2 -c` of spaces.cpp
+// peaked at 274 MB when boxes shared those arenas, 218 MB as with no huge pages when only small
+// slabs do). Never with huge (regions' arenas are all advised).
 Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge = false, bool sparse = false);
 void arena_free_slabs(Slab* s, size_t count);
 struct RunBatch {  // runs to give back together (arena_free_batch empties it)
