@@ -713,8 +713,8 @@ Arena* arena_new(bool huge, unsigned shard, bool sparse) {
   // dirty, so that memory a program freed and Spaces keeps for reuse does not count (before
   // session 23 it did: `thread_rounds` at two threads passed 16 MiB with 3 MiB live).
   // (thp: advised, and the kernel may act on it; without THP the purges that a huge page would
-  // make pointless still run.) Never for a sparse run (a page box, a medium slab): see
-  // arena_alloc_slabs.
+  // make pointless still run.) Never for a sparse run (a page box, a medium slab, a thread
+  // heap's large block): see arena_alloc_slabs.
   bool thp = (huge || (!sparse && arena_thp_due())) && os_hugepage_advise(p, kArenaSize) && os_thp_usable();
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kArenaSize));  // (stale shadow of an old mapping)
   Arena* a = static_cast<Arena*>(p);

@@ -62,7 +62,7 @@ constexpr uintptr_t kArenaShift = 22;
 constexpr uintptr_t kArenaSize = uintptr_t(1) << kArenaShift;  // 4 MiB = 64 granules
 constexpr unsigned kSlabsPerArena = unsigned(kArenaSize / kSlabSize);  // 64; granule 0 = arena header
 constexpr uintptr_t kAddressLimit = kOsAddressLimit;  // user space (os.h: x86-64, 4-level paging)
-constexpr size_t kSmallMax = 8192;                        // largest block of a one-granule slab
+constexpr size_t kSmallMax = 8192;                        // largest small class (one-granule slabs; so are 9-15 KiB)
 constexpr size_t kMediumMax = size_t(256) << 10;          // largest size-class block (multi-granule slab)
 constexpr size_t kSlabHeader = 256;                       // first block offset in a slab
 constexpr uintptr_t kPageSize = 4096;                      // the unit of first touch (slab_extend)

@@ -345,15 +345,31 @@ TEST(Large, AdaptiveHugePagesCountMemoryInUseNotMemoryFreed) {
 TEST(Large, HugePageArenasHoldSmallClassSlabsOnly) {
   if (!os_thp_usable()) GTEST_SKIP() << "no transparent huge pages here: no arena is advised";
   OptionScope a("arena_huge_pages", 1);  // (every arena made now that may be advised is)
+  OptionScope c("arena_cache", 0);       // (no empty arena of earlier tests serves the small slabs)
+  spaces_collect(1);
   std::thread([] {
     std::vector<void*> small, boxed, medium, one_granule_medium, large;
-    for (int i = 0; i < 16 * 1024; i++) small.push_back(spaces_malloc(512));  // 8 MiB of slabs
+    for (int i = 0; i < 32 * 1024; i++) small.push_back(spaces_malloc(512));  // 16 MiB of slabs
     unsigned thp_small = 0;
-    for (void* p : small) thp_small += arena_thp(slab_find(p));
-    EXPECT_GT(thp_small, 0u) << "the new arenas for small-class slabs were advised";
+    Slab* advised = nullptr;  // a full small slab in an advised arena, not the class's current one
+    for (void* p : small) {
+      Slab* s = slab_find(p);
+      thp_small += arena_thp(s);
+      if (!advised && arena_thp(s) && s != slab_find(small.back())) advised = s;
+    }
+    ASSERT_GT(thp_small, 0u) << "the new arenas for small-class slabs were advised";
+    ASSERT_NE(advised, nullptr);
+    // Empty that slab: it goes to the heap's cache of empty granules, which a 9-15 KiB class
+    // must not take (heap_new_slab).
+    std::vector<void*> rest;
+    for (void* p : small) {
+      if (slab_find(p) == advised) spaces_free(p);
+      else rest.push_back(p);
+    }
+    small.swap(rest);
+    for (int i = 0; i < 48; i++) one_granule_medium.push_back(spaces_malloc(12 << 10));
     for (int i = 0; i < 8; i++) large.push_back(spaces_malloc(1 << 20));
     for (int i = 0; i < 48; i++) boxed.push_back(spaces_malloc(200 << 10));  // ~10 MiB of boxes
-    for (int i = 0; i < 48; i++) one_granule_medium.push_back(spaces_malloc(12 << 10));
     {
       MediumSlabsScope slabs;  // (medium_pages 0: the classes above one granule take slabs)
       for (int i = 0; i < 48; i++) medium.push_back(spaces_malloc(100 << 10));
