@@ -505,6 +505,32 @@ void test_single_process() {
   CHECK(spaces_chunk_close_shared(c) == 0 && spaces_chunk_unlink_shared(name.c_str()) == 0);
 }
 
+// ThreadSanitizer sees one process only. A block that one thread lets go (frees or hands to the
+// ring) can come back to another thread of the same process through the other process (which
+// takes it, frees it, and this process allocates it again): the happens-before runs through the
+// other process, which TSan cannot see, so it reports the second thread's use of the block against
+// the first's as a race. The workers therefore tell TSan of each hand-off of a block's contents:
+// a release after letting a block go (handed to the ring, or freed: the free may write into it),
+// an acquire just after getting one (allocated, or taken from the ring). What alloc itself reads
+// comes before the acquire, so the allocator's own hand-offs between threads stay checked.
+#if defined(__SANITIZE_THREAD__)
+#define SPACES_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SPACES_TEST_TSAN 1
+#endif
+#endif
+#ifdef SPACES_TEST_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+char g_handoff;  // the sync object the marks use
+void let_go() { __tsan_release(&g_handoff); }
+void got() { __tsan_acquire(&g_handoff); }
+#else
+void let_go() {}
+void got() {}
+#endif
+
 // The cross-process part: a ring of blocks in the region that each side hands to the other to free.
 struct Ring {
   pthread_mutex_t lock;
@@ -534,6 +560,7 @@ int worker(SpacesChunk c, Ring* ring, unsigned seed, int iterations) {
       bad++;
       continue;
     }
+    got();
     fill(p, n, uintptr_t(p) ^ n);
     mine.push_back({p, n});
     if (mine.size() > 64 || rng() % 2) {
@@ -542,6 +569,7 @@ int worker(SpacesChunk c, Ring* ring, unsigned seed, int iterations) {
       mine[k] = mine.back();
       mine.pop_back();
       if (!intact(b.first, b.second, uintptr_t(b.first) ^ b.second)) bad++;
+      let_go();
       pthread_mutex_lock(&ring->lock);
       bool give = rng() % 2 && ring->head - ring->tail < 1024;
       if (give) {
@@ -551,6 +579,7 @@ int worker(SpacesChunk c, Ring* ring, unsigned seed, int iterations) {
       }
       pthread_mutex_unlock(&ring->lock);
       if (!give) FREE_BLOCK(b.first);
+      let_go();
     }
     // free what someone (likely the other process) handed over
     pthread_mutex_lock(&ring->lock);
@@ -563,13 +592,16 @@ int worker(SpacesChunk c, Ring* ring, unsigned seed, int iterations) {
     }
     pthread_mutex_unlock(&ring->lock);
     if (q) {
+      got();
       if (!intact(q, qn, uintptr_t(q) ^ qn)) bad++;
       FREE_BLOCK(q);
+      let_go();
     }
   }
   for (auto& b : mine) {
     if (!intact(b.first, b.second, uintptr_t(b.first) ^ b.second)) bad++;
     FREE_BLOCK(b.first);
+    let_go();
   }
   return bad;
 }
