@@ -704,7 +704,7 @@ SPACES_HOT_TEXT bool arena_thp_due() {
 }
 
 namespace {
-Arena* arena_new(bool huge, unsigned shard, bool sparse) {
+Arena* arena_new(bool huge, unsigned shard, bool dense) {
   void* p = os_map_aligned(kArenaSize, kArenaSize, false);
   if (p == nullptr) return nullptr;
   // Thread heaps' arenas: THP never, always, or once the process has a large heap (2: a small
@@ -713,9 +713,9 @@ Arena* arena_new(bool huge, unsigned shard, bool sparse) {
   // dirty, so that memory a program freed and Spaces keeps for reuse does not count (before
   // session 23 it did: `thread_rounds` at two threads passed 16 MiB with 3 MiB live).
   // (thp: advised, and the kernel may act on it; without THP the purges that a huge page would
-  // make pointless still run.) Never for a sparse run (a page box, a medium slab, a thread
-  // heap's large block): see arena_alloc_slabs.
-  bool thp = (huge || (!sparse && arena_thp_due())) && os_hugepage_advise(p, kArenaSize) && os_thp_usable();
+  // make pointless still run.) Only for a dense run (a thread heap's small-class slab): see
+  // arena_alloc_slabs.
+  bool thp = (huge || (dense && arena_thp_due())) && os_hugepage_advise(p, kArenaSize) && os_thp_usable();
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kArenaSize));  // (stale shadow of an old mapping)
   Arena* a = static_cast<Arena*>(p);
   a->free_mask = kAllSlabs;
@@ -753,13 +753,13 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
   return count == 1 && !a->huge ? 63 - __builtin_clzll(pick) : __builtin_ctzll(pick);
 }
 
-// Take a run from shard sh (its lock held): dirty_only as find_run; sparse: not from an arena
-// advised huge pages (arena_alloc_slabs). NULL if none fits.
-SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty, bool sparse) {
+// Take a run from shard sh (its lock held): dirty_only as find_run; from a thread heaps' arena
+// advised huge pages only if dense (arena_alloc_slabs). NULL if none fits.
+SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty, bool dense) {
   Arena* a;
   int i = -1;
-  for (a = sh.free_list.head; a; a = a->next_free)  // (huge: regions' arenas)
-    if (a->huge == huge && !(sparse && a->thp) && (i = find_run(a, count, dirty_only)) >= 0) break;
+  for (a = sh.free_list.head; a; a = a->next_free)  // (huge: regions' arenas, all advised)
+    if (a->huge == huge && (huge || dense || !a->thp) && (i = find_run(a, count, dirty_only)) >= 0) break;
   if (i < 0) return nullptr;
   uint64_t run = run_mask(count, unsigned(i));
   if (a->free_mask == kAllSlabs) sh.empty_arenas--;
@@ -826,9 +826,8 @@ SPACES_INLINE Slab* take_from_shards(size_t count, TakeHome take_home, TakeOther
 
 }  // namespace
 
-SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge, bool sparse) {
+SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge, bool dense) {
   SPACES_ASSERT(count >= 1 && count <= kMaxRunSlabs);
-  SPACES_ASSERT(!(huge && sparse));  // (regions' arenas are all advised: take_run would skip each new one)
   // Resident memory before memory the slab's first writes will fault in: the home shard's dirty
   // slabs, then another shard's, then the home shard's clean ones (thread heaps' arenas; regions'
   // THP arenas keep to their home shard first, as before). (Threads take home shards in
@@ -839,18 +838,18 @@ SPACES_HOT_TEXT Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge, bo
   return take_from_shards(
       count,
       [&](Shard& sh, unsigned home) {
-        Slab* run = take_run(sh, count, huge, true, dirty, sparse);
+        Slab* run = take_run(sh, count, huge, true, dirty, dense);
         if (run != nullptr || (late = !huge && dirty_elsewhere(home, count))) return run;
-        return take_run(sh, count, huge, false, dirty, sparse);
+        return take_run(sh, count, huge, false, dirty, dense);
       },
-      [&](Shard& other) { return take_run(other, count, huge, true, dirty, sparse); },
+      [&](Shard& other) { return take_run(other, count, huge, true, dirty, dense); },
       [&](Shard& sh) -> Slab* {
         if (!late) return nullptr;
         LockGuard g(sh.lock);
-        return take_run(sh, count, huge, false, dirty, sparse);
+        return take_run(sh, count, huge, false, dirty, dense);
       },
       [&](Shard& sh, unsigned home) {
-        Arena* a = arena_new(huge, home, sparse);
+        Arena* a = arena_new(huge, home, dense);
         if (a == nullptr) return false;
         g_reserved.fetch_add(kArenaSize, std::memory_order_relaxed);
         g_mmaps.fetch_add(1, std::memory_order_relaxed);

@@ -561,7 +561,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
     return s;
   }
   bool dirty;
-  Slab* run = arena_alloc_slabs(granules, &dirty, false, true);  // (sparse: never a THP arena)
+  Slab* run = arena_alloc_slabs(granules, &dirty);  // (sparse: never a THP arena)
   if (run == nullptr) return nullptr;
   uintptr_t g = reinterpret_cast<uintptr_t>(run);
   if (dirty && h != &g_prof_heap) slab_purge_past_first_block(g, cls, granules);  // (g_prof_heap: under the profiler's lock)
@@ -594,8 +594,8 @@ SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
   } else {
     if (h->chunk && !chunk_reserve(h->chunk, kSlabSize)) return nullptr;
     bool dirty;
-    bool region = h->chunk != nullptr;  // (sparse: a medium class's slab is never in a THP arena)
-    Slab* g = arena_alloc_slabs(1, &dirty, region && option(kOpt_chunk_huge_pages), !region && cls >= kNumSmallClasses);
+    bool region = h->chunk != nullptr;  // (dense: a thread heap's small class; a medium class's slab is never in a THP arena)
+    Slab* g = arena_alloc_slabs(1, &dirty, region && option(kOpt_chunk_huge_pages), !region && cls < kNumSmallClasses);
     if (g == nullptr) {
       if (h->chunk) chunk_unreserve(h->chunk, kSlabSize);
       return nullptr;

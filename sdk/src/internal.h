@@ -669,13 +669,14 @@ struct LockGuard {
 // ---- arena (arena.cpp) ----------------------------------------------------------------------
 // A run of `count` contiguous slabs (head bits are the caller's job); *dirty tells whether any of
 // it may hold old data (else it is fresh or purged, hence zero). huge: from a regions' THP arena.
-// sparse: memory a program may leave mostly untouched (page boxes, medium slabs, large blocks:
-// blocks handed out whole, perhaps barely written), never from a thread heaps' arena advised huge
-// pages (arena_huge_pages) nor making one, where one touched page makes 2 MiB resident. Only
-// small-class slabs, carved block by block, are dense (session 24: `g++ -O2 -c` of spaces.cpp
-// peaked at 274 MB when boxes shared those arenas, 218 MB as with no huge pages when only small
-// slabs do). Never with huge (regions' arenas are all advised).
-Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge = false, bool sparse = false);
+// dense: a thread heap's small-class slab, carved block by block, so that its pages fill in
+// order; only such runs come from a thread heaps' arena advised huge pages (arena_huge_pages) or
+// make one. Everything else (page boxes, medium slabs, large blocks: blocks handed out whole,
+// perhaps barely written; regions with chunk_huge_pages 0) is sparse and keeps 4 KiB pages, where
+// one touched page would make 2 MiB resident (session 24: `g++ -O2 -c` of spaces.cpp peaked at
+// 274 MB when boxes shared those arenas, 218 MB as with no huge pages when only small slabs do).
+// The default is sparse, so a new caller cannot take huge pages by accident (session 25).
+Slab* arena_alloc_slabs(size_t count, bool* dirty, bool huge = false, bool dense = false);
 void arena_free_slabs(Slab* s, size_t count);
 struct RunBatch {  // runs to give back together (arena_free_batch empties it)
   static constexpr size_t kMax = 64;

@@ -82,10 +82,10 @@ SPACES_HOT_TEXT static size_t large_footprint(size_t size, size_t align, size_t*
 // A run of slabs in an arena; NULL when the arenas have no room (nothing reported).
 SPACES_HOT_TEXT static void* alloc_run(size_t size, size_t align, size_t slabs, bool zero, Chunk* chunk) {
   bool dirty = false;
-  // (sparse for thread heaps: a large block never lies in an arena advised huge pages; with them
+  // (not dense: a large block never lies in a thread heaps' arena advised huge pages; with them
   // clang compiling bench/toolchain/llvm_heavy.cpp at -O2 peaked 3 % higher, and no workload
   // measured faster: docs/benchmarks.md)
-  Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages), chunk == nullptr);
+  Slab* run = arena_alloc_slabs(slabs, &dirty, chunk != nullptr && option(kOpt_chunk_huge_pages));
   if (run == nullptr) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(run);
   uintptr_t p = user_ptr_in(start, align);

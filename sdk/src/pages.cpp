@@ -292,7 +292,7 @@ SPACES_HOT_TEXT void box_unlink(Heap* h, Slab* s) {
 
 SPACES_NOINLINE SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   bool dirty;
-  Slab* s = arena_alloc_slabs(kBoxGranules, &dirty, false, true);  // (sparse: never a THP arena)
+  Slab* s = arena_alloc_slabs(kBoxGranules, &dirty);  // (sparse: never a THP arena)
   if (s == nullptr) return nullptr;
   // A box cut from dirty granules keeps their resident pages (not purged, as a medium slab's past
   // its first block are): any class reuses them, where a slab's later slots might never be carved.

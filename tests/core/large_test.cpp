@@ -387,6 +387,25 @@ TEST(Large, HugePageArenasHoldSmallClassSlabsOnly) {
         ASSERT_EQ(slab_find(p)->kind, kSlabSmall);
         EXPECT_FALSE(arena_thp(slab_find(p))) << "a medium slab in a huge-page arena";
       }
+    // A region with chunk_huge_pages 0 draws from the thread heaps' arenas, and asked for 4 KiB
+    // pages: neither its slabs nor its large blocks may lie in an advised one (only a thread
+    // heap's small-class slab is dense), though advised arenas with room exist (the small slabs'
+    // last one; 16 MiB, more than the sparse runs' arenas have left, so that it reaches it).
+    {
+      OptionScope no_huge("chunk_huge_pages", 0);
+      SpacesChunk r = spaces_chunk_create(0);
+      ASSERT_NE(r, nullptr);
+      std::vector<void*> in_region;
+      for (int i = 0; i < 32768; i++) in_region.push_back(spaces_chunk_alloc(r, 512, 0));  // 16 MiB
+      for (int i = 0; i < 8; i++) in_region.push_back(spaces_chunk_alloc(r, 100 << 10, 0));
+      size_t in_advised = 0;
+      for (void* p : in_region) {
+        ASSERT_NE(p, nullptr);
+        in_advised += arena_thp(slab_find(p));
+      }
+      EXPECT_EQ(in_advised, 0u) << "region blocks (chunk_huge_pages 0) in a huge-page arena";
+      spaces_chunk_destroy(r);
+    }
     for (auto* v : {&small, &boxed, &medium, &one_granule_medium, &large})
       for (void* p : *v) spaces_free(p);
   }).join();
