@@ -4,6 +4,8 @@
 // blocks whose allocating thread has exited) and leaves --keep blocks for the next round, then exits. The live
 // data is the same every round, so a flat RSS is the goal: STAT lines give the resident set after rounds 25,
 // 100, 200 and 400 (and the last) and `rss_growth` = RSS at the last round / RSS at round 25.
+// --min-size/--max-size replace that mix with sizes uniform in [min, max] (one size band, e.g. the
+// 9-15 KiB classes: docs/benchmarks.md, session 25).
 // Blocks carry a pattern checked before free; exits non-zero on a mismatch.
 #include "common.h"
 
@@ -28,6 +30,7 @@ struct Config {
   size_t rounds, allocs, keep;
   uint64_t seed;
   bool touch_all;
+  size_t min_size, max_size;  // max_size 0: the mix in pick_size
 };
 
 long rss_kib() {
@@ -43,7 +46,8 @@ long rss_kib() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-size_t pick_size(Rng &rng) {
+size_t pick_size(Rng &rng, const Config &c) {
+  if (c.max_size) return c.min_size + (size_t)rng.below(c.max_size - c.min_size + 1);  // (--min-size/--max-size)
   uint64_t r = rng.below(1000);
   if (r < 700) return 16 + (size_t)rng.below(240);           // small objects
   if (r < 950) return 256 + (size_t)rng.below(4096 - 256);   // strings, vectors
@@ -65,7 +69,7 @@ void round_thread(unsigned id, uint64_t round, const Config &c, std::vector<Item
   uint64_t s = 0;
   for (size_t i = 0; i < c.allocs; i++) {
     Item it;
-    it.size = pick_size(rng);
+    it.size = pick_size(rng, c);
     it.key = make_key(id, round * c.allocs + i);
     it.p = checked_malloc(kName, it.size);
     fill_ends(it.p, it.size, it.key, c.touch_all);
@@ -96,7 +100,10 @@ int main(int argc, char **argv) {
   c.keep = (size_t)a.num("--keep", 16, 0);
   c.seed = (uint64_t)a.num("--seed", 1);
   c.touch_all = a.flag("--touch-all");  // write whole blocks, not just their ends (common.h)
+  c.min_size = (size_t)a.num("--min-size", 16, 1);  // with --max-size: every block uniform in [min, max]
+  c.max_size = (size_t)a.num("--max-size", 0, 0);
   a.finish();
+  if (c.max_size && c.max_size < c.min_size) c.max_size = c.min_size;
 
   std::vector<std::vector<Item>> carry(c.threads), next(c.threads);
   std::vector<uint64_t> sums(c.threads, 0);
