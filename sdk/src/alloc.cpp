@@ -147,6 +147,8 @@ SPACES_API SPACES_HOT_TEXT void* spaces_realloc(void* p, size_t size) noexcept {
   if (usable == 0) return nullptr;  // (reported)
   if (!kMemcheckExactSizes && realloc_in_place(size, usable, false))
     return p;  // shrink in place unless it wastes half
+  if (s->kind == kSlabPages)  // (grows into the free pages after it, or gives back its tail)
+    if (void* r = box_realloc(s, p, medium_class_of(usable), size)) return r;
   void* n = spaces_malloc(size);
   if (n == nullptr) return nullptr;
   copy_block(n, p, size < usable ? size : usable);

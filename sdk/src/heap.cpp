@@ -169,7 +169,7 @@ SPACES_HOT_TEXT static void give_to_arena(Slab* s, unsigned granules, RunBatch* 
 }
 
 // Give an empty slab back: to the heap's cache, or to its arena.
-SPACES_HOT_TEXT void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
+SPACES_HOT_TEXT SPACES_ONE_COPY void heap_release_slab(Heap* h, Slab* s, bool to_arena, RunBatch* batch) {
   __atomic_store_n(&s->kind, uint8_t(kSlabEmpty), __ATOMIC_RELAXED);
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   // (release: a reader of a bump slab that sees `attached` 0 again also sees it is no longer

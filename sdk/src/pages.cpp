@@ -444,6 +444,24 @@ SPACES_NOINLINE SPACES_HOT_TEXT BoxRef box_grow(Heap* h, unsigned cls, unsigned 
 }
 }  // namespace
 
+// Owner h: pages [i, i + n) of box `slot` (m), the front of a free run, stop being free (their
+// run, bits and counts follow). true: every one of them was clean (zero). (Out of line: box_alloc
+// and box_realloc share it, and the hot text has no room for two copies.)
+SPACES_NOINLINE SPACES_HOT_TEXT bool box_take(Heap* h, unsigned slot, PageBox* m, unsigned i, unsigned n) {
+  run_take_front(h, slot, m, i, n);
+  BoxRun br = box_run(i, n);
+  box_bits_off(m->free, br);
+  m->free_pages = uint16_t(m->free_pages - n);
+  uint64_t c0 = m->clean[br.w] & br.lo, c1 = br.hi ? m->clean[br.w + 1] & br.hi : 0;
+  bool clean = c0 == br.lo && c1 == br.hi;
+  unsigned dirty = clean ? 0 : (c0 | c1) == 0 ? n : n - unsigned(popcount64(c0) + popcount64(c1));
+  m->dirty_pages = uint16_t(m->dirty_pages - dirty);
+  h->box_dirty -= dirty;
+  if (m->dirty_pages == 0) m->dirty_since = 0;  // (all reused: the next dirty free starts the wait)
+  box_bits_off(m->clean, br);
+  return clean;
+}
+
 SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
   if (h->notify.load(std::memory_order_relaxed) != nullptr) heap_drain_notify(h);
@@ -454,18 +472,8 @@ SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   Slab* s = h->box_idx[r >> 8];
   PageBox* m = box_of(s);
   unsigned i = r & 255;
-  run_take_front(h, unsigned(r >> 8), m, i, n);
-  BoxRun br = box_run(i, n);
-  box_bits_off(m->free, br);
-  m->free_pages = uint16_t(m->free_pages - n);
+  bool clean = box_take(h, unsigned(r >> 8), m, i, n);
   m->live++;
-  uint64_t c0 = m->clean[br.w] & br.lo, c1 = br.hi ? m->clean[br.w + 1] & br.hi : 0;
-  bool clean = c0 == br.lo && c1 == br.hi;
-  unsigned dirty = clean ? 0 : (c0 | c1) == 0 ? n : n - unsigned(popcount64(c0) + popcount64(c1));
-  m->dirty_pages = uint16_t(m->dirty_pages - dirty);
-  h->box_dirty -= dirty;
-  if (m->dirty_pages == 0) m->dirty_since = 0;  // (all reused: the next dirty free starts the wait)
-  box_bits_off(m->clean, br);
   box_set_cls(m, i, cls);
   Block* b = reinterpret_cast<Block*>(reinterpret_cast<uintptr_t>(s) + uintptr_t(i) * kPageSize);
   if (!clean) link_set(b, 0);  // (a live block's word must not look free; a clean page's is 0)
@@ -500,6 +508,34 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
   }
   track_free(nullptr, p, b, class_size(c));
   if (slab_remote_push(s, b)) remote_notify(s);
+}
+
+// realloc of a live box block p (class c, checked by the caller) to `size`, in place where it
+// can be: the owner thread grows the block into the free run right after it, unless a run lower
+// in its boxes fits the new size (where a malloc would put it: address-ordered first fit keeps
+// blocks packed low), and gives back its tail pages when it shrinks to less than half. p when
+// done, NULL when the caller must move it (another thread's block, no room, or a size a box does
+// not serve). (A buffer grown by half at a time was moved and copied every time.)
+SPACES_NOINLINE SPACES_HOT_TEXT void* box_realloc(Slab* s, void* p, unsigned c, size_t size) {
+  if (kMemcheckExactSizes || size <= kSmallMax || size > kMediumMax) return nullptr;  // (memcheck: every block moves)
+  unsigned c2 = medium_class_of(size);
+  Heap* h = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+  if (!box_class(c2) || h == nullptr || __atomic_load_n(&h->tp, __ATOMIC_RELAXED) != thread_self() ||
+      h->state != kHeapActive)
+    return nullptr;
+  PageBox* m = box_of(s);
+  unsigned i = unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize);
+  unsigned n = box_pages_of(c), n2 = box_pages_of(c2), j = i + n;
+  if (n2 < n) {  // shrink: the tail pages go back, joined with the free run after them
+    box_pages_back(h, s, i + n2, n - n2);
+  } else if (n2 > n) {
+    if (j >= kBoxPages || !page_free(m, j) || m->run_len[j] < n2 - n) return nullptr;
+    BoxRef lower = box_fit(h, n2);
+    if (lower != 0 && ref_addr(h, lower) < reinterpret_cast<uintptr_t>(p)) return nullptr;
+    box_take(h, s->cls, m, j, n2 - n);
+  }
+  box_set_cls(m, i, c2);
+  return p;
 }
 
 SPACES_HOT_TEXT size_t box_usable(Slab* s, const void* p, const char* what) {

@@ -330,6 +330,11 @@ inline size_t model_huge_cost(size_t size, size_t align) {
   size_t lead = std::max(kSlab, align);
   return (lead + size + kArena - 1) & ~(kArena - 1);
 }
+// Is a thread heap's class of size c served from page boxes (more than one granule, 16 KiB up, to
+// medium_pages KiB)?
+inline bool model_box_class(size_t c) {
+  return c >= (size_t(16) << 10) && c <= kMediumMax && c <= size_t(spaces_option_get("medium_pages")) << 10;
+}
 // A thread heap's block of `rounded` bytes aligned to 256..4096: from a page box (page-aligned
 // blocks) when boxes serve its class (more than one granule: 16 KiB up, to medium_pages KiB),
 // the class's size usable (alloc.cpp, heap_aligned_alloc).
@@ -1362,9 +1367,11 @@ class Model {
     if (!moved) {
       size_t u = spaces_usable_size(q);
       if (u < n) return fail("realloc in place of %p to %zu: usable_size %zu", static_cast<void*>(q), n, u);
-      // Only a direct mapping of a thread heap is resized in place (large.cpp, direct_resize).
+      // Only a direct mapping of a thread heap is resized in place (large.cpp, direct_resize), and a
+      // page box's block (pages.cpp, box_realloc), which takes the new size's class.
       bool direct = old.owner == 0 && old.cost >= kArena;
-      if (u != old.usable && !direct)
+      bool boxed = old.owner == 0 && model_box_class(old.usable) && model_box_class(u) && u == model_class_size(n);
+      if (u != old.usable && !direct && !boxed)
         return fail("realloc in place of %p to %zu changed usable_size %zu -> %zu", static_cast<void*>(q), n,
                     old.usable, u);
       Block b = old;
