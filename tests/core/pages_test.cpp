@@ -276,7 +276,7 @@ TEST(Pages, ReallocGrowsIntoTheFreePagesAfterABlockAndShrinksInPlace) {
 
 // ...but not where a run lower in the heap's boxes fits the grown size: the block moves there, as
 // a malloc of that size would go there (address-ordered first fit keeps blocks packed low; growing
-// in place regardless held 4-5 % more at the peak in bench/micro/realloc_loop.c with 4 and 8
+// in place regardless held 4-6 % more at the peak in bench/micro/realloc_loop.c with 4 and 8
 // buffers).
 TEST(Pages, ReallocMovesToALowerRunThatFitsRatherThanGrowInPlace) {
   BoxesOn on;
