@@ -322,29 +322,50 @@ TEST(Heap, AnExitedThreadsCurrentSlabGoesBackAfterItsLastRemoteFree) {
   EXPECT_EQ(slab_find(live[0]), nullptr) << "empty: given back to the arenas";
 }
 
+namespace {
+// Freed granules stay dirty (no delay, no bound) for the scope; restored after.
+struct KeepDirty {
+  long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
+  KeepDirty() {
+    EXPECT_EQ(spaces_option_set("purge_delay_ms", -1), 0);
+    EXPECT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);
+  }
+  ~KeepDirty() {
+    spaces_option_set("purge_delay_ms", delay);
+    spaces_option_set("dirty_max_kib", bound);
+  }
+};
+// On the calling thread's heap (made here), with nothing dirty or cached from earlier tests: a
+// large block of 6 granules written to their ends, then freed: [lo, hi) are now dirty granules
+// in the arena, resident.
+void leave_dirty_granules(uintptr_t& lo, uintptr_t& hi) {
+  spaces_free(spaces_malloc(16));
+  spaces_collect(1);
+  const size_t big = 6 * kSlabSize - 512;
+  auto* b = static_cast<unsigned char*>(spaces_malloc(big));
+  ASSERT_NE(b, nullptr);
+  memset(b, 0x5a, big);
+  lo = reinterpret_cast<uintptr_t>(b) & ~(kSlabSize - 1);
+  hi = reinterpret_cast<uintptr_t>(b) + big;
+  spaces_free(b);
+}
+unsigned granule_resident(uintptr_t g) {  // pages of granule g present (mincore)
+  unsigned char v[kSlabSize / kPageSize];
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(g), kSlabSize, v), 0);
+  unsigned n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n;
+}
+}  // namespace
+
 // A class that needs one more slab (not a growing one) and gets a granule that a freed large
 // block left dirty keeps the pages of its first block only: the rest go back to the kernel at once
 // (slab_purge_past_first_block) instead of staying resident for as long as the slab lives.
 TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
-  long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", -1), 0);  // the freed block's granules stay dirty
-  ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);
+  KeepDirty keep;
   std::thread([] {
-    spaces_free(spaces_malloc(16));  // (the thread's heap)
-    spaces_collect(1);               // (no dirty granule from earlier tests, no empty slab cached)
-    const size_t big = 6 * kSlabSize - 512;  // a large block: a run of 6 granules, written to their ends
-    auto* b = static_cast<unsigned char*>(spaces_malloc(big));
-    ASSERT_NE(b, nullptr);
-    memset(b, 0x5a, big);
-    uintptr_t lo = reinterpret_cast<uintptr_t>(b) & ~(kSlabSize - 1), hi = reinterpret_cast<uintptr_t>(b) + big;
-    spaces_free(b);  // its granules go back to the arena dirty: resident, not purged
-    auto resident = [](uintptr_t g) {
-      unsigned char v[kSlabSize / kPageSize];
-      EXPECT_EQ(mincore(reinterpret_cast<void*>(g), kSlabSize, v), 0);
-      unsigned n = 0;
-      for (unsigned char c : v) n += c & 1;
-      return n;
-    };
+    uintptr_t lo = 0, hi = 0;
+    leave_dirty_granules(lo, hi);
     std::vector<void*> live;
     Slab* fresh = nullptr;
     while (fresh == nullptr && live.size() < 1000) {  // the class's first slab of its own
@@ -360,13 +381,11 @@ TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
     ASSERT_FALSE(arena_thp(fresh)) << "(no purge in an arena advised huge pages; this process has too little in use for one)";
     unsigned others = 0;  // the block's other granules stay resident (dirty, free)
     for (uintptr_t o = lo + kSlabSize; o + kSlabSize <= hi; o += kSlabSize)
-      if (o != g) others = std::max(others, resident(o));
+      if (o != g) others = std::max(others, granule_resident(o));
     EXPECT_EQ(others, kSlabSize / kPageSize);
-    EXPECT_LE(resident(g), 2u) << "pages past the slab's first block should have gone back";
+    EXPECT_LE(granule_resident(g), 2u) << "pages past the slab's first block should have gone back";
     for (void* p : live) spaces_free(p);
   }).join();
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", delay), 0);
-  ASSERT_EQ(spaces_option_set("dirty_max_kib", bound), 0);
 }
 
 // ...but a one-granule medium slab (the 9-15 KiB classes: four to seven blocks of two to four
@@ -375,18 +394,10 @@ TEST(Heap, AFreshSlabCutFromADirtyGranuleKeepsItsFirstBlocksPagesOnly) {
 // exiting thread's cached blocks empty its slabs, which go back to the arena dirty, and the next
 // thread takes them again: 9 506 faults instead of 682 in the docs' measurement).
 TEST(Heap, AOneGranuleMediumSlabKeepsTheDirtyPagesItIsCutFrom) {
-  long long delay = option(kOpt_purge_delay_ms), bound = option(kOpt_dirty_max_kib);
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", -1), 0);  // the freed block's granules stay dirty
-  ASSERT_EQ(spaces_option_set("dirty_max_kib", 1 << 20), 0);
+  KeepDirty keep;
   std::thread([] {
-    spaces_free(spaces_malloc(16));  // (the thread's heap)
-    spaces_collect(1);               // (no dirty granule from earlier tests, no empty slab cached)
-    const size_t big = 6 * kSlabSize - 512;
-    auto* b = static_cast<unsigned char*>(spaces_malloc(big));
-    ASSERT_NE(b, nullptr);
-    memset(b, 0x5a, big);
-    uintptr_t lo = reinterpret_cast<uintptr_t>(b) & ~(kSlabSize - 1), hi = reinterpret_cast<uintptr_t>(b) + big;
-    spaces_free(b);  // its granules go back to the arena dirty: resident, not purged
+    uintptr_t lo = 0, hi = 0;
+    leave_dirty_granules(lo, hi);
     void* p = spaces_malloc(12000);
     ASSERT_NE(p, nullptr);
     Slab* s = slab_find(p);
@@ -395,15 +406,9 @@ TEST(Heap, AOneGranuleMediumSlabKeepsTheDirtyPagesItIsCutFrom) {
     ASSERT_EQ(reinterpret_cast<uintptr_t>(p), slab_first(s)) << "the class's first slab, fresh";
     uintptr_t g = slab_base(s);
     ASSERT_TRUE(g >= lo && g < hi) << "the slab should reuse a granule of the freed block";
-    unsigned char v[kSlabSize / kPageSize];
-    ASSERT_EQ(mincore(reinterpret_cast<void*>(g), kSlabSize, v), 0);
-    unsigned n = 0;
-    for (unsigned char c : v) n += c & 1;
-    EXPECT_EQ(n, kSlabSize / kPageSize) << "the granule's pages should have stayed resident";
+    EXPECT_EQ(granule_resident(g), kSlabSize / kPageSize) << "the granule's pages should have stayed resident";
     spaces_free(p);
   }).join();
-  ASSERT_EQ(spaces_option_set("purge_delay_ms", delay), 0);
-  ASSERT_EQ(spaces_option_set("dirty_max_kib", bound), 0);
 }
 
 // A small class that keeps needing fresh slabs (its current slab ran out, and so did the last
