@@ -534,12 +534,13 @@ Slab* heap_refill(Heap* h, unsigned cls) {
 // slab's blocks are carved one at a time as its class needs them, so past its first block the
 // run goes back to the kernel now (one madvise): a class with a block or two live then holds
 // those pages and not the run's. (thread_rounds' 4-64 KiB blocks: 13.2 -> 8.2 MiB at round 400;
-// docs/benchmarks.md, "Base RSS".) A one-granule slab is too, when its class is not growing
+// docs/benchmarks.md, "Base RSS".) A small class's one-granule slab is too, when its class is not growing
 // (heap_new_slab): a growing class carves it to its end, so its warm pages save faults, but a
 // class that needed one more slab keeps a few blocks in it (session 23: a run of granules a large
 // block left dirty, cut into small slabs, held every page, 64 KiB per slab, for as long as each
 // slab lived; `medium --touch-all` at two threads 46.4 -> 39.5 MiB, docs/benchmarks.md,
-// "Dirty granules for small slabs"). Not one-granule slabs in arenas advised huge pages
+// "Dirty granules for small slabs"). Small classes' slabs only: a one-granule medium slab (9-15
+// KiB) keeps its pages (heap_new_slab, session 25). Not one-granule slabs in arenas advised huge pages
 // (arena_thp: arena_huge_pages; medium slabs never lie there): the madvise would split a 2 MiB
 // page whose point is that its blocks fault in at once.
 static void slab_purge_past_first_block(uintptr_t g, unsigned cls, unsigned granules) {

@@ -444,6 +444,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT BoxRef box_grow(Heap* h, unsigned cls, unsigned 
 }
 }  // namespace
 
+namespace {
 // Owner h: pages [i, i + n) of box `slot` (m), the front of a free run, stop being free (their
 // run, bits and counts follow). true: every one of them was clean (zero). (Out of line: box_alloc
 // and box_realloc share it, and the hot text has no room for two copies.)
@@ -461,6 +462,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT bool box_take(Heap* h, unsigned slot, PageBox* m
   box_bits_off(m->clean, br);
   return clean;
 }
+}  // namespace
 
 SPACES_HOT_TEXT void* box_alloc(Heap* h, unsigned cls, size_t size, bool zero) {
   SPACES_ASSERT(h->chunk == nullptr && g_classes.granules[cls] > 1);
@@ -511,11 +513,13 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
 }
 
 // realloc of a live box block p (class c, checked by the caller) to `size`, in place where it
-// can be: the owner thread grows the block into the free run right after it, unless a run lower
-// in its boxes fits the new size (where a malloc would put it: address-ordered first fit keeps
-// blocks packed low), and gives back its tail pages when it shrinks to less than half. p when
-// done, NULL when the caller must move it (another thread's block, no room, or a size a box does
-// not serve). (A buffer grown by half at a time was moved and copied every time.)
+// can be: the owner thread grows the block into the free run right after it, unless box_fit
+// would put a block of the new size lower in its boxes (where a malloc would put it: the lowest
+// run of exactly that length, else the lowest that fits; this keeps first fit's blocks packed
+// low), and gives back its tail pages when it shrinks to less than half. p when done, NULL when
+// the caller must move it (another thread's block, no room, a size a box does not serve, or a
+// block already freed by another thread: the move's free reports that double free). (A buffer
+// grown by half at a time was moved and copied every time.)
 SPACES_NOINLINE SPACES_HOT_TEXT void* box_realloc(Slab* s, void* p, unsigned c, size_t size) {
   if (kMemcheckExactSizes || size <= kSmallMax || size > kMediumMax) return nullptr;  // (memcheck: every block moves)
   unsigned c2 = medium_class_of(size);
@@ -523,6 +527,8 @@ SPACES_NOINLINE SPACES_HOT_TEXT void* box_realloc(Slab* s, void* p, unsigned c, 
   if (!box_class(c2) || h == nullptr || __atomic_load_n(&h->tp, __ATOMIC_RELAXED) != thread_self() ||
       h->state != kHeapActive)
     return nullptr;
+  if (slab_block_looks_free(s, static_cast<Block*>(p)) && box_is_pending(s, static_cast<Block*>(p)))
+    return nullptr;  // (on the remote stack: freed already)
   PageBox* m = box_of(s);
   unsigned i = unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize);
   unsigned n = box_pages_of(c), n2 = box_pages_of(c2), j = i + n;

@@ -1370,7 +1370,9 @@ class Model {
       // Only a direct mapping of a thread heap is resized in place (large.cpp, direct_resize), and a
       // page box's block (pages.cpp, box_realloc), which takes the new size's class.
       bool direct = old.owner == 0 && old.cost >= kArena;
-      bool boxed = old.owner == 0 && model_box_class(old.usable) && model_box_class(u) && u == model_class_size(n);
+      // (only outside the keep-in-place range: above the block, or below half of it)
+      bool boxed = old.owner == 0 && (n > old.usable || n < old.usable / 2) && model_box_class(old.usable) &&
+                   model_box_class(u) && u == model_class_size(n);
       if (u != old.usable && !direct && !boxed)
         return fail("realloc in place of %p to %zu changed usable_size %zu -> %zu", static_cast<void*>(q), n,
                     old.usable, u);
