@@ -146,7 +146,7 @@ SPACES_API SPACES_HOT_TEXT void* spaces_realloc(void* p, size_t size) noexcept {
     return SPACES_LIKELY(!s->sampled) ? large_realloc(s, p, size) : prof_large_realloc(s, p, size);
   size_t usable = s->kind == kSlabPages ? box_usable(s, p, "realloc of a pointer that is not a live block")
                                         : small_usable(s, p, "realloc of a pointer that is not a live block");
-  if (usable == 0) return nullptr;  // (reported)
+  if (usable == 0 || realloc_of_freed_block(s, p, usable)) return nullptr;  // (reported)
   if (!kMemcheckExactSizes && realloc_in_place(size, usable, false))
     return p;  // shrink in place unless it wastes half
   if (s->kind == kSlabPages)  // (grows into the free pages after it, or gives back its tail)

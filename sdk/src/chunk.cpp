@@ -904,8 +904,8 @@ void* ChunkRegion::realloc(Chunk* c, void* p, size_t size) {
   bool untracked_bump = s->kind == kSlabBump && chunk_untracked(c);
   size_t usable = untracked_bump ? bump_check(s, p, "realloc of a pointer that is not a live block")  // (to the top)
                                  : spaces_usable_size(p);
-  if (usable == 0) {  // (reported: not a block start)
-    errno = EINVAL;
+  if (usable == 0 || ((s->kind == kSlabSmall || s->kind == kSlabPages) && realloc_of_freed_block(s, p, usable))) {
+    errno = EINVAL;  // (reported: not a block start, or freed)
     return nullptr;
   }
   bool in_place = !kMemcheckExactSizes && (s->kind == kSlabSmall || s->kind == kSlabLargeRun) &&

@@ -214,10 +214,27 @@ __attribute__((no_sanitize("thread"))) static bool remote_cached(Slab* s, Block*
   return false;
 }
 
+// Is b, a block of small slab s whose first word looks like a free link, really free: on the
+// slab's lists, in a thread's remote batch or in a medium cache? (Racy when s is another
+// thread's: a hint, memory-safe; the owner's own lists are exact.)
+SPACES_NOINLINE bool small_block_freed(Slab* s, Block* b) {
+  return (s->block_size <= kRemoteBlockMax && remote_cached(s, b)) || medium_cached(s, b) ||
+         slab_contains_free(s, b);
+}
+
+// realloc's check of a block whose first word looks free (internal.h, realloc_of_freed_block):
+// reports it when it is on a list (small slab) or on its box's remote stack (a block the owner
+// freed has no class byte, so box_usable reported it already). True: reported.
+SPACES_NOINLINE bool freed_block_reported(Slab* s, Block* b) {
+  bool freed = s->kind == kSlabPages ? box_is_pending(s, b) : small_block_freed(s, b);
+  if (freed) report_error(SPACES_ERROR_DOUBLE_FREE, b, "realloc of a freed block");
+  return freed;
+}
+
 // A block of small slab s, which another thread's heap owns, freed by thread heap h's thread:
 // the first of a batch (free_dispatch appends the others), or one that looks free.
 SPACES_HOT_TEXT static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && (remote_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && small_block_freed(s, b)) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -243,8 +260,7 @@ SPACES_HOT_TEXT static void remote_put(Heap* h, Slab* s, Block* b, void* p) {
 // A small block of a slab whose owner heap is this thread's (off the fast path: the slab is
 // detached, has aligned blocks, or the block looked free).
 SPACES_HOT_TEXT void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
-                                      medium_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && small_block_freed(s, b)) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }
@@ -264,8 +280,7 @@ SPACES_HOT_TEXT void free_local_slow(Heap* h, Slab* s, Block* b, void* p) {
 // (one CAS); the first push into a slab its owner stopped tracking also queues the slab on the
 // owner's notify list, which the owner drains on its next refill (heap.cpp).
 SPACES_HOT_TEXT void free_remote(Slab* s, Block* b, void* p) {
-  if (slab_block_looks_free(s, b) && ((s->block_size <= kRemoteBlockMax && remote_cached(s, b)) ||
-                                      medium_cached(s, b) || slab_contains_free(s, b))) {
+  if (slab_block_looks_free(s, b) && small_block_freed(s, b)) {
     report_error(SPACES_ERROR_DOUBLE_FREE, b, "double free");
     return;
   }

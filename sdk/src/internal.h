@@ -1020,6 +1020,17 @@ void box_merge(Heap* h, Heap* a);                // heap_merge's part: a's boxes
 void box_after_fork(Heap* h);                    // fork child: a dead thread's index repaired
 bool box_is_pending(Slab* s, Block* b);  // double-free check: b on s's remote stack (racy hint)
 
+// realloc of live-looking block p (usable bytes from small_usable or box_usable) that was freed
+// already: p's slab block b is on a free list, a remote batch, a medium cache or its box's remote
+// stack. One load and compare unless b's first word looks like a free link; true: reported as
+// a double free. (Without it a realloc kept in place handed a freed block back as live.)
+bool small_block_freed(Slab* s, Block* b);    // small slab: b on a list or in a cache (racy hint)
+bool freed_block_reported(Slab* s, Block* b);  // (realloc_of_freed_block's walk, out of line)
+SPACES_INLINE bool realloc_of_freed_block(Slab* s, void* p, size_t usable) {
+  Block* b = static_cast<Block*>(s->kind == kSlabPages ? p : static_cast<char*>(p) + usable - s->block_size);
+  return SPACES_UNLIKELY(slab_block_looks_free(s, b)) && freed_block_reported(s, b);
+}
+
 // ---- api (api.cpp) --------------------------------------------------------------------------
 bool ensure_init();
 void report_error(int code, const void* addr, const char* what);

@@ -517,8 +517,8 @@ SPACES_HOT_TEXT void box_free(Slab* s, void* p) {
 // would put a block of the new size lower in its boxes (where a malloc would put it: the lowest
 // run of exactly that length, else the lowest that fits; this keeps first fit's blocks packed
 // low), and gives back its tail pages when it shrinks to less than half. p when done, NULL when
-// the caller must move it (another thread's block, no room, a size a box does not serve, or a
-// block already freed by another thread: the move's free reports that double free). (A buffer
+// the caller must move it (another thread's block, no room, a size a box does not serve). The
+// caller has checked that p is not on the box's remote stack already (realloc_of_freed_block). (A buffer
 // grown by half at a time was moved and copied every time.)
 SPACES_NOINLINE SPACES_HOT_TEXT void* box_realloc(Slab* s, void* p, unsigned c, size_t size) {
   if (kMemcheckExactSizes || size <= kSmallMax || size > kMediumMax) return nullptr;  // (memcheck: every block moves)
@@ -527,8 +527,6 @@ SPACES_NOINLINE SPACES_HOT_TEXT void* box_realloc(Slab* s, void* p, unsigned c, 
   if (!box_class(c2) || h == nullptr || __atomic_load_n(&h->tp, __ATOMIC_RELAXED) != thread_self() ||
       h->state != kHeapActive)
     return nullptr;
-  if (slab_block_looks_free(s, static_cast<Block*>(p)) && box_is_pending(s, static_cast<Block*>(p)))
-    return nullptr;  // (on the remote stack: freed already)
   PageBox* m = box_of(s);
   unsigned i = unsigned((reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(s)) / kPageSize);
   unsigned n = box_pages_of(c), n2 = box_pages_of(c2), j = i + n;

@@ -3,6 +3,7 @@
 #include "test_internal.h"
 
 #include <sys/mman.h>
+#include <algorithm>
 #include <thread>
 #include <vector>
 
@@ -250,4 +251,61 @@ TEST(Errors, BumpSlabBlocks) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(spaces_usable_size(e), 64u);
   spaces_chunk_destroy(c);
+}
+
+// realloc of a block freed already, where the realloc would otherwise keep it in place (same
+// size): a small block on its slab's list or in another thread's remote batch, a medium block in
+// the medium cache, a page box's block on the box's remote stack, a region's block. Each is
+// reported as a double free and realloc returns NULL; no block is then handed out twice.
+TEST(Errors, ReallocOfAFreedBlockIsReported) {
+  HandlerScope h;
+  int expected = 0;
+  auto realloc_reported = [&](void* p, size_t n, const char* what) {
+    EXPECT_EQ(spaces_realloc(p, n), nullptr) << what;
+    EXPECT_EQ(g_caught.count, ++expected) << what;
+    EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE) << what;
+  };
+  std::vector<void*> keep;
+  for (size_t n : {size_t(48), size_t(9000)}) {
+    MediumSlabsScope slabs;  // (9000: a one-granule medium slab and the medium cache)
+    for (int i = 0; i < 4; i++) keep.push_back(spaces_malloc(n));
+    void* p = spaces_malloc(n);
+    spaces_free(p);
+    realloc_reported(p, n, "freed by its own thread");
+    void* q = spaces_malloc(n);
+    std::thread([&] { spaces_free(q); }).join();  // (pushed to the slab's remote list at exit)
+    realloc_reported(q, n, "freed by another thread");
+    void* r = spaces_malloc(n);
+    std::thread([&] {
+      spaces_free(r);  // (still in this thread's remote batch)
+      realloc_reported(r, n, "in a remote batch");
+    }).join();
+  }
+  // a page box's block freed by another thread: on the box's remote stack until its owner drains it
+  void* keep_box = spaces_malloc(40000);
+  void* b = spaces_malloc(40000);
+  std::thread([&] { spaces_free(b); }).join();
+  realloc_reported(b, 40000, "a box block on the remote stack");
+  std::thread([&] { realloc_reported(b, 40000, "ditto, from another thread"); }).join();
+  // a region's small block
+  SpacesChunk c = spaces_chunk_create(0);
+  void* k = spaces_chunk_alloc(c, 64, 0);
+  void* d = spaces_chunk_alloc(c, 64, 0);
+  spaces_free(d);
+  EXPECT_EQ(spaces_chunk_realloc(c, d, 64), nullptr);
+  EXPECT_EQ(g_caught.count, ++expected);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  spaces_free(k);
+  spaces_chunk_destroy(c);
+  // the lists are intact: nothing comes back twice
+  std::vector<void*> again;
+  for (int i = 0; i < 500; i++) again.push_back(spaces_malloc(48));
+  for (int i = 0; i < 20; i++) again.push_back(spaces_malloc(9000));
+  for (int i = 0; i < 20; i++) again.push_back(spaces_malloc(40000));
+  std::sort(again.begin(), again.end());
+  EXPECT_EQ(std::adjacent_find(again.begin(), again.end()), again.end()) << "a block handed out twice";
+  EXPECT_EQ(g_caught.count, expected);
+  for (void* x : again) spaces_free(x);
+  for (void* x : keep) spaces_free(x);
+  spaces_free(keep_box);
 }
