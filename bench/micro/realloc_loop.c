@@ -1,10 +1,12 @@
 /* Buffers grown by realloc in big appends, as a C program reading a file or building a message
  * grows its buffer: `side` buffers (argv[1], default 1; a power of two up to 16) grow side by side
  * from 16 KiB by half their capacity at a time, each append writing 4 KiB (memset: cheap, so the
- * copies realloc makes show), and a buffer past 200 000 bytes is checked and freed. Prints the time,
+ * copies realloc makes show), and a buffer past `limit` bytes (argv[2], default 200 000: page boxes'
+ * sizes; 1 900 000 takes them through the large runs of 256 KiB-2 MiB too) is checked and freed.
+ * Prints the time,
  * how many reallocs moved their block, and the peak resident set. Run it under each allocator:
  *   cc -O2 bench/micro/realloc_loop.c -o /tmp/realloc_loop
- *   LD_PRELOAD=build/release/sdk/libspaces.so /tmp/realloc_loop 8     (glibc: no preload)
+ *   LD_PRELOAD=build/release/sdk/libspaces.so /tmp/realloc_loop 8 [limit]   (glibc: no preload)
  * Exits non-zero if a realloc fails or loses contents. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +16,11 @@
 #include "rss.h"
 
 int main(int argc, char **argv) {
-  enum { kAppend = 4096, kLimit = 200000, kSteps = 200000 };
+  enum { kAppend = 4096, kSteps = 200000 };
   unsigned side = argc > 1 ? (unsigned)atoi(argv[1]) : 1;
-  if (side == 0 || side > 16 || (side & (side - 1)) != 0) {
-    fprintf(stderr, "usage: %s [side: 1, 2, 4, 8 or 16]\n", argv[0]);
+  size_t kLimit = argc > 2 ? (size_t)atol(argv[2]) : 200000;
+  if (side == 0 || side > 16 || (side & (side - 1)) != 0 || kLimit < kAppend || kLimit > ((size_t)1 << 30)) {
+    fprintf(stderr, "usage: %s [side: 1, 2, 4, 8 or 16] [limit: 4096 - 2^30 bytes]\n", argv[0]);
     return 2;
   }
   unsigned char *buf[16] = {0};

@@ -753,6 +753,22 @@ int find_run(const Arena* a, size_t count, bool dirty_only) {
   return count == 1 && !a->huge ? 63 - __builtin_clzll(pick) : __builtin_ctzll(pick);
 }
 
+// The free granules `run` (a mask) of arena a stop being free (shard lock held): the counts of
+// dirty, cached and committed memory follow. Returns how many of them were dirty.
+SPACES_NOINLINE SPACES_HOT_TEXT unsigned take_granules(Shard& sh, Arena* a, uint64_t run) {
+  if (a->free_mask == kAllSlabs) sh.empty_arenas--;
+  unsigned reused = popcount64(a->dirty_mask & run);
+  a->free_mask &= ~run;
+  a->dirty_mask &= ~run;
+  cached_add(sh, a, -ptrdiff_t(reused));
+  if (!a->huge) sh.decay_dirty -= reused;
+  arena_dirty_add(a, -ptrdiff_t(reused * kSlabSize));
+  if (a->dirty_mask == 0) a->dirty_since = 0;
+  commit_add(ptrdiff_t((size_t(popcount64(run)) - reused) * kSlabSize));
+  if (a->free_mask == 0) free_list_remove(sh, a);
+  return reused;
+}
+
 // Take a run from shard sh (its lock held): dirty_only as find_run; from a thread heaps' arena
 // advised huge pages only if dense (arena_alloc_slabs). NULL if none fits.
 SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_only, bool* dirty, bool dense) {
@@ -761,18 +777,7 @@ SPACES_HOT_TEXT Slab* take_run(Shard& sh, size_t count, bool huge, bool dirty_on
   for (a = sh.free_list.head; a; a = a->next_free)  // (huge: regions' arenas, all advised)
     if (a->huge == huge && (huge || dense || !a->thp) && (i = find_run(a, count, dirty_only)) >= 0) break;
   if (i < 0) return nullptr;
-  uint64_t run = run_mask(count, unsigned(i));
-  if (a->free_mask == kAllSlabs) sh.empty_arenas--;
-  unsigned reused = popcount64(a->dirty_mask & run);
-  *dirty = reused != 0;
-  a->free_mask &= ~run;
-  a->dirty_mask &= ~run;
-  cached_add(sh, a, -ptrdiff_t(reused));
-  if (!a->huge) sh.decay_dirty -= reused;
-  arena_dirty_add(a, -ptrdiff_t(reused * kSlabSize));
-  if (a->dirty_mask == 0) a->dirty_since = 0;
-  commit_add(ptrdiff_t((count - reused) * kSlabSize));
-  if (a->free_mask == 0) free_list_remove(sh, a);
+  *dirty = take_granules(sh, a, run_mask(count, unsigned(i))) != 0;
   return reinterpret_cast<Slab*>(reinterpret_cast<uint8_t*>(a) + i * kSlabSize);
 }
 
@@ -1092,6 +1097,23 @@ SPACES_HOT_TEXT void arena_free_span_run(Slab* s, size_t count, size_t clean_fro
     other.lock.unlock();
     purge_run(b);
   }
+}
+
+SPACES_HOT_TEXT bool arena_grow_run(Slab* s, size_t count, size_t want) {
+  Arena* a = arena_of(s);
+  unsigned end = unsigned((reinterpret_cast<uintptr_t>(s) - reinterpret_cast<uintptr_t>(a)) >> kSlabShift) + unsigned(count);
+  if (want <= count || end + (want - count) > kSlabsPerArena) return false;
+  uint64_t more = run_mask(want - count, end);
+  {
+    LockGuard g(g_shard[a->shard].lock);
+    if ((a->free_mask & more) != more) return false;
+    take_granules(g_shard[a->shard], a, more);
+  }
+  void* from = reinterpret_cast<uint8_t*>(s) + count * kSlabSize;
+  (void)from;
+  SPACES_VG(VALGRIND_MAKE_MEM_UNDEFINED(from, (want - count) * kSlabSize));
+  SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(from, (want - count) * kSlabSize));
+  return true;
 }
 
 SPACES_HOT_TEXT bool arena_grow_span_run(Slab* s, size_t count, size_t want) {

@@ -732,6 +732,9 @@ void arena_free_span_run(Slab* s, size_t count, size_t clean_from = 0, size_t cl
 // Grow the span run at s from `count` to `want` granules in place if the granules after it are
 // free (and take them); false otherwise.
 bool arena_grow_span_run(Slab* s, size_t count, size_t want);
+// The same for a run of a thread heaps' arena (large blocks): grown into the free granules right
+// after it in its arena, dirty or clean.
+bool arena_grow_run(Slab* s, size_t count, size_t want);
 struct ArenaTotals {
   size_t arenas, reserved, committed, peak_committed, slabs_cached, purges, mmaps;
 };

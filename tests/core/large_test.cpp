@@ -15,6 +15,7 @@
 #include <iterator>
 #include <string>
 #include <thread>
+#include <random>
 #include <vector>
 
 namespace {
@@ -533,6 +534,108 @@ TEST(Span, FreedMemoryAboveTheRecentPeakIsPurgedAtOnce) {
   struct spaces_stats after = stats_now();
   EXPECT_GT(after.purges, before.purges);
   EXPECT_LE(after.committed_bytes + 8 * kMiB, before.committed_bytes) << "at least the 8 MiB over the bound went";
+}
+
+// realloc of a run in an arena (blocks of 256 KiB - 2 MiB): grown in place into the free
+// granules right after it, moved (data kept) when they are taken, shrunk in place below half
+// (its tail granules free again and reusable), moved out of the runs' sizes to a box below 256
+// KiB (and below half) and to a span from 2 MiB. The large-block byte count follows every step.
+TEST(Large, ReallocResizesAnArenaRunInPlace) {
+  constexpr size_t kKiB = 1024;
+  // Two runs side by side: allocate until one directly follows another.
+  std::vector<void*> spare;
+  char* a = nullptr;
+  char* b = nullptr;
+  for (int i = 0; i < 64 && b == nullptr; i++) {
+    char* x = static_cast<char*>(spaces_malloc(300 * kKiB));
+    ASSERT_NE(x, nullptr);
+    if (a != nullptr && x == a + 5 * kSlabSize) {
+      b = x;
+    } else {
+      if (a) spare.push_back(a);
+      a = x;
+    }
+  }
+  ASSERT_NE(b, nullptr) << "no two 300 KiB runs side by side";
+  for (size_t i = 0; i < 300 * kKiB; i += 4096) a[i] = char(i >> 12);
+  struct spaces_stats s0 = stats_now();
+  spaces_free(b);  // the 5 granules after a are free
+  struct spaces_stats s1 = stats_now();
+  char* g = static_cast<char*>(spaces_realloc(a, 560 * kKiB));  // 5 -> 9 granules
+  ASSERT_EQ(g, a) << "grown into the free granules after it";
+  EXPECT_EQ(spaces_usable_size(g), 9 * kSlabSize - kSlabHeader);
+  EXPECT_EQ(stats_now().large_bytes, s1.large_bytes + 4 * kSlabSize);
+  for (size_t i = 0; i < 300 * kKiB; i += 4096) ASSERT_EQ(g[i], char(i >> 12));
+  memset(g + 300 * kKiB, 9, 260 * kKiB);
+  // The tenth granule is free; a block that takes it blocks the next growth.
+  char* blocker = static_cast<char*>(spaces_malloc(60 * kKiB + 300 * kKiB));
+  ASSERT_NE(blocker, nullptr);
+  bool blocked = blocker == g + 9 * kSlabSize;
+  char* m = static_cast<char*>(spaces_realloc(g, 1200 * kKiB));
+  ASSERT_NE(m, nullptr);
+  if (blocked) EXPECT_NE(m, g) << "the granules after it are taken: moved";
+  for (size_t i = 0; i < 300 * kKiB; i += 4096) ASSERT_EQ(m[i], char(i >> 12));
+  EXPECT_EQ(m[560 * kKiB - 1], 9);
+  // Shrunk below half: in place, and the granules past its new end are free for the next run.
+  char* s = static_cast<char*>(spaces_realloc(m, 270 * kKiB));
+  ASSERT_EQ(s, m) << "shrunk in place";
+  EXPECT_EQ(spaces_usable_size(s), 5 * kSlabSize - kSlabHeader);
+  for (size_t i = 0; i < 270 * kKiB; i += 4096) ASSERT_EQ(s[i], char(i >> 12));
+  char* next = static_cast<char*>(spaces_malloc(300 * kKiB));
+  ASSERT_NE(next, nullptr);
+  bool tail_reused = next == s + 5 * kSlabSize;
+  spaces_free(next);
+  if (!tail_reused) {  // (a lower free run may come first: then the tail must still grow back)
+    char* again = static_cast<char*>(spaces_realloc(s, 1200 * kKiB));
+    EXPECT_EQ(again, s) << "the tail given back is free again";
+    s = static_cast<char*>(spaces_realloc(again, 270 * kKiB));
+  }
+  // Out of the runs' sizes: a box block below 256 KiB, a span block from 2 MiB.
+  char* small = static_cast<char*>(spaces_realloc(s, 100 * kKiB));
+  ASSERT_NE(small, nullptr);
+  EXPECT_NE(small, s) << "below the runs' sizes: moved to where malloc(100 KiB) goes";
+  for (size_t i = 0; i < 100 * kKiB; i += 4096) ASSERT_EQ(small[i], char(i >> 12));
+  char* big = static_cast<char*>(spaces_malloc(400 * kKiB));
+  ASSERT_NE(big, nullptr);
+  char* huge = static_cast<char*>(spaces_realloc(big, 3 * kMiB));
+  ASSERT_NE(huge, nullptr);
+  if (spaces_option_get("huge_pages") != 0) EXPECT_NE(huge, big) << "2 MiB and up: a huge block's place";
+  spaces_free(huge);
+  spaces_free(small);
+  spaces_free(blocker);
+  for (void* x : spare) spaces_free(x);
+  EXPECT_EQ(stats_now().large_bytes, s0.large_bytes - 10 * kSlabSize) << "a and b, and nothing else, went back";
+}
+
+// Random reallocs of a few run-sized buffers (256 KiB - 2 MiB): contents kept through every
+// resize, in place or moved.
+TEST(Large, RandomRunReallocsKeepTheirContents) {
+  std::mt19937_64 rng(26);
+  struct Buf {
+    char* p = nullptr;
+    size_t n = 0;
+    char seed = 0;
+  };
+  Buf bufs[4];
+  size_t grown_in_place = 0, steps = 600;
+  for (size_t step = 0; step < steps; step++) {
+    Buf& b = bufs[rng() % 4];
+    size_t n = 256 * 1024 + 1 + rng() % (2 * kMiB - 256 * 1024 - 1024);
+    size_t had = b.p ? spaces_usable_size(b.p) : 0;
+    char* q = static_cast<char*>(b.p ? spaces_realloc(b.p, n) : spaces_malloc(n));
+    ASSERT_NE(q, nullptr);
+    size_t keep = b.n < n ? b.n : n;
+    for (size_t i = 0; i < keep; i += 4096) ASSERT_EQ(q[i], char(b.seed + (i >> 12))) << step;
+    if (keep && keep == b.n) ASSERT_EQ(q[keep - 1], char(b.seed ^ 0x55)) << step;
+    grown_in_place += q == b.p && n > had;
+    b.seed = char(rng());
+    b.p = q;
+    b.n = n;
+    for (size_t i = 0; i < n; i += 4096) q[i] = char(b.seed + (i >> 12));
+    q[n - 1] = char(b.seed ^ 0x55);
+  }
+  for (Buf& b : bufs) spaces_free(b.p);
+  EXPECT_GT(grown_in_place, steps / 20) << "some blocks grow in place";
 }
 
 // realloc grows a span block in place when the granules after it are free, and moves it (data

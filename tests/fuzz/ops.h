@@ -1367,13 +1367,17 @@ class Model {
     if (!moved) {
       size_t u = spaces_usable_size(q);
       if (u < n) return fail("realloc in place of %p to %zu: usable_size %zu", static_cast<void*>(q), n, u);
-      // Only a direct mapping of a thread heap is resized in place (large.cpp, direct_resize), and a
-      // page box's block (pages.cpp, box_realloc), which takes the new size's class.
+      // Only a direct mapping of a thread heap is resized in place (large.cpp, direct_resize), a
+      // page box's block (pages.cpp, box_realloc), which takes the new size's class, and an arena run.
       bool direct = old.owner == 0 && old.cost >= kArena;
       // (only outside the keep-in-place range: above the block, or below half of it)
       bool boxed = old.owner == 0 && (n > old.usable || n < old.usable / 2) && model_box_class(old.usable) &&
                    model_box_class(u) && u == model_class_size(n);
-      if (u != old.usable && !direct && !boxed)
+      // A thread heap's arena run (large.cpp, run_resize): grown or shrunk by whole 64 KiB
+      // granules behind its 256-byte header, while both sizes are run sizes.
+      bool run = old.owner == 0 && old.usable > kMediumMax && n > kMediumMax && (n > old.usable || n < old.usable / 2) &&
+                 u == ((256 + n + 65535) & ~size_t(65535)) - 256;
+      if (u != old.usable && !direct && !boxed && !run)
         return fail("realloc in place of %p to %zu changed usable_size %zu -> %zu", static_cast<void*>(q), n,
                     old.usable, u);
       Block b = old;
