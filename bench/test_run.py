@@ -82,6 +82,13 @@ class WorkloadTableTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             run.select_workloads("nosuch")
 
+    def test_single_threaded_workloads_run_once(self):
+        self.assertEqual(run.thread_counts("toy_ast_malloc", [1, 2]), [1])
+        self.assertEqual(run.thread_counts("toy_ast_malloc", [4, 16]), [1])
+        self.assertEqual(run.thread_counts("larson", [1, 2]), [1, 2])
+        singles = [n for n, e in run.WORKLOADS.items() if e.get("single_threaded")]
+        self.assertEqual(singles, ["toy_ast_malloc"])
+
     def test_command(self):
         cmd = run.workload_command("/b/tight", "tight_batch", 2, quick=True)
         self.assertEqual(cmd[:5], ["/b/tight", "--mode", "batch", "--threads", "2"])
