@@ -22,9 +22,9 @@
 // direct mapping (cls kDirectFromSpan), unmapped at free (never cached: cached mappings serve
 // only blocks above the spans' sizes), grown by fresh pages mapped right after it (its mapping
 // is several kernel mappings, which mremap cannot resize) or else copied; smaller ones are
-// copied to a new run. realloc of a thread heap's run in an arena (256 KiB - 2 MiB) grows it into
-// the free granules after it, or gives back the granules past its new end (run_resize), while the
-// new size is one malloc would also give a run; else it moves.
+// copied to a new run. realloc of a thread heap's run in an arena (256 KiB - 2 MiB; up to ~4 MiB
+// with huge_pages 0) grows it into the free granules after it, or gives back the granules past
+// its new end (run_resize), while the new size is one malloc would also give a run; else it moves.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
@@ -446,31 +446,42 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   return reinterpret_cast<void*>(np);
 }
 
-// realloc of a thread heap's run in an arena (not a span's, not a region's, not over-aligned)
-// in place: grown into the free granules right after it in its arena, or shrunk by giving back
-// the granules past its new end, while the new size is still one malloc would give a run
-// (above the medium classes, below the huge blocks). false: the caller moves it.
+// realloc of a thread heap's run in an arena (not a span's, not a region's; its pointer right
+// after the header: alignment up to 256) in place: grown into the free granules right after it in
+// its arena (or into its own tail, for an aligned block whose usable size stopped short of it), or
+// shrunk by giving back the granules past its new end, while the new size is still one malloc
+// would give a run (above the medium classes; below the huge blocks unless huge_pages is 0).
+// 1: resized; 0: the caller moves it; -1: reported (a free of the block raced this realloc).
+// The block is claimed for the resize as large_free claims it (its kind exchanged), so a racing
+// free is reported as a double free instead of giving back the old granule count.
 // (Until session 26 every such realloc that outgrew the block, or shrank it below half, moved
 // and copied it: a buffer grown from 256 KiB to 2 MiB by half at a time was copied 5 times.)
-SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
+SPACES_NOINLINE SPACES_HOT_TEXT int run_resize(Slab* h, void* p, size_t size) {
   uintptr_t start = h->map_base;
   if (h->chunk != nullptr || reinterpret_cast<uintptr_t>(p) != start + kSlabHeader || size <= kMediumMax ||
       (size >= kHugePage && option(kOpt_huge_pages) != 0))
-    return false;
+    return 0;
   size_t count = h->run_granules, want = (kSlabHeader + size + kSlabSize - 1) >> kSlabShift;
-  if (want > kMaxRunSlabs) return false;
+  if (want > kMaxRunSlabs) return 0;
+  uint8_t kind = kSlabLargeRun;
+  if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
+    return -1;
+  }
+  bool done = true;
   if (want > count) {
-    if (!arena_grow_run(reinterpret_cast<Slab*>(start), count, want)) return false;
-    g_large_bytes.fetch_add((want - count) * kSlabSize, std::memory_order_relaxed);
+    done = arena_grow_run(reinterpret_cast<Slab*>(start), count, want);
+    if (done) g_large_bytes.fetch_add((want - count) * kSlabSize, std::memory_order_relaxed);
   } else if (want < count) {
     arena_free_slabs(reinterpret_cast<Slab*>(start + want * kSlabSize), count - want);
     g_large_bytes.fetch_sub((count - want) * kSlabSize, std::memory_order_relaxed);
-  } else {
-    return false;  // (the same granules: realloc_in_place decided; not reached)
   }
-  h->run_granules = want;
-  h->user_size = start + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
-  return true;
+  if (done) {
+    h->run_granules = want;
+    h->user_size = start + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
+  }
+  __atomic_store_n(&h->kind, uint8_t(kSlabLargeRun), __ATOMIC_RELEASE);
+  return done ? 1 : 0;
 }
 
 SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
@@ -484,7 +495,8 @@ SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
     // Fits and is not less than half used: keep it.
     // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
     if (realloc_in_place(size, usable, true)) return p;
-    if (h->cls != kLargeInSpan && run_resize(h, p, size)) return p;
+    if (h->cls != kLargeInSpan)
+      if (int r = run_resize(h, p, size)) return r > 0 ? p : nullptr;
     // A span's run grows in place when the granules after it are free (a buffer grown by
     // doubling at the end of its span's used part, as a mapping would by mremap).
     size_t want = (reinterpret_cast<uintptr_t>(p) - h->map_base + size + kSlabSize - 1) >> kSlabShift;

@@ -277,9 +277,42 @@ TEST(Errors, ReallocOfAFreedBlockIsReported) {
     realloc_reported(q, n, "freed by another thread");
     void* r = spaces_malloc(n);
     std::thread([&] {
-      spaces_free(r);  // (still in this thread's remote batch)
+      spaces_free(r);  // (in this thread's remote batch; 9000 B goes to the slab's remote stack)
       realloc_reported(r, n, "in a remote batch");
     }).join();
+  }
+  {  // a medium block in its heap's medium cache: freed from a full (detached) slab
+    MediumSlabsScope slabs;
+    std::vector<void*> v;
+    for (int i = 0; i < 24; i++) v.push_back(spaces_malloc(9000));  // (7 a slab: the first ones fill)
+    spaces_free(v[0]);
+    ASSERT_TRUE(medium_cached(slab_find(v[0]), static_cast<Block*>(v[0]))) << "freed into the medium cache";
+    realloc_reported(v[0], 9000, "in the medium cache");
+    for (size_t i = 1; i < v.size(); i++) spaces_free(v[i]);
+  }
+  {  // an aligned block whose pointer lies inside its slot, freed
+    void* a = nullptr;
+    std::vector<void*> more;
+    for (int i = 0; i < 64 && a == nullptr; i++) {
+      void* x = spaces_aligned_alloc(256, 100);  // (past kSlotAlignMax: a slot of 384 B, p inside it)
+      Slab* s = slab_find(x);
+      if (s->kind == kSlabSmall && small_block_of(s, x, "test") != x) a = x;
+      else more.push_back(x);
+    }
+    ASSERT_NE(a, nullptr) << "no aligned block inside its slot";
+    spaces_free(a);
+    realloc_reported(a, 100, "an aligned block, freed");
+    for (void* x : more) spaces_free(x);
+  }
+  {  // a live block whose first word is what a free link of its slab looks like: not reported
+    void* p = spaces_malloc(48);
+    Slab* s = slab_find(p);
+    link_set(static_cast<Block*>(p), slab_encode(s, s));
+    ASSERT_TRUE(slab_block_looks_free(s, static_cast<Block*>(p)));
+    EXPECT_EQ(spaces_realloc(p, 48), p) << "live: kept in place";
+    EXPECT_EQ(g_caught.count, expected) << "not reported";
+    spaces_free(p);
+    EXPECT_EQ(g_caught.count, expected);
   }
   // a page box's block freed by another thread: on the box's remote stack until its owner drains it
   void* keep_box = spaces_malloc(40000);

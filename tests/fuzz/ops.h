@@ -1375,14 +1375,16 @@ class Model {
                    model_box_class(u) && u == model_class_size(n);
       // A thread heap's arena run (large.cpp, run_resize): grown or shrunk by whole 64 KiB
       // granules behind its 256-byte header, while both sizes are run sizes.
-      bool run = old.owner == 0 && old.usable > kMediumMax && n > kMediumMax && (n > old.usable || n < old.usable / 2) &&
-                 u == ((256 + n + 65535) & ~size_t(65535)) - 256;
+      // (an aligned one too, whose usable size may be small: aligned_alloc(256, 10000) is a run)
+      bool run = old.owner == 0 && old.cost != 0 && old.cost < kArena && n > kMediumMax &&
+                 (n > old.usable || n <= old.usable / 2) && u == ((256 + n + 65535) & ~size_t(65535)) - 256;
       if (u != old.usable && !direct && !boxed && !run)
         return fail("realloc in place of %p to %zu changed usable_size %zu -> %zu", static_cast<void*>(q), n,
                     old.usable, u);
       Block b = old;
       b.usable = u;
       b.req = n;
+      if (run) b.cost = u + 256;  // (its granules now)
       b.kind = owner ? kKindChunk : kKindRealloc;
       b.realloc_off_class = u <= (owner == 0 ? kMediumMax : kSmallMax) && model_class_size(n) != u;
       b.seed = next_seed();
