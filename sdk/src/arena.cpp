@@ -477,6 +477,10 @@ SPACES_HOT_TEXT size_t decay_allowance(const Shard& sh) {
 // Decide what shard sh purges now (its lock held). force: everything dirty.
 SPACES_HOT_TEXT void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool force) {
   b.shard = &sh;
+  // Not while this thread holds the heap profiler's lock (a sampled block's slab taken or given
+  // back for g_prof_heap, prof_collect): every thread that samples or frees a sample waits on
+  // it, so no madvise under it; the purges stay due and the next arena operation makes them.
+  if (SPACES_UNLIKELY(prof_busy())) return;
   bool over = over_dirty_limit();
   if (!force && !over && now < sh.next_purge) return;
   uint64_t delay = delay_ns();
@@ -683,6 +687,7 @@ SPACES_HOT_TEXT void dcache_purge(uint64_t now, bool force) {
 // dirty memory is still over the bound, the oldest dirty memory of the shards that are not busy
 // (the bound is process-wide; the shard that freed may hold little of it).
 SPACES_HOT_TEXT void purge_elsewhere(unsigned home, uint64_t now) {
+  if (SPACES_UNLIKELY(prof_busy())) return;  // (as purge_plan)
   if (now >= g_dcache_next_purge.load(std::memory_order_relaxed) || over_dirty_limit()) dcache_purge(now, false);
   for (unsigned k = 1; k < shard_count() && over_dirty_limit(); k++) {
     Shard& other = g_shard[(home + k) & (shard_count() - 1)];

@@ -963,6 +963,7 @@ bool prof_free_hook(Slab* s, void* p);
 void* prof_large_realloc(Slab* s, void* p, size_t size);  // realloc of a sampled large block
 void prof_collect(bool force);                      // spaces_collect: the samples' heap's caches
 bool prof_busy();                                   // inside the profiler (no error reports)
+void prof_busy_for_test(bool on);                  // tests: as if this thread held the profiler's lock
 void prof_forget_chunk(Chunk* c);                   // reset/destroy: the region's samples end
 void prof_fork_lock();
 void prof_fork_unlock();

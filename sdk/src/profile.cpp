@@ -531,6 +531,7 @@ bool prof_tick_slow() {
 }
 
 bool prof_busy() { return t_busy; }
+void prof_busy_for_test(bool on) { t_busy = on; }
 
 // h: the thread's heap, which serves the request unsampled if the samples' heap cannot.
 void* prof_malloc_sampled(Heap* h, size_t size, bool zero, const void* ra) {
@@ -658,9 +659,11 @@ void prof_forget_chunk(Chunk* c) {
 
 void prof_collect(bool force) {
   if (!g_prof_on) return;
+  t_busy = true;  // (the slabs it gives back are purged by spaces_collect's arena_collect, after the lock)
   prof_lock();
   heap_collect(&g_prof_heap, force);
   prof_unlock();
+  t_busy = false;
 }
 
 void prof_fork_lock() {

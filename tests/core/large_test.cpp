@@ -608,6 +608,31 @@ TEST(Large, ReallocResizesAnArenaRunInPlace) {
       << "a, b and the spare runs, and nothing else, went back";
 }
 
+// No madvise while a thread holds the heap profiler's lock (which every thread that samples or
+// frees a sample waits on): the purges its arena operations would plan stay due, and the next
+// arena operation outside the lock makes them.
+TEST(Large, NoPurgeWhileTheProfilersLockIsHeld) {
+  OptionScope delay("purge_delay_ms", 3600000);
+  std::vector<char*> v;
+  for (int i = 0; i < 4; i++) {
+    v.push_back(static_cast<char*>(spaces_malloc(512 * 1024)));
+    ASSERT_NE(v.back(), nullptr);
+    memset(v.back(), 1, 512 * 1024);
+  }
+  for (char* p : v) spaces_free(p);  // dirty, within the bound and the delay: kept
+  OptionScope bound("dirty_max_kib", 0);  // now all of it is over the bound: due at once
+  size_t before = stats_now().purges;
+  prof_busy_for_test(true);
+  void* x = spaces_malloc(512 * 1024);  // a run taken and given back: two arena operations
+  spaces_free(x);
+  size_t during = stats_now().purges;
+  prof_busy_for_test(false);
+  EXPECT_EQ(during, before) << "a purge under the profiler's lock";
+  void* y = spaces_malloc(512 * 1024);
+  spaces_free(y);
+  EXPECT_GT(stats_now().purges, during) << "the next arena operation makes the due purges";
+}
+
 // Random reallocs of a few run-sized buffers (256 KiB - 2 MiB): contents kept through every
 // resize, in place or moved.
 TEST(Large, RandomRunReallocsKeepTheirContents) {
