@@ -480,7 +480,7 @@ SPACES_HOT_TEXT void purge_plan(Shard& sh, PurgeBatch& b, uint64_t now, bool for
   // Not while this thread holds the heap profiler's lock (a sampled block's slab taken or given
   // back for g_prof_heap, prof_collect): every thread that samples or frees a sample waits on
   // it, so no madvise under it; the purges stay due and the next arena operation makes them.
-  if (SPACES_UNLIKELY(prof_busy())) return;
+  if (SPACES_UNLIKELY(prof_locked())) return;
   bool over = over_dirty_limit();
   if (!force && !over && now < sh.next_purge) return;
   uint64_t delay = delay_ns();
@@ -687,7 +687,7 @@ SPACES_HOT_TEXT void dcache_purge(uint64_t now, bool force) {
 // dirty memory is still over the bound, the oldest dirty memory of the shards that are not busy
 // (the bound is process-wide; the shard that freed may hold little of it).
 SPACES_HOT_TEXT void purge_elsewhere(unsigned home, uint64_t now) {
-  if (SPACES_UNLIKELY(prof_busy())) return;  // (as purge_plan)
+  if (SPACES_UNLIKELY(prof_locked())) return;  // (as purge_plan)
   if (now >= g_dcache_next_purge.load(std::memory_order_relaxed) || over_dirty_limit()) dcache_purge(now, false);
   for (unsigned k = 1; k < shard_count() && over_dirty_limit(); k++) {
     Shard& other = g_shard[(home + k) & (shard_count() - 1)];
@@ -893,7 +893,7 @@ SPACES_HOT_TEXT void free_run_locked(Shard& sh, Slab* s, size_t count, uint64_t 
   if (delay_ms == 0) {
     // Unmapping waits for the purge delay like purging does (a region destroyed and rebuilt at
     // once reuses its arenas warm); with no delay it happens now.
-    if (batch.full()) {  // (left dirty: the next operation purges it)
+    if (batch.full() || prof_locked()) {  // (left dirty: the next operation (outside it) purges it)
       sh.next_purge = now;
       return;
     }

@@ -963,7 +963,8 @@ bool prof_free_hook(Slab* s, void* p);
 void* prof_large_realloc(Slab* s, void* p, size_t size);  // realloc of a sampled large block
 void prof_collect(bool force);                      // spaces_collect: the samples' heap's caches
 bool prof_busy();                                   // inside the profiler (no error reports)
-void prof_busy_for_test(bool on);                  // tests: as if this thread held the profiler's lock
+bool prof_locked();                                 // this thread holds the profiler's lock (no purges)
+void prof_locked_for_test(bool on);                 // tests: as if this thread held it
 void prof_forget_chunk(Chunk* c);                   // reset/destroy: the region's samples end
 void prof_fork_lock();
 void prof_fork_unlock();

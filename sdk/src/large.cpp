@@ -461,13 +461,14 @@ SPACES_NOINLINE SPACES_HOT_TEXT int run_resize(Slab* h, void* p, size_t size) {
   if (h->chunk != nullptr || reinterpret_cast<uintptr_t>(p) != start + kSlabHeader || size <= kMediumMax ||
       (size >= kHugePage && option(kOpt_huge_pages) != 0))
     return 0;
-  size_t count = h->run_granules, want = (kSlabHeader + size + kSlabSize - 1) >> kSlabShift;
+  size_t want = (kSlabHeader + size + kSlabSize - 1) >> kSlabShift;
   if (want > kMaxRunSlabs) return 0;
   uint8_t kind = kSlabLargeRun;
   if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
     report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
     return -1;
   }
+  size_t count = h->run_granules;
   bool done = true;
   if (want > count) {
     done = arena_grow_run(reinterpret_cast<Slab*>(start), count, want);
@@ -487,7 +488,10 @@ SPACES_NOINLINE SPACES_HOT_TEXT int run_resize(Slab* h, void* p, size_t size) {
 SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
   if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p) ||
                       (h->kind != kSlabLargeRun && h->kind != kSlabDirect))) {
-    report_error(SPACES_ERROR_INVALID_FREE, p, "invalid realloc (not a live block)");
+    if (h->user_ptr == reinterpret_cast<uintptr_t>(p) && h->kind == kSlabFree)  // (being freed or resized)
+      report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
+    else
+      report_error(SPACES_ERROR_INVALID_FREE, p, "invalid realloc (not a live block)");
     return nullptr;
   }
   size_t usable = h->user_size;

@@ -98,6 +98,7 @@ char g_path[kPathMax], g_base[kPathMax], g_file[kPathMax];  // (dumps: under g_d
 
 SPACES_TLS uint64_t t_rng = 0;
 SPACES_TLS bool t_busy = false;  // inside the profiler (an allocation it causes is not sampled)
+SPACES_TLS bool t_locked = false;  // this thread holds g_prof_lock (prof_lock/prof_unlock)
 
 // ln(x) for x in (0, 1], to a few parts per million (no libm: the library does not link it).
 double prof_ln(double x) {
@@ -264,8 +265,12 @@ void record_locked(void* p, size_t size, Chunk* c, void* const* pcs, int depth) 
 bool dump_default();
 void service_pending();
 
-void prof_lock() { g_prof_lock.lock(); }
+void prof_lock() {
+  g_prof_lock.lock();
+  t_locked = true;
+}
 void prof_unlock() {
+  t_locked = false;
   g_prof_lock.unlock();
   if (SPACES_UNLIKELY(g_dump_pending.load(std::memory_order_relaxed))) service_pending();
 }
@@ -531,7 +536,8 @@ bool prof_tick_slow() {
 }
 
 bool prof_busy() { return t_busy; }
-void prof_busy_for_test(bool on) { t_busy = on; }
+bool prof_locked() { return t_locked; }
+void prof_locked_for_test(bool on) { t_locked = on; }
 
 // h: the thread's heap, which serves the request unsampled if the samples' heap cannot.
 void* prof_malloc_sampled(Heap* h, size_t size, bool zero, const void* ra) {
@@ -631,8 +637,13 @@ void* prof_large_realloc(Slab* s, void* p, size_t size) {
   void* n = large_realloc(s, p, size);
   if (old.b == nullptr) return n;
   prof_lock();
-  if (n == nullptr) {
+  Slab* was = n == nullptr ? slab_find(p) : nullptr;
+  if (n == nullptr && was != nullptr && (was->kind == kSlabLargeRun || was->kind == kSlabDirect) &&
+      was->user_ptr == reinterpret_cast<uintptr_t>(p)) {
     live_put(reinterpret_cast<uintptr_t>(p), old.b, old.size, old.chunk);  // (unchanged)
+  } else if (n == nullptr) {  // (reported: a free raced the realloc and the block is gone)
+    old.b->frees++;
+    old.b->free_bytes += old.size;
   } else {
     old.b->frees++;
     old.b->free_bytes += old.size;
@@ -659,11 +670,9 @@ void prof_forget_chunk(Chunk* c) {
 
 void prof_collect(bool force) {
   if (!g_prof_on) return;
-  t_busy = true;  // (the slabs it gives back are purged by spaces_collect's arena_collect, after the lock)
-  prof_lock();
+  prof_lock();  // (the slabs it gives back are purged by spaces_collect's arena_collect, after it)
   heap_collect(&g_prof_heap, force);
   prof_unlock();
-  t_busy = false;
 }
 
 void prof_fork_lock() {

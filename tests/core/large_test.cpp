@@ -610,27 +610,37 @@ TEST(Large, ReallocResizesAnArenaRunInPlace) {
 
 // No madvise while a thread holds the heap profiler's lock (which every thread that samples or
 // frees a sample waits on): the purges its arena operations would plan stay due, and the next
-// arena operation outside the lock makes them.
+// arena operation outside the lock makes them. Both ways a purge is planned: over the dirty bound
+// (purge_plan), and a run freed with purge_delay_ms 0 (free_run_locked).
 TEST(Large, NoPurgeWhileTheProfilersLockIsHeld) {
-  OptionScope delay("purge_delay_ms", 3600000);
-  std::vector<char*> v;
-  for (int i = 0; i < 4; i++) {
-    v.push_back(static_cast<char*>(spaces_malloc(512 * 1024)));
-    ASSERT_NE(v.back(), nullptr);
-    memset(v.back(), 1, 512 * 1024);
+  auto dirty_runs = [] {
+    std::vector<char*> v;
+    for (int i = 0; i < 4; i++) {
+      v.push_back(static_cast<char*>(spaces_malloc(512 * 1024)));
+      ASSERT_NE(v.back(), nullptr);
+      memset(v.back(), 1, 512 * 1024);
+    }
+    for (char* p : v) spaces_free(p);
+  };
+  auto take_and_give_back = [] {  // (two arena operations)
+    void* x = spaces_malloc(512 * 1024);
+    ASSERT_NE(x, nullptr);
+    spaces_free(x);
+  };
+  for (const char* option : {"dirty_max_kib", "purge_delay_ms"}) {
+    SCOPED_TRACE(option);
+    OptionScope delay("purge_delay_ms", 3600000);
+    dirty_runs();  // dirty, within the bound and the delay: kept
+    OptionScope now(option, 0);  // now due at once: over the bound, or with no delay
+    size_t before = stats_now().purges;
+    prof_locked_for_test(true);
+    take_and_give_back();
+    size_t during = stats_now().purges;
+    prof_locked_for_test(false);
+    EXPECT_EQ(during, before) << "a purge under the profiler's lock";
+    take_and_give_back();
+    EXPECT_GT(stats_now().purges, during) << "the next arena operation makes the due purges";
   }
-  for (char* p : v) spaces_free(p);  // dirty, within the bound and the delay: kept
-  OptionScope bound("dirty_max_kib", 0);  // now all of it is over the bound: due at once
-  size_t before = stats_now().purges;
-  prof_busy_for_test(true);
-  void* x = spaces_malloc(512 * 1024);  // a run taken and given back: two arena operations
-  spaces_free(x);
-  size_t during = stats_now().purges;
-  prof_busy_for_test(false);
-  EXPECT_EQ(during, before) << "a purge under the profiler's lock";
-  void* y = spaces_malloc(512 * 1024);
-  spaces_free(y);
-  EXPECT_GT(stats_now().purges, during) << "the next arena operation makes the due purges";
 }
 
 // Random reallocs of a few run-sized buffers (256 KiB - 2 MiB): contents kept through every
