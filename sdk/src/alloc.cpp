@@ -24,9 +24,10 @@
 //                                                (bump slabs, heap) or shared.cpp
 //
 // realloc keeps a block in place when realloc_in_place says it fits (internal.h), keeps a
-// region's block in its region, resizes a page box's block (pages.cpp, box_realloc), a span run
-// or a direct mapping in place where it can (large.cpp), and otherwise allocates, copies and
-// frees (free.cpp).
+// region's block in its region, resizes a page box's block (pages.cpp, box_realloc) and a large
+// block (an arena run, a span run, a direct mapping: large.cpp) in place where it can, reports a
+// block freed already (realloc_of_freed_block), and otherwise allocates, copies and frees
+// (free.cpp).
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
 #endif
