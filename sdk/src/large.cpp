@@ -451,23 +451,16 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
 // its arena (or into its own tail, for an aligned block whose usable size stopped short of it), or
 // shrunk by giving back the granules past its new end, while the new size is still one malloc
 // would give a run (above the medium classes; below the huge blocks unless huge_pages is 0).
-// 1: resized; 0: the caller moves it; -1: reported (a free of the block raced this realloc).
-// The block is claimed for the resize as large_free claims it (its kind exchanged), so a racing
-// free is reported as a double free instead of giving back the old granule count.
+// true: resized; false: the caller moves it. The caller holds the block's claim (large_resize).
 // (Until session 26 every such realloc that outgrew the block, or shrank it below half, moved
 // and copied it: a buffer grown from 256 KiB to 2 MiB by half at a time was copied 5 times.)
-SPACES_NOINLINE SPACES_HOT_TEXT int run_resize(Slab* h, void* p, size_t size) {
+SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
   uintptr_t start = h->map_base;
   if (h->chunk != nullptr || reinterpret_cast<uintptr_t>(p) != start + kSlabHeader || size <= kMediumMax ||
       (size >= kHugePage && option(kOpt_huge_pages) != 0))
-    return 0;
+    return false;
   size_t want = (kSlabHeader + size + kSlabSize - 1) >> kSlabShift;
-  if (want > kMaxRunSlabs) return 0;
-  uint8_t kind = kSlabLargeRun;
-  if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-    report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
-    return -1;
-  }
+  if (want > kMaxRunSlabs) return false;
   size_t count = h->run_granules;
   bool done = true;
   if (want > count) {
@@ -481,8 +474,53 @@ SPACES_NOINLINE SPACES_HOT_TEXT int run_resize(Slab* h, void* p, size_t size) {
     h->run_granules = want;
     h->user_size = start + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
   }
-  __atomic_store_n(&h->kind, uint8_t(kSlabLargeRun), __ATOMIC_RELEASE);
-  return done ? 1 : 0;
+  return done;
+}
+
+// realloc of large block p (header h, of `kind`) to `size` without a copy, where it can be: a
+// run resized in its arena (run_resize) or its span, a span's block moved out to a mapping of
+// its own (span_to_direct), a direct mapping resized (direct_resize). The block is claimed first
+// as large_free claims it (its kind exchanged for kSlabFree, then given back to the header the
+// block ends with), so a free racing the realloc is reported as a double free instead of giving
+// back granules or a mapping the resize is changing. The result, or NULL: not resized (the caller
+// copies it; the claim is over), or `reported` (a free or realloc had claimed it first).
+// (Until session 27 only run_resize claimed: span growth and direct_resize raced a free.)
+SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size, uint8_t kind, bool* reported) {
+  if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+    report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
+    *reported = true;
+    return nullptr;
+  }
+  void* r = nullptr;
+  Slab* nh = h;  // (the header after the resize: a moved mapping has a new one)
+  size_t usable = h->user_size;
+  if (kind == kSlabLargeRun && h->cls != kLargeInSpan) {
+    if (run_resize(h, p, size)) r = p;
+  } else if (kind == kSlabLargeRun) {
+    // A span's run grows in place when the granules after it are free (a buffer grown by
+    // doubling at the end of its span's used part, as a mapping would by mremap).
+    size_t want = (reinterpret_cast<uintptr_t>(p) - h->map_base + size + kSlabSize - 1) >> kSlabShift;
+    if (size > usable && want <= kSpanMaxRun &&
+        arena_grow_span_run(reinterpret_cast<Slab*>(h->map_base), h->run_granules, want)) {
+      g_large_bytes.fetch_add((want - h->run_granules) * kSlabSize, std::memory_order_relaxed);
+      g_direct_bytes.fetch_add((want - h->run_granules) * kSlabSize, std::memory_order_relaxed);
+      h->run_granules = want;  // (memcheck builds never get here: they move every block)
+      h->user_size = h->map_base + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
+      r = p;
+    } else {
+      // Else its pages move to a mapping of their own: no copy, and no second copy resident
+      // while the old one waits in its span to be reused or purged.
+      // (Not below span_move_mib: a small block's copy costs less than the page faults of its
+      // pages moved out of the span, which the next blocks would fault back in.)
+      long long move_mib = option(kOpt_span_move_mib);
+      if (size > usable && move_mib != 0 && usable >= size_t(move_mib) << 20 && (r = span_to_direct(h, p, size)))
+        return r;  // (its header is the new mapping's, kSlabDirect; h's granules went back)
+    }
+  } else if ((r = direct_resize(h, p, size)) != nullptr) {
+    nh = head_of(r);
+  }
+  __atomic_store_n(&nh->kind, kind, __ATOMIC_RELEASE);  // (the claim is over)
+  return r;
 }
 
 SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
@@ -495,35 +533,16 @@ SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
     return nullptr;
   }
   size_t usable = h->user_size;
-  if (!kMemcheckExactSizes && h->kind == kSlabLargeRun) {
-    // Fits and is not less than half used: keep it.
-    // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
-    if (realloc_in_place(size, usable, true)) return p;
-    if (h->cls != kLargeInSpan)
-      if (int r = run_resize(h, p, size)) return r > 0 ? p : nullptr;
-    // A span's run grows in place when the granules after it are free (a buffer grown by
-    // doubling at the end of its span's used part, as a mapping would by mremap).
-    size_t want = (reinterpret_cast<uintptr_t>(p) - h->map_base + size + kSlabSize - 1) >> kSlabShift;
-    if (h->cls == kLargeInSpan && size > usable && want <= kSpanMaxRun &&
-        arena_grow_span_run(reinterpret_cast<Slab*>(h->map_base), h->run_granules, want)) {
-      g_large_bytes.fetch_add((want - h->run_granules) * kSlabSize, std::memory_order_relaxed);
-      g_direct_bytes.fetch_add((want - h->run_granules) * kSlabSize, std::memory_order_relaxed);
-      h->run_granules = want;  // (memcheck builds never get here: they move every block)
-      h->user_size = h->map_base + want * kSlabSize - reinterpret_cast<uintptr_t>(p);
-      return p;
-    }
-    // Else its pages move to a mapping of their own: no copy, and no second copy resident
-    // while the old one waits in its span to be reused or purged.
-    // (Not below span_move_mib: a small block's copy costs less than the page faults of its
-    // pages moved out of the span, which the next blocks would fault back in.)
-    long long move_mib = option(kOpt_span_move_mib);
-    if (h->cls == kLargeInSpan && size > usable && move_mib != 0 && usable >= size_t(move_mib) << 20)
-      if (void* r = span_to_direct(h, p, size)) return r;
-  } else if (!kMemcheckExactSizes && h->chunk == nullptr && size > (size_t(4) << 20) &&
-             reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize) {
-    // (an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)
-    void* r = direct_resize(h, p, size);
-    if (r) return r;
+  uint8_t kind = h->kind;
+  // Fits and is not less than half used: keep it.
+  // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
+  if (!kMemcheckExactSizes && kind == kSlabLargeRun && realloc_in_place(size, usable, true)) return p;
+  // (a direct mapping: an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)
+  if (!kMemcheckExactSizes && (kind == kSlabLargeRun || (h->chunk == nullptr && size > (size_t(4) << 20) &&
+                                                         reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize))) {
+    bool reported = false;
+    if (void* r = large_resize(h, p, size, kind, &reported)) return r;
+    if (reported) return nullptr;
   }
   void* n = spaces_malloc(size);
   if (n == nullptr) return nullptr;
