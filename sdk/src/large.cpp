@@ -317,7 +317,7 @@ SPACES_NOINLINE static void move_pieces(uintptr_t from, size_t len, uintptr_t to
 }
 
 // Grow or shrink a direct mapping; NULL if it must be copied instead.
-static void* direct_resize(Slab* h, void* p, size_t size) {
+SPACES_NOINLINE static void* direct_resize(Slab* h, void* p, size_t size) {  // (not hot text: blocks above 4 MiB in mappings of their own, as alloc_direct)
   uintptr_t base = h->map_base;
   size_t mapped = h->map_bytes;
   uintptr_t up = reinterpret_cast<uintptr_t>(p);
