@@ -126,10 +126,12 @@ SPACES_API SPACES_HOT_TEXT size_t spaces_usable_size(const void* p) noexcept {
   if (slab_find(p) == nullptr && shared_usable(p, &shared_size)) return shared_size;
   Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
   if (s == nullptr) return 0;
-  if (s->kind == kSlabSmall) return small_usable(s, p, "usable_size of a pointer that is not a live block");
   if (s->kind == kSlabBump) return bump_usable(s, p);
-  if (s->kind == kSlabPages) return box_usable(s, p, "usable_size of a pointer that is not a live block");
-  return large_usable(s, p);
+  if (s->kind != kSlabSmall && s->kind != kSlabPages) return large_usable(s, p);
+  // (a freed block too: on a free list, in a batch or cache, on a box's stack, as realloc checks)
+  size_t usable = s->kind == kSlabPages ? box_usable(s, p, "usable_size of a pointer that is not a live block")
+                                        : small_usable(s, p, "usable_size of a pointer that is not a live block");
+  return usable == 0 || block_is_freed(s, p, usable, "usable_size of a freed block") ? 0 : usable;
 }
 
 SPACES_API SPACES_HOT_TEXT void* spaces_realloc(void* p, size_t size) noexcept {

@@ -1172,7 +1172,7 @@ SPACES_HOT_TEXT void* arena_map_direct(size_t size, size_t align, size_t* mapped
   if (total < size) return nullptr;
   size_t a = align > kArenaSize ? align : kArenaSize;
   long long hp = option(kOpt_huge_pages);
-  void* p = os_map_aligned(total, a, hp == 2 && size >= kHugePage);
+  void* p = os_map_aligned(total, a, hp == 2 && size >= kHugePage, true);  // (accounted: os.h)
   if (p == nullptr) return nullptr;
   // (transparent huge pages, huge_pages 1: large_alloc advises from the block's first 2 MiB
   // boundary, so the header's page stays a small one)

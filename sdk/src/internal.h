@@ -1030,10 +1030,15 @@ bool box_is_pending(Slab* s, Block* b);  // double-free check: b on s's remote s
 // stack. One load and compare unless b's first word looks like a free link; true: reported as
 // a double free. (Without it a realloc kept in place handed a freed block back as live.)
 bool small_block_freed(Slab* s, Block* b);    // small slab: b on a list or in a cache (racy hint)
-bool freed_block_reported(Slab* s, Block* b);  // (realloc_of_freed_block's walk, out of line)
+bool freed_block_reported(Slab* s, Block* b, const char* what);  // (block_is_freed's walk, out of line)
+// Is p (usable bytes from it to its slot's end, checked by the caller) a small or box block that
+// was freed already? Reported as DOUBLE_FREE `what` if so. realloc and malloc_usable_size ask.
+SPACES_INLINE bool block_is_freed(Slab* s, const void* p, size_t usable, const char* what) {
+  Block* b = reinterpret_cast<Block*>(s->kind == kSlabPages ? uintptr_t(p) : uintptr_t(p) + usable - s->block_size);
+  return SPACES_UNLIKELY(slab_block_looks_free(s, b)) && freed_block_reported(s, b, what);
+}
 SPACES_INLINE bool realloc_of_freed_block(Slab* s, void* p, size_t usable) {
-  Block* b = static_cast<Block*>(s->kind == kSlabPages ? p : static_cast<char*>(p) + usable - s->block_size);
-  return SPACES_UNLIKELY(slab_block_looks_free(s, b)) && freed_block_reported(s, b);
+  return block_is_freed(s, p, usable, "realloc of a freed block");
 }
 
 // ---- api (api.cpp) --------------------------------------------------------------------------

@@ -403,7 +403,7 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   size_t need = page_round(phase + (up - base) + size);
   size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
   if (total < need) return nullptr;
-  void* m = os_map_aligned(total, kArenaSize, false);
+  void* m = os_map_aligned(total, kArenaSize, false, true);  // (accounted: os.h)
   if (m == nullptr) return nullptr;
   uintptr_t nbase = reinterpret_cast<uintptr_t>(m), dst = nbase + phase;  // dst: where base goes
   if (!pagemap_prepare(nbase, total)) {
@@ -524,22 +524,23 @@ SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size
 }
 
 SPACES_HOT_TEXT void* large_realloc(Slab* h, void* p, size_t size) {
-  if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p) ||
-                      (h->kind != kSlabLargeRun && h->kind != kSlabDirect))) {
-    if (h->user_ptr == reinterpret_cast<uintptr_t>(p) && h->kind == kSlabFree)  // (being freed or resized)
+  // (the kind is read once: what the checks pass is what large_resize claims)
+  uint8_t kind = __atomic_load_n(&h->kind, __ATOMIC_ACQUIRE);
+  if (SPACES_UNLIKELY(h->user_ptr != reinterpret_cast<uintptr_t>(p) || (kind != kSlabLargeRun && kind != kSlabDirect))) {
+    if (h->user_ptr == reinterpret_cast<uintptr_t>(p) && kind == kSlabFree)  // (being freed or resized)
       report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
     else
       report_error(SPACES_ERROR_INVALID_FREE, p, "invalid realloc (not a live block)");
     return nullptr;
   }
   size_t usable = h->user_size;
-  uint8_t kind = h->kind;
   // Fits and is not less than half used: keep it.
   // (Exactly the usable size stays too: an aligned block's usable size may be a small class.)
   if (!kMemcheckExactSizes && kind == kSlabLargeRun && realloc_in_place(size, usable, true)) return p;
   // (a direct mapping: an alignment above 4 MiB would not survive a move to a 4 MiB-aligned destination)
-  if (!kMemcheckExactSizes && (kind == kSlabLargeRun || (h->chunk == nullptr && size > (size_t(4) << 20) &&
-                                                         reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize))) {
+  if (!kMemcheckExactSizes &&
+      (kind == kSlabLargeRun || (h->chunk == nullptr && size > (size_t(4) << 20) &&
+                                 reinterpret_cast<uintptr_t>(p) - h->map_base <= kArenaSize))) {
     bool reported = false;
     if (void* r = large_resize(h, p, size, kind, &reported)) return r;
     if (reported) return nullptr;

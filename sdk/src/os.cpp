@@ -47,8 +47,8 @@ namespace {
 constexpr size_t kOsHugePage = size_t(2) << 20;
 }
 
-SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb) {
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb, bool accounted) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE);
   if (huge_tlb) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
     if (p != MAP_FAILED) return p;
@@ -59,14 +59,14 @@ SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb) {
 }
 
 // Map `size` bytes aligned to `align` (a power of two >= page size) by over-mapping and trimming.
-SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool huge_tlb) {
+SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool huge_tlb, bool accounted) {
   if (huge_tlb && align <= kOsHugePage && (size & (kOsHugePage - 1)) == 0) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_HUGETLB, -1, 0);
     if (p != MAP_FAILED) return p;  // huge TLB mappings are 2 MiB aligned
   }
   if (size + align < size) return nullptr;
-  uint8_t* raw = static_cast<uint8_t*>(os_map(size + align, false));
+  uint8_t* raw = static_cast<uint8_t*>(os_map(size + align, false, accounted));
   if (raw == nullptr) return nullptr;
   uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t)(align - 1);
   size_t front = start - reinterpret_cast<uintptr_t>(raw);

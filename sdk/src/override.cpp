@@ -15,7 +15,9 @@
 // one instruction, which the inlined forwarders already save.
 #include <spaces/spaces.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstdio>
 #include <malloc.h>
@@ -40,7 +42,18 @@ SPACES_EXPORT void* realloc(void* p, size_t n) noexcept { return spaces_realloc(
 SPACES_EXPORT void* reallocarray(void* p, size_t n, size_t s) noexcept { return spaces_reallocarray(p, n, s); }
 SPACES_EXPORT int posix_memalign(void** out, size_t a, size_t n) noexcept { return spaces_posix_memalign(out, a, n); }
 SPACES_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
-SPACES_EXPORT void* memalign(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
+// memalign as glibc's: an alignment that is not a power of two is rounded up to one (0 and the
+// small ones give malloc's 16), where aligned_alloc and posix_memalign refuse it (EINVAL). Old
+// programs pass such alignments; a drop-in must not fail them.
+static void* memalign_glibc(size_t a, size_t n) noexcept {
+  if (a > (SIZE_MAX >> 1) + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (a & (a - 1)) a = size_t(1) << (64 - __builtin_clzll(a));
+  return spaces_aligned_alloc(a < 16 ? 16 : a, n);
+}
+SPACES_EXPORT void* memalign(size_t a, size_t n) noexcept { return memalign_glibc(a, n); }
 SPACES_EXPORT void* valloc(size_t n) noexcept { return spaces_aligned_alloc(4096, n); }
 SPACES_EXPORT void* pvalloc(size_t n) noexcept { return spaces_pvalloc(n); }
 SPACES_EXPORT size_t malloc_usable_size(void* p) noexcept { return spaces_usable_size(p); }
@@ -79,7 +92,7 @@ SPACES_EXPORT void* __libc_malloc(size_t n) noexcept { return spaces_malloc(n); 
 SPACES_EXPORT void __libc_free(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT void* __libc_calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
 SPACES_EXPORT void* __libc_realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
-SPACES_EXPORT void* __libc_memalign(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
+SPACES_EXPORT void* __libc_memalign(size_t a, size_t n) noexcept { return memalign_glibc(a, n); }
 
 // libstdc++ is referenced weakly, so a C program links libspaces.a with --whole-archive and
 // -lpthread alone; in a C++ program these resolve to the real functions.

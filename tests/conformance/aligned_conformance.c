@@ -132,6 +132,25 @@ static void test_invalid(void) {
     CHECK(errno == EINVAL);
     free(p);
   }
+  /* memalign (and __libc_memalign) as glibc's: an alignment that is not a power of two is rounded
+     up to one (0 and the small ones: malloc's 16), never refused; past SIZE_MAX / 2 + 1 it is EINVAL. */
+  for (size_t i = 0; i < sizeof npot / sizeof npot[0]; ++i) {
+    check_set_context("memalign alignment %zu", npot[i]);
+    size_t want = 16;
+    while (want < npot[i]) want <<= 1;
+    void *p = memalign(npot[i], 1000);
+    g_sink = p;
+    if (CHECK(p != NULL)) {
+      CHECK(check_aligned(p, want));
+      CHECK(malloc_usable_size(p) >= 1000);
+    }
+    free(p);
+  }
+  check_set_context("memalign alignment past SIZE_MAX / 2 + 1");
+  errno = 0;
+  g_sink = memalign(((size_t)1 << 63) + 1, 64);
+  CHECK(g_sink == NULL);
+  CHECK(errno == EINVAL);
   /* Impossible sizes, including ones that overflow once the alignment slack is added. */
   static volatile size_t huge[] = {SIZE_MAX, SIZE_MAX - 100, SIZE_MAX / 2, (size_t)PTRDIFF_MAX + 1};
   for (size_t i = 0; i < sizeof huge / sizeof huge[0]; ++i)

@@ -264,6 +264,10 @@ TEST(Errors, ReallocOfAFreedBlockIsReported) {
     EXPECT_EQ(spaces_realloc(p, n), nullptr) << what;
     EXPECT_EQ(g_caught.count, ++expected) << what;
     EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE) << what;
+    // malloc_usable_size makes the same check (session 27: it returned the slot's size)
+    EXPECT_EQ(spaces_usable_size(p), 0u) << what;
+    EXPECT_EQ(g_caught.count, ++expected) << what;
+    EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE) << what;
   };
   std::vector<void*> keep;
   for (size_t n : {size_t(48), size_t(9000)}) {
@@ -310,6 +314,7 @@ TEST(Errors, ReallocOfAFreedBlockIsReported) {
     link_set(static_cast<Block*>(p), slab_encode(s, s));
     ASSERT_TRUE(slab_block_looks_free(s, static_cast<Block*>(p)));
     EXPECT_EQ(spaces_realloc(p, 48), p) << "live: kept in place";
+    EXPECT_GE(spaces_usable_size(p), 48u);
     EXPECT_EQ(g_caught.count, expected) << "not reported";
     spaces_free(p);
     EXPECT_EQ(g_caught.count, expected);
@@ -326,6 +331,9 @@ TEST(Errors, ReallocOfAFreedBlockIsReported) {
   void* d = spaces_chunk_alloc(c, 64, 0);
   spaces_free(d);
   EXPECT_EQ(spaces_chunk_realloc(c, d, 64), nullptr);
+  EXPECT_EQ(g_caught.count, ++expected);
+  EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
+  EXPECT_EQ(spaces_usable_size(d), 0u);
   EXPECT_EQ(g_caught.count, ++expected);
   EXPECT_EQ(g_caught.code, SPACES_ERROR_DOUBLE_FREE);
   spaces_free(k);

@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -102,6 +103,45 @@ TEST(Large, ImpossibleSizesAreEnomem) {
   EXPECT_EQ(out, reinterpret_cast<void*>(0x1234));
 }
 
+
+// A request the machine could never back (4x its memory and swap, under Spaces' own limit) fails
+// with ENOMEM, as with glibc, instead of handing out a mapping the kernel would meet with its OOM
+// killer at the first writes: direct mappings are accounted (os.h). malloc, calloc, and realloc
+// of a direct block, a span block (moved to a mapping of its own past span_move_mib) and a run;
+// the block realloc could not grow stays as it was. (Skipped where overcommit_memory is 1: the
+// kernel then lets anything through, for glibc too. Until session 27 all of them succeeded.)
+TEST(Large, SizesBeyondTheMachinesMemoryAreEnomem) {
+  FILE* f = fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = -1;
+  if (f != nullptr) {
+    if (fscanf(f, "%d", &mode) != 1) mode = -1;
+    fclose(f);
+  }
+  if (mode == 1) GTEST_SKIP() << "overcommit_memory 1: the kernel refuses no mapping";
+  struct sysinfo si;
+  ASSERT_EQ(sysinfo(&si), 0);
+  size_t machine = (size_t(si.totalram) + size_t(si.totalswap)) * si.mem_unit;
+  size_t huge = size_t(1) << (64 - __builtin_clzll(machine) + 2);  // (4-8x the machine)
+  if (huge > (size_t(1) << 46)) GTEST_SKIP() << "a machine with more than 8 TiB";
+  errno = 0;
+  EXPECT_EQ(spaces_malloc(huge), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(spaces_calloc(1, huge), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  OptionScope move("span_move_mib", 2);
+  for (size_t n : {size_t(40) << 20, size_t(20) << 20, size_t(600) << 10}) {  // direct, span, run
+    char* p = static_cast<char*>(spaces_malloc(n));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < n; i += 4096) p[i] = char(i >> 12);
+    errno = 0;
+    EXPECT_EQ(spaces_realloc(p, huge), nullptr) << n;
+    EXPECT_EQ(errno, ENOMEM) << n;
+    ASSERT_GE(spaces_usable_size(p), n);
+    for (size_t i = 0; i < n; i += 4096) ASSERT_EQ(p[i], char(i >> 12)) << n;
+    spaces_free(p);
+  }
+}
 
 // A freed huge block's mapping waits in the cache with its pages (reused warm), and is purged
 // once purge_delay_ms has passed, on the next arena operation, like a free slab.

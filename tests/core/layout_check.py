@@ -28,7 +28,7 @@ CALLERS = {  # function -> files allowed to call it (besides the one defining it
     "large_free": {"free.cpp", "large.cpp", "chunk.cpp"},
 }
 STANDARD = {"climits", "cstdio", "cstdlib", "cstddef", "cstdint", "cstring", "malloc.h", "new", "stddef.h",
-            "stdint.h", "stdlib.h", "errno.h"}
+            "stdint.h", "stdlib.h", "errno.h", "cerrno"}
 
 
 def main():
