@@ -120,18 +120,27 @@ SPACES_API void* spaces_calloc(size_t count, size_t size) noexcept {
   return p;
 }
 
+// The usable size of p, a pointer into s (checked_slab's answer), by s's kind; 0: reported as
+// `what` (not a block start). A freed small or box block is not looked for (block_is_freed).
+SPACES_INLINE size_t block_usable(Slab* s, const void* p, const char* what) {
+  if (s->kind == kSlabSmall) return small_usable(s, p, what);
+  if (s->kind == kSlabBump) return bump_usable(s, p);
+  if (s->kind == kSlabPages) return box_usable(s, p, what);
+  return large_usable(s, p);
+}
+
 SPACES_API SPACES_HOT_TEXT size_t spaces_usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
   size_t shared_size;
   if (slab_find(p) == nullptr && shared_usable(p, &shared_size)) return shared_size;
   Slab* s = checked_slab(p, "usable_size of a pointer that is not a live block");
   if (s == nullptr) return 0;
-  if (s->kind == kSlabBump) return bump_usable(s, p);
-  if (s->kind != kSlabSmall && s->kind != kSlabPages) return large_usable(s, p);
+  size_t usable = block_usable(s, p, "usable_size of a pointer that is not a live block");
   // (a freed block too: on a free list, in a batch or cache, on a box's stack, as realloc checks)
-  size_t usable = s->kind == kSlabPages ? box_usable(s, p, "usable_size of a pointer that is not a live block")
-                                        : small_usable(s, p, "usable_size of a pointer that is not a live block");
-  return usable == 0 || block_is_freed(s, p, usable, "usable_size of a freed block") ? 0 : usable;
+  if (usable != 0 && (s->kind == kSlabSmall || s->kind == kSlabPages) &&
+      block_is_freed(s, p, usable, "usable_size of a freed block"))
+    return 0;
+  return usable;
 }
 
 SPACES_API SPACES_HOT_TEXT void* spaces_realloc(void* p, size_t size) noexcept {

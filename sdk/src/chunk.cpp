@@ -903,7 +903,7 @@ void* ChunkRegion::realloc(Chunk* c, void* p, size_t size) {
   Slab* s = slab_find(p);  // (a slab's block, a bump block or a large block: region.cpp checked)
   bool untracked_bump = s->kind == kSlabBump && chunk_untracked(c);
   size_t usable = untracked_bump ? bump_check(s, p, "realloc of a pointer that is not a live block")  // (to the top)
-                                 : spaces_usable_size(p);
+                                 : block_usable(s, p, "realloc of a pointer that is not a live block");
   if (usable == 0 || ((s->kind == kSlabSmall || s->kind == kSlabPages) && realloc_of_freed_block(s, p, usable))) {
     errno = EINVAL;  // (reported: not a block start, or freed)
     return nullptr;

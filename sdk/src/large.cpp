@@ -144,7 +144,7 @@ SPACES_NOINLINE static void* alloc_direct(size_t size, size_t align, size_t cost
   uintptr_t from = p & ~uintptr_t(kHugePage - 1);  // the 2 MiB page holding the data's start
   size_t kept_lead = from - reinterpret_cast<uintptr_t>(m);
   if (m && thp && old.lead > kept_lead &&  // else: fresh pages there (a failure may leave a hole)
-      !os_remap_fresh(reinterpret_cast<void*>(from), old.lead - kept_lead)) {
+      !os_remap_fresh(reinterpret_cast<void*>(from), old.lead - kept_lead, true)) {
     arena_unmap_direct(reinterpret_cast<uintptr_t>(m), mapped);
     m = nullptr;
     old = DirectReuse{0, 0, 0, 0};
@@ -349,22 +349,27 @@ SPACES_NOINLINE static void* direct_resize(Slab* h, void* p, size_t size) {  // 
     os_hugepage_advise(reinterpret_cast<void*>(base + mapped), total - mapped);
   if (!grown) {
     // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
-    void* dst = os_map_aligned(total, kArenaSize, false);
+    // (a moved span block's pieces fill only `mapped` bytes of it: the rest is the block's growth,
+    // accounted as a direct mapping is, os.h; a plain direct mapping's mremap replaces all of it)
+    void* dst = os_map_aligned(total, kArenaSize, false, from_span);
     if (dst == nullptr) return nullptr;
     if (!pagemap_prepare(reinterpret_cast<uintptr_t>(dst), total)) {
       os_unmap(dst, total);
       return nullptr;
     }
+    // (the old header goes before its pages do: a free racing the move, which the claim reports,
+    // must not find a header that is unmapped under it)
+    pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
     if (from_span) {
       move_pieces(base, mapped, reinterpret_cast<uintptr_t>(dst));
       if (option(kOpt_huge_pages) == 1)
         os_hugepage_advise(static_cast<char*>(dst) + mapped, total - mapped);
     } else if (os_remap_to(reinterpret_cast<void*>(base), mapped, total, dst) == nullptr) {
+      pagemap_set_head(reinterpret_cast<uintptr_t>(h), true);
       os_unmap(dst, total);
       return nullptr;
     }
     nbase = reinterpret_cast<uintptr_t>(dst);
-    pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
     pagemap_set_region(base, mapped, false);
   }
   pagemap_set_region(nbase, total, true);
@@ -482,8 +487,11 @@ SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
 // its own (span_to_direct), a direct mapping resized (direct_resize). The block is claimed first
 // as large_free claims it (its kind exchanged for kSlabFree, then given back to the header the
 // block ends with), so a free racing the realloc is reported as a double free instead of giving
-// back granules or a mapping the resize is changing. The result, or NULL: not resized (the caller
-// copies it; the claim is over), or `reported` (a free or realloc had claimed it first).
+// back granules or a mapping the resize is changing (once the block's pages have moved, its old
+// pointer is no block at all: reported as an invalid free). The result, or NULL: not resized (the
+// caller copies it; the claim is over), or `reported` (a free or realloc had claimed it first).
+// (A fork while another thread holds the claim leaves the child a block marked free: its free
+// there is reported as a double free; the block leaks in the child.)
 // (Until session 27 only run_resize claimed: span growth and direct_resize raced a free.)
 SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size, uint8_t kind, bool* reported) {
   if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {

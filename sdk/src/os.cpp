@@ -62,7 +62,7 @@ SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb, bool accounted) {
 SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool huge_tlb, bool accounted) {
   if (huge_tlb && align <= kOsHugePage && (size & (kOsHugePage - 1)) == 0) {
     void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_HUGETLB, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE) | MAP_HUGETLB, -1, 0);
     if (p != MAP_FAILED) return p;  // huge TLB mappings are 2 MiB aligned
   }
   if (size + align < size) return nullptr;
@@ -80,8 +80,9 @@ SPACES_HOT_TEXT void os_unmap(void* p, size_t size) { munmap(p, size); }
 
 // Replace [p, p + size) of a private anonymous mapping with fresh zero pages: unlike a purge,
 // the page tables under it go too, so a range that held small pages can fault huge ones again.
-SPACES_HOT_TEXT bool os_remap_fresh(void* p, size_t size) {
-  void* r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+SPACES_HOT_TEXT bool os_remap_fresh(void* p, size_t size, bool accounted) {
+  void* r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE) | MAP_FIXED,
+                 -1, 0);
   return r == p;
 }
 

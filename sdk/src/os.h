@@ -31,15 +31,16 @@
 namespace spaces_core {
 
 // ---- private anonymous memory ----
-// Mappings are MAP_NORESERVE (address space the kernel does not count against its overcommit
-// heuristic or limit) unless `accounted`: a program's own huge block (a direct mapping, or a span
-// block moved to a mapping of its own) is accounted, as glibc's mmap'd chunks are, so a request
-// the machine could never back (malloc(1 TiB) on 24 GiB) fails with ENOMEM instead of succeeding
-// and meeting the OOM killer later (overcommit_memory 0 and 2; 1 lets anything through, as glibc).
+// Reservations (arenas, spans, metadata) are MAP_NORESERVE: under overcommit_memory 0 the kernel's
+// heuristic does not weigh them. A program's own huge block is `accounted` (a direct mapping, the
+// mapping a span block moves to and what it grows by), as glibc's mmap'd chunks are, so under
+// mode 0 a request the machine could never back (malloc(1 TiB) on 24 GiB) fails with ENOMEM
+// instead of succeeding and meeting the OOM killer at its first writes. (Mode 2 counts every
+// mapping whatever the flag; mode 1 lets anything through, for glibc too.)
 void* os_map(size_t size, bool huge_tlb, bool accounted = false);  // NULL on failure
 void* os_map_aligned(size_t size, size_t align, bool huge_tlb, bool accounted = false);
 void os_unmap(void* p, size_t size);
-bool os_remap_fresh(void* p, size_t size);           // fresh zero pages (and page tables) in place
+bool os_remap_fresh(void* p, size_t size, bool accounted = false);  // fresh zero pages (and page tables) in place
 void* os_remap_in_place(void* p, size_t old_size, size_t new_size);  // NULL: cannot grow there
 void* os_remap_to(void* p, size_t old_size, size_t new_size, void* dst);  // moves page tables; NULL on failure
 // Move the pages of [p, p + size) to dst (replacing what is mapped there), leaving p's range
