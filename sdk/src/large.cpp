@@ -136,7 +136,7 @@ SPACES_NOINLINE static void* alloc_direct(size_t size, size_t align, size_t cost
   DirectReuse old{0, 0, 0, 0};  // a cached mapping's past (all zero for a fresh mapping)
   void* m = align <= kArenaSize && chunk == nullptr ? arena_direct_from_cache(cost, &old) : nullptr;
   size_t mapped = old.mapped;
-  bool thp = huge && option(kOpt_huge_pages) == 1;
+  bool thp = huge && option(kOpt_huge_pages) != 0;
   // A cached mapping whose last block had the huge layout keeps it when it fits: its lead holds
   // a small-page table, and data placed there would fault 4 KiB at a time (THP only).
   if (m && thp && align <= kSlabSize && old.lead == kHugePage && kHugePage + size <= mapped) align = kHugePage;
@@ -214,7 +214,7 @@ SPACES_HOT_TEXT void* large_alloc(size_t size, size_t align, bool zero, Chunk* c
   bool huge = chunk == nullptr && size >= kHugePage && option(kOpt_huge_pages) != 0;
   // Up to 32 MiB with transparent huge pages: a run in a span, packed with other huge blocks
   // (no per-block layout: the spans' huge pages are shared by neighbours), else as below.
-  if (huge && align <= kSlabSize && option(kOpt_huge_pages) == 1 && option(kOpt_huge_spans) != 0) {
+  if (huge && align <= kSlabSize && option(kOpt_huge_pages) != 0 && option(kOpt_huge_spans) != 0) {
     size_t span_count = (user_ptr_in(0, align) + size + kSlabSize - 1) >> kSlabShift;
     if (span_count <= kSpanMaxRun)
       if (void* p = alloc_span(size, align, span_count, zero)) return p;
@@ -326,7 +326,7 @@ SPACES_NOINLINE static void* direct_resize(Slab* h, void* p, size_t size) {  // 
   if (need <= mapped) {  // inside the mapping's rounding: just move the end
     h->user_size = page_round(up + size) - up;
     // (a huge mapping keeps whole 2 MiB pages: purging part of one would split it)
-    size_t keep = size >= kHugePage && option(kOpt_huge_pages) == 1 ? (need + kHugePage - 1) & ~(kHugePage - 1) : need;
+    size_t keep = size >= kHugePage && option(kOpt_huge_pages) != 0 ? (need + kHugePage - 1) & ~(kHugePage - 1) : need;
     if (keep > mapped) keep = mapped;
     if (keep < old_commit) {
       os_purge(reinterpret_cast<void*>(base + keep), old_commit - keep);
@@ -345,7 +345,7 @@ SPACES_NOINLINE static void* direct_resize(Slab* h, void* p, size_t size) {  // 
   bool from_span = h->cls == kDirectFromSpan;
   bool grown = from_span ? os_map_at(reinterpret_cast<void*>(base + mapped), total - mapped) != nullptr
                          : os_remap_in_place(reinterpret_cast<void*>(base), mapped, total) != nullptr;
-  if (grown && from_span && option(kOpt_huge_pages) == 1)
+  if (grown && from_span && option(kOpt_huge_pages) != 0)
     os_hugepage_advise(reinterpret_cast<void*>(base + mapped), total - mapped);
   if (!grown) {
     // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
@@ -362,7 +362,7 @@ SPACES_NOINLINE static void* direct_resize(Slab* h, void* p, size_t size) {  // 
     pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
     if (from_span) {
       move_pieces(base, mapped, reinterpret_cast<uintptr_t>(dst));
-      if (option(kOpt_huge_pages) == 1)
+      if (option(kOpt_huge_pages) != 0)
         os_hugepage_advise(static_cast<char*>(dst) + mapped, total - mapped);
     } else if (os_remap_to(reinterpret_cast<void*>(base), mapped, total, dst) == nullptr) {
       pagemap_set_head(reinterpret_cast<uintptr_t>(h), true);
@@ -422,7 +422,7 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   }
   // (the partial page at the front faults 4 KiB at a time: a huge page there would hold the
   // phase's bytes too)
-  if (option(kOpt_huge_pages) == 1) {
+  if (option(kOpt_huge_pages) != 0) {
     os_hugepage_advise(reinterpret_cast<void*>(dst + (a - base)), total - phase - (a - base));
     if (a > base) os_hugepage_forbid(m, phase + (a - base));  // (also with THP "always")
   }
