@@ -1171,8 +1171,10 @@ SPACES_HOT_TEXT void* arena_map_direct(size_t size, size_t align, size_t* mapped
   size_t total = (size + kArenaSize - 1) & ~(kArenaSize - 1);
   if (total < size) return nullptr;
   size_t a = align > kArenaSize ? align : kArenaSize;
-  long long hp = option(kOpt_huge_pages);
-  void* p = os_map_aligned(total, a, hp == 2 && size >= kHugePage, true);  // (accounted: os.h)
+  // (accounted: os.h. Never a huge TLB mapping, whatever huge_pages says: purges, the mapping
+  // cache and growth by mremap would all have to work in whole huge pages, and they do not;
+  // docs/options.md, huge_pages 2.)
+  void* p = os_map_aligned(total, a, false, true);
   if (p == nullptr) return nullptr;
   // (transparent huge pages, huge_pages 1: large_alloc advises from the block's first 2 MiB
   // boundary, so the header's page stays a small one)

@@ -60,20 +60,10 @@ SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb, bool accounted) {
 
 // Map `size` bytes aligned to `align` (a power of two >= page size) by over-mapping and trimming.
 SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool huge_tlb, bool accounted) {
-  if (huge_tlb && (size & (kOsHugePage - 1)) == 0 && size + align > size) {
-    // Huge TLB mappings are 2 MiB aligned, and cut only on 2 MiB boundaries: a bigger alignment
-    // (a direct mapping's 4 MiB) over-maps by it and trims whole huge pages off both ends.
-    // (Until session 27 this asked for 2 MiB at most, so huge_pages 2 never got here.)
-    size_t extra = align > kOsHugePage ? align : 0;
-    void* p = mmap(nullptr, size + extra, PROT_READ | PROT_WRITE,
+  if (huge_tlb && align <= kOsHugePage && (size & (kOsHugePage - 1)) == 0) {
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE) | MAP_HUGETLB, -1, 0);
-    if (p != MAP_FAILED) {
-      uintptr_t raw = reinterpret_cast<uintptr_t>(p), start = (raw + align - 1) & ~(uintptr_t)(align - 1);
-      if (extra == 0) return p;
-      if (start > raw) munmap(p, start - raw);
-      if (raw + extra > start) munmap(reinterpret_cast<void*>(start + size), raw + extra - start);
-      return reinterpret_cast<void*>(start);
-    }
+    if (p != MAP_FAILED) return p;  // huge TLB mappings are 2 MiB aligned
   }
   if (size + align < size) return nullptr;
   uint8_t* raw = static_cast<uint8_t*>(os_map(size + align, false, accounted));
