@@ -222,9 +222,10 @@ SPACES_NOINLINE bool small_block_freed(Slab* s, Block* b) {
          slab_contains_free(s, b);
 }
 
-// realloc's check of a block whose first word looks free (internal.h, realloc_of_freed_block):
-// reports it when it is on a list (small slab) or on its box's remote stack (a block the owner
-// freed has no class byte, so box_usable reported it already). True: reported.
+// realloc's and malloc_usable_size's check of a block whose first word looks free (internal.h,
+// block_is_freed): reports it as `what` when it is on a list (small slab) or on its box's remote
+// stack (a block the owner freed has no class byte, so box_usable reported it already). True:
+// reported.
 SPACES_NOINLINE bool freed_block_reported(Slab* s, Block* b, const char* what) {
   bool freed = s->kind == kSlabPages ? box_is_pending(s, b) : small_block_freed(s, b);
   if (freed) report_error(SPACES_ERROR_DOUBLE_FREE, b, what);
