@@ -625,8 +625,8 @@ SPACES_INLINE Slab* pagemap_head_at(uintptr_t g) {
   X(verbose, 0, 0, 1, "print the version and the options in force at start")                     \
   X(purge_delay_ms, 1000, -1, 3600000, "ms over which freed slabs go back to the OS with madvise, on a decay curve, all by its end (-1: never); also how long an exited thread's heap waits for a new thread before living threads merge it")\
   X(dirty_max_kib, 8192, 0, 1048576, "KiB of freed, still resident memory kept per thread heap before purging at once") \
-  X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 MAP_HUGETLB")     \
-  X(huge_spans, 1, 0, 1, "huge_pages=1: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \
+  X(huge_pages, 1, 0, 2, "blocks >= 2 MiB: 0 none, 1 transparent huge pages, 2 the same (MAP_HUGETLB: not yet)") \
+  X(huge_spans, 1, 0, 1, "huge_pages=1 or 2: thread heaps' blocks of 2-32 MiB are runs in 64 MiB spans advised THP, freed ones reused by any size (0: a mapping each)") \
   X(span_move_mib, 16, 0, 32, "realloc growing a span block of at least this many MiB that cannot grow in place moves its pages to a mapping of its own (mremap, no copy) instead of copying it to a new run (0: always copy)") \
   X(arena_huge_pages, 2, 0, 2, "advise THP on the thread heaps' 4 MiB arenas that hold small-class slabs (blocks up to 8 KiB; never page boxes, medium slabs or large blocks): 0 never, 1 every such arena, 2 those made once arena_huge_after_mib are in use (fewer page faults for large heaps)")  \
   X(arena_huge_after_mib, 64, 0, 1048576, "arena_huge_pages=2: MiB in use (committed less freed) before new arenas are advised THP") \
