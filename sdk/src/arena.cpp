@@ -710,7 +710,7 @@ SPACES_HOT_TEXT bool arena_thp_due() {
 
 namespace {
 Arena* arena_new(bool huge, unsigned shard, bool dense) {
-  void* p = os_map_aligned(kArenaSize, kArenaSize, false);
+  void* p = os_map_aligned(kArenaSize, kArenaSize);
   if (p == nullptr) return nullptr;
   // Thread heaps' arenas: THP never, always, or once the process has a large heap (2: a small
   // program keeps 4 KiB pages and its RSS, a program with arena_huge_after_mib in use takes
@@ -953,7 +953,7 @@ SPACES_HOT_TEXT void arena_free_batch(RunBatch& runs) {
 // ---- spans (huge blocks) ----------------------------------------------------------------
 namespace {
 Span* span_new(unsigned shard) {
-  void* p = os_map_aligned(kSpanSize, kSpanSize, false);
+  void* p = os_map_aligned(kSpanSize, kSpanSize);
   if (p == nullptr) return nullptr;
   os_hugepage_advise(p, kSpanSize);
   SPACES_ASAN(ASAN_UNPOISON_MEMORY_REGION(p, kSpanSize));  // (stale shadow of an old mapping)
@@ -1174,7 +1174,7 @@ SPACES_HOT_TEXT void* arena_map_direct(size_t size, size_t align, size_t* mapped
   // (accounted: os.h. Never a huge TLB mapping, whatever huge_pages says: purges, the mapping
   // cache and growth by mremap would all have to work in whole huge pages, and they do not;
   // docs/options.md, huge_pages 2.)
-  void* p = os_map_aligned(total, a, false, true);
+  void* p = os_map_aligned(total, a, true);
   if (p == nullptr) return nullptr;
   // (transparent huge pages, huge_pages 1: large_alloc advises from the block's first 2 MiB
   // boundary, so the header's page stays a small one)

@@ -553,7 +553,7 @@ Chunk* chunk_struct_alloc() {
   size_t need = (sizeof(Chunk) + 63) & ~size_t(63);
   if (g_chunk_cursor == nullptr || g_chunk_cursor + need > g_chunk_end) {
     size_t bytes = 512 * 1024;
-    uint8_t* m = static_cast<uint8_t*>(os_map(bytes, false));
+    uint8_t* m = static_cast<uint8_t*>(os_map(bytes));
     if (m == nullptr) return nullptr;
     g_chunk_cursor = m;
     g_chunk_end = m + bytes;

@@ -269,7 +269,7 @@ Heap* heap_alloc_struct() {  // g_heap_lock held
   size_t need = (sizeof(Heap) + 63) & ~size_t(63);
   if (g_meta_cursor == nullptr || g_meta_cursor + need > g_meta_end) {
     size_t chunk = 256 * 1024;
-    uint8_t* m = static_cast<uint8_t*>(os_map(chunk, false));
+    uint8_t* m = static_cast<uint8_t*>(os_map(chunk));
     if (m == nullptr) return nullptr;
     g_meta_cursor = m;
     g_meta_end = m + chunk;

@@ -298,8 +298,9 @@ SPACES_HOT_TEXT size_t large_usable(const Slab* h, const void* p) {
 
 // Move the mapping [from, from + len) to `to` (reserved, len bytes or more; both 4 MiB-aligned)
 // 2 MiB at a time: a mapping span_to_direct made, or one laid out for huge pages, is several
-// kernel mappings, all split on 2 MiB boundaries, and mremap moves a range only within one. A piece the kernel will not move (at
-// its limit of mappings) is copied into fresh pages instead, so the move always completes.
+// kernel mappings, all split on 2 MiB boundaries, and mremap moves a range only within one. A
+// piece the kernel will not move (at its limit of mappings) is copied into fresh pages instead,
+// so the move always completes.
 SPACES_NOINLINE static void move_pieces(uintptr_t from, size_t len, uintptr_t to) {
   for (size_t off = 0; off < len; off += kHugePage) {
     size_t n = len - off < kHugePage ? len - off : kHugePage;
@@ -357,7 +358,7 @@ SPACES_NOINLINE static void* direct_resize(Slab* h, void* p, size_t size) {  // 
     // Reserve a 4 MiB-aligned destination and let the kernel move the page tables there.
     // (accounted, os.h: moved piece by piece, the pieces fill only `mapped` bytes of it and the
     // rest is the block's growth; a single mremap replaces all of it)
-    void* dst = os_map_aligned(total, kArenaSize, false, true);
+    void* dst = os_map_aligned(total, kArenaSize, true);
     if (dst == nullptr) return nullptr;
     if (!pagemap_prepare(reinterpret_cast<uintptr_t>(dst), total)) {
       os_unmap(dst, total);
@@ -410,7 +411,7 @@ SPACES_NOINLINE static void* span_to_direct(Slab* h, void* p, size_t size) {
   size_t need = page_round(phase + (up - base) + size);
   size_t total = (need + kArenaSize - 1) & ~(kArenaSize - 1);
   if (total < need) return nullptr;
-  void* m = os_map_aligned(total, kArenaSize, false, true);  // (accounted: os.h)
+  void* m = os_map_aligned(total, kArenaSize, true);  // (accounted: os.h)
   if (m == nullptr) return nullptr;
   uintptr_t nbase = reinterpret_cast<uintptr_t>(m), dst = nbase + phase;  // dst: where base goes
   if (!pagemap_prepare(nbase, total)) {

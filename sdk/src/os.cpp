@@ -34,39 +34,23 @@
 #ifndef MADV_HUGEPAGE
 #define MADV_HUGEPAGE 14
 #endif
-#ifndef MAP_HUGETLB
-#define MAP_HUGETLB 0x40000
-#endif
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
 namespace spaces_core {
 
-namespace {
-constexpr size_t kOsHugePage = size_t(2) << 20;
-}
-
-SPACES_HOT_TEXT void* os_map(size_t size, bool huge_tlb, bool accounted) {
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE);
-  if (huge_tlb) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags | MAP_HUGETLB, -1, 0);
-    if (p != MAP_FAILED) return p;
-    // no reserved huge pages: fall back to normal pages
-  }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+SPACES_HOT_TEXT void* os_map(size_t size, bool accounted) {
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE), -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
 // Map `size` bytes aligned to `align` (a power of two >= page size) by over-mapping and trimming.
-SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool huge_tlb, bool accounted) {
-  if (huge_tlb && align <= kOsHugePage && (size & (kOsHugePage - 1)) == 0) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE) | MAP_HUGETLB, -1, 0);
-    if (p != MAP_FAILED) return p;  // huge TLB mappings are 2 MiB aligned
-  }
+// (No huge TLB mappings: huge_pages 2 never got one, and session 27 found that the mapping cache,
+// its purges and growth by mremap would have to work in whole huge pages first; docs/options.md.)
+SPACES_HOT_TEXT void* os_map_aligned(size_t size, size_t align, bool accounted) {
   if (size + align < size) return nullptr;
-  uint8_t* raw = static_cast<uint8_t*>(os_map(size + align, false, accounted));
+  uint8_t* raw = static_cast<uint8_t*>(os_map(size + align, accounted));
   if (raw == nullptr) return nullptr;
   uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + align - 1) & ~(uintptr_t)(align - 1);
   size_t front = start - reinterpret_cast<uintptr_t>(raw);

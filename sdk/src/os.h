@@ -37,8 +37,8 @@ namespace spaces_core {
 // mode 0 a request the machine could never back (malloc(1 TiB) on 24 GiB) fails with ENOMEM
 // instead of succeeding and meeting the OOM killer at its first writes. (Mode 2 counts every
 // mapping whatever the flag; mode 1 lets anything through, for glibc too.)
-void* os_map(size_t size, bool huge_tlb, bool accounted = false);  // NULL on failure
-void* os_map_aligned(size_t size, size_t align, bool huge_tlb, bool accounted = false);
+void* os_map(size_t size, bool accounted = false);  // NULL on failure
+void* os_map_aligned(size_t size, size_t align, bool accounted = false);  // align: a power of two >= a page
 void os_unmap(void* p, size_t size);
 bool os_remap_fresh(void* p, size_t size, bool accounted = false);  // fresh zero pages (and page tables) in place
 void* os_remap_in_place(void* p, size_t old_size, size_t new_size);  // NULL: cannot grow there

@@ -33,7 +33,7 @@ namespace {
 PageLeaf* pagemap_make_leaf(uintptr_t i) {
   PageLeaf* l = g_map.leaves[i].load(std::memory_order_acquire);
   if (l) return l;
-  PageLeaf* fresh = static_cast<PageLeaf*>(os_map(sizeof(PageLeaf), false));
+  PageLeaf* fresh = static_cast<PageLeaf*>(os_map(sizeof(PageLeaf)));
   if (fresh == nullptr) return nullptr;
   if (g_map.leaves[i].compare_exchange_strong(l, fresh, std::memory_order_acq_rel)) return fresh;
   os_unmap(fresh, sizeof(PageLeaf));  // another thread installed one first

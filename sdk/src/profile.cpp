@@ -128,7 +128,7 @@ uint32_t size_band(uint64_t size) {
   return (lg << 3) | uint32_t((size >> (lg - 3)) & 7);
 }
 
-void* meta_map(size_t bytes) { return os_map((bytes + 4095) & ~size_t(4095), false); }
+void* meta_map(size_t bytes) { return os_map((bytes + 4095) & ~size_t(4095)); }
 
 Bucket* bucket_new() {
   if (g_store_left < sizeof(Bucket)) {

@@ -9,7 +9,7 @@ namespace {
 // A slab-aligned scratch region from the OS (not from a heap) so slab functions run alone.
 struct ScratchSlab {
   Slab* s;
-  ScratchSlab() { s = static_cast<Slab*>(os_map_aligned(kSlabSize, kSlabSize, false)); }
+  ScratchSlab() { s = static_cast<Slab*>(os_map_aligned(kSlabSize, kSlabSize)); }
   ~ScratchSlab() { os_unmap(s, kSlabSize); }
 };
 // s made a slab of 64-byte blocks, its first carved batch handed out (its free list left empty)
@@ -249,7 +249,7 @@ TEST(Slab, BlockStartTestAndIndexAreExactForEveryClassAndOffset) {
 // pages (mlock, mlockall) the kernel refuses MADV_DONTNEED, and os_purge zeroes them instead.
 TEST(Os, PurgedMemoryIsZeroEvenWhereTheKernelRefusesToDropIt) {
   const size_t size = 4 * kPageSize;
-  auto* p = static_cast<unsigned char*>(os_map(size, false));
+  auto* p = static_cast<unsigned char*>(os_map(size));
   ASSERT_NE(p, nullptr);
   memset(p, 0xa5, size);
   os_purge(p, size);
@@ -273,7 +273,7 @@ TEST(Os, PurgedMemoryIsZeroEvenWhereTheKernelRefusesToDropIt) {
 // bytes' worth of blocks are lost against an uncoloured slab.
 TEST(SlabColour, EveryClassAndColourKeepsItsAlignmentAndFitsItsGranules) {
   const size_t span_max = size_t(16) << kSlabShift;
-  auto* m = static_cast<uint8_t*>(os_map_aligned(span_max, kSlabSize, false));
+  auto* m = static_cast<uint8_t*>(os_map_aligned(span_max, kSlabSize));
   ASSERT_NE(m, nullptr);
   uintptr_t g = reinterpret_cast<uintptr_t>(m);
   for (unsigned cls = 0; cls < kNumClasses; cls++) {
