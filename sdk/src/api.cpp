@@ -37,6 +37,7 @@ bool g_fork_locked = false;  // (written by the forking thread only, read back b
 void fork_prepare() {
   g_fork_locked = !os_single_threaded();
   if (!g_fork_locked) return;
+  large_fork_wait();  // (before any lock: a claim in flight may need one to finish)
   // The stdio list lock and the region locks are the ones a thread may hold while it runs user
   // code (a walk callback): taken together or retried, never waited for in order.
   for (;;) {
@@ -58,9 +59,11 @@ void fork_parent() {
   shared_fork_unlock();
   chunk_fork_unlock();
   os_fork_stdio_unlock();
+  large_fork_open();
 }
 void fork_child() {
   if (g_fork_locked) {
+    large_fork_child();
     os_fork_stdio_child();
     arena_after_fork_child();
     heap_after_fork_child();

@@ -937,6 +937,12 @@ struct LargeTotals {
                                        // runs: glibc's hblks), bytes mapped or of their runs
 };
 LargeTotals large_totals();
+// fork and large_resize's claims (a fork child must never see a block claimed by a thread it
+// lacks): fork_prepare waits for the claims in flight, and a claim made meanwhile waits for the
+// fork to finish.
+void large_fork_wait();    // fork_prepare: before any lock is taken
+void large_fork_open();    // fork_parent
+void large_fork_child();   // fork_child: no claim survives (the child has one thread)
 
 // ---- heap profiling (profile.cpp) -----------------------------------------------------------
 // Off (g_prof_on false, decided once at initialisation) nothing below is reached and the fast

@@ -485,6 +485,39 @@ SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
   return done;
 }
 
+// A fork must not split a claim: the child has only the forking thread, so a block another
+// thread had claimed would stay marked free there, and the child's own free of it (the program's
+// pointer there is still p) would be reported as a double free, which stops the program. So
+// large_resize holds a claim only inside the gate below: fork_prepare (api.cpp) closes the gate
+// and waits for the claims in flight, which take no lock the forking thread holds then (it
+// waits before taking any); a claim made while the gate is closed waits for the fork to finish.
+// (Two seq_cst accesses on each side: either the claimer sees the gate closed or fork_prepare
+// sees the claim.) Claims were added by session 26 (run_resize) and 27; this gate by session 28.
+namespace {
+std::atomic<uint32_t> g_resize_claims{0};  // large_resize calls between claim_enter and claim_exit
+std::atomic<uint32_t> g_fork_gate{0};      // forks being prepared (closed while not 0)
+
+SPACES_INLINE void claim_enter() {
+  for (;;) {
+    g_resize_claims.fetch_add(1, std::memory_order_seq_cst);
+    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return;
+    g_resize_claims.fetch_sub(1, std::memory_order_seq_cst);
+    while (g_fork_gate.load(std::memory_order_acquire) != 0) os_yield();
+  }
+}
+SPACES_INLINE void claim_exit() { g_resize_claims.fetch_sub(1, std::memory_order_release); }
+}  // namespace
+
+void large_fork_wait() {
+  g_fork_gate.fetch_add(1, std::memory_order_seq_cst);
+  while (g_resize_claims.load(std::memory_order_seq_cst) != 0) os_yield();
+}
+void large_fork_open() { g_fork_gate.fetch_sub(1, std::memory_order_release); }
+void large_fork_child() {
+  g_resize_claims.store(0, std::memory_order_relaxed);
+  g_fork_gate.store(0, std::memory_order_relaxed);
+}
+
 // realloc of large block p (header h, of `kind`) to `size` without a copy, where it can be: a
 // run resized in its arena (run_resize) or its span, a span's block moved out to a mapping of
 // its own (span_to_direct), a direct mapping resized (direct_resize). The block is claimed first
@@ -493,11 +526,12 @@ SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
 // back granules or a mapping the resize is changing (once the block's pages have moved, its old
 // pointer is no block at all: reported as an invalid free). The result, or NULL: not resized (the
 // caller copies it; the claim is over), or `reported` (a free or realloc had claimed it first).
-// (A fork while another thread holds the claim leaves the child a block marked free: its free
-// there is reported as a double free; the block leaks in the child.)
+// The claim is held inside the fork gate above (claim_enter, claim_exit).
 // (Until session 27 only run_resize claimed: span growth and direct_resize raced a free.)
 SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size, uint8_t kind, bool* reported) {
+  claim_enter();
   if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+    claim_exit();
     report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
     *reported = true;
     return nullptr;
@@ -524,13 +558,16 @@ SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size
       // (Not below span_move_mib: a small block's copy costs less than the page faults of its
       // pages moved out of the span, which the next blocks would fault back in.)
       long long move_mib = option(kOpt_span_move_mib);
-      if (size > usable && move_mib != 0 && usable >= size_t(move_mib) << 20 && (r = span_to_direct(h, p, size)))
+      if (size > usable && move_mib != 0 && usable >= size_t(move_mib) << 20 && (r = span_to_direct(h, p, size))) {
+        claim_exit();
         return r;  // (its header is the new mapping's, kSlabDirect; h's granules went back)
+      }
     }
   } else if ((r = direct_resize(h, p, size)) != nullptr) {
     nh = head_of(r);
   }
   __atomic_store_n(&nh->kind, kind, __ATOMIC_RELEASE);  // (the claim is over)
+  claim_exit();
   return r;
 }
 

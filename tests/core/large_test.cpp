@@ -17,6 +17,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <atomic>
+#include <ctime>
 #include <thread>
 #include <random>
 #include <vector>
@@ -1025,6 +1027,92 @@ TEST(Large, AFreeRacingAnInPlaceReallocIsReported) {
                                        "direct and a span block; 1x: no mremap made, 2x: the racing free was not "
                                        "reported at once, 3x: realloc failed, 4x: content lost, 5x: the old "
                                        "block's free was reported";
+}
+
+// A fork never splits a realloc's claim (large.cpp, the fork gate): fork_prepare waits until
+// the claim in flight ends, so the child never has a block marked free by a thread it lacks (its
+// free there, of the pointer the program still holds, was reported as a double free, which stops
+// the program). In a child process, thread R reallocs a direct mapping; a seccomp filter (R's
+// own) traps its mremap, and the handler, inside the claim, lets the main thread fork and keeps
+// the claim for 300 ms before it fails the call. The grandchild must see the handler done (the
+// fork waited), and the block, if still live there, must free without a report.
+// (Until session 28 the fork went through at once.)
+namespace {
+std::atomic<int> g_gate_phase{0};  // 1: R is inside the claim; 2: the handler is done
+void gate_sigsys(int, siginfo_t*, void* uc) {
+  if (g_gate_phase.load() == 0) {  // (the resize's mremap; later ones, the copy's, fail at once)
+    g_gate_phase.store(1);
+    struct timespec t = {0, 300 * 1000 * 1000};
+    nanosleep(&t, nullptr);  // (the main thread forks meanwhile)
+    g_gate_phase.store(2);
+  }
+  static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RAX] = -ENOMEM;  // (the mremap fails: a copy follows)
+}
+int g_gate_reports;
+void gate_report(int, void*, const char*, void*) { g_gate_reports++; }
+}  // namespace
+
+TEST(Large, AForkWaitsForAReallocsClaim) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    spaces_option_set("huge_pages", 1);
+    spaces_collect(1);  // (no cached mapping from the parent's tests that 40 MiB could grow into)
+    char* direct = static_cast<char*>(spaces_malloc(40 * kMiB));
+    if (direct == nullptr) _exit(5);
+    if (slab_find(direct)->kind != kSlabDirect) _exit(6);
+    for (size_t i = 0; i < 40 * kMiB; i += 4096) direct[i] = char(i >> 12);
+    struct sigaction sa = {};
+    sa.sa_sigaction = gate_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, nullptr);
+    spaces_set_error_handler(gate_report, nullptr);
+    std::atomic<int> filtered{0};
+    std::thread r([&] {
+      struct sock_filter f[] = {
+          BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 0, 1),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      };
+      struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        filtered.store(-1);
+        return;
+      }
+      filtered.store(1);
+      void* q = spaces_realloc(direct, 80 * kMiB);  // (R's own thread: the filter is its alone)
+      if (q != nullptr) spaces_free(q);
+    });
+    while (g_gate_phase.load() == 0 && filtered.load() >= 0) sched_yield();
+    if (filtered.load() < 0) {
+      r.join();
+      _exit(3);
+    }
+    pid_t g = fork();  // (while R holds its claim)
+    if (g == 0) {
+      if (g_gate_phase.load() != 2) _exit(10);  // the fork did not wait for the claim
+      Slab* h = slab_find(direct);
+      if (h != nullptr && h->kind == kSlabDirect && h->user_ptr == reinterpret_cast<uintptr_t>(direct)) {
+        for (size_t i = 0; i < 40 * kMiB; i += 4096)
+          if (direct[i] != char(i >> 12)) _exit(11);
+        spaces_free(direct);  // (the copy had not freed it at the fork: live here)
+        if (g_gate_reports != 0) _exit(12);
+      }
+      _exit(0);
+    }
+    int gs = 0;
+    if (g < 0 || waitpid(g, &gs, 0) != g) _exit(7);
+    r.join();
+    _exit(WIFEXITED(gs) ? WEXITSTATUS(gs) : 8);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  if (WEXITSTATUS(status) == 3) GTEST_SKIP() << "no seccomp filter here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "5: malloc failed, 6: not a direct mapping, 7: fork failed, 8: the "
+                                       "grandchild died, 10: the fork did not wait for the claim, 11: content "
+                                       "lost, 12: the child's free of the block was reported";
 }
 
 // A span block moved to a mapping of its own (span_to_direct), then grown past the machine's

@@ -1,6 +1,7 @@
-// fork_stress: fork() while 4 threads allocate and free is safe: every child can malloc, free,
-// realloc and use large blocks, free its copies of blocks other parent threads allocated, and
-// start a thread, without deadlock (alarm in the child) or damage to any block, in either process.
+// fork_stress: fork() while 4 threads allocate and free, and a fifth resizes a large block, is
+// safe: every child can malloc, free, realloc and use large blocks, free its copies of blocks
+// other parent threads allocated, and start a thread, without deadlock (alarm in the child) or
+// damage to any block, in either process.
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -63,6 +64,28 @@ void worker(int id) {
     gParentOps.fetch_add(1, std::memory_order_relaxed);
   }
   for (Block &b : window) parentFree(b);
+}
+
+// A large block grown and shrunk by realloc without a pause: most of these resize it in place
+// (a run in its arena, a span's run, a mapping by mremap), under a claim that fork_prepare waits
+// for (sdk/src/large.cpp, the fork gate), so forks land in the middle of its resizes.
+void resizer() {
+  const std::size_t sizes[] = {300 << 10, 1 << 20, 3 << 20, 6 << 20, 40 << 20, 70 << 20, 9 << 20, 500 << 10};
+  std::size_t n = sizes[0];
+  auto *big = static_cast<unsigned char *>(std::malloc(n));
+  if (!big) { gParentNull.fetch_add(1); return; }
+  fill(big, n, 99);
+  for (unsigned i = 1; !gStop.load(std::memory_order_relaxed); ++i) {
+    std::size_t m = sizes[i % (sizeof sizes / sizeof sizes[0])];
+    auto *next = static_cast<unsigned char *>(std::realloc(big, m));
+    if (!next) { gParentNull.fetch_add(1); break; }
+    if (!verify(next, m < n ? m : n, 99)) gParentDamaged.fetch_add(1);
+    big = next;
+    if (m > n) fillRange(big, n, m, 99);
+    n = m;
+    gParentOps.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::free(big);
 }
 
 // ---- the child: only write(2) for output, only _exit to leave ----
@@ -149,6 +172,7 @@ int main(int argc, char **argv) {
   const long childOps = scaled(10000);
   std::vector<std::thread> workers;
   for (int i = 0; i < 4; ++i) workers.emplace_back(worker, i);
+  workers.emplace_back(resizer);
 
   auto start = std::chrono::steady_clock::now();
   int ok = 0, bad = 0;
