@@ -492,29 +492,42 @@ SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
 // and waits for the claims in flight, which take no lock the forking thread holds then (it
 // waits before taking any); a claim made while the gate is closed waits for the fork to finish.
 // (Two seq_cst accesses on each side: either the claimer sees the gate closed or fork_prepare
-// sees the claim.) Claims were added by session 26 (run_resize) and 27; this gate by session 28.
+// sees the claim.) The claims are counted in 32 counters a line apart, by thread, so that
+// threads resizing blocks at once share no written line: fork_prepare waits until all are 0.
+// Claims were added by session 26 (run_resize) and 27; this gate by session 28.
 namespace {
-std::atomic<uint32_t> g_resize_claims{0};  // large_resize calls between claim_enter and claim_exit
+struct alignas(64) ClaimCount {
+  std::atomic<uint32_t> n{0};
+};
+constexpr unsigned kClaimCounts = 32;
+ClaimCount g_resize_claims[kClaimCounts];  // large_resize calls between claim_enter and claim_exit
 std::atomic<uint32_t> g_fork_gate{0};      // forks being prepared (closed while not 0)
 
-SPACES_INLINE void claim_enter() {
+// The caller's counter (claim_exit takes the same one).
+SPACES_INLINE std::atomic<uint32_t>& claim_enter() {
+  std::atomic<uint32_t>& n = g_resize_claims[(thread_self() * 0x9e3779b97f4a7c15ull) >> 59].n;
   for (;;) {
-    g_resize_claims.fetch_add(1, std::memory_order_seq_cst);
-    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return;
-    g_resize_claims.fetch_sub(1, std::memory_order_seq_cst);
+    n.fetch_add(1, std::memory_order_seq_cst);
+    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return n;
+    n.fetch_sub(1, std::memory_order_seq_cst);
     while (g_fork_gate.load(std::memory_order_acquire) != 0) os_yield();
   }
 }
-SPACES_INLINE void claim_exit() { g_resize_claims.fetch_sub(1, std::memory_order_release); }
+SPACES_INLINE void claim_exit(std::atomic<uint32_t>& n) { n.fetch_sub(1, std::memory_order_release); }
 }  // namespace
 
 void large_fork_wait() {
   g_fork_gate.fetch_add(1, std::memory_order_seq_cst);
-  while (g_resize_claims.load(std::memory_order_seq_cst) != 0) os_yield();
+  // (A claim that began before the gate closed stays counted in its thread's counter until it
+  // ends; one that begins after it counts only until it sees the gate.)
+  for (unsigned k = 0; k < kClaimCounts;) {
+    if (g_resize_claims[k].n.load(std::memory_order_seq_cst) != 0) os_yield();
+    else k++;
+  }
 }
 void large_fork_open() { g_fork_gate.fetch_sub(1, std::memory_order_release); }
 void large_fork_child() {
-  g_resize_claims.store(0, std::memory_order_relaxed);
+  for (ClaimCount& c : g_resize_claims) c.n.store(0, std::memory_order_relaxed);
   g_fork_gate.store(0, std::memory_order_relaxed);
 }
 
@@ -529,9 +542,9 @@ void large_fork_child() {
 // The claim is held inside the fork gate above (claim_enter, claim_exit).
 // (Until session 27 only run_resize claimed: span growth and direct_resize raced a free.)
 SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size, uint8_t kind, bool* reported) {
-  claim_enter();
+  std::atomic<uint32_t>& claims = claim_enter();
   if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-    claim_exit();
+    claim_exit(claims);
     report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");
     *reported = true;
     return nullptr;
@@ -559,7 +572,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size
       // pages moved out of the span, which the next blocks would fault back in.)
       long long move_mib = option(kOpt_span_move_mib);
       if (size > usable && move_mib != 0 && usable >= size_t(move_mib) << 20 && (r = span_to_direct(h, p, size))) {
-        claim_exit();
+        claim_exit(claims);
         return r;  // (its header is the new mapping's, kSlabDirect; h's granules went back)
       }
     }
@@ -567,7 +580,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size
     nh = head_of(r);
   }
   __atomic_store_n(&nh->kind, kind, __ATOMIC_RELEASE);  // (the claim is over)
-  claim_exit();
+  claim_exit(claims);
   return r;
 }
 
