@@ -943,6 +943,21 @@ TEST(Span, WhereTheKernelRefusesTheMoveAGrownBlockIsCopied) {
                                        "failed or stayed, 7: content lost, 8: the old run was not kept";
 }
 
+namespace {
+// The calling thread's every mremap from now on raises SIGSYS (a seccomp filter; a process's
+// other threads are not filtered). false: no seccomp here.
+bool trap_mremap() {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+}  // namespace
+
 // realloc claims a large block before it resizes it without a copy (large.cpp, large_resize),
 // as free does: a free racing the resize is reported as a double free, and the resize goes on
 // with the block intact. The race is made in a child process: a seccomp filter traps every
@@ -990,15 +1005,7 @@ TEST(Large, AFreeRacingAnInPlaceReallocIsReported) {
     sa.sa_sigaction = racing_sigsys;
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGSYS, &sa, nullptr);
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
-      _exit(3);  // (no seccomp here: nothing to check)
+    if (!trap_mremap()) _exit(3);  // (no seccomp here: nothing to check)
     spaces_set_error_handler(racing_report, nullptr);
     int step = 0;
     for (char* p : {direct, span}) {
@@ -1069,14 +1076,7 @@ TEST(Large, AForkWaitsForAReallocsClaim) {
     spaces_set_error_handler(gate_report, nullptr);
     std::atomic<int> filtered{0};
     std::thread r([&] {
-      struct sock_filter f[] = {
-          BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 0, 1),
-          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-          BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      };
-      struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
-      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+      if (!trap_mremap()) {
         filtered.store(-1);
         return;
       }
