@@ -502,26 +502,40 @@ struct alignas(64) ClaimCount {
 constexpr unsigned kClaimCounts = 32;
 ClaimCount g_resize_claims[kClaimCounts];  // large_resize calls between claim_enter and claim_exit
 std::atomic<uint32_t> g_fork_gate{0};      // forks being prepared (closed while not 0)
+// The counter this thread may be counted in (set before its count goes up, cleared after it
+// comes down): a fork made by a signal handler that interrupted this thread's claim does not wait
+// for that claim, which cannot end before the handler returns.
+SPACES_TLS ClaimCount* t_claim = nullptr;
 
 // The caller's counter (claim_exit takes the same one).
 SPACES_INLINE std::atomic<uint32_t>& claim_enter() {
-  std::atomic<uint32_t>& n = g_resize_claims[(thread_self() * 0x9e3779b97f4a7c15ull) >> 59].n;
+  ClaimCount& c = g_resize_claims[(thread_self() * 0x9e3779b97f4a7c15ull) >> 59];
   for (;;) {
-    n.fetch_add(1, std::memory_order_seq_cst);
-    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return n;
-    n.fetch_sub(1, std::memory_order_seq_cst);
+    __atomic_store_n(&t_claim, &c, __ATOMIC_RELAXED);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    c.n.fetch_add(1, std::memory_order_seq_cst);
+    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return c.n;
+    c.n.fetch_sub(1, std::memory_order_seq_cst);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    __atomic_store_n(&t_claim, static_cast<ClaimCount*>(nullptr), __ATOMIC_RELAXED);
     while (g_fork_gate.load(std::memory_order_acquire) != 0) os_yield();
   }
 }
-SPACES_INLINE void claim_exit(std::atomic<uint32_t>& n) { n.fetch_sub(1, std::memory_order_release); }
+SPACES_INLINE void claim_exit(std::atomic<uint32_t>& n) {
+  n.fetch_sub(1, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  __atomic_store_n(&t_claim, static_cast<ClaimCount*>(nullptr), __ATOMIC_RELAXED);
+}
 }  // namespace
 
 void large_fork_wait() {
   g_fork_gate.fetch_add(1, std::memory_order_seq_cst);
   // (A claim that began before the gate closed stays counted in its thread's counter until it
-  // ends; one that begins after it counts only until it sees the gate.)
+  // ends; one that begins after it counts only until it sees the gate. The forking thread's own,
+  // when a signal handler forks in the middle of it, is allowed for.)
+  ClaimCount* mine = __atomic_load_n(&t_claim, __ATOMIC_RELAXED);
   for (unsigned k = 0; k < kClaimCounts;) {
-    if (g_resize_claims[k].n.load(std::memory_order_seq_cst) != 0) os_yield();
+    if (g_resize_claims[k].n.load(std::memory_order_seq_cst) > (&g_resize_claims[k] == mine ? 1u : 0u)) os_yield();
     else k++;
   }
 }

@@ -1115,6 +1115,60 @@ TEST(Large, AForkWaitsForAReallocsClaim) {
                                        "lost, 12: the child's free of the block was reported";
 }
 
+// A signal handler that forks in the middle of its own thread's claim (here the SIGSYS of a
+// trapped mremap, inside the resize) does not wait for that claim, which cannot end before the
+// handler returns: the fork goes through (another thread exists, so fork_prepare takes its
+// locked path and waits for the claims in flight), where waiting for it would hang for ever.
+namespace {
+void forking_sigsys(int, siginfo_t*, void* uc) {
+  pid_t g = fork();
+  if (g == 0) _exit(0);
+  int gs = 0;
+  if (g < 0 || waitpid(g, &gs, 0) != g || !WIFEXITED(gs)) _exit(7);
+  g_gate_phase.store(3);
+  static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RAX] = -ENOMEM;
+}
+}  // namespace
+
+TEST(Large, AForkFromASignalHandlerInsideAClaimGoesThrough) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(20);  // (a hang is the failure: SIGALRM)
+    spaces_collect(1);
+    char* direct = static_cast<char*>(spaces_malloc(40 * kMiB));
+    if (direct == nullptr || slab_find(direct)->kind != kSlabDirect) _exit(5);
+    struct sigaction sa = {};
+    sa.sa_sigaction = forking_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, nullptr);
+    std::atomic<bool> stop{false};
+    std::thread idle([&] {  // (a second thread: fork_prepare's locked path)
+      while (!stop.load()) sched_yield();
+    });
+    int result = 0;
+    std::thread r([&] {
+      if (!trap_mremap()) {
+        result = 3;
+        return;
+      }
+      void* q = spaces_realloc(direct, 80 * kMiB);  // (the handler forks inside its resize)
+      spaces_free(q != nullptr ? q : direct);
+      result = g_gate_phase.load() == 3 ? 0 : 6;
+    });
+    r.join();
+    stop.store(true);
+    idle.join();
+    _exit(result);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0)
+                                 << (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (the fork hung)" : "");
+  if (WEXITSTATUS(status) == 3) GTEST_SKIP() << "no seccomp filter here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "5: malloc failed, 6: the handler did not fork, 7: its child failed";
+}
+
 // A span block moved to a mapping of its own (span_to_direct), then grown past the machine's
 // memory: its growth is mapped right after it, or its pieces move to a new mapping
 // (direct_resize), and either is accounted as a direct mapping is (os.h), so realloc fails with
