@@ -268,6 +268,7 @@ void sh_repair(const ShAttach* at) {
       }
       s->used = used;
       s->in_list = 0;
+      s->prev = s->next = nullptr;  // (a slab on no list has no links: sh_free_locked)
       if (used < s->capacity) sh_list_push(at, s);
       h->slabs++;
       h->live_blocks += used;
@@ -639,7 +640,10 @@ void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
     return;
   }
   bool was_full = s->used == s->capacity;
-  if ((s->in_list || was_full) && !sh_links_ok(at, s)) {
+  // The links the list operations below write through are checked whatever in_list says, and a
+  // slab on no list has none: a writer of the region could clear in_list and aim the links at
+  // the freeing process's own memory (until session 28 they were then written through).
+  if (!sh_links_ok(at, s) || (!s->in_list && (s->prev || s->next))) {
     sh_report(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
     s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
     sh_repair(at);  // rebuilds lists and counts from the bitmaps, this free included

@@ -408,7 +408,32 @@ void test_hostile_writer() {
   CHECK(b != nullptr && g_caught.count == before + 1 && v.at(kOffGranules) == cap / 65536);
   spaces_free(b);
 
-  // 5. The object truncated behind the region's back: new granules are refused (NULL, reported),
+  // 5. A slab's list links aimed at this process's own memory, with its in_list flag cleared,
+  //    before the free of its only block (which gives the slab back: a list removal): reported,
+  //    never written through. (Session 28's adversarial pass: the links were checked only when
+  //    in_list said the slab was on a list, and the free wrote a pointer into each target.)
+  {
+    static uint64_t private_a = 0x1111111111111111ull, private_b = 0x2222222222222222ull;
+    void* only = spaces_chunk_alloc(c, 3000, 0);  // (its class's only slab)
+    CHECK(only != nullptr);
+    char* slab = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(only) & ~uintptr_t(0xffff));
+    constexpr size_t kInList = 6, kNext = 32, kPrev = 40;  // (shared.cpp, ShSlab)
+    uint16_t off = 0;
+    memcpy(slab + kInList, &off, 2);
+    uintptr_t aim_a = reinterpret_cast<uintptr_t>(&private_a) - kNext, aim_b = reinterpret_cast<uintptr_t>(&private_b) - kPrev;
+    memcpy(slab + kPrev, &aim_a, 8);  // (prev->next = ... would land on private_a)
+    memcpy(slab + kNext, &aim_b, 8);  // (next->prev = ... on private_b)
+    before = g_caught.count;
+    spaces_free(only);
+    CHECK(private_a == 0x1111111111111111ull && private_b == 0x2222222222222222ull);
+    CHECK(g_caught.count == before + 1 && g_caught.code == SPACES_ERROR_CORRUPTED);
+    void* again = spaces_chunk_alloc(c, 3000, 0);  // (repaired: the region goes on)
+    CHECK(again != nullptr);
+    spaces_free(again);
+    CHECK(g_caught.count == before + 1);
+  }
+
+  // 6. The object truncated behind the region's back: new granules are refused (NULL, reported),
   //    not SIGBUS. (Blocks already handed out past the new end would fault: docs/shared.md.)
   int fd = shm_open(("/spaces." + name).c_str(), O_RDWR, 0);
   CHECK(fd >= 0);
