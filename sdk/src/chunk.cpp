@@ -769,17 +769,26 @@ void chunk_large_added(Chunk* c, Slab* h) {
   c->large_bytes += h->user_size;
 }
 
-void chunk_large_removed(Chunk* c, Slab* h) {
+// large_free's claim of region block h (its kind exchanged for kSlabFree) and, when that was
+// its, the block off the region's list and its bytes off the footprint, in one hold of the large
+// lock (fork_prepare holds it across fork: a child sees the block live and listed, or claimed and
+// gone). The kind the block had.
+uint8_t chunk_large_claim(Chunk* c, Slab* h) {
   bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();  // walk callback
   if (!walker) c->large_lock.lock();
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    c->large = h->next;
-  if (h->next) h->next->prev = h->prev;
-  c->nlarge--;
-  c->large_bytes -= h->user_size;
+  uint8_t kind = __atomic_exchange_n(&h->kind, uint8_t(kSlabFree), __ATOMIC_ACQ_REL);
+  if (kind == kSlabLargeRun || kind == kSlabDirect) {
+    if (h->prev)
+      h->prev->next = h->next;
+    else
+      c->large = h->next;
+    if (h->next) h->next->prev = h->prev;
+    c->nlarge--;
+    c->large_bytes -= h->user_size;
+    chunk_unreserve(c, kind == kSlabLargeRun ? h->run_granules * kSlabSize : h->map_bytes);
+  }
   if (!walker) c->large_lock.unlock();
+  return kind;
 }
 
 void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes) {

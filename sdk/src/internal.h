@@ -917,7 +917,7 @@ void chunk_slab_added(Chunk* c, Slab* s);
 void chunk_slab_in_use(Chunk* c);  // one more slab in use: the round peak reset keeps
 void chunk_slab_removed(Chunk* c, Slab* s);
 void chunk_large_added(Chunk* c, Slab* h);
-void chunk_large_removed(Chunk* c, Slab* h);
+uint8_t chunk_large_claim(Chunk* c, Slab* h);  // large_free's claim, the list and footprint with it
 void chunk_remote_freed(Chunk* c, size_t blocks, size_t bytes);  // +/-: pending remote frees
 void* chunk_realloc_block(Chunk* c, void* p, size_t size);
 bool chunk_route_slow(Heap* h);

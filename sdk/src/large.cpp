@@ -251,19 +251,19 @@ SPACES_HOT_TEXT void large_free(Slab* h, void* p) {
     report_error(SPACES_ERROR_INVALID_FREE, p, "invalid free (pointer inside a large block)");
     return;
   }
-  // Claim the block: of two racing frees only one sees its own kind here.
-  uint8_t kind = __atomic_exchange_n(&h->kind, uint8_t(kSlabFree), __ATOMIC_ACQ_REL);
+  // Claim the block: of two racing frees only one sees its own kind here. (A region's block is
+  // claimed and leaves the region's list in one hold of its large lock, which fork_prepare takes:
+  // a fork child never finds a block on the list that a thread it lacks was freeing, which its
+  // reset or destroy would free again.)
+  Chunk* c = h->chunk;
+  uint8_t kind = c ? chunk_large_claim(c, h) : __atomic_exchange_n(&h->kind, uint8_t(kSlabFree), __ATOMIC_ACQ_REL);
   if (kind != kSlabLargeRun && kind != kSlabDirect) {
     report_error(SPACES_ERROR_DOUBLE_FREE, p, "double free");
     return;
   }
   pagemap_set_head(reinterpret_cast<uintptr_t>(h), false);
-  track_free(h->chunk, p, p, h->user_size);
+  track_free(c, p, p, h->user_size);
   g_large_blocks.fetch_sub(1, std::memory_order_relaxed);
-  if (Chunk* c = h->chunk) {
-    chunk_large_removed(c, h);
-    chunk_unreserve(c, kind == kSlabLargeRun ? h->run_granules * kSlabSize : h->map_bytes);
-  }
   if (kind == kSlabLargeRun) {
     g_large_bytes.fetch_sub(h->run_granules * kSlabSize, std::memory_order_relaxed);
     if (h->cls == kLargeInSpan) {

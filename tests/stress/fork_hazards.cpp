@@ -17,6 +17,12 @@
 //   walk           - fork while another thread walks a region and its callback uses another
 //                    region, the region pool and stdio: the region locks are taken all at once
 //                    or retried, never waited for in order.
+//   region_large   - fork while other threads allocate and free large blocks of two regions
+//                    (thread-shared and exclusive), then reset one and destroy the other in the
+//                    child, with no error reported: a block whose free was under way stayed on
+//                    the region's list marked free, and the child's reset or destroy reported
+//                    it as a double free (stopping the program) or, with an error handler that
+//                    returns, retried it for ever (session 28's adversarial pass: 5 of 17).
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -276,13 +282,55 @@ void walkDuringFork() {
   spaces_chunk_destroy(other);
 }
 
+// ---- region_large ----
+std::atomic<int> gChildReports{0};
+void countReport(int, void *, const char *, void *) { gChildReports.fetch_add(1); }
+struct TwoRegions {
+  SpacesChunk shared, exclusive;
+};
+void regionLargeChild(void *arg) {
+  auto *r = static_cast<TwoRegions *>(arg);
+  spaces_set_error_handler(countReport, nullptr);  // (a report is the failure; a hang is the alarm)
+  spaces_chunk_reset(r->shared);
+  spaces_chunk_destroy(r->exclusive);
+  void *p = spaces_chunk_alloc(r->shared, 100000, 0);  // (the reset region still works)
+  if (p == nullptr || gChildReports.load() != 0) _exit(4);
+  spaces_free(p);
+}
+
+void regionLargeFrees() {
+  TwoRegions r{spaces_chunk_create(0), spaces_chunk_create(SPACES_CHUNK_EXCLUSIVE)};
+  std::atomic<bool> stop{false};
+  std::thread sharedUser([&] {  // (blocks above 8 KiB are the region's large blocks)
+    for (unsigned i = 0; !stop.load(std::memory_order_relaxed); i++)
+      spaces_free(spaces_chunk_alloc(r.shared, 9000 + (i % 7) * 30000, 0));
+  });
+  std::thread exclusiveUser([&] {  // (an exclusive region: this thread alone uses it)
+    for (unsigned i = 0; !stop.load(std::memory_order_relaxed); i++)
+      spaces_free(spaces_chunk_alloc(r.exclusive, 100000 + (i % 3) * 70000, 0));
+  });
+  int ok = 0;
+  const int forks = 60;
+  for (int i = 0; i < forks; i++) {
+    ok += childExitsCleanly(regionLargeChild, &r);
+    usleep(1000);
+  }
+  stop = true;
+  sharedUser.join();
+  exclusiveUser.join();
+  CHECK(ok == forks);
+  std::printf("region_large: %d of %d children reset and destroyed their regions\n", ok, forks);
+  spaces_chunk_destroy(r.shared);
+  spaces_chunk_destroy(r.exclusive);
+}
+
 struct Scenario {
   const char *name;
   void (*run)();
 };
 const Scenario kScenarios[] = {
     {"signal_fork", signalFork}, {"region_lock", regionLock}, {"capture", capture}, {"stdio", stdioLocks},
-    {"walk", walkDuringFork}};
+    {"walk", walkDuringFork}, {"region_large", regionLargeFrees}};
 
 }  // namespace
 
