@@ -37,7 +37,6 @@ bool g_fork_locked = false;  // (written by the forking thread only, read back b
 void fork_prepare() {
   g_fork_locked = !os_single_threaded();
   if (!g_fork_locked) return;
-  large_fork_wait();  // (before any lock: a claim in flight may need one to finish)
   // The stdio list lock and the region locks are the ones a thread may hold while it runs user
   // code (a walk callback): taken together or retried, never waited for in order.
   for (;;) {
@@ -46,6 +45,9 @@ void fork_prepare() {
     os_fork_stdio_unlock();
     os_yield();
   }
+  // Then the large resizes in flight end (large.cpp): no thread is inside a walk callback or a
+  // stdio call now, and a resize needs none of the locks below but the arenas'.
+  large_fork_wait();
   shared_fork_lock();
   prof_fork_lock();
   heap_fork_lock();

@@ -80,7 +80,8 @@ struct Chunk {
   spaces_pressure_fn pressure;
   void* pressure_arg;
   bool ceiling_blocked;
-  uintptr_t walker_tp;  // thread walking the large list (it already holds large_lock)
+  uintptr_t walker_tp;  // thread walking the chunk (a shared chunk's: it holds `lock`)
+  uintptr_t large_walker_tp;  // the same thread while it walks the large list (it holds large_lock)
   Chunk* free_next;
   Chunk* all_next;      // every Chunk struct ever made (never freed), for fork
   uint8_t fork_held;    // locks the forking thread took in chunk_fork_try_lock (1: lock, 2: large)
@@ -774,7 +775,7 @@ void chunk_large_added(Chunk* c, Slab* h) {
 // lock (fork_prepare holds it across fork: a child sees the block live and listed, or claimed and
 // gone). The kind the block had.
 uint8_t chunk_large_claim(Chunk* c, Slab* h) {
-  bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();  // walk callback
+  bool walker = __atomic_load_n(&c->large_walker_tp, __ATOMIC_RELAXED) == thread_self();  // walk callback
   if (!walker) c->large_lock.lock();
   uint8_t kind = __atomic_exchange_n(&h->kind, uint8_t(kSlabFree), __ATOMIC_ACQ_REL);
   if (kind == kSlabLargeRun || kind == kSlabDirect) {
@@ -828,11 +829,13 @@ bool chunk_fork_try_lock() {
   uintptr_t self = thread_self();
   for (Chunk* c = g_all_chunks; c; c = c->all_next) {
     c->fork_held = 0;
-    if (__atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == self) {
-      c->fork_held = c->large_lock.try_lock() ? 2 : 0;
-      continue;
-    }
-    if (c->lock.try_lock()) {
+    if (__atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == self) {  // (a walk callback forks)
+      if (__atomic_load_n(&c->large_walker_tp, __ATOMIC_RELAXED) == self) continue;  // (holds both)
+      if (c->large_lock.try_lock()) {  // (the walk's slab phase: it holds `lock` only, if any)
+        c->fork_held = 2;
+        continue;
+      }
+    } else if (c->lock.try_lock()) {
       if (c->large_lock.try_lock()) {
         c->fork_held = 3;
         continue;
@@ -991,7 +994,7 @@ int ChunkRegion::stats(Chunk* c, struct spaces_chunk_stats* out) {
       blocks += used;
       bytes += used * s->block_size;
     }
-    bool walker = __atomic_load_n(&c->walker_tp, __ATOMIC_RELAXED) == thread_self();
+    bool walker = __atomic_load_n(&c->large_walker_tp, __ATOMIC_RELAXED) == thread_self();
     if (!walker) c->large_lock.lock();  // the walker already holds it
     blocks += c->nlarge;
     bytes += c->large_bytes;
@@ -1039,11 +1042,13 @@ int ChunkRegion::walk(Chunk* c, spaces_walk_fn fn, void* arg) {
   int r = 0;
   {
     LockGuard g(c->large_lock);
+    __atomic_store_n(&c->large_walker_tp, thread_self(), __ATOMIC_RELAXED);
     for (Slab* l = c->large; l && r == 0;) {
       Slab* next = l->next;
       r = fn(reinterpret_cast<void*>(l->user_ptr), l->user_size, arg);
       l = next;
     }
+    __atomic_store_n(&c->large_walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
   }
   __atomic_store_n(&c->walker_tp, uintptr_t(0), __ATOMIC_RELAXED);
   return r;
@@ -1100,6 +1105,7 @@ SPACES_API SpacesChunk spaces_chunk_create(unsigned flags) noexcept {
   c->pressure_arg = nullptr;
   c->ceiling_blocked = false;
   c->walker_tp = 0;
+  c->large_walker_tp = 0;
   c->free_next = nullptr;
   bump_set(c, &g_no_bump);
   c->bump_empty.store(nullptr, std::memory_order_relaxed);

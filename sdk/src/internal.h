@@ -940,7 +940,7 @@ LargeTotals large_totals();
 // fork and large_resize's claims (a fork child must never see a block claimed by a thread it
 // lacks): fork_prepare waits for the claims in flight, and a claim made meanwhile waits for the
 // fork to finish.
-void large_fork_wait();    // fork_prepare: before any lock is taken
+void large_fork_wait();    // fork_prepare: with the stdio and region locks, before the others
 void large_fork_open();    // fork_parent
 void large_fork_child();   // fork_child: no claim survives (the child has one thread)
 

@@ -488,60 +488,61 @@ SPACES_NOINLINE SPACES_HOT_TEXT bool run_resize(Slab* h, void* p, size_t size) {
 // A fork must not split a claim: the child has only the forking thread, so a block another
 // thread had claimed would stay marked free there, and the child's own free of it (the program's
 // pointer there is still p) would be reported as a double free, which stops the program. So
-// large_resize holds a claim only inside the gate below: fork_prepare (api.cpp) closes the gate
-// and waits for the claims in flight, which take no lock the forking thread holds then (it
-// waits before taking any); a claim made while the gate is closed waits for the fork to finish.
-// (Two seq_cst accesses on each side: either the claimer sees the gate closed or fork_prepare
-// sees the claim.) The claims are counted in 32 counters a line apart, by thread, so that
-// threads resizing blocks at once share no written line: fork_prepare waits until all are 0.
+// large_resize holds a claim only inside the gate below. fork_prepare (api.cpp) closes the gate
+// once it holds the stdio list lock and every region's locks (so no walk callback or stdio
+// call is half way, which a claimer blocked at the gate might be inside) and before it takes
+// the locks a claim needs (the arenas'), then waits for the claims in flight; a claim made
+// while the gate is closed waits for the fork to finish. Each claim holds one of 32 slots a
+// cache line apart (probed from a hash of its thread, so threads resizing blocks at once write
+// no common line) tagged with its thread: fork_prepare waits for every slot but its own thread's
+// (a signal handler that forks in the middle of its thread's claim cannot wait for it), and the
+// child keeps only its own thread's slots, whose claims end there as in the parent. (A seq_cst
+// tag then a seq_cst load of the gate on one side, a seq_cst close then seq_cst loads of the
+// slots on the other: either the claimer sees the gate closed or fork_prepare sees the claim.)
 // Claims were added by session 26 (run_resize) and 27; this gate by session 28.
 namespace {
-struct alignas(64) ClaimCount {
-  std::atomic<uint32_t> n{0};
+struct alignas(64) ClaimSlot {
+  std::atomic<uintptr_t> tp{0};  // the claiming thread's pointer (thread_self); 0: free
 };
-constexpr unsigned kClaimCounts = 32;
-ClaimCount g_resize_claims[kClaimCounts];  // large_resize calls between claim_enter and claim_exit
-std::atomic<uint32_t> g_fork_gate{0};      // forks being prepared (closed while not 0)
-// The counter this thread may be counted in (set before its count goes up, cleared after it
-// comes down): a fork made by a signal handler that interrupted this thread's claim does not wait
-// for that claim, which cannot end before the handler returns.
-SPACES_TLS ClaimCount* t_claim = nullptr;
+constexpr unsigned kClaimSlots = 32;
+ClaimSlot g_claims[kClaimSlots];
+std::atomic<uint32_t> g_fork_gate{0};  // forks being prepared (closed while not 0)
 
-// The caller's counter (claim_exit takes the same one).
-SPACES_INLINE std::atomic<uint32_t>& claim_enter() {
-  ClaimCount& c = g_resize_claims[(thread_self() * 0x9e3779b97f4a7c15ull) >> 59];
+SPACES_INLINE ClaimSlot& claim_enter() {
+  uintptr_t me = thread_self();
+  unsigned first = unsigned((me * 0x9e3779b97f4a7c15ull) >> 59);
   for (;;) {
-    __atomic_store_n(&t_claim, &c, __ATOMIC_RELAXED);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    c.n.fetch_add(1, std::memory_order_seq_cst);
-    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return c.n;
-    c.n.fetch_sub(1, std::memory_order_seq_cst);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    __atomic_store_n(&t_claim, static_cast<ClaimCount*>(nullptr), __ATOMIC_RELAXED);
+    ClaimSlot* slot = nullptr;
+    for (unsigned n = 0; slot == nullptr; n++) {
+      ClaimSlot& c = g_claims[(first + n) % kClaimSlots];
+      uintptr_t none = 0;
+      if (c.tp.load(std::memory_order_relaxed) == 0 && c.tp.compare_exchange_strong(none, me, std::memory_order_seq_cst))
+        slot = &c;
+      else if (n % kClaimSlots == kClaimSlots - 1)
+        os_yield();  // (32 claims in flight)
+    }
+    if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return *slot;
+    slot->tp.store(0, std::memory_order_seq_cst);
     while (g_fork_gate.load(std::memory_order_acquire) != 0) os_yield();
   }
 }
-SPACES_INLINE void claim_exit(std::atomic<uint32_t>& n) {
-  n.fetch_sub(1, std::memory_order_release);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  __atomic_store_n(&t_claim, static_cast<ClaimCount*>(nullptr), __ATOMIC_RELAXED);
-}
+SPACES_INLINE void claim_exit(ClaimSlot& slot) { slot.tp.store(0, std::memory_order_release); }
 }  // namespace
 
 void large_fork_wait() {
   g_fork_gate.fetch_add(1, std::memory_order_seq_cst);
-  // (A claim that began before the gate closed stays counted in its thread's counter until it
-  // ends; one that begins after it counts only until it sees the gate. The forking thread's own,
-  // when a signal handler forks in the middle of it, is allowed for.)
-  ClaimCount* mine = __atomic_load_n(&t_claim, __ATOMIC_RELAXED);
-  for (unsigned k = 0; k < kClaimCounts;) {
-    if (g_resize_claims[k].n.load(std::memory_order_seq_cst) > (&g_resize_claims[k] == mine ? 1u : 0u)) os_yield();
+  uintptr_t me = thread_self();
+  for (unsigned k = 0; k < kClaimSlots;) {
+    uintptr_t tp = g_claims[k].tp.load(std::memory_order_seq_cst);
+    if (tp != 0 && tp != me) os_yield();
     else k++;
   }
 }
 void large_fork_open() { g_fork_gate.fetch_sub(1, std::memory_order_release); }
 void large_fork_child() {
-  for (ClaimCount& c : g_resize_claims) c.n.store(0, std::memory_order_relaxed);
+  uintptr_t me = thread_self();
+  for (ClaimSlot& c : g_claims)
+    if (c.tp.load(std::memory_order_relaxed) != me) c.tp.store(0, std::memory_order_relaxed);
   g_fork_gate.store(0, std::memory_order_relaxed);
 }
 
@@ -556,7 +557,7 @@ void large_fork_child() {
 // The claim is held inside the fork gate above (claim_enter, claim_exit).
 // (Until session 27 only run_resize claimed: span growth and direct_resize raced a free.)
 SPACES_NOINLINE SPACES_HOT_TEXT void* large_resize(Slab* h, void* p, size_t size, uint8_t kind, bool* reported) {
-  std::atomic<uint32_t>& claims = claim_enter();
+  ClaimSlot& claims = claim_enter();
   if (!__atomic_compare_exchange_n(&h->kind, &kind, uint8_t(kSlabFree), false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
     claim_exit(claims);
     report_error(SPACES_ERROR_DOUBLE_FREE, p, "realloc of a freed block");

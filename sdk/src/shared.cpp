@@ -203,31 +203,40 @@ bool sh_slab_ok(const ShAttach* at, const ShSlab* s, int cls) {
 }
 
 // (the head is checked before it is written through; a bad one is dropped - repair rebuilds)
-void sh_list_push(const ShAttach* at, ShSlab* s) {
+// (The list operations take the class and links as values the caller read once and checked: a
+// writer of the region may change the slab's own copies between the check and the use.)
+void sh_list_push(const ShAttach* at, ShSlab* s, unsigned cls) {
   ShHeader* h = at->h;
-  ShSlab* head = h->partial[s->cls];
-  if (head && !sh_slab_ok(at, head, s->cls)) {
+  ShSlab* head = h->partial[cls];
+  if (head && !sh_slab_ok(at, head, int(cls))) {
     sh_report(SPACES_ERROR_CORRUPTED, head, "corrupted shared region metadata (slab list)");
     head = nullptr;
   }
   s->prev = nullptr;
   s->next = head;
   if (head) head->prev = s;
-  h->partial[s->cls] = s;
+  h->partial[cls] = s;
   s->in_list = 1;
 }
-void sh_list_remove(ShHeader* h, ShSlab* s) {
-  if (s->prev)
-    s->prev->next = s->next;
+void sh_list_remove(ShHeader* h, ShSlab* s, ShSlab* prev, ShSlab* next, unsigned cls) {
+  if (prev)
+    prev->next = next;
   else
-    h->partial[s->cls] = s->next;
-  if (s->next) s->next->prev = s->prev;
+    h->partial[cls] = next;
+  if (next) next->prev = prev;
   s->next = s->prev = nullptr;
   s->in_list = 0;
 }
-// The neighbours a list operation on s writes through are slabs of its class (or absent).
-bool sh_links_ok(const ShAttach* at, const ShSlab* s) {
-  return (s->prev == nullptr || sh_slab_ok(at, s->prev, s->cls)) && (s->next == nullptr || sh_slab_ok(at, s->next, s->cls));
+// The links of a slab of class cls, read once: slabs of its class (or absent). false: damaged.
+struct ShLinks {
+  ShSlab *prev, *next;
+};
+bool sh_links_read(const ShAttach* at, const ShSlab* s, unsigned cls, ShLinks* out) {
+  ShSlab* prev = __atomic_load_n(&s->prev, __ATOMIC_RELAXED);
+  ShSlab* next = __atomic_load_n(&s->next, __ATOMIC_RELAXED);
+  *out = ShLinks{prev, next};
+  return cls < kNumSmallClasses && (prev == nullptr || sh_slab_ok(at, prev, int(cls))) &&
+         (next == nullptr || sh_slab_ok(at, next, int(cls)));
 }
 
 // Give granules back to the system (the object's pages are freed, not just unmapped).
@@ -249,30 +258,36 @@ void sh_repair(const ShAttach* at) {
     if (k == kGFree) continue;
     ShSlab* s = sh_slab(at, g);
     if (k == kGSmall) {
-      if (s->magic != kShSlabMagic || s->cls >= kNumSmallClasses || s->block_size != class_size(s->cls) ||
-          s->capacity != (kShGranule - kShFirst) / s->block_size || s->carved > s->capacity) {
+      // (each field read once: what was checked is what is used)
+      unsigned cls = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
+      uint32_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+      size_t bs = cls < kNumSmallClasses ? class_size(cls) : 0;
+      uint32_t capacity = bs ? uint32_t((kShGranule - kShFirst) / bs) : 0;
+      if (s->magic != kShSlabMagic || bs == 0 || s->block_size != bs || s->capacity != capacity || carved > capacity) {
         s->magic = 0;
         h->table[g] = kGFree;  // died while setting the slab up: nothing of it was handed out
         continue;
       }
       uint32_t used = 0;
-      s->free = nullptr;
-      for (uint32_t i = s->carved; i-- > 0;) {
+      void* free = nullptr;
+      for (uint32_t i = carved; i-- > 0;) {
         if (s->bits[i >> 6] >> (i & 63) & 1) {
           used++;
         } else {
-          void* b = reinterpret_cast<void*>(sh_granule_addr(at, g) + kShFirst + size_t(i) * s->block_size);
-          *static_cast<void**>(b) = s->free;
-          s->free = b;
+          void* b = reinterpret_cast<void*>(sh_granule_addr(at, g) + kShFirst + size_t(i) * bs);
+          *static_cast<void**>(b) = free;
+          free = b;
         }
       }
+      s->free = free;
+      s->carved = carved;
       s->used = used;
       s->in_list = 0;
       s->prev = s->next = nullptr;  // (a slab on no list has no links: sh_free_locked)
-      if (used < s->capacity) sh_list_push(at, s);
+      if (used < capacity) sh_list_push(at, s, cls);
       h->slabs++;
       h->live_blocks += used;
-      h->live_bytes += size_t(used) * s->block_size;
+      h->live_bytes += size_t(used) * bs;
       used_granules++;
     } else if (k == kGLargeHead) {
       size_t off = s->user_ptr - reinterpret_cast<uintptr_t>(s);
@@ -501,7 +516,7 @@ ShSlab* sh_new_slab(const ShAttach* at, unsigned cls) {
   s->user_ptr = 0;
   s->magic = kShSlabMagic;
   at->h->table[g] = kGSmall;
-  sh_list_push(at, s);
+  sh_list_push(at, s, cls);
   at->h->slabs++;
   return s;
 }
@@ -523,7 +538,8 @@ void* sh_alloc_small(const ShAttach* at, unsigned cls) {
   ShHeader* h = at->h;
   for (int attempt = 0;; attempt++) {
     ShSlab* s = h->partial[cls];
-    bool ok = s == nullptr || (sh_slab_ok(at, s, int(cls)) && s->used < s->capacity && sh_links_ok(at, s));
+    ShLinks links{nullptr, nullptr};
+    bool ok = s == nullptr || (sh_slab_ok(at, s, int(cls)) && s->used < s->capacity && sh_links_read(at, s, cls, &links));
     void* b = ok && s ? s->free : nullptr;
     uintptr_t first = ok && s ? reinterpret_cast<uintptr_t>(s) + kShFirst : 0;
     uint32_t i = 0;
@@ -555,7 +571,7 @@ void* sh_alloc_small(const ShAttach* at, unsigned cls) {
     }
     s->bits[i >> 6] |= uint64_t(1) << (i & 63);
     s->used++;
-    if (s->used == s->capacity) sh_list_remove(h, s);
+    if (s->used == s->capacity) sh_list_remove(h, s, links.prev, links.next, cls);  // (a new slab: never full here)
     h->live_blocks++;
     h->live_bytes += s->block_size;
     return b;
@@ -640,10 +656,13 @@ void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
     return;
   }
   bool was_full = s->used == s->capacity;
-  // The links the list operations below write through are checked whatever in_list says, and a
-  // slab on no list has none: a writer of the region could clear in_list and aim the links at
-  // the freeing process's own memory (until session 28 they were then written through).
-  if (!sh_links_ok(at, s) || (!s->in_list && (s->prev || s->next))) {
+  // The links the list operations below write through are read once and checked whatever
+  // in_list says, and a slab on no list has none: a writer of the region could clear in_list and
+  // aim the links at the freeing process's own memory (until session 28 they were then written
+  // through).
+  unsigned cls = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
+  ShLinks links;
+  if (!sh_links_read(at, s, cls, &links) || (!s->in_list && (links.prev || links.next))) {
     sh_report(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
     s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
     sh_repair(at);  // rebuilds lists and counts from the bitmaps, this free included
@@ -655,9 +674,9 @@ void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
   h->live_blocks--;
   h->live_bytes -= s->block_size;
   s->used--;
-  if (was_full) sh_list_push(at, s);
-  if (s->used == 0 && (s->prev || s->next)) {  // empty and not its class's only slab: release it
-    sh_list_remove(h, s);
+  if (was_full) sh_list_push(at, s, cls);  // (then it has a block, so the release below is not)
+  else if (s->used == 0 && (links.prev || links.next)) {  // empty and not its class's only slab: release it
+    sh_list_remove(h, s, links.prev, links.next, cls);
     h->slabs--;
     sh_release_granules(at, sh_granule_of(at, s), 1);
   }

@@ -15,8 +15,9 @@
 //   stdio          - fork while other threads allocate under stdio locks (getline, fflush(NULL)):
 //                    our prepare handler must take glibc's stdio list lock before ours.
 //   walk           - fork while another thread walks a region and its callback uses another
-//                    region, the region pool and stdio: the region locks are taken all at once
-//                    or retried, never waited for in order.
+//                    region, the region pool and stdio, and resizes a large block: the region
+//                    locks are taken all at once or retried, never waited for in order, and the
+//                    large resizes are waited for only once they are held.
 //   region_large   - fork while other threads allocate and free large blocks of two regions
 //                    (thread-shared and exclusive), then reset one and destroy the other in the
 //                    child, with no error reported: a block whose free was under way stayed on
@@ -266,6 +267,12 @@ void walkDuringFork() {
             spaces_free(spaces_chunk_alloc(o, 20000, 0));  // the other region's locks
             spaces_chunk_destroy(spaces_chunk_create(0));  // the chunk pool's lock
             std::fflush(nullptr);                          // the stdio list lock
+            // A large block resized in place (a claim: large.cpp's fork gate, which fork_prepare
+            // must close only once it holds the region locks, or it waits here for ever).
+            static void *grown = std::malloc(300 << 10);
+            static bool big = false;
+            big = !big;
+            if (void *r = std::realloc(grown, big ? 600 << 10 : 300 << 10)) grown = r;
             return 0;
           },
           other);

@@ -68,7 +68,9 @@ void worker(int id) {
 
 // A large block grown and shrunk by realloc without a pause: most of these resize it in place
 // (a run in its arena, a span's run, a mapping by mremap), under a claim that fork_prepare waits
-// for (sdk/src/large.cpp, the fork gate), so forks land in the middle of its resizes.
+// for (sdk/src/large.cpp, the fork gate), so forks come while it resizes: nothing may hang or
+// break in either process. (The children do not free this block; Large.AForkWaitsForAReallocsClaim
+// checks what a child finds.)
 void resizer() {
   const std::size_t sizes[] = {300 << 10, 1 << 20, 3 << 20, 6 << 20, 40 << 20, 70 << 20, 9 << 20, 500 << 10};
   std::size_t n = sizes[0];
