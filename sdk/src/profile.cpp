@@ -395,18 +395,30 @@ bool write_file(const char* path, Filter f, const char* name) {
 }
 
 // out = base + middle + name's characters outside [A-Za-z0-9_-] as '_' + ".heap"; false when it
-// would not fit (ENAMETOOLONG).
+// would not fit (ENAMETOOLONG). A name that had to change gets "~" and 8 hex digits of a hash
+// of the name before ".heap", so that two names that change to the same ("a b", "a/b" and
+// "a_b") keep files of their own (until session 28 the last written replaced the others).
 bool region_path(char* out, const char* base, const char* middle, const char* name) {
   size_t n = strlen(base), m = strlen(middle), k = strlen(name);
-  if (n + m + k + 6 > kPathMax) {
+  if (n + m + k + 15 > kPathMax) {
     errno = ENAMETOOLONG;
     return false;
   }
   memcpy(out, base, n);
   memcpy(out + n, middle, m);
   n += m;
-  for (const char* s = name; *s; s++)
-    out[n++] = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' ? *s : '_';
+  bool changed = false;
+  uint32_t hash = 2166136261u;  // (FNV-1a)
+  for (const char* s = name; *s; s++) {
+    bool kept = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_';
+    changed |= !kept;
+    out[n++] = kept ? *s : '_';
+    hash = (hash ^ uint8_t(*s)) * 16777619u;
+  }
+  if (changed) {
+    out[n++] = '~';
+    for (int shift = 28; shift >= 0; shift -= 4) out[n++] = "0123456789abcdef"[(hash >> shift) & 15];
+  }
   memcpy(out + n, ".heap", 6);
   return true;
 }

@@ -143,6 +143,17 @@ def main():
             b = pprof(prog, beta)
             near(b.get("beta_site", 0.0), 8192 * 64 / MIB, "edge: region beta's profile, beta_site", tol=0.02, sample=1)
             check(b.get("alpha_site", 0.0) == 0.0, "edge: no sample of destroyed region alpha in beta's profile")
+        # "a b" and "a_b" (the first changed to a file name, so with a hash of it): a file each
+        underscored = os.path.join(edge, "edge.region.a_b.heap")
+        spaced = [n for n in os.listdir(edge) if re.fullmatch(r"edge\.region\.a_b~[0-9a-f]{8}\.heap", n)]
+        check(os.path.isfile(underscored) and len(spaced) == 1,
+              "edge: regions 'a b' and 'a_b' have a profile each (%s)" % sorted(os.listdir(edge)))
+        if os.path.isfile(underscored) and len(spaced) == 1:
+            u = pprof(prog, underscored)
+            sp = pprof(prog, os.path.join(edge, spaced[0]))
+            near(u.get("underscored_site", 0.0), 3.0, "edge: region a_b's profile, underscored_site", tol=0.02, sample=1)
+            near(sp.get("spaced_site", 0.0), 10.0, "edge: region 'a b''s profile, spaced_site", tol=0.02, sample=1)
+            check(u.get("spaced_site", 0.0) == 0.0, "edge: no sample of 'a b' in a_b's profile")
         alpha = os.path.join(edge, "edge.region.alpha.heap")
         if os.path.isfile(alpha):
             a = pprof(prog, alpha)

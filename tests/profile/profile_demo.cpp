@@ -97,6 +97,12 @@ NOINLINE void alpha_site(spaces::Region& r) {
 NOINLINE void beta_site(spaces::Region& r) {
   for (int i = 0; i < 8192; i++) r.Allocate(64, 16);
 }
+NOINLINE void spaced_site(spaces::Region& r) {
+  for (int i = 0; i < 10; i++) r.Allocate(1 << 20, 16);
+}
+NOINLINE void underscored_site(spaces::Region& r) {
+  for (int i = 0; i < 3; i++) r.Allocate(1 << 20, 16);
+}
 static int edge(const char* dir) {
   spaces_set_error_handler(allocating_handler, nullptr);
   void* a = malloc(100);
@@ -110,6 +116,10 @@ static int edge(const char* dir) {
   { spaces::Region alpha("alpha"); alpha_site(alpha); }
   spaces::Region beta(kLong);  // (most likely alpha's recycled struct)
   beta_site(beta);
+  // Two names that are the same once made safe for a file name ("a b" -> "a_b"): a file each.
+  spaces::Region spaced("a b"), underscored("a_b");
+  spaced_site(spaced);
+  underscored_site(underscored);
   char path[512];
   snprintf(path, sizeof path, "%s/edge.heap", dir);
   if (spaces_profile_dump(path) != 0) {

@@ -317,7 +317,8 @@ SPACES_API int spaces_mallopt(int param, int value) SPACES_NOEXCEPT;
 SPACES_API int spaces_profile_active(void) SPACES_NOEXCEPT;
 /* Writes the profile to path (NULL: <prefix>.<pid>.<seq>.heap); when region blocks were
  * sampled, also <base>.malloc.heap (blocks outside regions) and <base>.region.<name>.heap per
- * region name, base being path less a trailing ".heap". 0, or -1 + errno (EINVAL: profiling is
+ * region name (made safe for a file name: docs/debugging.md), base being path less a trailing
+ * ".heap". 0, or -1 + errno (EINVAL: profiling is
  * off; EIO or open's errno: a file could not be written). Allocation-free. */
 SPACES_API int spaces_profile_dump(const char *path) SPACES_NOEXCEPT;
 /* Writes the profile of the samples in the regions named `region` (NULL: all samples; "": those
