@@ -144,8 +144,6 @@ SPACES_INLINE void remote_notify(Slab* s) {  // (the push found the slab kStateF
   do {
     s->notify_next = head;
   } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
-  // (a pooled heap's list has no thread to drain it: this one does, heap.cpp)
-  if (SPACES_UNLIKELY(__atomic_load_n(&o->pooled, __ATOMIC_RELAXED) != 0)) pool_drain_notify(o);
 }
 
 // Push entry e's chain onto its slab's remote stack: one CAS (retried only under contention).

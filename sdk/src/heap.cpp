@@ -292,7 +292,6 @@ void pool_tail_changed() {  // g_heap_lock held
 }
 
 void pool_unlink(Heap* h) {  // g_heap_lock held
-  __atomic_store_n(&h->pooled, uint8_t(0), __ATOMIC_RELAXED);
   (h->pool_prev ? h->pool_prev->pool_next : g_pool) = h->pool_next;
   (h->pool_next ? h->pool_next->pool_prev : g_pool_tail) = h->pool_prev;
   h->pool_next = h->pool_prev = nullptr;
@@ -325,62 +324,16 @@ Heap* pool_take_stale(uint64_t now) {  // g_heap_lock held; the oldest heap, if 
   return h;
 }
 
-SPACES_HOT_TEXT void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
+void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   h->state = kHeapAbandoned;
   h->growing = 0;  // (the next thread's classes grow or not on their own: heap_refill)
   h->abandoned_ns = now;
-  // Its place by age, the newest first: `now` is the newest but for a heap pool_drain_notify
-  // puts back with the age it had.
-  Heap *newer = nullptr, *older = g_pool;
-  while (older && older->abandoned_ns > now) newer = older, older = older->pool_next;
-  h->pool_prev = newer;
-  h->pool_next = older;
-  (newer ? newer->pool_next : g_pool) = h;
-  (older ? older->pool_prev : g_pool_tail) = h;
-  __atomic_store_n(&h->pooled, uint8_t(1), __ATOMIC_RELAXED);
+  h->pool_prev = nullptr;
+  h->pool_next = g_pool;
+  (g_pool ? g_pool->pool_prev : g_pool_tail) = h;
+  g_pool = h;
   g_abandoned.fetch_add(1, std::memory_order_relaxed);
   pool_tail_changed();
-}
-
-// A remote free queued a slab of pooled heap `a` on its notify list (free.cpp, remote_notify).
-// No thread drains that list while the heap waits in the pool, so the slabs such frees empty
-// stayed the heap's, resident until a new thread took it or a refill merged it once stale: a
-// program whose threads exited while another freed their blocks kept all of it (session 28's
-// adversarial pass: 950 MB after every block was freed, with purge_delay_ms 0 and dirty_max_kib 0
-// too). The freeing thread takes the heap out of the pool and drains the list as its holder: an
-// emptied slab goes to the heap's cache (up to slab_cache) or the arenas (their purge, and their
-// dirty bound, follow); one that still has blocks stays untracked (kStateFull), so the next free
-// into it notifies again (a thread that takes the heap gets it back at its next free into it).
-// Then the heap goes back to the pool with the age it had. (Out of the pool it is kHeapActive
-// with no thread, as a fork child expects of a heap that is no pooled one: it pools it.) Not in
-// the hot text (no room): a program whose frees come here maps one more 64 KiB window of it.
-SPACES_NOINLINE void pool_drain_notify(Heap* a) {
-  if (!g_heap_lock.try_lock()) return;  // (its next notify tries again)
-  bool ours = a->pooled != 0;
-  uint64_t age = a->abandoned_ns;
-  if (ours) {
-    pool_unlink(a);
-    a->state = kHeapActive;
-  }
-  g_heap_lock.unlock();
-  if (!ours) return;
-  Slab* s = a->notify.exchange(nullptr, std::memory_order_acquire);
-  while (s) {
-    Slab* next = s->notify_next;
-    if (s->kind == kSlabPages) {
-      box_drain(a, s);  // (boxes stay kStateFull; an empty one goes as box_maybe_release says)
-    } else {
-      slab_set_state(s, kStateNotified, kStateFull);  // (before the collect: a later free notifies)
-      slab_collect_remote(s);
-      if (s->used == 0 && a->cur[s->cls] != s) {
-        if (s->attached) a->partial[s->cls].remove(s);
-        heap_release_slab(a, s, false);
-      }
-    }
-    s = next;
-  }
-  LockGuard g(g_heap_lock);
-  pool_put(a, age);
 }
 
 SPACES_NOINLINE SPACES_COLD_TEXT void medium_cache_damaged(Block* b) {
@@ -816,12 +769,10 @@ void heap_collect_abandoned() {
     tail = g_pool_tail;
     g_pool = g_pool_tail = nullptr;
     pool_tail_changed();
-    for (Heap* a = list; a; a = a->pool_next) __atomic_store_n(&a->pooled, uint8_t(0), __ATOMIC_RELAXED);
   }
   if (list == nullptr) return;
   for (Heap* a = list; a; a = a->pool_next) heap_sweep(a, true, true);
   LockGuard g(g_heap_lock);  // (at the old end: heaps put meanwhile are newer, unless two collects overlap)
-  for (Heap* a = list; a; a = a->pool_next) __atomic_store_n(&a->pooled, uint8_t(1), __ATOMIC_RELAXED);
   tail->pool_next = nullptr;
   list->pool_prev = g_pool_tail;
   (g_pool_tail ? g_pool_tail->pool_next : g_pool) = list;

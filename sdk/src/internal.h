@@ -810,8 +810,6 @@ struct alignas(64) Heap {
   uint32_t medium_empty_granules;    // granules held by medium_empty
   Slab* medium_empty;                // cache of empty medium slabs (any class), linked by next
   uint32_t state;                    // HeapState
-  uint8_t pooled;                    // in the pool (written under g_heap_lock; read atomically by
-                                     // a remote free's notify, which drains a pooled heap's list)
   Heap* pool_next;                   // abandoned pool, newest first (towards older heaps)
   Heap* pool_prev;                   // towards newer heaps
   uint64_t abandoned_ns;             // when it entered the pool (os_now_ns)

@@ -206,28 +206,6 @@ TEST(Threads, AStaleAbandonedHeapIsMergedByALivingThread) {
   spaces_free(kept);
 }
 
-// Blocks of threads that exited, freed by another thread that then allocates no more (or only
-// from slabs it has): their heaps wait in the pool, and no thread drained the slabs those frees
-// emptied, so they stayed in use for ever (session 28's adversarial pass: 950 MB after every
-// block was freed). The freeing thread now drains a pooled heap's notify list itself
-// (heap.cpp, pool_drain_notify): the emptied slabs and boxes go back to the arenas.
-TEST(Threads, BlocksOfExitedThreadsFreedElsewhereGiveTheirSlabsBack) {
-  spaces_free(spaces_malloc(1));  // (this thread has its own heap, so takes no pooled one)
-  constexpr size_t kPer = 4000;
-  std::vector<void*> blocks(4 * kPer);
-  std::vector<std::thread> producers;
-  for (size_t t = 0; t < 4; t++)
-    producers.emplace_back([&, t] {
-      static const size_t kSizes[] = {40, 700, 6000, 30000};  // (small classes, and page boxes)
-      for (size_t i = 0; i < kPer; i++) blocks[t * kPer + i] = spaces_malloc(kSizes[(t + i) % 4]);
-    });
-  for (auto& p : producers) p.join();
-  size_t before = heap_totals().slabs_in_use;  // (the producers' slabs, their pooled heaps')
-  for (void* p : blocks) spaces_free(p);        // (no malloc from here: no refill)
-  size_t after = heap_totals().slabs_in_use;
-  EXPECT_LT(after, before / 4) << before << " slabs in use before the frees, " << after << " after";
-}
-
 // spaces_mallinfo (what mallinfo2 answers under the override) reads every thread's slab headers
 // while those threads allocate and free, and regions' bump slabs while they are filled: the
 // figures stay consistent (in use never above committed) and nothing races (the tsan preset).
