@@ -522,6 +522,10 @@ SPACES_INLINE ClaimSlot& claim_enter() {
         os_yield();  // (32 claims in flight)
     }
     if (SPACES_LIKELY(g_fork_gate.load(std::memory_order_seq_cst) == 0)) return *slot;
+    // (A signal handler's claim while its thread holds another: the fork waits for that one,
+    // which ends only once the handler returns, so this one must not wait for the fork.)
+    for (ClaimSlot& c : g_claims)
+      if (&c != slot && c.tp.load(std::memory_order_relaxed) == me) return *slot;
     slot->tp.store(0, std::memory_order_seq_cst);
     while (g_fork_gate.load(std::memory_order_acquire) != 0) os_yield();
   }

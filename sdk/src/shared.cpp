@@ -536,17 +536,27 @@ SPACES_INLINE uint32_t sh_exact_index(unsigned cls, uintptr_t n) {
 
 void* sh_alloc_small(const ShAttach* at, unsigned cls) {
   ShHeader* h = at->h;
+  // (The slab's geometry comes from the class, and each field of it is read once: a writer of
+  // the region changing one between its check and its use changes nothing, session 28's review.)
+  const size_t bs = class_size(cls);
+  const uint32_t capacity = uint32_t((kShGranule - kShFirst) / bs);
   for (int attempt = 0;; attempt++) {
-    ShSlab* s = h->partial[cls];
+    ShSlab* s = __atomic_load_n(&h->partial[cls], __ATOMIC_RELAXED);
     ShLinks links{nullptr, nullptr};
-    bool ok = s == nullptr || (sh_slab_ok(at, s, int(cls)) && s->used < s->capacity && sh_links_read(at, s, cls, &links));
-    void* b = ok && s ? s->free : nullptr;
+    uint32_t carved = 0, used = 0;
+    bool ok = s == nullptr || sh_slab_ok(at, s, int(cls));
+    if (ok && s) {
+      carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+      used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
+      ok = carved <= capacity && used < capacity && sh_links_read(at, s, cls, &links);
+    }
+    void* b = ok && s ? __atomic_load_n(&s->free, __ATOMIC_RELAXED) : nullptr;
     uintptr_t first = ok && s ? reinterpret_cast<uintptr_t>(s) + kShFirst : 0;
     uint32_t i = 0;
     if (ok && b) {  // the link must be a free block of this slab: in range, not allocated
       uintptr_t a = reinterpret_cast<uintptr_t>(b);
       i = a >= first ? sh_exact_index(cls, a - first) : UINT32_MAX;
-      ok = i < s->carved && !(s->bits[i >> 6] >> (i & 63) & 1);
+      ok = i < carved && !(s->bits[i >> 6] >> (i & 63) & 1);
     }
     if (!ok) {
       if (attempt > 0) return nullptr;  // (repaired and still unusable: refuse, do not follow)
@@ -561,19 +571,20 @@ void* sh_alloc_small(const ShAttach* at, unsigned cls) {
     if (b) {
       s->free = *static_cast<void**>(b);  // (checked when it is popped in turn)
     } else {
-      if (s->carved >= s->capacity) {  // a full slab on the list: derived data is wrong
+      if (carved >= capacity) {  // a full slab on the list: derived data is wrong
         if (attempt > 0) return nullptr;
         sh_repair(at);
         continue;
       }
-      i = s->carved++;
-      b = reinterpret_cast<void*>(first + size_t(i) * s->block_size);
+      i = carved;
+      s->carved = carved + 1;
+      b = reinterpret_cast<void*>(first + size_t(i) * bs);
     }
     s->bits[i >> 6] |= uint64_t(1) << (i & 63);
-    s->used++;
-    if (s->used == s->capacity) sh_list_remove(h, s, links.prev, links.next, cls);  // (a new slab: never full here)
+    s->used = used + 1;
+    if (used + 1 == capacity) sh_list_remove(h, s, links.prev, links.next, cls);  // (a new slab: never full here)
     h->live_blocks++;
-    h->live_bytes += s->block_size;
+    h->live_bytes += bs;
     return b;
   }
 }
