@@ -23,7 +23,7 @@
 // Trust: every process that can write the object can damage it. The geometry (base, size,
 // granule counts) is validated on open and kept process-local; every table index, slab header,
 // list link and free-list link read from the region is checked before it is followed or written
-// through (sh_slab_ok, sh_links_ok, sh_find), and damaged derived data is reported and rebuilt
+// through (sh_slab_ok, sh_links_read, sh_find), and damaged derived data is reported and rebuilt
 // (sh_repair), so data in the region never makes Spaces read or write outside the mapping.
 #ifndef SPACES_CORE_TU
 #error "compile sdk/src/spaces.cpp, not this file"
