@@ -17,7 +17,6 @@ namespace spaces_core {
 
 void heap_init_key();
 void heap_mark_aligned(Slab* s);
-void heap_collect_abandoned();
 
 namespace {
 

@@ -138,12 +138,17 @@ SPACES_INLINE unsigned remote_index(const Slab* s) {  // (slab index in its aren
   return unsigned((a >> kSlabShift) ^ (a >> kArenaShift)) % kRemoteEntries;
 }
 
-SPACES_INLINE void remote_notify(Slab* s) {  // (the push found the slab kStateFull)
+// (The push found the slab kStateFull.) A pooled heap's list has no thread to drain it: the
+// freeing thread does (heap.cpp, pool_drain). seq_cst with pool_put's store of `pooled` and the
+// reload of `notify` that follows it, and with a running drain's release of `draining` and its
+// reload: either this thread sees the heap pooled (and free to drain) or that thread sees the slab.
+SPACES_INLINE void remote_notify(Slab* s) {
   Heap* o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
   Slab* head = o->notify.load(std::memory_order_relaxed);
   do {
     s->notify_next = head;
-  } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+  } while (!o->notify.compare_exchange_weak(head, s, std::memory_order_seq_cst, std::memory_order_relaxed));
+  if (SPACES_UNLIKELY(__atomic_load_n(&o->pooled, __ATOMIC_SEQ_CST) != 0)) pool_drain(o);
 }
 
 // Push entry e's chain onto its slab's remote stack: one CAS (retried only under contention).

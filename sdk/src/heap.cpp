@@ -96,21 +96,6 @@ SPACES_HOT_TEXT void heap_set_cur(Heap* h, unsigned cls, Slab* s) {
   for (size_t i = lo; i <= hi; i++) h->direct[i] = s;
 }
 
-// Give every slab the heap tracks the fast-free tag of thread pointer `tp` (0: none). Called
-// when a thread takes the heap and when it lets it go, so a thread that later reuses a dead
-// thread's TCB address can never match a slab it does not own.
-SPACES_HOT_TEXT void heap_bind_slabs(Heap* h, uintptr_t tp) {
-  __atomic_store_n(&h->tp, tp, __ATOMIC_RELAXED);
-  h->fast_tp = g_prof_on && h->chunk ? 0 : tp;  // (profiling: region frees all go the slow way)
-  tp = h->fast_tp;
-  for (unsigned c = 0; c < kNumClasses; c++) {
-    Slab* cur = h->cur[c];
-    if (cur != &g_empty_slab && !cur->has_aligned) __atomic_store_n(&cur->fast_owner, tp, __ATOMIC_RELAXED);
-    for (Slab* s = h->partial[c].head; s; s = s->next)
-      if (!s->has_aligned) __atomic_store_n(&s->fast_owner, tp, __ATOMIC_RELAXED);
-  }
-}
-
 namespace {
 
 // Change the state bits, keeping the list. Used by the owner for Normal<->Full and
@@ -123,19 +108,24 @@ void slab_set_state(Slab* s, uintptr_t from, uintptr_t to) {
   }
 }
 
-// Stop tracking a full slab. Fails (returns false) if remote frees are already waiting, in which
-// case the caller should collect them instead.
-bool slab_try_detach(Slab* s) {
+// Mark s kStateFull, so that the next remote free queues it on its owner's notify list. Fails
+// (returns false) if remote frees are already waiting, in which case the caller should collect
+// them instead. A slab already queued (kStateNotified) stays so: the notify drain will see it.
+SPACES_INLINE bool slab_try_mark_full(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   for (;;) {
     if (tf_ptr(tf) != base) return false;
-    uintptr_t st = tf & kStateMask;
-    if (st == kStateNotified) break;  // already queued: the notify drain will see it
+    if ((tf & kStateMask) == kStateNotified) return true;
     if (s->thread_free.compare_exchange_weak(tf, base | kStateFull, std::memory_order_acq_rel,
                                              std::memory_order_relaxed))
-      break;
+      return true;
   }
+}
+
+// Stop tracking a full slab. Fails (returns false) as slab_try_mark_full does.
+bool slab_try_detach(Slab* s) {
+  if (!slab_try_mark_full(s)) return false;
   __atomic_store_n(&s->attached, uint8_t(0), __ATOMIC_RELAXED);
   __atomic_store_n(&s->fast_owner, uintptr_t(0), __ATOMIC_RELAXED);
   return true;
@@ -221,6 +211,104 @@ SPACES_HOT_TEXT void heap_drain_notify(Heap* h) {
   }
 }
 
+// Heaps with no thread (pooled, or held out of the pool by a merge or collect) keep every
+// slab they track *armed*: attached (on `partial`, or `cur`) but kStateFull, so the first remote
+// free into it queues it on the heap's notify list, whose drain (heap_drain_idle) collects it
+// and gives it back if that emptied it. (An owner's slab in kStateNormal takes remote frees
+// silently, the owner collecting them at its refills; a pooled heap has no refills, so a program
+// whose threads exited while another thread freed their blocks kept every slab those frees
+// emptied: 964 MB after freeing it all, session 28's adversarial pass.) A thread arms them as it lets
+// its heap go, and disarms them as it takes one from the pool (heap_bind_slabs); a merge disarms
+// each slab it moves. Only such heaps hold
+// attached slabs in kStateFull; the paths that read a slab's state treat them as attached.
+
+// Slab s of idle heap a (held: no other thread changes a's lists), not queued: its remote frees
+// collected, then given back if that emptied it, else armed. A slab the drain took off the
+// notify list is set kStateNormal first, so a free racing with the drain is collected here or
+// queues the slab afresh, never both (session 28's reverted drain set it Full before the collect:
+// a free in between queued it again, and the slab was given back twice).
+SPACES_NOINLINE void slab_settle_idle(Heap* a, Slab* s) {
+  bool cur = a->cur[s->cls] == s;  // (kept: the next thread's warm slab; its `used` holds a phantom)
+  do {
+    slab_collect_remote(s);
+    if (!cur && s->used == 0 && slab_state(s) != kStateNotified) {
+      if (s->attached) a->partial[s->cls].remove(s);
+      heap_release_slab(a, s, false);
+      return;
+    }
+  } while (!slab_try_mark_full(s));  // (frees pushed since the collect: collect them too)
+  if (!cur && !s->attached) {  // (a detached full slab: tracked again, so a thread that takes a finds its free blocks)
+    __atomic_store_n(&s->attached, uint8_t(1), __ATOMIC_RELAXED);
+    a->partial[s->cls].push(s);  // (fast_owner stays 0: an idle heap's fast_tp)
+  }
+}
+
+// The notify drain of idle heap a (held), as heap_drain_notify is the owner's.
+SPACES_NOINLINE void heap_drain_idle(Heap* a) {
+  Slab* s = a->notify.exchange(nullptr, std::memory_order_acquire);
+  while (s) {
+    Slab* next = s->notify_next;
+    if (s->kind == kSlabPages) {
+      box_drain(a, s);  // (boxes are always kStateFull: armed already)
+    } else {
+      slab_set_state(s, kStateNotified, kStateNormal);
+      slab_settle_idle(a, s);
+    }
+    s = next;
+  }
+}
+
+// Idle heap h (held; spaces_collect): every slab it tracks settled and armed.
+SPACES_NOINLINE void heap_arm_idle(Heap* h) {
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    for (Slab *s = h->partial[c].head, *next; s; s = next) {
+      next = s->next;
+      slab_settle_idle(h, s);
+    }
+    if (h->cur[c] != &g_empty_slab) slab_settle_idle(h, h->cur[c]);
+  }
+}
+
+}  // namespace
+
+// Slab s that heap h tracks gets fast-free tag tp, and is armed (arm > 0: a thread lets h go)
+// or disarmed (arm < 0: a thread took h from the pool; one queued stays queued, its refill drains
+// it); see heap_drain_idle below. Frees pushed since the thread's last sweep make the arm settle
+// it first (not in the hot text: that takes a race with the thread's exit). (One call per slab:
+// the loops inline kept a copy per case, 330 bytes more of the hot text.)
+SPACES_HOT_TEXT SPACES_ONE_COPY static void slab_bind(Heap* h, Slab* s, uintptr_t tp, int arm) {
+  if (!s->has_aligned) __atomic_store_n(&s->fast_owner, tp, __ATOMIC_RELAXED);
+  if (arm == 0) return;
+  uintptr_t from = arm > 0 ? kStateNormal : kStateFull;
+  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((tf & kStateMask) != from) return;  // (queued, or armed already)
+    if (arm > 0 && tf_ptr(tf) != reinterpret_cast<uintptr_t>(s)) return slab_settle_idle(h, s);
+    if (s->thread_free.compare_exchange_weak(tf, tf ^ kStateNormal ^ kStateFull, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+      return;
+  }
+}
+
+// Give every slab the heap tracks the fast-free tag of thread pointer `tp` (0: none). Called
+// when a thread takes the heap and when it lets it go, so a thread that later reuses a dead
+// thread's TCB address can never match a slab it does not own. arm > 0: a thread heap's thread
+// lets it go (into the pool): its slabs are armed; arm < 0: a thread took it from the pool.
+SPACES_HOT_TEXT SPACES_ONE_COPY void heap_bind_slabs(Heap* h, uintptr_t tp, int arm) {
+  __atomic_store_n(&h->tp, tp, __ATOMIC_RELAXED);
+  h->fast_tp = g_prof_on && h->chunk ? 0 : tp;  // (profiling: region frees all go the slow way)
+  tp = h->fast_tp;
+  for (unsigned c = 0; c < kNumClasses; c++) {
+    for (Slab *s = h->partial[c].head, *next; s; s = next) {
+      next = s->next;  // (an arm may give s back)
+      slab_bind(h, s, tp, arm);
+    }
+    if (h->cur[c] != &g_empty_slab) slab_bind(h, h->cur[c], tp, arm);
+  }
+}
+
+namespace {
+
 // fresh: h lies in memory just mapped (zero), whose arrays below are not written, so that their
 // pages stay untouched until used (the medium cache's 10.9 KiB and the remote batches' 3 KiB:
 // two to three pages of RSS per thread heap in a program that never frees medium blocks or
@@ -237,6 +325,10 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c, bool fresh = false) {
   h->medium_empty = nullptr;
   h->medium_empty_granules = 0;
   h->state = c ? kHeapChunk : kHeapAbandoned;
+  h->pooled = 0;
+  h->draining = 0;
+  h->drainer = 0;
+  h->holder = 0;
   h->pool_next = nullptr;
   h->pool_prev = nullptr;
   h->abandoned_ns = 0;
@@ -291,7 +383,10 @@ void pool_tail_changed() {  // g_heap_lock held
   g_pool_tail_ns.store(g_pool_tail ? g_pool_tail->abandoned_ns : UINT64_MAX, std::memory_order_relaxed);
 }
 
+// (seq_cst: pool_drain reads `pooled` once it holds `draining`, and the thread that took h
+// reads `draining` after this store, heap_wait_drain: one of the two sees the other's write)
 void pool_unlink(Heap* h) {  // g_heap_lock held
+  __atomic_store_n(&h->pooled, uint8_t(0), __ATOMIC_SEQ_CST);
   (h->pool_prev ? h->pool_prev->pool_next : g_pool) = h->pool_next;
   (h->pool_next ? h->pool_next->pool_prev : g_pool_tail) = h->pool_prev;
   h->pool_next = h->pool_prev = nullptr;
@@ -324,8 +419,11 @@ Heap* pool_take_stale(uint64_t now) {  // g_heap_lock held; the oldest heap, if 
   return h;
 }
 
-void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
+// Heap h (no thread; its slabs armed) into the pool as its newest, abandoned `now`. The caller
+// then calls pool_recheck once it let g_heap_lock go.
+SPACES_HOT_TEXT SPACES_ONE_COPY void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   h->state = kHeapAbandoned;
+  h->holder = 0;
   h->growing = 0;  // (the next thread's classes grow or not on their own: heap_refill)
   h->abandoned_ns = now;
   h->pool_prev = nullptr;
@@ -334,7 +432,60 @@ void pool_put(Heap* h, uint64_t now) {  // g_heap_lock held
   g_pool = h;
   g_abandoned.fetch_add(1, std::memory_order_relaxed);
   pool_tail_changed();
+  __atomic_store_n(&h->pooled, uint8_t(1), __ATOMIC_SEQ_CST);  // (remote_notify: free.cpp)
 }
+
+// This thread holds heap a, out of the pool, to work on it without its thread (g_heap_lock held).
+void heap_hold(Heap* a) {
+  a->state = kHeapIdleHeld;
+  a->holder = thread_self();
+}
+
+// h was just taken out of the pool: a drain that began before may still run (pool_drain).
+SPACES_NOINLINE void heap_wait_drain_slow(Heap* h) {
+  while (__atomic_load_n(&h->draining, __ATOMIC_SEQ_CST)) os_cpu_relax();
+}
+SPACES_INLINE void heap_wait_drain(Heap* h) {
+  if (SPACES_UNLIKELY(__atomic_load_n(&h->draining, __ATOMIC_SEQ_CST))) heap_wait_drain_slow(h);
+}
+
+// A slab queued on heap h's notify list while h was out of the pool (or before its thread let
+// it go) found it not pooled, so nobody drained it: the thread that put h back does, as
+// remote_notify would have.
+void pool_recheck(Heap* h) {
+  if (h->notify.load(std::memory_order_seq_cst) != nullptr) pool_drain(h);
+}
+
+}  // namespace
+
+// A remote free queued a slab on pooled heap a's notify list (free.cpp, remote_notify): no thread
+// drains that list while a waits in the pool, so the freeing thread does (heap_drain_idle:
+// emptied slabs to the heap's caches or the arenas, whose purge and dirty bound then apply; the
+// others armed again). The heap stays in the pool, guarded by its `draining` flag: one drain at
+// a time (a free that finds one running leaves its slab to it: the drain looks at the list again
+// once it is done), and a thread that takes the heap from the pool meanwhile waits for the drain
+// to end (heap_wait_drain) before it touches the heap. (Taking the heap out of the pool for the
+// drain, session 29's first version, made a thread that started meanwhile find the pool empty
+// and make a new heap: `churn` held 36 % more.) No system call is made under g_heap_lock.
+// Not in the hot text (no room): a program whose frees come here maps one more 64 KiB window of
+// the library.
+SPACES_NOINLINE void pool_drain(Heap* a) {
+  for (;;) {
+    // (seq_cst, with pool_unlink's store and heap_wait_drain's load; and with remote_notify's push:
+    // a free whose exchange fails pushed before this drain lets go, so the reload below sees it)
+    if (__atomic_exchange_n(&a->draining, uint8_t(1), __ATOMIC_SEQ_CST) != 0) return;
+    bool pooled = __atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST) != 0;  // (else a thread took it)
+    if (pooled) {
+      a->drainer = thread_self();  // (a fork child's heap_after_fork_child reads it)
+      heap_drain_idle(a);
+      a->drainer = 0;
+    }
+    __atomic_store_n(&a->draining, uint8_t(0), __ATOMIC_SEQ_CST);
+    if (!pooled || a->notify.load(std::memory_order_seq_cst) == nullptr) return;
+  }
+}
+
+namespace {
 
 SPACES_NOINLINE SPACES_COLD_TEXT void medium_cache_damaged(Block* b) {
   report_error(SPACES_ERROR_CORRUPTED, b, "corrupted medium-block cache (write after free?)");
@@ -386,7 +537,7 @@ SPACES_HOT_TEXT void medium_cache_flush(Heap* h) {
 // `all`), to the heap cache or to the arenas. Cached medium blocks go back to their slabs first.
 SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
   medium_cache_flush(h);
-  heap_drain_notify(h);
+  heap_drain_notify(h);  // (an idle heap's too: its holder arms what stays, heap_arm_idle)
   for (unsigned c = 0; c < kNumClasses; c++) {
     Slab* s = h->partial[c].head;
     while (s) {
@@ -444,6 +595,7 @@ void heap_merge(Heap* h, Heap* a) {
     Slab* s = a->partial[c].head;
     while (s) {
       Slab* next = s->next;
+      slab_set_state(s, kStateFull, kStateNormal);  // (disarmed; queued meanwhile: stays with `a`)
       if (slab_state(s) == kStateNormal) {
         a->partial[c].remove(s);
         __atomic_store_n(&s->owner, h, __ATOMIC_RELAXED);
@@ -460,18 +612,30 @@ void heap_merge(Heap* h, Heap* a) {
 // arenas for fresh memory. (Merging the newest heaps instead would strip the heaps that the
 // next short-lived threads are about to take: under thread churn every refill then moved
 // slabs between heaps and arenas, and RSS grew fourfold.)
+// The merge itself is not in the hot text (session 29 needed the room): a program runs it only
+// once its exited threads' heaps waited a purge delay in the pool, and then maps one more 64 KiB
+// window of the library's text, once.
+SPACES_NOINLINE bool heap_adopt_stale(Heap* h, unsigned cls, uint64_t now) {
+  if (!g_heap_lock.try_lock()) return false;
+  Heap* a = pool_take_stale(now);
+  if (a) heap_hold(a);
+  g_heap_lock.unlock();
+  if (a == nullptr) return false;
+  heap_wait_drain(a);
+  heap_merge(h, a);  // (what stays with `a` is armed: queued slabs, drained below)
+  {
+    LockGuard g(g_heap_lock);
+    pool_put(a, now);
+  }
+  pool_recheck(a);
+  return h->partial[cls].head != nullptr;
+}
+
 SPACES_HOT_TEXT bool heap_try_adopt(Heap* h, unsigned cls) {  // (every refill calls it)
   if (h->chunk || h == &g_prof_heap || g_abandoned.load(std::memory_order_relaxed) == 0) return false;
   uint64_t now = os_now_ns();
   if (!pool_is_stale(g_pool_tail_ns.load(std::memory_order_relaxed), now)) return false;
-  if (!g_heap_lock.try_lock()) return false;
-  Heap* a = pool_take_stale(now);
-  g_heap_lock.unlock();
-  if (a == nullptr) return false;
-  heap_merge(h, a);
-  LockGuard g(g_heap_lock);
-  pool_put(a, now);
-  return h->partial[cls].head != nullptr;
+  return heap_adopt_stale(h, cls, now);
 }
 
 // Find a slab of class `cls` with a free block, make it h->cur[cls]. NULL: out of memory.
@@ -729,7 +893,8 @@ SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
     if (h == nullptr) h = heap_alloc_struct();
   }
   if (h == nullptr) return nullptr;
-  heap_bind_slabs(h, thread_self());
+  heap_wait_drain(h);
+  heap_bind_slabs(h, thread_self(), -1);  // (a pooled heap's slabs disarmed; a new one has none)
   h->state = kHeapActive;
   t_heap = h;  // before pthread_setspecific, which may itself allocate
   t_home_heap = h;
@@ -748,10 +913,13 @@ SPACES_HOT_TEXT void heap_thread_done(void* arg) {
   if (t_heap == h) t_heap = &g_empty_heap;
   t_home_heap = &g_empty_heap;
   heap_sweep(h, false, false);
-  heap_bind_slabs(h, 0);
+  heap_bind_slabs(h, 0, 1);  // (armed: frees into its slabs from now on queue them, pool_drain)
   uint64_t now = os_now_ns();
-  LockGuard g(g_heap_lock);
-  pool_put(h, now);
+  {
+    LockGuard g(g_heap_lock);
+    pool_put(h, now);
+  }
+  pool_recheck(h);  // (slabs queued since the sweep)
 }
 
 void heap_collect(Heap* h, bool force) {
@@ -760,7 +928,7 @@ void heap_collect(Heap* h, bool force) {
 }
 
 // Collect every abandoned heap: release its empty slabs to the arenas. The pool is taken whole
-// for the pass; a thread starting meanwhile simply makes a new heap.
+// for the pass (each heap held by this thread); a thread starting meanwhile simply makes a new heap.
 void heap_collect_abandoned() {
   Heap *list, *tail;
   {
@@ -769,15 +937,33 @@ void heap_collect_abandoned() {
     tail = g_pool_tail;
     g_pool = g_pool_tail = nullptr;
     pool_tail_changed();
+    for (Heap* a = list; a; a = a->pool_next) {
+      __atomic_store_n(&a->pooled, uint8_t(0), __ATOMIC_SEQ_CST);
+      heap_hold(a);
+    }
   }
   if (list == nullptr) return;
-  for (Heap* a = list; a; a = a->pool_next) heap_sweep(a, true, true);
-  LockGuard g(g_heap_lock);  // (at the old end: heaps put meanwhile are newer, unless two collects overlap)
-  tail->pool_next = nullptr;
-  list->pool_prev = g_pool_tail;
-  (g_pool_tail ? g_pool_tail->pool_next : g_pool) = list;
-  g_pool_tail = tail;
-  pool_tail_changed();
+  for (Heap* a = list; a; a = a->pool_next) {
+    heap_wait_drain(a);
+    heap_sweep(a, true, true);
+    heap_arm_idle(a);
+  }
+  {
+    LockGuard g(g_heap_lock);  // (at the old end: heaps put meanwhile are newer, unless two collects overlap)
+    tail->pool_next = nullptr;
+    list->pool_prev = g_pool_tail;
+    (g_pool_tail ? g_pool_tail->pool_next : g_pool) = list;
+    g_pool_tail = tail;
+    pool_tail_changed();
+    for (Heap* a = list; a; a = a->pool_next) {
+      a->state = kHeapAbandoned;
+      a->holder = 0;
+      __atomic_store_n(&a->pooled, uint8_t(1), __ATOMIC_SEQ_CST);
+    }
+  }
+  // (pool_recheck of each: the registry, since the pool may change under this walk)
+  for (Heap* h = __atomic_load_n(&g_all_heaps, __ATOMIC_ACQUIRE); h; h = h->all_next)
+    if (__atomic_load_n(&h->pooled, __ATOMIC_SEQ_CST)) pool_recheck(h);
 }
 
 SPACES_HOT_TEXT void heap_init_chunk(Heap* h, Chunk* c) { heap_init_fields(h, c); }
@@ -792,14 +978,24 @@ void heap_fork_lock() { g_heap_lock.lock(); }
 void heap_fork_unlock() { g_heap_lock.unlock(); }
 
 // In the child of fork() only the forking thread survives: every other active heap is
-// abandoned so its slabs can be adopted. The survivor's own heap is t_home_heap: t_heap may be a
+// abandoned so its slabs can be adopted (not armed: its thread may have stopped inside a change
+// to its lists; remote frees into its slabs wait until a thread takes it or a merge), and so is
+// a heap another thread held out of the pool for a merge or a collect. A pooled heap another
+// thread was draining is left to the child's drains (the slabs that drain had taken off the
+// notify list and not yet settled stay queued for ever: they leak in the child). One this
+// thread holds or drains (a signal handler forked) is finished by the code it interrupted. The survivor's own heap is t_home_heap: t_heap may be a
 // chunk's heap it captured (that stays captured; chunk_fork_child unbinds the others').
 void heap_after_fork_child() {
   g_heap_lock.reset();
   Heap* self = t_home_heap;
   uint64_t now = os_now_ns();
+  uintptr_t me = thread_self();
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
-    if (h->state == kHeapActive && h != self) {
+    // (a heap a dead thread held out of the pool, part drained, merged or collected, goes back to
+    // it; one this thread holds is put back by the code it interrupted: a signal handler forked)
+    bool held = h->state == kHeapIdleHeld && h->holder != me;
+    if (h->draining && h->drainer != me) h->draining = 0;  // (a dead thread's drain: see above)
+    if ((h->state == kHeapActive && h != self) || held) {
       // (a dead thread's batched remote frees are dropped, never pushed: it may have been
       // between two stores of an entry. Their blocks, at most kRemoteEntries x 8 KiB, stay
       // counted as used in this process, pinning at most kRemoteEntries slabs.)

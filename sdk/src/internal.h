@@ -810,6 +810,11 @@ struct alignas(64) Heap {
   uint32_t medium_empty_granules;    // granules held by medium_empty
   Slab* medium_empty;                // cache of empty medium slabs (any class), linked by next
   uint32_t state;                    // HeapState
+  uint8_t pooled;                    // in the pool (written under g_heap_lock; read atomically by
+                                     // a remote free's notify, which then drains the list: heap.cpp)
+  uint8_t draining;                  // a thread drains it in the pool (heap.cpp, pool_drain)
+  uintptr_t drainer;                 // that thread (while `draining`)
+  uintptr_t holder;                  // the thread holding it out of the pool (kHeapIdleHeld)
   Heap* pool_next;                   // abandoned pool, newest first (towards older heaps)
   Heap* pool_prev;                   // towards newer heaps
   uint64_t abandoned_ns;             // when it entered the pool (os_now_ns)
@@ -841,7 +846,10 @@ struct alignas(64) Heap {
   Slab* box_idx[kMaxBoxes];
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
-enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3 };
+// kHeapIdleHeld: a heap with no thread taken out of the pool for a while by `holder` (a merge,
+// spaces_collect), who puts it back; a fork child pools it unless the holder is the forking
+// thread itself (heap.cpp).
+enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3, kHeapIdleHeld = 4 };
 
 extern Heap g_empty_heap;      // what a thread sees before its first allocation
 extern Slab g_empty_slab;      // cur[] of the empty heap: free == itself, so malloc goes slow
@@ -864,7 +872,8 @@ Heap* heap_thread_init(bool from_pool = true);
 extern SPACES_TLS bool t_heap_done;  // heap_thread_done ran: a free never makes a heap again
 void heap_thread_done(void* h);
 void heap_collect(Heap* h, bool force);
-void heap_collect_abandoned(bool all);
+void heap_collect_abandoned();
+void pool_drain(Heap* a);  // a remote free queued a slab on pooled heap a: drain its notify list
 void heap_after_fork_child();
 void heap_fork_lock();
 void heap_fork_unlock();
@@ -906,7 +915,7 @@ void* heap_aligned_alloc(Heap* h, size_t align, size_t size);
 void heap_mark_aligned(Slab* s);
 extern SPACES_TLS Heap* t_home_heap;   // the thread's own heap (t_heap may be a captured chunk's)
 void heap_init_chunk(Heap* h, Chunk* c);
-void heap_bind_slabs(Heap* h, uintptr_t tp);
+void heap_bind_slabs(Heap* h, uintptr_t tp, int arm = 0);
 void heap_set_cur(Heap* h, unsigned cls, Slab* s);
 void heap_collect_slab(Heap* h, Slab* s);  // owner side: take remote frees, re-track if detached
 

@@ -1,6 +1,7 @@
 // Multithreaded behaviour of the spaces_* API (runs under the asan and tsan presets too).
 #include "test_internal.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -204,6 +205,153 @@ TEST(Threads, AStaleAbandonedHeapIsMergedByALivingThread) {
   EXPECT_EQ(__atomic_load_n(&s->owner, __ATOMIC_RELAXED), t_heap) << "the stale heap was not merged";
   EXPECT_EQ(stats_now().heaps_abandoned, pooled) << "the emptied heap stays in the pool for reuse";
   spaces_free(kept);
+}
+
+namespace {
+// A block of each slab (or page box) that holds these blocks.
+std::vector<void*> one_per_slab(const std::vector<void*>& blocks) {
+  std::vector<std::pair<Slab*, void*>> v;
+  for (void* p : blocks)
+    if (p) v.push_back({slab_find(p), p});
+  std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<void*> r;
+  for (size_t i = 0; i < v.size(); i++)
+    if (i == 0 || v[i].first != v[i - 1].first) r.push_back(v[i].second);
+  return r;
+}
+// How many of those slabs are still in use (the page map still names them, not empty). Read
+// through the page map: a slab given back may lie in memory returned to the kernel.
+size_t still_in_use(const std::vector<void*>& one_each) {
+  size_t n = 0;
+  for (void* p : one_each) {
+    Slab* s = slab_find(p);
+    n += s != nullptr && (s->kind == kSlabSmall || s->kind == kSlabPages);
+  }
+  return n;
+}
+}  // namespace
+
+// Blocks of threads that exited, freed by another thread that then allocates no more (or only
+// from slabs it has): their heaps wait in the pool, and no thread drained the slabs those frees
+// emptied, so they stayed in use for ever (session 28's adversarial pass: 964 MB after every
+// block was freed). The freeing thread now drains a pooled heap's notify list itself (heap.cpp,
+// pool_drain): the emptied slabs and boxes go back.
+TEST(Threads, BlocksOfExitedThreadsFreedElsewhereGiveTheirSlabsBack) {
+  PurgeDelay delay(3600000);  // (no merge of the stale heaps meanwhile)
+  spaces_free(spaces_malloc(1));  // (this thread has its own heap, so takes no pooled one)
+  constexpr size_t kPer = 4000;
+  std::vector<void*> blocks(4 * kPer);
+  std::vector<std::thread> producers;
+  for (size_t t = 0; t < 4; t++)
+    producers.emplace_back([&, t] {
+      static const size_t kSizes[] = {40, 700, 6000, 30000};  // (small classes, and page boxes)
+      for (size_t i = 0; i < kPer; i++) blocks[t * kPer + i] = spaces_malloc(kSizes[(t + i) % 4]);
+    });
+  for (auto& p : producers) p.join();
+  std::vector<void*> slabs = one_per_slab(blocks);  // (the producers' slabs, their pooled heaps')
+  for (void* p : blocks) spaces_free(p);        // (no malloc from here: no refill)
+  size_t after = still_in_use(slabs);
+  // (what stays: the heaps' current slabs, each class's, and an empty box each)
+  EXPECT_LT(after, slabs.size() / 8) << after << " of the blocks' " << slabs.size() << " slabs still in use";
+}
+
+// The same when the exited threads had freed part of their blocks themselves: their slabs with
+// room were still tracked (kStateNormal), and a remote free into such a slab queues nothing. A
+// thread arms them as it lets its heap go (kStateFull while attached), so those frees notify too.
+TEST(Threads, PartlyFreedSlabsOfExitedThreadsAreGivenBackToo) {
+  PurgeDelay delay(3600000);
+  spaces_free(spaces_malloc(1));
+  constexpr size_t kPer = 6000;
+  std::vector<void*> blocks(2 * kPer);
+  std::vector<std::thread> producers;
+  for (size_t t = 0; t < 2; t++)
+    producers.emplace_back([&, t] {
+      for (size_t i = 0; i < kPer; i++) blocks[t * kPer + i] = spaces_malloc(i / 2 % 2 ? 48 : 2000);
+      for (size_t i = 0; i < kPer; i += 2) {  // (every other block of each class: its slabs keep room, tracked)
+        spaces_free(blocks[t * kPer + i]);
+        blocks[t * kPer + i] = nullptr;
+      }
+    });
+  for (auto& p : producers) p.join();
+  std::vector<void*> slabs = one_per_slab(blocks);
+  for (void* p : blocks) spaces_free(p);
+  spaces_collect(0);  // (pushes this thread's batches of small remote frees: free.cpp, remote_put)
+  size_t after = still_in_use(slabs);
+  EXPECT_LT(after, slabs.size() / 8) << after << " of the blocks' " << slabs.size() << " slabs still in use";
+}
+
+// Several threads free the blocks of exited threads at once, each slab's blocks spread over all
+// of them, while new threads take the pooled heaps (whose slabs are then disarmed) and others
+// exit: the drains of a pooled heap race with frees into the same slabs, with each other and
+// with the heap's reuse. A slab given back twice would be handed out twice: every block live at
+// the end of a round is checked against its own pattern, and their address ranges must not
+// overlap. (The tsan preset runs it too: the drain's protocol is in heap.cpp, pool_drain.)
+TEST(Threads, ConcurrentFreesIntoPooledHeapsNeverGiveASlabBackTwice) {
+  PurgeDelay delay(0);  // (stale heaps merged as well: every pool path in play)
+  constexpr size_t kProducers = 4, kFreers = 3, kPer = 3000;
+  static const size_t kSizes[] = {16, 48, 200, 1000, 3000, 9000, 20000, 60000};
+  std::atomic<int> bad{0};
+  for (int round = 0; round < 4; round++) {
+    std::vector<Item> items(kProducers * kPer);
+    std::vector<std::thread> ts;
+    for (size_t t = 0; t < kProducers; t++)
+      ts.emplace_back([&, t] {
+        for (size_t i = 0; i < kPer; i++) {
+          Item& it = items[t * kPer + i];
+          it.n = kSizes[(i * 7 + t) % 8];
+          it.seed = uint32_t(round * 1000003 + t * kPer + i);
+          it.p = spaces_malloc(it.n);
+          if (it.p) fill(it.p, it.n < 64 ? it.n : 64, it.seed);
+        }
+      });
+    for (auto& t : ts) t.join();
+    ts.clear();
+    // Freers: block i goes to freer i % kFreers (the blocks of one slab spread over all of
+    // them); one block in 8 stays live. Meanwhile short threads come and go (taking, arming and
+    // giving back the pooled heaps) and allocate: their live blocks are checked too.
+    std::vector<std::vector<Item>> kept(kFreers + 2);
+    for (size_t f = 0; f < kFreers; f++)
+      ts.emplace_back([&, f] {
+        for (size_t i = f; i < items.size(); i += kFreers) {
+          Item& it = items[i];
+          if (it.p == nullptr) continue;
+          if (!check(it.p, it.n < 64 ? it.n : 64, it.seed)) bad++;
+          if (i % 8 == 0)
+            kept[f].push_back(it);
+          else
+            spaces_free(it.p);
+        }
+      });
+    for (size_t c = 0; c < 2; c++)
+      ts.emplace_back([&, c] {
+        for (int k = 0; k < 20; k++)
+          std::thread([&, c, k] {
+            std::vector<Item> mine;
+            for (uint32_t i = 0; i < 200; i++) {
+              Item it{nullptr, kSizes[(i + k) % 8], uint32_t(0x5000000 + c * 100000 + k * 1000 + i)};
+              it.p = spaces_malloc(it.n);
+              if (it.p) fill(it.p, it.n < 64 ? it.n : 64, it.seed);
+              if (i % 4)
+                spaces_free(it.p);
+              else
+                mine.push_back(it);
+            }
+            static std::mutex mu;
+            std::lock_guard<std::mutex> l(mu);
+            for (Item& it : mine) kept[kFreers + c].push_back(it);
+          }).join();
+      });
+    for (auto& t : ts) t.join();
+    std::vector<Item> live;
+    for (auto& v : kept) live.insert(live.end(), v.begin(), v.end());
+    std::sort(live.begin(), live.end(), [](const Item& a, const Item& b) { return a.p < b.p; });
+    for (size_t i = 0; i < live.size(); i++) {
+      if (!check(live[i].p, live[i].n < 64 ? live[i].n : 64, live[i].seed)) bad++;
+      if (i + 1 < live.size() && static_cast<char*>(live[i].p) + live[i].n > live[i + 1].p) bad++;
+    }
+    EXPECT_EQ(bad.load(), 0) << "round " << round << ": blocks overwritten or overlapping";
+    for (Item& it : live) spaces_free(it.p);
+  }
 }
 
 // spaces_mallinfo (what mallinfo2 answers under the override) reads every thread's slab headers
