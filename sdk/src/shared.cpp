@@ -186,20 +186,36 @@ SPACES_INLINE size_t sh_granule_of(const ShAttach* at, const void* p) {
   return (reinterpret_cast<uintptr_t>(p) - at->base) / kShGranule;
 }
 
+// The blocks a small slab of class cls holds (by the class's magic multiplier, exact for these
+// sizes: no divide on the free path, which checks every slab it frees into).
+SPACES_INLINE uint32_t sh_capacity(unsigned cls) {
+  return uint32_t((uint64_t(kShGranule - kShFirst) * g_classes.magic[cls]) >> 32);
+}
+
+// What sh_slab_ok read of a slab, each field once: what its caller must use, never the slab's
+// own copies, which a writer of the region may change after the check (session 29's audit).
+struct ShSnap {
+  unsigned cls;
+  uint32_t carved, used;
+};
+
 // A small slab of this region that its table, magic and geometry agree on (so its fields can be
-// used for arithmetic and its blocks for writes). cls: the class it must have, or -1.
-bool sh_slab_ok(const ShAttach* at, const ShSlab* s, int cls) {
+// used for arithmetic and its blocks for writes). cls: the class it must have, or -1. snap: the
+// values checked (each read once), for the caller to use; the geometry follows from snap->cls.
+bool sh_slab_ok(const ShAttach* at, const ShSlab* s, int cls, ShSnap* snap = nullptr) {
   uintptr_t a = reinterpret_cast<uintptr_t>(s);
   if (a < at->base + at->meta * kShGranule || a >= at->base + at->granules * kShGranule || (a - at->base) % kShGranule)
     return false;
-  if (at->h->table[sh_granule_of(at, s)] != kGSmall || s->magic != kShSlabMagic || s->cls >= kNumSmallClasses ||
-      (cls >= 0 && s->cls != unsigned(cls)))
+  unsigned c = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
+  if (at->h->table[sh_granule_of(at, s)] != kGSmall || __atomic_load_n(&s->magic, __ATOMIC_RELAXED) != kShSlabMagic ||
+      c >= kNumSmallClasses || (cls >= 0 && c != unsigned(cls)))
     return false;
-  // (the capacity by the class's magic multiplier, exact for these sizes: no divide on the free
-  // path, which checks every slab it frees into)
-  return s->block_size == class_size(s->cls) &&
-         s->capacity == uint32_t((uint64_t(kShGranule - kShFirst) * g_classes.magic[s->cls]) >> 32) &&
-         s->carved <= s->capacity && s->used <= s->carved;
+  uint32_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED), used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&s->block_size, __ATOMIC_RELAXED) != class_size(c) ||
+      __atomic_load_n(&s->capacity, __ATOMIC_RELAXED) != sh_capacity(c) || carved > sh_capacity(c) || used > carved)
+    return false;
+  if (snap) *snap = ShSnap{c, carved, used};
+  return true;
 }
 
 // (the head is checked before it is written through; a bad one is dropped - repair rebuilds)
@@ -290,10 +306,14 @@ void sh_repair(const ShAttach* at) {
       h->live_bytes += size_t(used) * bs;
       used_granules++;
     } else if (k == kGLargeHead) {
-      size_t off = s->user_ptr - reinterpret_cast<uintptr_t>(s);
-      bool ok = s->magic == kShSlabMagic && s->run >= 1 && s->run <= high - g && off >= kShFirst &&
-                off <= kShGranule && (off & (off - 1)) == 0 && s->user_size == s->run * kShGranule - off;
-      for (size_t i = 1; ok && i < s->run; i++) ok = h->table[g + i] == kGLargeBody;
+      // (each field read once: a writer changing `run` after the check made the walk revisit or
+      // step back over granules, without end while it kept at it; session 29's audit)
+      size_t run = __atomic_load_n(&s->run, __ATOMIC_RELAXED);
+      size_t usz = __atomic_load_n(&s->user_size, __ATOMIC_RELAXED);
+      size_t off = __atomic_load_n(&s->user_ptr, __ATOMIC_RELAXED) - reinterpret_cast<uintptr_t>(s);
+      bool ok = s->magic == kShSlabMagic && run >= 1 && run <= high - g && off >= kShFirst &&
+                off <= kShGranule && (off & (off - 1)) == 0 && usz == run * kShGranule - off;
+      for (size_t i = 1; ok && i < run; i++) ok = h->table[g + i] == kGLargeBody;
       if (!ok) {
         s->magic = 0;
         h->table[g] = kGFree;  // (its body granules, if any, are freed as bodies without a head)
@@ -301,9 +321,9 @@ void sh_repair(const ShAttach* at) {
       }
       h->large_blocks++;
       h->live_blocks++;
-      h->live_bytes += s->user_size;
-      used_granules += s->run;
-      g += s->run - 1;
+      h->live_bytes += usz;
+      used_granules += run;
+      g += run - 1;
     } else {
       h->table[g] = kGFree;  // a body without its head (a run being set up or torn down), or junk
     }
@@ -355,6 +375,9 @@ ShLockResult sh_lock_word(std::atomic<uint32_t>* w, uint32_t self) {
   uint64_t start = os_now_ns();
   uint64_t bound = uint64_t(option(kOpt_shared_lock_timeout_ms)) * 1000000u;
   for (;;) {
+    // (checked on every turn: a writer of the region flipping the word between our load and our
+    // CAS kept the loop on its `continue`s, past the bound; session 29's audit)
+    if (os_now_ns() - start > bound + kLkSliceNs) return kLkTimedOut;
     uint32_t v = w->load(std::memory_order_relaxed);
     if (v == 0) {  // (taken with the waiters bit: others may sleep behind us)
       if (w->compare_exchange_strong(v, self | kLkWaiters, std::memory_order_acquire, std::memory_order_relaxed))
@@ -453,8 +476,10 @@ struct ShLock {
 // caller writes the header and then the head's kind. SIZE_MAX if the capacity or ceiling refuses.
 size_t sh_take_granules(const ShAttach* at, size_t n) {
   ShHeader* h = at->h;
-  size_t ceiling = h->ceiling < at->granules * kShGranule ? h->ceiling : at->granules * kShGranule;
-  if (n > at->granules || h->footprint + n * kShGranule > ceiling) return SIZE_MAX;
+  size_t ceiling = __atomic_load_n(&h->ceiling, __ATOMIC_RELAXED);
+  if (ceiling > at->granules * kShGranule) ceiling = at->granules * kShGranule;
+  size_t footprint = __atomic_load_n(&h->footprint, __ATOMIC_RELAXED);
+  if (n > at->granules || footprint > ceiling || n * kShGranule > ceiling - footprint) return SIZE_MAX;
   size_t high = sh_high(at);
   size_t g = SIZE_MAX;
   if (high + n <= at->granules) {
@@ -493,6 +518,7 @@ size_t sh_take_granules(const ShAttach* at, size_t n) {
 }
 void sh_release_granules(const ShAttach* at, size_t g, size_t n) {
   ShHeader* h = at->h;
+  if (g < at->meta || g >= at->granules || n > at->granules - g) return;  // (callers pass checked values)
   h->table[g] = kGLargeBody;  // headless first, so a dead process leaves granules repair frees
   sh_discard(at, g, n);
   for (size_t i = 0; i < n; i++) h->table[g + i] = kGFree;
@@ -597,15 +623,17 @@ void* sh_alloc_large(const ShAttach* at, size_t size, size_t align) {
   size_t g = sh_take_granules(at, n);
   if (g == SIZE_MAX) return nullptr;
   ShSlab* s = sh_slab(at, g);
+  uintptr_t user = reinterpret_cast<uintptr_t>(s) + off;  // (returned from here, never read back
+  size_t usz = n * kShGranule - off;                      //  from the header a writer may change)
   s->run = n;
-  s->user_ptr = reinterpret_cast<uintptr_t>(s) + off;
-  s->user_size = n * kShGranule - off;
+  s->user_ptr = user;
+  s->user_size = usz;
   s->magic = kShSlabMagic;
   at->h->table[g] = kGLargeHead;  // last: the run is now a block
   at->h->large_blocks++;
   at->h->live_blocks++;
-  at->h->live_bytes += s->user_size;
-  return reinterpret_cast<void*>(s->user_ptr);
+  at->h->live_bytes += usz;
+  return reinterpret_cast<void*>(user);
 }
 
 // Under the lock. NULL (errno ENOMEM) when the capacity or ceiling refuses.
@@ -621,11 +649,17 @@ void* sh_alloc_locked(const ShAttach* at, size_t align, size_t size) {
 
 // What p is in the region: the small slab (and block index), or the large head; false (reported)
 // if p is not a live block.
+// Every field is what sh_find checked, read once: the callers use these, never the header's
+// copies (session 29's audit: a free re-read `run` after the check, and a writer could make it
+// discard and zero far past the mapping).
 struct ShBlock {
   ShSlab* s;
-  uint32_t index;
+  uint32_t index;  // small: the block's index
+  unsigned cls;    // small: the slab's class
+  uint32_t used;   // small: the slab's count
   bool large;
-  size_t size;
+  size_t size;     // usable bytes (small: the class's size)
+  size_t run;      // large: granules of the run
 };
 bool sh_find(const ShAttach* at, const void* p, ShBlock* out, const char* what) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -633,20 +667,27 @@ bool sh_find(const ShAttach* at, const void* p, ShBlock* out, const char* what) 
   size_t g = (a - 1 - at->base) / kShGranule;
   uint8_t k = a > at->base && g < at->granules ? at->h->table[g] : uint8_t(kGFree);
   ShSlab* s = sh_slab(at, g);
-  if (k == kGSmall && sh_slab_ok(at, s, -1)) {
+  ShSnap sn;
+  size_t run = 0, usz = 0;
+  if (k == kGLargeHead) {
+    run = __atomic_load_n(&s->run, __ATOMIC_RELAXED);
+    usz = __atomic_load_n(&s->user_size, __ATOMIC_RELAXED);
+  }
+  if (k == kGSmall && sh_slab_ok(at, s, -1, &sn)) {
     uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
-    uint32_t i = a >= first ? sh_exact_index(s->cls, a - first) : UINT32_MAX;  // (no divide)
-    if (i < s->carved) {
+    uint32_t i = a >= first ? sh_exact_index(sn.cls, a - first) : UINT32_MAX;  // (no divide)
+    if (i < sn.carved) {  // (carved <= the class's capacity: the bit lies in the slab's map)
       if (s->bits[i >> 6] >> (i & 63) & 1) {
-        *out = ShBlock{s, i, false, s->block_size};
+        *out = ShBlock{s, i, sn.cls, sn.used, false, class_size(sn.cls), 0};
         return true;
       }
       sh_report(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
       return false;
     }
-  } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->user_ptr == a && s->run >= 1 &&
-             s->run <= at->granules - g && s->user_size == s->run * kShGranule - (a - reinterpret_cast<uintptr_t>(s))) {
-    *out = ShBlock{s, 0, true, s->user_size};
+  } else if (k == kGLargeHead && __atomic_load_n(&s->magic, __ATOMIC_RELAXED) == kShSlabMagic &&
+             __atomic_load_n(&s->user_ptr, __ATOMIC_RELAXED) == a && run >= 1 && run <= at->granules - g &&
+             usz == run * kShGranule - (a - reinterpret_cast<uintptr_t>(s))) {
+    *out = ShBlock{s, 0, 0, 0, true, usz, run};
     return true;
   } else if (k == kGFree && a == reinterpret_cast<uintptr_t>(s) + kShFirst) {
     sh_report(SPACES_ERROR_DOUBLE_FREE, p, "double free (shared region)");
@@ -662,16 +703,17 @@ void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
   if (b.large) {
     h->large_blocks--;
     h->live_blocks--;
-    h->live_bytes -= s->user_size;
-    sh_release_granules(at, sh_granule_of(at, s), s->run);  // (the header goes with the pages)
+    h->live_bytes -= b.size;
+    sh_release_granules(at, sh_granule_of(at, s), b.run);  // (the header goes with the pages)
     return;
   }
-  bool was_full = s->used == s->capacity;
+  unsigned cls = b.cls;
+  uint32_t used = b.used;  // (>= 1: the block's bit is set, and used >= the bits a repair counts)
+  bool was_full = used == sh_capacity(cls);
   // The links the list operations below write through are read once and checked whatever
   // in_list says, and a slab on no list has none: a writer of the region could clear in_list and
   // aim the links at the freeing process's own memory (until session 28 they were then written
   // through).
-  unsigned cls = __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
   ShLinks links;
   if (!sh_links_read(at, s, cls, &links) || (!s->in_list && (links.prev || links.next))) {
     sh_report(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (write after free?)");
@@ -679,14 +721,20 @@ void sh_free_locked(const ShAttach* at, const ShBlock& b, void* p) {
     sh_repair(at);  // rebuilds lists and counts from the bitmaps, this free included
     return;
   }
+  if (used == 0) {  // (a count a writer changed since the check: the bitmaps are the truth)
+    sh_report(SPACES_ERROR_CORRUPTED, s, "corrupted shared region metadata (slab count)");
+    s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
+    sh_repair(at);
+    return;
+  }
   s->bits[b.index >> 6] &= ~(uint64_t(1) << (b.index & 63));
   *static_cast<void**>(p) = s->free;
   s->free = p;
   h->live_blocks--;
-  h->live_bytes -= s->block_size;
-  s->used--;
+  h->live_bytes -= class_size(cls);
+  s->used = used - 1;
   if (was_full) sh_list_push(at, s, cls);  // (then it has a block, so the release below is not)
-  else if (s->used == 0 && (links.prev || links.next)) {  // empty and not its class's only slab: release it
+  else if (used == 1 && (links.prev || links.next)) {  // empty and not its class's only slab: release it
     sh_list_remove(h, s, links.prev, links.next, cls);
     h->slabs--;
     sh_release_granules(at, sh_granule_of(at, s), 1);
@@ -842,6 +890,10 @@ void* SharedRegion::realloc(ShAttach* at, void* p, size_t size) {
 }
 void* shared_realloc_any(void* p, size_t size) {
   ShAttach* at = sh_by_addr(reinterpret_cast<uintptr_t>(p));
+  if (at == nullptr) {  // (closed by another thread since the caller looked)
+    errno = EINVAL;
+    return nullptr;
+  }
   return SharedRegion::realloc(at, p, size);
 }
 SpacesChunk shared_chunk_of(const void* p) {
@@ -872,24 +924,40 @@ int SharedRegion::walk(ShAttach* at, spaces_walk_fn fn, void* arg) {
   for (size_t g = at->meta; g < sh_high(at); g++) {
     uint8_t k = h->table[g];
     ShSlab* s = sh_slab(at, g);
-    if (k == kGSmall && sh_slab_ok(at, s, -1)) {
+    ShSnap sn;
+    if (k == kGSmall && sh_slab_ok(at, s, -1, &sn)) {
+      // (the class, its size and the bound are what the check read, once: a writer changing the
+      // header meanwhile could make the walk read past the slab and hand out pointers far from
+      // it; after each callback, which may free the slab's last block and reuse its granule,
+      // the slab is checked again: session 29's audit)
       uintptr_t first = reinterpret_cast<uintptr_t>(s) + kShFirst;
-      size_t bs = s->block_size;
-      for (uint32_t w = 0; w < (s->carved + 63) / 64; w++) {
+      size_t bs = class_size(sn.cls);
+      bool same = true;
+      for (uint32_t w = 0; same && w < (sn.carved + 63) / 64; w++) {
         for (uint64_t bits = s->bits[w]; bits; bits &= bits - 1) {  // a snapshot: fn may free
           uint32_t i = w * 64 + uint32_t(__builtin_ctzll(bits));
-          if (i >= s->carved) break;
+          if (i >= sn.carved) break;
           int r = fn(reinterpret_cast<void*>(first + i * bs), bs, arg);
           if (r) return r;
+          ShSnap now;
+          if (!sh_slab_ok(at, s, int(sn.cls), &now)) {
+            same = false;
+            break;
+          }
+          if (now.carved < sn.carved) sn.carved = now.carved;
         }
       }
-    } else if (k == kGLargeHead && s->magic == kShSlabMagic && s->run >= 1 && s->run <= at->granules - g &&
-               s->user_ptr > reinterpret_cast<uintptr_t>(s) && s->user_ptr - reinterpret_cast<uintptr_t>(s) <= kShGranule &&
-               s->user_size == s->run * kShGranule - (s->user_ptr - reinterpret_cast<uintptr_t>(s))) {
-      size_t run = s->run;
-      int r = fn(reinterpret_cast<void*>(s->user_ptr), s->user_size, arg);
-      if (r) return r;
-      g += run - 1;
+    } else if (k == kGLargeHead && __atomic_load_n(&s->magic, __ATOMIC_RELAXED) == kShSlabMagic) {
+      size_t run = __atomic_load_n(&s->run, __ATOMIC_RELAXED);
+      size_t usz = __atomic_load_n(&s->user_size, __ATOMIC_RELAXED);
+      uintptr_t user = __atomic_load_n(&s->user_ptr, __ATOMIC_RELAXED);
+      uintptr_t off = user - reinterpret_cast<uintptr_t>(s);
+      if (run >= 1 && run <= at->granules - g && user > reinterpret_cast<uintptr_t>(s) && off <= kShGranule &&
+          usz == run * kShGranule - off) {
+        int r = fn(reinterpret_cast<void*>(user), usz, arg);
+        if (r) return r;
+        g += run - 1;
+      }
     }
   }
   return 0;
