@@ -25,7 +25,11 @@
 // waited longer than the purge delay is *stale*: a living thread that needs a fresh slab first
 // merges the oldest stale heap into its own (heap_merge), and spaces_collect(1) collects them
 // all. (Merging fresh heaps too, as 0.1 did, stripped the heaps the next threads were about to
-// take: slabs cycled between heaps and arenas and churn RSS grew fourfold.)
+// take: slabs cycled between heaps and arenas and churn RSS grew fourfold.) A pooled heap's
+// slabs are *armed* (attached but kStateFull), so a free by another thread into one queues it on
+// the heap's notify list, and that free drains the list itself (pool_drain): memory other
+// threads free into an exited thread's slabs goes back without waiting for a thread to take the
+// heap.
 //
 // Heap structs are never freed (they are recycled), so a remote thread may always dereference
 // slab->owner. A slab's owner changes only while it is attached and kStateNormal, when no
@@ -66,7 +70,15 @@ Heap* g_pool = nullptr;        // abandoned heaps, newest first (a new thread ta
 Heap* g_pool_tail = nullptr;   // the oldest: merged into a living heap once stale
 Heap* g_all_heaps = nullptr;   // every heap ever made
 size_t g_heap_count = 0;
-std::atomic<size_t> g_abandoned{0};
+std::atomic<size_t> g_abandoned{0};  // (heaps in the pool)
+// Heaps of exited threads that never allocated: a thread whose first call frees another thread's
+// small block makes a heap for its batches of remote frees (heap_thread_init(false)), never taking
+// a pooled one. Such a heap holds no slab when its thread exits: it waits here, not in the pool
+// (as the pool's newest, the next thread took it, empty, and left the heaps with slabs behind),
+// and the next thread that needs a heap and finds the pool empty, or frees first, takes it. Before
+// session 29 every free-only thread added a heap for good: 5 000 such threads, 5 001 heaps, 82 MB.
+Heap* g_bare = nullptr;  // linked by pool_next
+size_t g_bare_count = 0;
 std::atomic<size_t> g_threads_started{0};
 std::atomic<ptrdiff_t> g_slabs_in_use{0};
 uint8_t* g_meta_cursor = nullptr;  // bump area for Heap structs
@@ -223,7 +235,10 @@ SPACES_HOT_TEXT void heap_drain_notify(Heap* h) {
 // attached slabs in kStateFull; the paths that read a slab's state treat them as attached.
 
 // Slab s of idle heap a (held: no other thread changes a's lists), not queued: its remote frees
-// collected, then given back if that emptied it, else armed. A slab the drain took off the
+// collected, then given back to the arenas if that emptied it (not to the heap's caches, which
+// its thread's exit filled for the next thread: slabs emptied later by other threads' frees wait
+// in the arenas, under their decay and dirty bound, not in one of possibly many pooled heaps),
+// else armed. A slab the drain took off the
 // notify list is set kStateNormal first, so a free racing with the drain is collected here or
 // queues the slab afresh, never both (session 28's reverted drain set it Full before the collect:
 // a free in between queued it again, and the slab was given back twice).
@@ -233,7 +248,7 @@ SPACES_NOINLINE void slab_settle_idle(Heap* a, Slab* s) {
     slab_collect_remote(s);
     if (!cur && s->used == 0 && slab_state(s) != kStateNotified) {
       if (s->attached) a->partial[s->cls].remove(s);
-      heap_release_slab(a, s, false);
+      heap_release_slab(a, s, true);
       return;
     }
   } while (!slab_try_mark_full(s));  // (frees pushed since the collect: collect them too)
@@ -249,7 +264,7 @@ SPACES_NOINLINE void heap_drain_idle(Heap* a) {
   while (s) {
     Slab* next = s->notify_next;
     if (s->kind == kSlabPages) {
-      box_drain(a, s);  // (boxes are always kStateFull: armed already)
+      box_drain(a, s, false);  // (boxes are always kStateFull: armed already; an empty one goes)
     } else {
       slab_set_state(s, kStateNotified, kStateNormal);
       slab_settle_idle(a, s);
@@ -443,7 +458,12 @@ void heap_hold(Heap* a) {
 
 // h was just taken out of the pool: a drain that began before may still run (pool_drain).
 SPACES_NOINLINE void heap_wait_drain_slow(Heap* h) {
-  while (__atomic_load_n(&h->draining, __ATOMIC_SEQ_CST)) os_cpu_relax();
+  for (unsigned spin = 0; __atomic_load_n(&h->draining, __ATOMIC_SEQ_CST); spin++) {
+    if (spin < 64)
+      os_cpu_relax();
+    else
+      os_yield();  // (the drainer may be preempted on this core)
+  }
 }
 SPACES_INLINE void heap_wait_drain(Heap* h) {
   if (SPACES_UNLIKELY(__atomic_load_n(&h->draining, __ATOMIC_SEQ_CST))) heap_wait_drain_slow(h);
@@ -467,8 +487,8 @@ void pool_recheck(Heap* h) {
 // to end (heap_wait_drain) before it touches the heap. (Taking the heap out of the pool for the
 // drain, session 29's first version, made a thread that started meanwhile find the pool empty
 // and make a new heap: `churn` held 36 % more.) No system call is made under g_heap_lock.
-// Not in the hot text (no room): a program whose frees come here maps one more 64 KiB window of
-// the library.
+// Not in the hot text: a program whose frees come here maps one more 64 KiB window of the
+// library's text, once.
 SPACES_NOINLINE void pool_drain(Heap* a) {
   for (;;) {
     // (seq_cst, with pool_unlink's store and heap_wait_drain's load; and with remote_notify's push:
@@ -481,7 +501,11 @@ SPACES_NOINLINE void pool_drain(Heap* a) {
       a->drainer = 0;
     }
     __atomic_store_n(&a->draining, uint8_t(0), __ATOMIC_SEQ_CST);
-    if (!pooled || a->notify.load(std::memory_order_seq_cst) == nullptr) return;
+    // (`pooled` read again, not the value above: a thread may have put the heap back while this
+    // drain held the flag having found it taken, and that thread's own recheck then found the
+    // flag held: session 29's review)
+    if (a->notify.load(std::memory_order_seq_cst) == nullptr || __atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST) == 0)
+      return;
   }
 }
 
@@ -890,7 +914,16 @@ SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
   {
     LockGuard g(g_heap_lock);
     h = from_pool ? pool_take() : nullptr;
-    if (h == nullptr) h = heap_alloc_struct();
+    if (h) {
+      heap_hold(h);  // (until it is this thread's: a fork child pools a held heap, heap_after_fork_child)
+    } else if (g_bare) {
+      h = g_bare;
+      g_bare = h->pool_next;
+      h->pool_next = nullptr;
+      g_bare_count--;
+    } else {
+      h = heap_alloc_struct();
+    }
   }
   if (h == nullptr) return nullptr;
   heap_wait_drain(h);
@@ -901,6 +934,14 @@ SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
   g_threads_started.fetch_add(1, std::memory_order_relaxed);
   if (g_key_ready) os_thread_key_set(g_thread_key, h);
   return h;
+}
+
+// h has no slab of any kind (its thread never allocated): nothing to pool.
+static bool heap_is_bare(const Heap* h) {
+  if (h->empty || h->medium_empty || h->box_count || h->notify.load(std::memory_order_relaxed)) return false;
+  for (unsigned c = 0; c < kNumClasses; c++)
+    if (h->cur[c] != &g_empty_slab || h->partial[c].head) return false;
+  return true;
 }
 
 // pthread key destructor: the thread is exiting.
@@ -915,11 +956,19 @@ SPACES_HOT_TEXT void heap_thread_done(void* arg) {
   heap_sweep(h, false, false);
   heap_bind_slabs(h, 0, 1);  // (armed: frees into its slabs from now on queue them, pool_drain)
   uint64_t now = os_now_ns();
+  bool bare = heap_is_bare(h);
   {
     LockGuard g(g_heap_lock);
-    pool_put(h, now);
+    if (bare) {
+      h->state = kHeapAbandoned;
+      h->pool_next = g_bare;
+      g_bare = h;
+      g_bare_count++;
+    } else {
+      pool_put(h, now);
+    }
   }
-  pool_recheck(h);  // (slabs queued since the sweep)
+  if (!bare) pool_recheck(h);  // (slabs queued since the sweep)
 }
 
 void heap_collect(Heap* h, bool force) {
@@ -940,6 +989,7 @@ void heap_collect_abandoned() {
     for (Heap* a = list; a; a = a->pool_next) {
       __atomic_store_n(&a->pooled, uint8_t(0), __ATOMIC_SEQ_CST);
       heap_hold(a);
+      g_abandoned.fetch_sub(1, std::memory_order_relaxed);  // (a fork child re-pools held heaps)
     }
   }
   if (list == nullptr) return;
@@ -958,6 +1008,7 @@ void heap_collect_abandoned() {
     for (Heap* a = list; a; a = a->pool_next) {
       a->state = kHeapAbandoned;
       a->holder = 0;
+      g_abandoned.fetch_add(1, std::memory_order_relaxed);
       __atomic_store_n(&a->pooled, uint8_t(1), __ATOMIC_SEQ_CST);
     }
   }
@@ -994,7 +1045,10 @@ void heap_after_fork_child() {
     // (a heap a dead thread held out of the pool, part drained, merged or collected, goes back to
     // it; one this thread holds is put back by the code it interrupted: a signal handler forked)
     bool held = h->state == kHeapIdleHeld && h->holder != me;
-    if (h->draining && h->drainer != me) h->draining = 0;  // (a dead thread's drain: see above)
+    if (h->draining && h->drainer != me) {  // (a dead thread's drain: see above)
+      h->draining = 0;
+      box_after_fork(h);  // (it may have stopped inside a change to the box lists)
+    }
     if ((h->state == kHeapActive && h != self) || held) {
       // (a dead thread's batched remote frees are dropped, never pushed: it may have been
       // between two stores of an entry. Their blocks, at most kRemoteEntries x 8 KiB, stay
@@ -1012,7 +1066,7 @@ void heap_after_fork_child() {
 HeapTotals heap_totals() {
   LockGuard g(g_heap_lock);
   ptrdiff_t in_use = g_slabs_in_use.load(std::memory_order_relaxed);
-  return HeapTotals{g_heap_count, g_abandoned.load(std::memory_order_relaxed),
+  return HeapTotals{g_heap_count, g_abandoned.load(std::memory_order_relaxed) + g_bare_count,
                     g_threads_started.load(std::memory_order_relaxed), size_t(in_use < 0 ? 0 : in_use)};
 }
 

@@ -280,6 +280,22 @@ TEST(Threads, PartlyFreedSlabsOfExitedThreadsAreGivenBackToo) {
   EXPECT_LT(after, slabs.size() / 8) << after << " of the blocks' " << slabs.size() << " slabs still in use";
 }
 
+// A thread whose first call frees another thread's small block makes a heap for its batches of
+// remote frees (it must not take a pooled heap with slabs it may never use). Each such heap went
+// to the pool when its thread exited, as the newest, so the next thread took it, empty, and the
+// next free-only thread made another: heaps without bound (session 29's adversarial pass: 5 000
+// free-only threads, 5 001 heaps and 82 MB). A heap with no slab now waits apart and is reused.
+TEST(Threads, FreeOnlyThreadsReuseTheirHeaps) {
+  spaces_free(spaces_malloc(1));
+  size_t heaps = heap_totals().heaps;
+  for (int round = 0; round < 100; round++) {
+    void* b = spaces_malloc(64);
+    std::thread([b] { spaces_free(b); }).join();  // (its only call: a free of this thread's block)
+    std::thread([] { spaces_free(spaces_malloc(64)); }).join();  // (one that allocates: a pooled heap)
+  }
+  EXPECT_LE(heap_totals().heaps, heaps + 4) << "heaps were made for every free-only thread";
+}
+
 // Several threads free the blocks of exited threads at once, each slab's blocks spread over all
 // of them, while new threads take the pooled heaps (whose slabs are then disarmed) and others
 // exit: the drains of a pooled heap race with frees into the same slabs, with each other and
