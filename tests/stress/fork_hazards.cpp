@@ -24,6 +24,11 @@
 //                    the region's list marked free, and the child's reset or destroy reported
 //                    it as a double free (stopping the program) or, with an error handler that
 //                    returns, retried it for ever (session 28's adversarial pass: 5 of 17).
+//   pool_drain     - fork while other threads free the blocks of exited threads (each such free
+//                    may drain the exited thread's pooled heap, page boxes included); the child
+//                    frees every block still live, starts threads and allocates: a heap whose
+//                    drainer did not survive had its box lists half changed, and the child's
+//                    drains crashed in box_pages_back (session 29's adversarial pass: 5 of 6).
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -331,13 +336,58 @@ void regionLargeFrees() {
   spaces_chunk_destroy(r.exclusive);
 }
 
+// ---- pool_drain ----
+struct Blocks {
+  std::vector<std::atomic<void *>> slot;
+  explicit Blocks(size_t n) : slot(n) {}
+};
+void poolDrainChild(void *arg) {
+  auto *b = static_cast<Blocks *>(arg);
+  for (auto &s : b->slot)  // (a block whose free was under way at the fork was taken out first)
+    if (void *p = s.load(std::memory_order_relaxed)) std::free(p);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 2; t++)
+    ts.emplace_back([] {
+      for (int i = 0; i < 2000; i++) std::free(std::malloc(16 + (i * 977) % 70000));
+    });
+  for (auto &t : ts) t.join();
+}
+
+void poolDrainFork() {
+  constexpr size_t kPer = 1500, kProducers = 4, kFreers = 3;
+  int ok = 0, forks = 0;
+  for (int round = 0; round < 12; round++) {
+    Blocks b(kPer * kProducers);
+    std::vector<std::thread> ts;
+    for (size_t t = 0; t < kProducers; t++)
+      ts.emplace_back([&, t] {  // (medium blocks: page boxes; small ones: slabs)
+        for (size_t i = 0; i < kPer; i++)
+          b.slot[t * kPer + i].store(std::malloc(i % 3 ? 16000 + (i * 4099) % 150000 : 24 + i % 900),
+                                     std::memory_order_relaxed);
+      });
+    for (auto &t : ts) t.join();  // (their heaps are pooled now)
+    ts.clear();
+    for (size_t f = 0; f < kFreers; f++)
+      ts.emplace_back([&, f] {
+        for (size_t i = f; i < b.slot.size(); i += kFreers)
+          std::free(b.slot[i].exchange(nullptr, std::memory_order_relaxed));
+      });
+    for (int k = 0; k < 3; k++, forks++) {
+      ok += childExitsCleanly(poolDrainChild, &b);
+    }
+    for (auto &t : ts) t.join();
+  }
+  CHECK(ok == forks);
+  std::printf("pool_drain: %d of %d children freed the exited threads' blocks\n", ok, forks);
+}
+
 struct Scenario {
   const char *name;
   void (*run)();
 };
 const Scenario kScenarios[] = {
     {"signal_fork", signalFork}, {"region_lock", regionLock}, {"capture", capture}, {"stdio", stdioLocks},
-    {"walk", walkDuringFork}, {"region_large", regionLargeFrees}};
+    {"walk", walkDuringFork}, {"region_large", regionLargeFrees}, {"pool_drain", poolDrainFork}};
 
 }  // namespace
 
