@@ -342,6 +342,7 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c, bool fresh = false) {
   h->state = c ? kHeapChunk : kHeapAbandoned;
   h->pooled = 0;
   h->draining = 0;
+  h->had_slab = 0;
   h->drainer = 0;
   h->holder = 0;
   h->pool_next = nullptr;
@@ -608,6 +609,7 @@ SPACES_HOT_TEXT void heap_sweep(Heap* h, bool all, bool to_arena) {
 
 // Move what can move from an abandoned heap `a` (held exclusively) into `h`.
 void heap_merge(Heap* h, Heap* a) {
+  h->had_slab = 1;
   heap_sweep(a, true, true);
   box_merge(h, a);
   for (unsigned c = 0; c < kNumClasses; c++) {
@@ -777,6 +779,7 @@ static Slab* heap_new_medium_slab(Heap* h, unsigned cls, unsigned granules) {
 // `thread_rounds --min-size 9000 --max-size 16000` 9 506 -> 682 faults, 0.201 -> 0.060 s, peak
 // RSS 4.9 -> 5.2 MiB; docs/design.md, "Dirty granules for small slabs").
 SPACES_HOT_TEXT Slab* heap_new_slab(Heap* h, unsigned cls, bool hot) {
+  h->had_slab = 1;
   unsigned granules = g_classes.granules[cls];
   if (granules > 1) return heap_new_medium_slab(h, cls, granules);
   Slab* s = h->empty;
@@ -914,16 +917,14 @@ SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
   {
     LockGuard g(g_heap_lock);
     h = from_pool ? pool_take() : nullptr;
-    if (h) {
-      heap_hold(h);  // (until it is this thread's: a fork child pools a held heap, heap_after_fork_child)
-    } else if (g_bare) {
+    if (h == nullptr && g_bare) {
       h = g_bare;
       g_bare = h->pool_next;
       h->pool_next = nullptr;
       g_bare_count--;
-    } else {
-      h = heap_alloc_struct();
     }
+    if (h == nullptr) h = heap_alloc_struct();
+    if (h) heap_hold(h);  // (until it is this thread's: a fork child pools or lists a held heap)
   }
   if (h == nullptr) return nullptr;
   heap_wait_drain(h);
@@ -936,13 +937,10 @@ SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
   return h;
 }
 
-// h has no slab of any kind (its thread never allocated): nothing to pool.
-static bool heap_is_bare(const Heap* h) {
-  if (h->empty || h->medium_empty || h->box_count || h->notify.load(std::memory_order_relaxed)) return false;
-  for (unsigned c = 0; c < kNumClasses; c++)
-    if (h->cur[c] != &g_empty_slab || h->partial[c].head) return false;
-  return true;
-}
+// h has no slab of any kind (its thread never allocated): nothing to pool. (Not read from its
+// lists alone: a slab it detached when full is on none of them, and it may have one after a
+// merge or from an earlier thread: session 29's review.)
+static bool heap_is_bare(const Heap* h) { return !h->had_slab && h->box_count == 0; }
 
 // pthread key destructor: the thread is exiting.
 SPACES_HOT_TEXT void heap_thread_done(void* arg) {
@@ -1031,11 +1029,12 @@ void heap_fork_unlock() { g_heap_lock.unlock(); }
 // In the child of fork() only the forking thread survives: every other active heap is
 // abandoned so its slabs can be adopted (not armed: its thread may have stopped inside a change
 // to its lists; remote frees into its slabs wait until a thread takes it or a merge), and so is
-// a heap another thread held out of the pool for a merge or a collect. A pooled heap another
-// thread was draining is left to the child's drains (the slabs that drain had taken off the
-// notify list and not yet settled stay queued for ever: they leak in the child). One this
-// thread holds or drains (a signal handler forked) is finished by the code it interrupted. The survivor's own heap is t_home_heap: t_heap may be a
-// chunk's heap it captured (that stays captured; chunk_fork_child unbinds the others').
+// a heap another thread held out of the pool for a merge, a collect or to make it its own (a
+// bare one goes back to its list). A pooled heap another thread was draining leaves the pool
+// and is never used in the child: its slabs leak there. One this thread holds or drains (a
+// signal handler forked) is finished by the code it interrupted. The survivor's own heap is
+// t_home_heap: t_heap may be a chunk's heap it captured (that stays captured;
+// chunk_fork_child unbinds the others').
 void heap_after_fork_child() {
   g_heap_lock.reset();
   Heap* self = t_home_heap;
@@ -1045,9 +1044,23 @@ void heap_after_fork_child() {
     // (a heap a dead thread held out of the pool, part drained, merged or collected, goes back to
     // it; one this thread holds is put back by the code it interrupted: a signal handler forked)
     bool held = h->state == kHeapIdleHeld && h->holder != me;
-    if (h->draining && h->drainer != me) {  // (a dead thread's drain: see above)
+    if (h->draining && h->drainer != 0 && h->drainer != me) {
+      // A dead thread's drain: it may have stopped inside a change to the heap's lists, whose
+      // slabs could then be handed out twice. The heap leaves the pool and is never used again
+      // here (its slabs leak in the child; session 29's review). (Rebuilding only its box
+      // index, the first fix, left the slab lists.)
       h->draining = 0;
-      box_after_fork(h);  // (it may have stopped inside a change to the box lists)
+      if (h->pooled) pool_unlink(h);
+      h->state = kHeapAbandoned;
+      continue;
+    }
+    h->draining = 0;  // (taken by a drain that found the heap not pooled: it touched nothing)
+    if (held && heap_is_bare(h)) {  // (a bare heap a dead thread was taking: back to its list)
+      h->state = kHeapAbandoned;
+      h->pool_next = g_bare;
+      g_bare = h;
+      g_bare_count++;
+      continue;
     }
     if ((h->state == kHeapActive && h != self) || held) {
       // (a dead thread's batched remote frees are dropped, never pushed: it may have been

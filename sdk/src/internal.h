@@ -813,6 +813,8 @@ struct alignas(64) Heap {
   uint8_t pooled;                    // in the pool (written under g_heap_lock; read atomically by
                                      // a remote free's notify, which then drains the list: heap.cpp)
   uint8_t draining;                  // a thread drains it in the pool (heap.cpp, pool_drain)
+  uint8_t had_slab;                  // it was ever given a slab (heap_new_slab, heap_merge): one
+                                     // it detached when full is on none of its lists (heap_is_bare)
   uintptr_t drainer;                 // that thread (while `draining`)
   uintptr_t holder;                  // the thread holding it out of the pool (kHeapIdleHeld)
   Heap* pool_next;                   // abandoned pool, newest first (towards older heaps)

@@ -374,20 +374,28 @@ ShLockResult sh_lock_word(std::atomic<uint32_t>* w, uint32_t self) {
   }
   uint64_t start = os_now_ns();
   uint64_t bound = uint64_t(option(kOpt_shared_lock_timeout_ms)) * 1000000u;
+  // (the deadline is checked on every turn that does not take the lock: a writer of the region
+  // flipping the word between our load and our CAS kept the loop on its `continue`s, past the
+  // bound; session 29's audit)
+  auto past = [&] { return os_now_ns() - start > bound + kLkSliceNs; };
   for (;;) {
-    // (checked on every turn: a writer of the region flipping the word between our load and our
-    // CAS kept the loop on its `continue`s, past the bound; session 29's audit)
-    if (os_now_ns() - start > bound + kLkSliceNs) return kLkTimedOut;
     uint32_t v = w->load(std::memory_order_relaxed);
     if (v == 0) {  // (taken with the waiters bit: others may sleep behind us)
       if (w->compare_exchange_strong(v, self | kLkWaiters, std::memory_order_acquire, std::memory_order_relaxed))
         return kLkTaken;
+      if (past()) return kLkTimedOut;
       continue;
     }
-    if (!(v & kLkWaiters) && !w->compare_exchange_strong(v, v | kLkWaiters, std::memory_order_relaxed)) continue;
+    if (!(v & kLkWaiters) && !w->compare_exchange_strong(v, v | kLkWaiters, std::memory_order_relaxed)) {
+      if (past()) return kLkTimedOut;
+      continue;
+    }
     os_futex_wait_shared(w, v | kLkWaiters, kLkSliceNs);
     v = w->load(std::memory_order_relaxed);
-    if (v == 0) continue;
+    if (v == 0) {
+      if (past()) return kLkTimedOut;
+      continue;
+    }
     uint64_t waited = os_now_ns() - start;
     if (waited >= kLkSliceNs) {
       // Only an owner of the region's home namespace can be judged, by a process of it: another
@@ -406,7 +414,9 @@ ShLockResult sh_lock_word(std::atomic<uint32_t>* w, uint32_t self) {
 // word another process overwrote, is left alone).
 void sh_unlock_word(std::atomic<uint32_t>* w, uint32_t self) {
   uint32_t v = w->load(std::memory_order_relaxed);
-  while ((v & ~kLkWaiters) == self) {
+  // (bounded: a writer of the region flipping the waiters bit between our load and our CAS
+  // could keep it going; given up, the next waiter times out, as on any damaged lock word)
+  for (int tries = 0; (v & ~kLkWaiters) == self && tries < 64; tries++) {
     if (w->compare_exchange_weak(v, 0, std::memory_order_release, std::memory_order_relaxed)) {
       if (v & kLkWaiters) os_futex_wake_shared(w, 1);
       return;
