@@ -296,6 +296,27 @@ TEST(Threads, FreeOnlyThreadsReuseTheirHeaps) {
   EXPECT_LE(heap_totals().heaps, heaps + 4) << "heaps were made for every free-only thread";
 }
 
+// A heap merged into a living thread's keeps the slabs it had detached when full (on none of its
+// lists). A thread that then took it and never allocated a small block made it look bare, and a
+// bare heap waits outside the pool: frees into those slabs queued them on a heap nobody drained
+// (session 29's second review). A heap that ever had a slab is pooled.
+TEST(Threads, AMergedHeapWithFullSlabsIsNeverTakenForBare) {
+  PurgeDelay delay(0);            // (stale at once: the next refill that finds nothing merges it)
+  spaces_free(spaces_malloc(1));
+  std::vector<void*> blocks(6000);
+  std::thread([&] {
+    for (void*& p : blocks) p = spaces_malloc(64);  // (several slabs, filled: detached)
+  }).join();
+  std::vector<void*> slabs = one_per_slab(blocks);
+  size_t pooled = stats_now().heaps_abandoned;
+  for (size_t i = 0; i <= pooled; i++) force_refills(1);  // (merges the stale heaps, this one too)
+  std::thread([] { spaces_free(spaces_malloc(size_t(4) << 20)); }).join();  // (takes it; no small block)
+  for (void* p : blocks) spaces_free(p);
+  spaces_collect(0);  // (pushes this thread's batches)
+  size_t after = still_in_use(slabs);
+  EXPECT_LT(after, slabs.size() / 2 + 1) << after << " of the blocks' " << slabs.size() << " slabs still in use";
+}
+
 // Several threads free the blocks of exited threads at once, each slab's blocks spread over all
 // of them, while new threads take the pooled heaps (whose slabs are then disarmed) and others
 // exit: the drains of a pooled heap race with frees into the same slabs, with each other and
