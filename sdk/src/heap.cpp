@@ -497,9 +497,13 @@ SPACES_NOINLINE void pool_drain(Heap* a) {
     if (__atomic_exchange_n(&a->draining, uint8_t(1), __ATOMIC_SEQ_CST) != 0) return;
     bool pooled = __atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST) != 0;  // (else a thread took it)
     if (pooled) {
-      a->drainer = thread_self();  // (a fork child's heap_after_fork_child reads it)
+      // (a fork child's heap_after_fork_child reads it: stored before the drain changes anything,
+      // as a signal handler on this thread would see it)
+      __atomic_store_n(&a->drainer, thread_self(), __ATOMIC_RELAXED);
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);
       heap_drain_idle(a);
-      a->drainer = 0;
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);
+      __atomic_store_n(&a->drainer, uintptr_t(0), __ATOMIC_RELAXED);
     }
     __atomic_store_n(&a->draining, uint8_t(0), __ATOMIC_SEQ_CST);
     // (`pooled` read again, not the value above: a thread may have put the heap back while this
@@ -940,7 +944,9 @@ SPACES_HOT_TEXT Heap* heap_thread_init(bool from_pool) {
 // h has no slab of any kind (its thread never allocated): nothing to pool. (Not read from its
 // lists alone: a slab it detached when full is on none of them, and it may have one after a
 // merge or from an earlier thread: session 29's review.)
-static bool heap_is_bare(const Heap* h) { return !h->had_slab && h->box_count == 0; }
+static bool heap_is_bare(const Heap* h) {
+  return !h->had_slab && h->box_count == 0 && h->notify.load(std::memory_order_relaxed) == nullptr;
+}
 
 // pthread key destructor: the thread is exiting.
 SPACES_HOT_TEXT void heap_thread_done(void* arg) {
@@ -1041,27 +1047,23 @@ void heap_after_fork_child() {
   uint64_t now = os_now_ns();
   uintptr_t me = thread_self();
   for (Heap* h = g_all_heaps; h; h = h->all_next) {
-    // (a heap a dead thread held out of the pool, part drained, merged or collected, goes back to
-    // it; one this thread holds is put back by the code it interrupted: a signal handler forked)
+    // (a heap a dead thread held out of the pool, merged, collected or being made its own, goes
+    // back to the pool or the bare list; one this thread holds is put back by the code it
+    // interrupted: a signal handler forked)
     bool held = h->state == kHeapIdleHeld && h->holder != me;
     if (h->draining && h->drainer != 0 && h->drainer != me) {
       // A dead thread's drain: it may have stopped inside a change to the heap's lists, whose
       // slabs could then be handed out twice. The heap leaves the pool and is never used again
       // here (its slabs leak in the child; session 29's review). (Rebuilding only its box
-      // index, the first fix, left the slab lists.)
+      // index, the first fix, left the slab lists.) Not covered: a heap this thread held while
+      // it waited for that drain (a signal handler forked during the wait) is used by the code
+      // it interrupted.
       h->draining = 0;
       if (h->pooled) pool_unlink(h);
       h->state = kHeapAbandoned;
       continue;
     }
-    h->draining = 0;  // (taken by a drain that found the heap not pooled: it touched nothing)
-    if (held && heap_is_bare(h)) {  // (a bare heap a dead thread was taking: back to its list)
-      h->state = kHeapAbandoned;
-      h->pool_next = g_bare;
-      g_bare = h;
-      g_bare_count++;
-      continue;
-    }
+    if (h->drainer != me) h->draining = 0;  // (a drain that found the heap taken: touched nothing)
     if ((h->state == kHeapActive && h != self) || held) {
       // (a dead thread's batched remote frees are dropped, never pushed: it may have been
       // between two stores of an entry. Their blocks, at most kRemoteEntries x 8 KiB, stay
@@ -1070,7 +1072,14 @@ void heap_after_fork_child() {
       h->remote_live = 0;
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
       box_after_fork(h);      // (its thread may have been shifting the box index)
-      pool_put(h, now);
+      if (heap_is_bare(h)) {  // (a free-only thread's, or one a thread was taking: its list)
+        h->state = kHeapAbandoned;
+        h->pool_next = g_bare;
+        g_bare = h;
+        g_bare_count++;
+      } else {
+        pool_put(h, now);
+      }
     }
   }
   if (g_key_ready && self != &g_empty_heap) os_thread_key_set(g_thread_key, self);

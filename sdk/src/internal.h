@@ -848,9 +848,10 @@ struct alignas(64) Heap {
   Slab* box_idx[kMaxBoxes];
   alignas(64) MediumCache mcache[kNumMediumClasses];
 };
-// kHeapIdleHeld: a heap with no thread taken out of the pool for a while by `holder` (a merge,
-// spaces_collect), who puts it back; a fork child pools it unless the holder is the forking
-// thread itself (heap.cpp).
+// kHeapIdleHeld: a heap with no thread held by `holder` for a while: taken out of the pool for a
+// merge or spaces_collect (put back after), or being made a thread's own (heap_thread_init); a
+// fork child pools it (or lists it as bare) unless the holder is the forking thread itself
+// (heap.cpp, heap_after_fork_child).
 enum HeapState : uint32_t { kHeapStatic = 0, kHeapActive = 1, kHeapAbandoned = 2, kHeapChunk = 3, kHeapIdleHeld = 4 };
 
 extern Heap g_empty_heap;      // what a thread sees before its first allocation
