@@ -229,18 +229,17 @@ SPACES_HOT_TEXT void heap_drain_notify(Heap* h) {
 // and gives it back if that emptied it. (An owner's slab in kStateNormal takes remote frees
 // silently, the owner collecting them at its refills; a pooled heap has no refills, so a program
 // whose threads exited while another thread freed their blocks kept every slab those frees
-// emptied: 964 MB after freeing it all, session 28's adversarial pass.) A thread arms them as it lets
-// its heap go, and disarms them as it takes one from the pool (heap_bind_slabs); a merge disarms
-// each slab it moves. Only such heaps hold
-// attached slabs in kStateFull; the paths that read a slab's state treat them as attached.
+// emptied: 964 MB after freeing it all, session 28's adversarial pass.) A thread arms them as it
+// lets its heap go, and disarms them as it takes one from the pool (heap_bind_slabs); a merge
+// disarms each slab it moves. Only such heaps hold attached slabs in kStateFull; the paths that
+// read a slab's state treat them as attached.
 
 // Slab s of idle heap a (held: no other thread changes a's lists), not queued: its remote frees
 // collected, then given back if that emptied it (to the heap's caches while they have room, for
 // the next thread that takes the heap, else to the arenas: giving them all to the arenas held
 // `thread_rounds` at two threads 7.6 -> 9.4 MiB, the next round's threads refilling from other
-// memory), else armed. A slab the drain took off the
-// notify list is set kStateNormal first, so a free racing with the drain is collected here or
-// queues the slab afresh, never both (session 28's reverted drain set it Full before the collect:
+// memory), else armed. A slab the drain took off the notify list is set kStateNormal first, so a
+// free racing with the drain is collected here or queues the slab afresh, never both (session 28's reverted drain set it Full before the collect:
 // a free in between queued it again, and the slab was given back twice).
 SPACES_NOINLINE void slab_settle_idle(Heap* a, Slab* s) {
   bool cur = a->cur[s->cls] == s;  // (kept: the next thread's warm slab; its `used` holds a phantom)
@@ -288,7 +287,7 @@ SPACES_NOINLINE void heap_arm_idle(Heap* h) {
 
 // Slab s that heap h tracks gets fast-free tag tp, and is armed (arm > 0: a thread lets h go)
 // or disarmed (arm < 0: a thread took h from the pool; one queued stays queued, its refill drains
-// it); see heap_drain_idle below. Frees pushed since the thread's last sweep make the arm settle
+// it); see heap_drain_idle above. Frees pushed since the thread's last sweep make the arm settle
 // it first (not in the hot text: that takes a race with the thread's exit). (One call per slab:
 // the loops inline kept a copy per case, 330 bytes more of the hot text.)
 SPACES_HOT_TEXT SPACES_ONE_COPY static void slab_bind(Heap* h, Slab* s, uintptr_t tp, int arm) {
