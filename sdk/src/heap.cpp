@@ -947,6 +947,20 @@ static bool heap_is_bare(const Heap* h) {
   return !h->had_slab && h->box_count == 0 && h->notify.load(std::memory_order_relaxed) == nullptr;
 }
 
+// Heap h, which no thread has any more, to the bare list if it never had a slab, else into the
+// pool (g_heap_lock held). true: pooled (the caller then calls pool_recheck, unlocked).
+SPACES_INLINE bool heap_put_away(Heap* h, uint64_t now) {
+  if (!heap_is_bare(h)) {
+    pool_put(h, now);
+    return true;
+  }
+  h->state = kHeapAbandoned;
+  h->pool_next = g_bare;
+  g_bare = h;
+  g_bare_count++;
+  return false;
+}
+
 // pthread key destructor: the thread is exiting.
 SPACES_HOT_TEXT void heap_thread_done(void* arg) {
   Heap* h = static_cast<Heap*>(arg);
@@ -959,19 +973,12 @@ SPACES_HOT_TEXT void heap_thread_done(void* arg) {
   heap_sweep(h, false, false);
   heap_bind_slabs(h, 0, 1);  // (armed: frees into its slabs from now on queue them, pool_drain)
   uint64_t now = os_now_ns();
-  bool bare = heap_is_bare(h);
+  bool pooled;
   {
     LockGuard g(g_heap_lock);
-    if (bare) {
-      h->state = kHeapAbandoned;
-      h->pool_next = g_bare;
-      g_bare = h;
-      g_bare_count++;
-    } else {
-      pool_put(h, now);
-    }
+    pooled = heap_put_away(h, now);
   }
-  if (!bare) pool_recheck(h);  // (slabs queued since the sweep)
+  if (pooled) pool_recheck(h);  // (slabs queued since the sweep)
 }
 
 void heap_collect(Heap* h, bool force) {
@@ -1071,14 +1078,7 @@ void heap_after_fork_child() {
       h->remote_live = 0;
       heap_bind_slabs(h, 0);  // the child's new threads may reuse the dead threads' TCBs
       box_after_fork(h);      // (its thread may have been shifting the box index)
-      if (heap_is_bare(h)) {  // (a free-only thread's, or one a thread was taking: its list)
-        h->state = kHeapAbandoned;
-        h->pool_next = g_bare;
-        g_bare = h;
-        g_bare_count++;
-      } else {
-        pool_put(h, now);
-      }
+      heap_put_away(h, now);  // (a free-only thread's, or one a thread was taking, to the bare list)
     }
   }
   if (g_key_ready && self != &g_empty_heap) os_thread_key_set(g_thread_key, self);

@@ -1034,7 +1034,7 @@ bool box_index_consistent(const Heap* h);                        // tests: h's b
 void box_free(Slab* s, void* p);                                 // any thread; checked
 size_t box_usable(Slab* s, const void* p, const char* what);     // 0: reported
 void* box_realloc(Slab* s, void* p, unsigned c, size_t size);    // in place, or NULL: move it
-void box_drain(Heap* h, Slab* s, bool keep = true);  // owner: the box was on h->notify (keep: an empty one may stay)
+void box_drain(Heap* h, Slab* s);                // owner: the box was on h->notify
 void box_age(Heap* h);  // owner: free pages back to the kernel purge_delay_ms after a box's first unpurged free
 bool box_purge_due(uint64_t since, uint64_t now, uint64_t delay);  // (box_age's test of a box's PageBox::dirty_since)
 void box_sweep(Heap* h, bool all, bool to_arena);  // heap_sweep's part: empty boxes out, (all &&

@@ -547,10 +547,10 @@ SPACES_HOT_TEXT size_t box_usable(Slab* s, const void* p, const char* what) {
   return c ? class_size(c) : 0;
 }
 
-SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s, bool keep) {
+SPACES_HOT_TEXT void box_drain(Heap* h, Slab* s) {
   slab_set_state(s, kStateNotified, kStateFull);  // (before the take: a push after it notifies again)
   box_take_remote(h, s);
-  box_after_put(h, s, keep);  // (also when a sweep took the stack while the box was queued)
+  box_after_put(h, s, true);  // (also when a sweep took the stack while the box was queued)
 }
 
 namespace {
