@@ -854,7 +854,10 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     if (h->box_count) box_age(h);
   }
   unsigned cls = size <= kSmallMax ? class_of(size) : medium_class_of(size);
-  if (cls >= kNumSmallClasses) {  // the newest medium block this thread freed, if one waits
+  // The newest medium block this thread freed, if one waits (mcache_bytes first: it shares a line
+  // with the boxes' fields, where the class's MediumCache is a line of its own, a cache miss per
+  // box malloc, and box blocks never wait there).
+  if (cls >= kNumSmallClasses && h->mcache_bytes) {
     unsigned k = cls - kNumSmallClasses;
     while (h->mcache[k].n) {
       h->mcache[k].last_use = h->slow_calls;
