@@ -257,18 +257,21 @@ SPACES_NOINLINE void slab_settle_idle(Heap* a, Slab* s) {
   }
 }
 
-// The notify drain of idle heap a (held), as heap_drain_notify is the owner's.
-SPACES_NOINLINE void heap_drain_idle(Heap* a) {
-  Slab* s = a->notify.exchange(nullptr, std::memory_order_acquire);
-  while (s) {
-    Slab* next = s->notify_next;
+// The notify drain of idle heap a (held), as heap_drain_notify is the owner's, of at most `most`
+// slabs (pool_drain): each is popped off the list on its own (only the holder of `draining` pops,
+// so the pop has no ABA; frees keep pushing meanwhile).
+SPACES_NOINLINE void heap_drain_idle(Heap* a, unsigned most) {
+  for (; most; most--) {
+    Slab* s = a->notify.load(std::memory_order_acquire);
+    do {
+      if (s == nullptr) return;
+    } while (!a->notify.compare_exchange_weak(s, s->notify_next, std::memory_order_acquire, std::memory_order_acquire));
     if (s->kind == kSlabPages) {
       box_drain(a, s);  // (boxes are always kStateFull: armed already)
     } else {
       slab_set_state(s, kStateNotified, kStateNormal);
       slab_settle_idle(a, s);
     }
-    s = next;
   }
 }
 
@@ -341,6 +344,7 @@ SPACES_HOT_TEXT void heap_init_fields(Heap* h, Chunk* c, bool fresh = false) {
   h->state = c ? kHeapChunk : kHeapAbandoned;
   h->pooled = 0;
   h->draining = 0;
+  h->handoff = 0;
   h->had_slab = 0;
   h->drainer = 0;
   h->holder = 0;
@@ -490,26 +494,59 @@ void pool_recheck(Heap* h) {
 // Not in the hot text: a program whose frees come here maps one more 64 KiB window of the
 // library's text, once.
 SPACES_NOINLINE void pool_drain(Heap* a) {
+  unsigned passes = 0;
   for (;;) {
     // (seq_cst, with pool_unlink's store and heap_wait_drain's load; and with remote_notify's push:
     // a free whose exchange fails pushed before this drain lets go, so the reload below sees it)
-    if (__atomic_exchange_n(&a->draining, uint8_t(1), __ATOMIC_SEQ_CST) != 0) return;
+    if (__atomic_exchange_n(&a->draining, uint8_t(1), __ATOMIC_SEQ_CST) != 0) {
+      // Another thread drains. One that has drained kDrainPasses lists asks for a successor
+      // (handoff 1): the first free to see it commits (2), waits for the flag and drains from
+      // there, and the drainer, seeing 2 after its pass, lets go without looking at the list
+      // again (its successor will). Without it one thread's free drained for every thread that
+      // kept freeing into the heap: 50 ms in one free() with 4 threads freeing a dead thread's
+      // million blocks (docs/benchmarks.md, session 30).
+      // (A thread that drained already and finds the flag taken leaves the rest to whoever took
+      // it, as before: that drain's own recheck covers what this one would have looked at.)
+      uint8_t ask = 1;
+      if (passes != 0 ||
+          !__atomic_compare_exchange_n(&a->handoff, &ask, uint8_t(2), false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+        return;
+      for (unsigned spin = 0; __atomic_exchange_n(&a->draining, uint8_t(1), __ATOMIC_SEQ_CST) != 0; spin++) {
+        if (spin < 64)
+          os_cpu_relax();
+        else
+          os_yield();  // (the drainer may be preempted on this core)
+      }
+      __atomic_store_n(&a->handoff, uint8_t(0), __ATOMIC_SEQ_CST);
+      passes = 0;
+    }
     bool pooled = __atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST) != 0;  // (else a thread took it)
     if (pooled) {
       // (a fork child's heap_after_fork_child reads it: stored before the drain changes anything,
       // as a signal handler on this thread would see it)
       __atomic_store_n(&a->drainer, thread_self(), __ATOMIC_RELAXED);
       __atomic_signal_fence(__ATOMIC_SEQ_CST);
-      heap_drain_idle(a);
+      heap_drain_idle(a, kDrainSlabs);
       __atomic_signal_fence(__ATOMIC_SEQ_CST);
       __atomic_store_n(&a->drainer, uintptr_t(0), __ATOMIC_RELAXED);
     }
+    if (++passes == kDrainPasses) {
+      uint8_t none = 0;
+      __atomic_compare_exchange_n(&a->handoff, &none, uint8_t(1), false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+    }
+    bool successor = __atomic_load_n(&a->handoff, __ATOMIC_SEQ_CST) == 2;
     __atomic_store_n(&a->draining, uint8_t(0), __ATOMIC_SEQ_CST);
+    if (successor) return;
     // (`pooled` read again, not the value above: a thread may have put the heap back while this
     // drain held the flag having found it taken, and that thread's own recheck then found the
     // flag held: session 29's review)
-    if (a->notify.load(std::memory_order_seq_cst) == nullptr || __atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST) == 0)
+    if (a->notify.load(std::memory_order_seq_cst) == nullptr || __atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST) == 0) {
+      if (passes >= kDrainPasses) {  // (withdrawn unless a successor committed: it finds the flag free)
+        uint8_t ask = 1;
+        __atomic_compare_exchange_n(&a->handoff, &ask, uint8_t(0), false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+      }
       return;
+    }
   }
 }
 
@@ -1073,6 +1110,7 @@ void heap_after_fork_child() {
       continue;
     }
     if (h->drainer != me) h->draining = 0;  // (a drain that found the heap taken: touched nothing)
+    h->handoff = 0;  // (a successor that was waiting for the drain is gone)
     if ((h->state == kHeapActive && h != self) || held) {
       // (a dead thread's batched remote frees are dropped, never pushed: it may have been
       // between two stores of an entry. Their blocks, at most kRemoteEntries x 8 KiB, stay

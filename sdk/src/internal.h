@@ -813,6 +813,8 @@ struct alignas(64) Heap {
   uint8_t pooled;                    // in the pool (written under g_heap_lock; read atomically by
                                      // a remote free's notify, which then drains the list: heap.cpp)
   uint8_t draining;                  // a thread drains it in the pool (heap.cpp, pool_drain)
+  uint8_t handoff;                   // 1: that thread asks for a successor; 2: a freeing thread
+                                     // waits to take the drain over (pool_drain)
   uint8_t had_slab;                  // it was ever given a slab (heap_new_slab, heap_merge): one
                                      // it detached when full is on none of its lists (heap_is_bare)
   uintptr_t drainer;                 // that thread (while `draining`)
@@ -877,6 +879,8 @@ void heap_thread_done(void* h);
 void heap_collect(Heap* h, bool force);
 void heap_collect_abandoned();
 void pool_drain(Heap* a);  // a remote free queued a slab on pooled heap a: drain its notify list
+constexpr unsigned kDrainSlabs = 64;  // slabs one pass of pool_drain takes off the list
+constexpr unsigned kDrainPasses = 8;  // passes one free() drains before it asks for a successor
 void heap_after_fork_child();
 void heap_fork_lock();
 void heap_fork_unlock();
