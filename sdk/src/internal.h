@@ -815,6 +815,7 @@ struct alignas(64) Heap {
   uint8_t draining;                  // a thread drains it in the pool (heap.cpp, pool_drain)
   uint8_t handoff;                   // 1: that thread asks for a successor; 2: a freeing thread
                                      // waits to take the drain over (pool_drain)
+  uint64_t collect_pass;             // the last heap_collect_abandoned pass that swept it
   uint8_t had_slab;                  // it was ever given a slab (heap_new_slab, heap_merge): one
                                      // it detached when full is on none of its lists (heap_is_bare)
   uintptr_t drainer;                 // that thread (while `draining`)
@@ -874,6 +875,7 @@ void remote_flush_all(Heap* h);   // push every batched remote free of h (its th
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
 Heap* heap_thread_init(bool from_pool = true);
+Heap* heap_trade_bare(Heap* h);  // this thread's slabless heap h about to get a slab: a pooled one instead
 extern SPACES_TLS bool t_heap_done;  // heap_thread_done ran: a free never makes a heap again
 void heap_thread_done(void* h);
 void heap_collect(Heap* h, bool force);

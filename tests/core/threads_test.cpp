@@ -296,6 +296,49 @@ TEST(Threads, FreeOnlyThreadsReuseTheirHeaps) {
   EXPECT_LE(heap_totals().heaps, heaps + 4) << "heaps were made for every free-only thread";
 }
 
+// The same threads when they then allocate: the heap a free-first thread made (bare) got its
+// slabs and was pooled at its exit, and the next free-first thread made another, since such a
+// thread never takes a pooled heap (session 30's adversarial pass: 5 000 threads, 5 001 heaps,
+// 4 GB). A heap with no slab yet is traded for a pooled one when it needs its first slab
+// (heap.cpp, heap_trade_bare).
+TEST(Threads, FreeFirstThreadsThatThenAllocateReuseHeaps) {
+  spaces_free(spaces_malloc(1));
+  size_t heaps = heap_totals().heaps;
+  void* left = spaces_malloc(100);
+  for (int round = 0; round < 200; round++)
+    std::thread([&left] {
+      spaces_free(left);  // (its first call: a free of the previous thread's block)
+      void* v[16];
+      for (size_t i = 0; i < 16; i++) v[i] = spaces_malloc(16 + i * 100);
+      for (size_t i = 1; i < 16; i++) spaces_free(v[i]);
+      left = v[0];
+    }).join();
+  spaces_free(left);
+  EXPECT_LE(heap_totals().heaps, heaps + 4) << "free-first threads that allocate made a heap each";
+}
+
+// spaces_collect(1) (and malloc_trim) took the whole pool for its pass, so every thread that
+// started meanwhile made a new heap, and those stayed: with collects back to back beside a
+// stream of short threads, heaps without bound (session 30's adversarial pass: 2 000 heaps and
+// 38 MB in 30 s). The pass now sweeps one heap at a time and puts it back.
+TEST(Threads, ThreadsStartingDuringACollectReusePooledHeaps) {
+  spaces_free(spaces_malloc(1));
+  size_t heaps = heap_totals().heaps;
+  std::atomic<bool> stop{false};
+  std::thread collector([&] {
+    while (!stop.load()) spaces_collect(1);
+  });
+  for (int round = 0; round < 1000; round++)
+    std::thread([] {
+      void* v[8];
+      for (size_t i = 0; i < 8; i++) v[i] = spaces_malloc(16 + i * 300);
+      for (void* p : v) spaces_free(p);
+    }).join();
+  stop = true;
+  collector.join();
+  EXPECT_LE(heap_totals().heaps, heaps + 8) << "threads that started during a collect made a heap each";
+}
+
 // A heap merged into a living thread's keeps the slabs it had detached when full (on none of its
 // lists). A thread that then took it and never allocated a small block made it look bare, and a
 // bare heap waits outside the pool: frees into those slabs queued them on a heap nobody drained
@@ -418,6 +461,7 @@ TEST(Threads, ALongPoolDrainIsHandedToAnotherFreeingThread) {
   ASSERT_EQ(__atomic_load_n(&a->pooled, __ATOMIC_SEQ_CST), 1);
   std::vector<void*> slabs = one_per_slab(blocks);
   ASSERT_GT(slabs.size(), 4 * kDrainSlabs);
+  __atomic_store_n(&a->handoff, uint8_t(0), __ATOMIC_SEQ_CST);  // (a request left by an earlier test)
   __atomic_store_n(&a->draining, uint8_t(1), __ATOMIC_SEQ_CST);  // (the phantom drain)
   for (void* p : blocks) spaces_free(p);
   spaces_collect(0);  // (pushes this thread's batches: every slab queued, none drained)
