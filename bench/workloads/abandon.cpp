@@ -21,19 +21,6 @@ namespace {
 
 const char *const kName = "abandon";
 
-long rss_kib() {
-  char buf[256];
-  int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  long pages = 0, resident = 0;
-  if (std::sscanf(buf, "%ld %ld", &pages, &resident) != 2) return 0;
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 size_t size_of(size_t k) {
   static const size_t kSizes[] = {40, 700, 6000, 30000};
   return kSizes[k % 4];

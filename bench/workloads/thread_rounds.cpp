@@ -33,19 +33,6 @@ struct Config {
   size_t min_size, max_size;  // max_size 0: the mix in pick_size
 };
 
-long rss_kib() {
-  char buf[256];
-  int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  long pages = 0, resident = 0;
-  if (std::sscanf(buf, "%ld %ld", &pages, &resident) != 2) return 0;
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 size_t pick_size(Rng &rng, const Config &c) {
   if (c.max_size) return c.min_size + (size_t)rng.below(c.max_size - c.min_size + 1);  // (--min-size/--max-size)
   uint64_t r = rng.below(1000);
