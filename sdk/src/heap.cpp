@@ -1047,13 +1047,14 @@ SPACES_NOINLINE Heap* heap_trade_bare(Heap* h) {
 }
 
 // pthread key destructor: the thread is exiting. Spaces' key is set again (to the empty heap)
-// until glibc's last round of key destructors (kKeyRounds: PTHREAD_DESTRUCTOR_ITERATIONS), so
-// this runs in every round: a key destructor that runs after it and mallocs takes a heap again,
-// given back in the next round, and in the last round such a malloc takes no heap (a large run,
-// heap_malloc_slow_rest) since no round would give it back. (A heap taken in the last round
-// stayed bound to the exited thread with its slabs: session 30's adversarial pass, 5 000
-// threads whose key destructor set its own key for four rounds and allocated, 5 001 heaps and
-// 668 MB.)
+// so that this runs in each of the first kKeyRounds rounds of key destructors: a key destructor
+// that runs after it and mallocs takes a heap again, given back in the next round, and once
+// this has run its last round such a malloc takes no heap (a large run, heap_malloc_slow_rest),
+// since no round would give it back. (A heap taken in glibc's last round stayed bound to the
+// exited thread with its slabs: session 30's adversarial pass, 5 000 threads whose key
+// destructor set its own key for four rounds and allocated, 5 001 heaps and 668 MB. Not the
+// fourth round itself: ThreadSanitizer's runtime tears the thread down there, and this
+// destructor faulted under it.)
 SPACES_HOT_TEXT void heap_thread_done(void* arg) {
   bool again = ++t_key_rounds < kKeyRounds;
   Heap* h = static_cast<Heap*>(arg);

@@ -875,7 +875,10 @@ void remote_flush_all(Heap* h);   // push every batched remote free of h (its th
 void remote_tick(Heap* h);        // h's thread is refilling: push entries idle since the last one
 extern std::atomic<uint32_t> g_remote_epoch;  // spaces_collect bumps it: every thread pushes all
 Heap* heap_thread_init(bool from_pool = true);
-constexpr unsigned kKeyRounds = 4;  // glibc's rounds of pthread-key destructors (PTHREAD_DESTRUCTOR_ITERATIONS)
+// Rounds of pthread-key destructors Spaces' own runs in (heap.cpp, heap_thread_done): glibc's
+// PTHREAD_DESTRUCTOR_ITERATIONS (4) less the last, in which the sanitizers' runtimes tear the
+// thread down (ThreadSanitizer then faults on any access the destructor makes).
+constexpr unsigned kKeyRounds = 3;
 Heap* heap_trade_bare(Heap* h);  // this thread's slabless heap h about to get a slab: a pooled one instead
 extern SPACES_TLS bool t_heap_done;  // heap_thread_done ran: a free never makes a heap again
 void heap_thread_done(void* h);

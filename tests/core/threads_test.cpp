@@ -346,7 +346,7 @@ TEST(Threads, ThreadsStartingDuringACollectReusePooledHeaps) {
 // a heap again; Spaces' destructor gives it back in the next round of destructors, but glibc
 // runs four (PTHREAD_DESTRUCTOR_ITERATIONS) and a heap taken in the last stayed bound to the
 // exited thread (session 30's adversarial pass: 5 000 threads, 5 001 heaps and 668 MB). Spaces'
-// destructor now runs in every round and a last-round malloc takes no heap.
+// destructor now runs in each of the first three rounds, and a malloc after its last takes no heap.
 namespace {
 pthread_key_t g_late_key;
 void late_destructor(void* v) {
@@ -359,6 +359,9 @@ void late_destructor(void* v) {
 }  // namespace
 
 TEST(Threads, AKeyDestructorThatAllocatesInEveryRoundLeavesNoHeapBehind) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer tears the thread down in the last round, before this destructor";
+#endif
   spaces_free(spaces_malloc(1));
   ASSERT_EQ(pthread_key_create(&g_late_key, late_destructor), 0);
   size_t heaps = heap_totals().heaps;
