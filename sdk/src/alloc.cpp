@@ -53,13 +53,16 @@ SPACES_INLINE void* malloc_fast(size_t size) {
 // its class. Out of the hot text: alignments of 256 to 4096 on medium blocks are rare.
 SPACES_NOINLINE static void* aligned_from_box(Heap* h, size_t rounded) {
   unsigned cls = medium_class_of(rounded);
-  return box_class(cls) ? box_alloc(h, cls, rounded, false) : nullptr;  // (box_class: never while profiling)
+  if (!box_class(cls)) return nullptr;  // (box_class: never while profiling)
+  return box_alloc(heap_trade_if_bare(h), cls, rounded, false);  // (a free-first thread's first box: session 30)
 }
 
 // Alignment above 16 (a power of two) from heap h (a thread heap or a chunk's).
 SPACES_HOT_TEXT void* heap_aligned_alloc(Heap* h, size_t align, size_t size) {
   if (align > kMaxAlign || size > kMaxRequest) return out_of_memory(size);  // also: no overflow below
   if (h->state == kHeapStatic) {
+    // (past the thread's last round of key destructors: no heap, as heap_malloc_slow_rest)
+    if (SPACES_UNLIKELY(heap_thread_past_destructors())) return heap_alloc_heapless(size, align, false);
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory(size);
   }

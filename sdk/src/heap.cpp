@@ -884,10 +884,27 @@ SPACES_HOT_TEXT void* heap_malloc_slow(Heap* h, size_t size, bool zero) {
   return heap_malloc_slow_rest(h, size, zero);
 }
 
+// A heap with no slab yet, about to get one, when the pool has a heap: the pooled one serves
+// instead (heap_trade_bare). Every path that gives a thread heap its first slab or box asks:
+// this one and heap_aligned_alloc's boxes (alloc.cpp, one TU with this file).
+SPACES_INLINE Heap* heap_trade_if_bare(Heap* h) {
+  if (SPACES_UNLIKELY(!h->had_slab) && h->box_count == 0 && g_abandoned.load(std::memory_order_relaxed) != 0 &&
+      h->chunk == nullptr)
+    return heap_trade_bare(h);
+  return h;
+}
+// This thread has run Spaces' key destructor for the last time (heap_thread_done): an allocation
+// takes no heap, since no round would give it back, but a large run of the arenas
+// (heap_alloc_heapless), which any thread frees.
+SPACES_INLINE bool heap_thread_past_destructors() { return t_key_rounds >= kKeyRounds; }
+SPACES_NOINLINE void* heap_alloc_heapless(size_t size, size_t align, bool zero) {
+  return large_alloc(size < kSmallMax + 1 ? kSmallMax + 1 : size, align, zero, nullptr);  // (as aligned ones)
+}
+
 SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
   if (SPACES_UNLIKELY(h->state == kHeapStatic)) {
     // (a key destructor's malloc in glibc's last round: no heap, none would be given back)
-    if (SPACES_UNLIKELY(t_key_rounds >= kKeyRounds)) return large_alloc(size, 0, zero, nullptr);
+    if (SPACES_UNLIKELY(heap_thread_past_destructors())) return heap_alloc_heapless(size, 0, zero);
     h = heap_thread_init();
     if (h == nullptr) return out_of_memory(size);
     // (the process's first allocation initialised Spaces just now: heap profiling may be on)
@@ -900,9 +917,7 @@ SPACES_HOT_TEXT void* heap_malloc_slow_rest(Heap* h, size_t size, bool zero) {
     if (home->state == kHeapActive) remote_tick(home);
   if (SPACES_UNLIKELY(chunk_route_slow(h))) return chunk_alloc_routed(h, 0, size, zero);
   if (size > kSmallMax && (size > kMediumMax || h->chunk)) return large_alloc(size, 0, zero, h->chunk);
-  if (SPACES_UNLIKELY(!h->had_slab) && h->box_count == 0 && g_abandoned.load(std::memory_order_relaxed) != 0 &&
-      h->chunk == nullptr)
-    h = heap_trade_bare(h);  // (a heap with no slab yet: a pooled one serves instead)
+  h = heap_trade_if_bare(h);
   if (SPACES_UNLIKELY((++h->slow_calls & 4095) == 0)) {
     if (h->mcache_bytes) medium_cache_age(h);
     if (h->box_count) box_age(h);

@@ -316,8 +316,18 @@ TEST(Threads, FreeFirstThreadsThatThenAllocateReuseHeaps) {
       for (size_t i = 1; i < 16; i++) spaces_free(v[i]);
       left = v[0];
     }).join();
-  spaces_free(left);
   EXPECT_LE(heap_totals().heaps, heaps + 4) << "free-first threads that allocate made a heap each";
+  // The same when the first allocation is an aligned medium block: a page box, which the aligned
+  // path took without the trade (the second adversarial pass: 3 000 threads, 3 001 heaps).
+  heaps = heap_totals().heaps;
+  for (int round = 0; round < 200; round++)
+    std::thread([&left] {
+      spaces_free(left);
+      spaces_free(spaces_aligned_alloc(256, 20000));
+      left = spaces_malloc(100);
+    }).join();
+  spaces_free(left);
+  EXPECT_LE(heap_totals().heaps, heaps + 4) << "free-first threads whose first block is an aligned box block made a heap each";
 }
 
 // spaces_collect(1) (and malloc_trim) took the whole pool for its pass, so every thread that
@@ -351,7 +361,12 @@ namespace {
 pthread_key_t g_late_key;
 void late_destructor(void* v) {
   uintptr_t round = reinterpret_cast<uintptr_t>(v);
-  void* p = spaces_malloc(48);  // (after Spaces' destructor in this round)
+  // (After Spaces' destructor in this round. Odd rounds allocate aligned first: that path took a
+  // heap too, the second adversarial pass.)
+  void* p = round % 2 ? spaces_aligned_alloc(64, 64) : spaces_malloc(64);
+  memset(p, 1, 64);
+  spaces_free(p);
+  p = round % 2 ? spaces_malloc(48) : spaces_aligned_alloc(64, 48);
   memset(p, 1, 48);
   spaces_free(p);
   if (round < 4) pthread_setspecific(g_late_key, reinterpret_cast<void*>(round + 1));  // (again next round)
