@@ -292,6 +292,9 @@ struct alignas(64) Slab {
   uintptr_t bump_end;     // end of the last block that fits (the bump area is [bump, bump_end))
   Slab* chunk_next;       // every small slab of a chunk, for walk/reset/destroy
   Slab* chunk_prev;
+  uint32_t collect_seq;   // odd while the owner moves the remote stack to `free` (slab.cpp,
+                          // slab_collect_remote; pages.cpp, box_take_remote): the double-free
+                          // checks walk again when it changed under them
   // -- line 2: written by other threads; the owner's list links and large-block data --
   alignas(64) std::atomic<uintptr_t> thread_free;
   Slab* next;             // partial list / empty cache
@@ -514,6 +517,26 @@ unsigned slab_collect_remote(Slab* s);     // move thread_free into free; return
 bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n);  // true: notify the owner
 SPACES_INLINE bool slab_remote_push(Slab* s, Block* b) { return slab_remote_push_chain(s, b, b, 1); }
 bool slab_contains_free(Slab* s, Block* b);  // bounded walk of both lists (double-free check)
+// A double-free check's walk `found` (another thread's lists: racy, memory-safe), done again
+// while *seq is odd or changed under it (the owner moving a remote stack to its free list,
+// Slab::collect_seq): spinning, then yielding (the owner may be preempted mid-move), at most
+// 1 024 times. true: found.
+template <typename F>
+SPACES_NOINLINE bool seq_walk(const uint32_t* seq, F found) {
+  for (unsigned tries = 0; tries < 1024; tries++) {
+    uint32_t before = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+    if ((before & 1) == 0) {
+      if (found()) return true;
+      __atomic_thread_fence(__ATOMIC_ACQUIRE);
+      if (__atomic_load_n(seq, __ATOMIC_RELAXED) == before) return false;
+    }
+    if (tries < 64)
+      os_cpu_relax();
+    else
+      os_yield();
+  }
+  return false;
+}
 uint32_t slab_out(const Slab* s);  // carved blocks not on `free`: the exact `used` (bounded walk)
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 

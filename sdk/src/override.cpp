@@ -39,7 +39,7 @@ SPACES_EXPORT void* malloc(size_t n) noexcept { return spaces_malloc(n); }
 SPACES_EXPORT void free(void* p) noexcept { spaces_free(p); }
 SPACES_EXPORT void* calloc(size_t n, size_t s) noexcept { return spaces_calloc(n, s); }
 SPACES_EXPORT void* realloc(void* p, size_t n) noexcept { return spaces_realloc(p, n); }
-SPACES_EXPORT void* reallocarray(void* p, size_t n, size_t s) noexcept { return spaces_reallocarray(p, n, s); }
+SPACES_EXPORT_RARE void* reallocarray(void* p, size_t n, size_t s) noexcept { return spaces_reallocarray(p, n, s); }
 SPACES_EXPORT int posix_memalign(void** out, size_t a, size_t n) noexcept { return spaces_posix_memalign(out, a, n); }
 SPACES_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return spaces_aligned_alloc(a, n); }
 // memalign as glibc's: an alignment that is not a power of two is rounded up to one (0 and the

@@ -306,6 +306,7 @@ SPACES_NOINLINE SPACES_HOT_TEXT Slab* box_new(Heap* h) {
   s->div_inv = 0;
   s->div_shift = 0;
   s->chunk_next = s->chunk_prev = nullptr;
+  __atomic_store_n(&s->collect_seq, 0u, __ATOMIC_RELAXED);  // (even: the header may hold old data)
   s->thread_free.store(reinterpret_cast<uintptr_t>(s) | kStateFull, std::memory_order_relaxed);
   s->next = s->prev = s->notify_next = nullptr;
   s->map_base = reinterpret_cast<uintptr_t>(s);
@@ -397,11 +398,19 @@ SPACES_INLINE unsigned box_block_class(Slab* s, const void* p, const char* what,
 }
 
 // Owner h: take the box's remote stack (the blocks go back to its free pages). true: box empty.
+// (collect_seq odd meanwhile, as slab_collect_remote's: box_is_pending walks again)
 SPACES_HOT_TEXT bool box_take_remote(Heap* h, Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  if (tf_ptr(tf) == base) return false;
+  uint32_t seq = s->collect_seq;
+  __atomic_store_n(&s->collect_seq, seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
   do {
-    if (tf_ptr(tf) == base) return false;
+    if (tf_ptr(tf) == base) {
+      __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
+      return false;
+    }
   } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
                                                  std::memory_order_relaxed));
   PageBox* m = box_of(s);
@@ -422,6 +431,7 @@ SPACES_HOT_TEXT bool box_take_remote(Heap* h, Slab* s) {
     }
     b = base + next;
   }
+  __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
   return empty;
 }
 
@@ -753,7 +763,7 @@ bool box_index_consistent(const Heap* h) {
 
 // Is b, a block of box s that looks free, on the box's remote stack? (A bounded walk of in-box
 // offsets: memory-safe while the stack changes.)
-__attribute__((no_sanitize("thread"))) bool box_is_pending(Slab* s, Block* b) {
+__attribute__((no_sanitize("thread"))) static bool box_stack_holds(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s), key = s->key;
   uintptr_t p = tf_ptr(s->thread_free.load(std::memory_order_acquire));
   for (unsigned steps = 0; p != base && steps < kBoxPages; steps++) {
@@ -763,6 +773,13 @@ __attribute__((no_sanitize("thread"))) bool box_is_pending(Slab* s, Block* b) {
     p = base + off;
   }
   return false;
+}
+bool box_is_pending(Slab* s, Block* b) {
+  // (walked again while the owner takes the stack, box_take_remote, and a block it has put back
+  // meanwhile has class byte 0: freed too, where the caller read the byte before the wait)
+  uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(s);
+  unsigned page = unsigned(off / kPageSize);
+  return seq_walk(&s->collect_seq, [&] { return box_cls(box_of(s), page) == 0 || box_stack_holds(s, b); });
 }
 
 }  // namespace spaces_core

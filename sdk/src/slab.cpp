@@ -29,6 +29,7 @@ SPACES_HOT_TEXT void slab_init(Slab* s, Heap* owner, unsigned cls) {
   s->key = (os_random() | (uint64_t(1) << 63)) & ~uint64_t(0xffffffff);
   s->pop_key = s->key;
   s->used = 0;
+  __atomic_store_n(&s->collect_seq, 0u, __ATOMIC_RELAXED);  // (even: the header may hold old data)
   s->block_size = bs;
   __atomic_store_n(&s->fast_owner, owner ? owner->fast_tp : 0, __ATOMIC_RELAXED);
   s->owner = owner;
@@ -90,11 +91,23 @@ SPACES_HOT_TEXT void slab_extend(Slab* s) {
 static unsigned slab_link_remote(Slab* s, Block* head);
 
 // Owner only. Moves every remotely freed block in front of `free`; the state bits are kept.
+// Between taking the stack and linking it, the stack's blocks are on neither list, so another
+// thread's double-free check (slab_contains_free) would miss them and accept a second free: the
+// slab's collect_seq is odd meanwhile (a sequence lock), and the check walks again when it sees
+// it odd or changed (session 30's adversarial pass: a second free of a block, made while another
+// thread's free drained the exited owner's heap, was accepted in 2 of 10 runs).
 SPACES_HOT_TEXT unsigned slab_collect_remote(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
+  if (tf_ptr(tf) == base) return 0;
+  uint32_t seq = s->collect_seq;
+  __atomic_store_n(&s->collect_seq, seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
   do {
-    if (tf_ptr(tf) == base) return 0;
+    if (tf_ptr(tf) == base) {
+      __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
+      return 0;
+    }
   } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
                                                  std::memory_order_relaxed));
   Block* head = reinterpret_cast<Block*>(tf_ptr(tf));
@@ -110,6 +123,7 @@ SPACES_HOT_TEXT unsigned slab_collect_remote(Slab* s) {
   } else {
     n = slab_link_remote(s, head);
   }
+  __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
   s->used -= n;
   if (s->chunk) chunk_remote_freed(s->chunk, 0 - size_t(n), 0 - size_t(n) * s->block_size);
   return n;
@@ -153,7 +167,7 @@ bool slab_remote_push_chain(Slab* s, Block* head, Block* tail, unsigned n) {
 
 // Is b on one of the slab's free lists? A bounded walk that follows only in-slab offsets, so it
 // is memory-safe even when another thread is changing the lists (it may then miss b).
-bool slab_contains_free(Slab* s, Block* b) {
+static bool slab_lists_hold(Slab* s, Block* b) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t key = s->key;
   const void* heads[2] = {s->free, reinterpret_cast<void*>(tf_ptr(s->thread_free.load(std::memory_order_acquire)))};
@@ -167,6 +181,10 @@ bool slab_contains_free(Slab* s, Block* b) {
     }
   }
   return false;
+}
+bool slab_contains_free(Slab* s, Block* b) {
+  // (walked again while the owner moves its remote stack: slab_collect_remote)
+  return seq_walk(&s->collect_seq, [&] { return slab_lists_hold(s, b); });
 }
 
 // Blocks carved and not on the free list: what `used` is in a slab that is not current (the
