@@ -774,7 +774,7 @@ __attribute__((no_sanitize("thread"))) static bool box_stack_holds(Slab* s, Bloc
   }
   return false;
 }
-bool box_is_pending(Slab* s, Block* b) {
+SPACES_NOINLINE bool box_is_pending(Slab* s, Block* b) {
   // (walked again while the owner takes the stack, box_take_remote, and a block it has put back
   // meanwhile has class byte 0: freed too, where the caller read the byte before the wait)
   uintptr_t off = reinterpret_cast<uintptr_t>(b) - reinterpret_cast<uintptr_t>(s);
