@@ -100,7 +100,7 @@ SPACES_HOT_TEXT unsigned slab_collect_remote(Slab* s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(s);
   uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
   if (tf_ptr(tf) == base) return 0;
-  uint32_t seq = s->collect_seq;
+  uint32_t seq = s->collect_seq & ~1u;  // (even: a fork child may inherit a move's odd count)
   __atomic_store_n(&s->collect_seq, seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
   do {
