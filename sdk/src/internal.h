@@ -537,6 +537,27 @@ SPACES_NOINLINE bool seq_walk(const uint32_t* seq, F found) {
   }
   return found();  // (a last walk, unguarded: a hint, as before the lock)
 }
+// The owner takes slab s's remote stack (into tf; false: it was empty) and starts the move that
+// seq_walk's checks wait on (Slab::collect_seq odd, from *seq); remote_move_done ends it once the
+// blocks are on the free list (slab_collect_remote) or back in their box (box_take_remote). The
+// count starts even: a fork child may inherit a move's odd one.
+SPACES_INLINE bool remote_move_begin(Slab* s, uintptr_t& tf, uint32_t& seq) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(s);
+  tf = s->thread_free.load(std::memory_order_relaxed);
+  if (tf_ptr(tf) == base) return false;
+  seq = s->collect_seq & ~1u;
+  __atomic_store_n(&s->collect_seq, seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  do {
+    if (tf_ptr(tf) == base) {
+      __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
+      return false;
+    }
+  } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
+                                                 std::memory_order_relaxed));
+  return true;
+}
+SPACES_INLINE void remote_move_done(Slab* s, uint32_t seq) { __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE); }
 uint32_t slab_out(const Slab* s);  // carved blocks not on `free`: the exact `used` (bounded walk)
 Block* slab_block_start(Slab* s, const void* p);  // block containing p, NULL if outside blocks
 

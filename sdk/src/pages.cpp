@@ -400,19 +400,9 @@ SPACES_INLINE unsigned box_block_class(Slab* s, const void* p, const char* what,
 // Owner h: take the box's remote stack (the blocks go back to its free pages). true: box empty.
 // (collect_seq odd meanwhile, as slab_collect_remote's: box_is_pending walks again)
 SPACES_HOT_TEXT bool box_take_remote(Heap* h, Slab* s) {
-  uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
-  if (tf_ptr(tf) == base) return false;
-  uint32_t seq = s->collect_seq & ~1u;  // (even: a fork child may inherit a move's odd count)
-  __atomic_store_n(&s->collect_seq, seq + 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  do {
-    if (tf_ptr(tf) == base) {
-      __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
-      return false;
-    }
-  } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
-                                                 std::memory_order_relaxed));
+  uintptr_t base = reinterpret_cast<uintptr_t>(s), tf;
+  uint32_t seq;
+  if (!remote_move_begin(s, tf, seq)) return false;
   PageBox* m = box_of(s);
   uintptr_t b = tf_ptr(tf), key = s->key;
   bool empty = false;
@@ -431,7 +421,7 @@ SPACES_HOT_TEXT bool box_take_remote(Heap* h, Slab* s) {
     }
     b = base + next;
   }
-  __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
+  remote_move_done(s, seq);
   return empty;
 }
 

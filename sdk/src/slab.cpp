@@ -97,19 +97,9 @@ static unsigned slab_link_remote(Slab* s, Block* head);
 // it odd or changed (session 30's adversarial pass: a second free of a block, made while another
 // thread's free drained the exited owner's heap, was accepted in 2 of 10 runs).
 SPACES_HOT_TEXT unsigned slab_collect_remote(Slab* s) {
-  uintptr_t base = reinterpret_cast<uintptr_t>(s);
-  uintptr_t tf = s->thread_free.load(std::memory_order_relaxed);
-  if (tf_ptr(tf) == base) return 0;
-  uint32_t seq = s->collect_seq & ~1u;  // (even: a fork child may inherit a move's odd count)
-  __atomic_store_n(&s->collect_seq, seq + 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  do {
-    if (tf_ptr(tf) == base) {
-      __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
-      return 0;
-    }
-  } while (!s->thread_free.compare_exchange_weak(tf, base | (tf & kStateMask), std::memory_order_acquire,
-                                                 std::memory_order_relaxed));
+  uintptr_t tf;
+  uint32_t seq;
+  if (!remote_move_begin(s, tf, seq)) return 0;
   Block* head = reinterpret_cast<Block*>(tf_ptr(tf));
   unsigned n = tf_count(tf);
   if (!slab_has_free(s) && n != 0 && n <= s->used) {
@@ -123,7 +113,7 @@ SPACES_HOT_TEXT unsigned slab_collect_remote(Slab* s) {
   } else {
     n = slab_link_remote(s, head);
   }
-  __atomic_store_n(&s->collect_seq, seq + 2, __ATOMIC_RELEASE);
+  remote_move_done(s, seq);
   s->used -= n;
   if (s->chunk) chunk_remote_freed(s->chunk, 0 - size_t(n), 0 - size_t(n) * s->block_size);
   return n;
